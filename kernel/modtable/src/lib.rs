@@ -1,0 +1,25 @@
+//! The module table: the binary contract between the prelinker (host) and the
+//! kernel (boot time).
+//!
+//! The prelinker lays every module out as one *slot* per [`Class`] inside the
+//! kernel image's module regions, applies the module's relocations for those
+//! slot addresses, and writes a [`table`] into the image's `.modtable`
+//! section. The kernel never parses ELF: when it moves a module's classes to
+//! new addresses it redoes the recorded relocations with [`reloc::apply`].
+//!
+//! This crate is `no_std`, has no dependencies and builds (and is tested) on
+//! the host; the `alloc` feature adds the writer the prelinker uses.
+
+#![no_std]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod checksum;
+pub mod class;
+pub mod modinfo;
+pub mod reloc;
+pub mod table;
+
+pub use class::{Class, PerClass};
+pub use reloc::{RelocError, RelocKind};

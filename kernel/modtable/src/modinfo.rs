@@ -1,0 +1,129 @@
+//! The `.modinfo` section a module object carries, and the entry symbols.
+//!
+//! The `module!` macro of the module API emits a `.modinfo` section made of
+//! NUL-terminated `key=value` strings:
+//!
+//! | key | count | meaning |
+//! |---|---|---|
+//! | `abi` | exactly one | module ABI version, [`ABI_VERSION`] |
+//! | `name` | exactly one | the module's name |
+//! | `depends` | any | a module that must be probed (and kept) first |
+//! | `export` | any | a symbol this module exports to later modules |
+//!
+//! The prelinker reads it and does not place it in any region.
+
+/// Name of the section holding a module's metadata.
+pub const MODINFO_SECTION: &str = ".modinfo";
+/// Module ABI version written by the module API and checked by the prelinker.
+pub const ABI_VERSION: u32 = 1;
+/// Global symbol of a module's probe: `extern "C" fn() -> i32`, 0 for success.
+pub const PROBE_SYMBOL: &str = "__module_probe";
+/// Global symbol of a module's optional self-test: `extern "C" fn() -> i32`.
+pub const SELFTEST_SYMBOL: &str = "__module_selftest";
+
+/// A malformed `.modinfo` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModinfoError {
+    /// The section does not end with a NUL byte.
+    Unterminated,
+    /// An entry is not valid UTF-8.
+    NotUtf8 {
+        /// Byte offset of the entry.
+        offset: usize,
+    },
+    /// An entry has no `=`.
+    NoEquals {
+        /// Byte offset of the entry.
+        offset: usize,
+    },
+}
+
+impl core::fmt::Display for ModinfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ModinfoError::Unterminated => write!(f, ".modinfo does not end with a NUL byte"),
+            ModinfoError::NotUtf8 { offset } => {
+                write!(f, ".modinfo entry at offset {offset:#x} is not UTF-8")
+            }
+            ModinfoError::NoEquals { offset } => {
+                write!(f, ".modinfo entry at offset {offset:#x} is not key=value")
+            }
+        }
+    }
+}
+
+/// Iterates over the `(key, value)` entries of a `.modinfo` section. Runs of
+/// NUL bytes (alignment padding between entries) are skipped.
+pub fn entries(bytes: &[u8]) -> Entries<'_> {
+    Entries { bytes, pos: 0 }
+}
+
+/// Iterator returned by [`entries`].
+pub struct Entries<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<(&'a str, &'a str), ModinfoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.bytes.get(self.pos) == Some(&0) {
+            self.pos += 1;
+        }
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        let rest = &self.bytes[start..];
+        let Some(len) = rest.iter().position(|&b| b == 0) else {
+            self.pos = self.bytes.len();
+            return Some(Err(ModinfoError::Unterminated));
+        };
+        self.pos = start + len + 1;
+        let Ok(s) = core::str::from_utf8(&rest[..len]) else {
+            return Some(Err(ModinfoError::NotUtf8 { offset: start }));
+        };
+        Some(
+            s.split_once('=')
+                .ok_or(ModinfoError::NoEquals { offset: start }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_entries_and_skips_padding() {
+        let b = b"abi=1\0name=uart\0\0\0depends=pci\0export=a_b\0";
+        let v: [(&str, &str); 4] = [
+            ("abi", "1"),
+            ("name", "uart"),
+            ("depends", "pci"),
+            ("export", "a_b"),
+        ];
+        let mut it = entries(b);
+        for want in v {
+            assert_eq!(it.next(), Some(Ok(want)));
+        }
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(
+            entries(b"name=x").next(),
+            Some(Err(ModinfoError::Unterminated))
+        );
+        assert_eq!(
+            entries(b"\0junk\0").next(),
+            Some(Err(ModinfoError::NoEquals { offset: 1 }))
+        );
+        assert_eq!(
+            entries(b"k=\xff\0").next(),
+            Some(Err(ModinfoError::NotUtf8 { offset: 0 }))
+        );
+    }
+}
