@@ -15,6 +15,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod abi;
 pub mod checksum;
 pub mod class;
 pub mod modinfo;
