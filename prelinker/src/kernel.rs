@@ -1,0 +1,135 @@
+//! The kernel ELF: its three module regions, the `.modtable` area and the
+//! `.kexports` table of symbols modules may link against.
+
+use crate::elf::{self, ElfFile};
+use crate::error::Result;
+use crate::{bail, err};
+use modtable::{Class, PerClass};
+use std::collections::HashMap;
+
+/// Section holding each class region, in [`Class`] order.
+pub const REGION_SECTIONS: [&str; 3] = [".modules.text", ".modules.rodata", ".modules.data"];
+/// Section reserved for the module table.
+pub const MODTABLE_SECTION: &str = ".modtable";
+/// Section holding the kernel's export table.
+pub const KEXPORTS_SECTION: &str = ".kexports";
+/// Size of one `.kexports` record.
+pub const KEXPORT_SIZE: usize = 64;
+/// Size of the name field of a `.kexports` record.
+pub const KEXPORT_NAME_LEN: usize = 56;
+
+/// A section of the kernel image the prelinker writes into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    /// Virtual address.
+    pub addr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Offset of its bytes in the file.
+    pub file_off: u64,
+}
+
+/// What the prelinker needs from the kernel ELF.
+#[derive(Debug)]
+pub struct Kernel<'a> {
+    /// The class regions.
+    pub regions: PerClass<Area>,
+    /// The `.modtable` area.
+    pub modtable: Area,
+    /// The kernel's exports: name to address.
+    pub exports: HashMap<&'a str, u64>,
+}
+
+fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
+    let i = e
+        .section_by_name(name)
+        .ok_or_else(|| err!(Kernel, "{file}: the kernel has no {name} section"))?;
+    let s = e.sections[i];
+    if s.sh_type != elf::SHT_PROGBITS {
+        bail!(
+            Kernel,
+            "{file}: kernel section {name} must be PROGBITS with its bytes in the file (type {})",
+            s.sh_type
+        );
+    }
+    Ok(Area {
+        addr: s.addr,
+        size: s.size,
+        file_off: s.offset,
+    })
+}
+
+/// Reads the `.kexports` records.
+pub fn parse_kexports<'a>(file: &str, bytes: &'a [u8]) -> Result<HashMap<&'a str, u64>> {
+    if bytes.len() % KEXPORT_SIZE != 0 {
+        bail!(
+            Kernel,
+            "{file}: {KEXPORTS_SECTION} size {} is not a multiple of {KEXPORT_SIZE}",
+            bytes.len()
+        );
+    }
+    let mut map = HashMap::with_capacity(bytes.len() / KEXPORT_SIZE);
+    for (i, r) in bytes.chunks_exact(KEXPORT_SIZE).enumerate() {
+        let raw = &r[..KEXPORT_NAME_LEN];
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(KEXPORT_NAME_LEN);
+        if len == 0 {
+            // An all-zero record is padding.
+            continue;
+        }
+        let name = std::str::from_utf8(&raw[..len]).map_err(|_| {
+            err!(
+                Kernel,
+                "{file}: {KEXPORTS_SECTION} record {i} has a non-UTF-8 name"
+            )
+        })?;
+        let addr = u64::from_le_bytes(r[KEXPORT_NAME_LEN..].try_into().unwrap());
+        if map.insert(name, addr).is_some() {
+            bail!(Kernel, "{file}: {KEXPORTS_SECTION} exports `{name}` twice");
+        }
+    }
+    Ok(map)
+}
+
+impl<'a> Kernel<'a> {
+    /// Finds the module regions, the table area and the exports in a kernel ELF.
+    pub fn parse(file: &str, data: &'a [u8]) -> Result<Kernel<'a>> {
+        let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
+        if e.machine != elf::EM_X86_64 || e.e_type != elf::ET_EXEC {
+            bail!(
+                WrongKind,
+                "{file}: {} for {}, expected an x86_64 executable (the kernel)",
+                elf::type_name(e.e_type),
+                elf::machine_name(e.machine)
+            );
+        }
+        let mut regions = PerClass(
+            [Area {
+                addr: 0,
+                size: 0,
+                file_off: 0,
+            }; 3],
+        );
+        for c in Class::ALL {
+            regions[c] = area(file, &e, REGION_SECTIONS[c.index()])?;
+        }
+        let modtable = area(file, &e, MODTABLE_SECTION)?;
+        let ki = e.section_by_name(KEXPORTS_SECTION).ok_or_else(|| {
+            err!(
+                Kernel,
+                "{file}: the kernel has no {KEXPORTS_SECTION} section"
+            )
+        })?;
+        let exports = parse_kexports(file, e.section_data(ki))?;
+        Ok(Kernel {
+            regions,
+            modtable,
+            exports,
+        })
+    }
+
+    /// Finds only the `.modtable` area (for reading a prelinked image).
+    pub fn modtable_area(file: &str, data: &[u8]) -> Result<Area> {
+        let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
+        area(file, &e, MODTABLE_SECTION)
+    }
+}

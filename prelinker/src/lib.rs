@@ -1,0 +1,36 @@
+//! The prelinker: places module objects into the slots of the kernel image's
+//! module regions.
+//!
+//! Given the kernel ELF (with empty `.modules.text`, `.modules.rodata`,
+//! `.modules.data` regions, a `.modtable` area and a `.kexports` table) and
+//! the module objects, it orders the modules (dependencies first), lays
+//! every module's sections out into one slot per class, resolves symbols
+//! against the kernel's exports and earlier modules' exports, applies the
+//! relocations with [`modtable::reloc::apply`], and writes the module table
+//! the kernel uses to move modules at boot. The result is a byte copy of the
+//! kernel ELF with those sections' contents replaced.
+//!
+//! Modules: [`elf`] (reader), [`input`] (module objects and archives),
+//! [`kernel`] (the kernel's sections and exports), [`order`], [`layout`],
+//! [`symbols`], [`relocate`], [`table_writer`], [`link`] (the whole step),
+//! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
+//! and [`synth`] (synthetic kernels for tests and benchmarks).
+
+pub mod elf;
+pub mod error;
+pub mod image;
+pub mod input;
+pub mod inspect;
+pub mod kernel;
+pub mod layout;
+pub mod link;
+pub mod order;
+pub mod plan;
+pub mod relocate;
+pub mod symbols;
+pub mod synth;
+pub mod table_writer;
+
+pub use error::{Error, ErrorKind, Result};
+pub use input::InputFile;
+pub use link::{LinkOptions, LinkOutput, link};

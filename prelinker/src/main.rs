@@ -1,0 +1,165 @@
+//! `prelinker` command line: `link`, `extract` and `inspect`.
+
+use prelinker::error::{Error, ErrorKind, Result};
+use prelinker::image::write_atomic;
+use prelinker::input::{InputFile, module_object_bytes};
+use prelinker::{LinkOptions, err, link};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--plan-json FILE] MODULE...
+  prelinker extract LIB.a --output X.o
+  prelinker inspect IMAGE [--json]";
+
+fn usage(msg: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
+}
+
+/// Parses `--flag VALUE`/`--flag=VALUE` options; returns (options, positional).
+fn parse_args(
+    args: &[String],
+    with_value: &[&str],
+    switches: &[&str],
+) -> Result<(Vec<(String, String)>, Vec<String>)> {
+    let (mut opts, mut pos) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(flag) = a.strip_prefix("--").filter(|f| !f.is_empty()) {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            if with_value.contains(&name) {
+                let v = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| usage(format!("--{name} needs a value")))?,
+                };
+                opts.push((name.to_string(), v));
+            } else if switches.contains(&name) && inline.is_none() {
+                opts.push((name.to_string(), String::new()));
+            } else {
+                return Err(usage(format!("unknown option {a}")));
+            }
+        } else if a == "--" {
+            pos.extend(it.by_ref().cloned());
+        } else {
+            pos.push(a.clone());
+        }
+    }
+    Ok((opts, pos))
+}
+
+fn opt<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    opts.iter()
+        .rev()
+        .find(|o| o.0 == name)
+        .map(|o| o.1.as_str())
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    let v = if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        s.parse().ok()
+    };
+    v.ok_or_else(|| usage(format!("bad number {s}")))
+}
+
+fn cmd_link(args: &[String]) -> Result<()> {
+    let (opts, modules) = parse_args(args, &["kernel", "output", "slot-align", "plan-json"], &[])?;
+    let kernel = opt(&opts, "kernel").ok_or_else(|| usage("link needs --kernel"))?;
+    let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("link needs --output"))?);
+    let slot_align = opt(&opts, "slot-align")
+        .map(parse_size)
+        .transpose()?
+        .unwrap_or(4096);
+    let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
+    let result = (|| {
+        let k = InputFile::read(Path::new(kernel))?;
+        let inputs = modules
+            .iter()
+            .map(|m| InputFile::read(Path::new(m)))
+            .collect::<Result<Vec<_>>>()?;
+        let out = link(&k.name, &k.data, &inputs, &LinkOptions { slot_align })?;
+        if let Some(p) = &plan_json {
+            let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
+            s.push('\n');
+            write_atomic(p, s.as_bytes())?;
+        }
+        write_atomic(&output, &out.image)?;
+        let t = out.plan.totals();
+        eprintln!(
+            "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",
+            out.plan.modules.len(),
+            t.used.total(),
+            t.slots.total(),
+            t.page_aligned.total(),
+            t.relocs_recorded,
+            output.display()
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        // A stale image from an earlier run must not survive a failed link.
+        let _ = std::fs::remove_file(&output);
+        if let Some(p) = &plan_json {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result
+}
+
+fn cmd_extract(args: &[String]) -> Result<()> {
+    let (opts, pos) = parse_args(args, &["output"], &[])?;
+    let [lib] = pos.as_slice() else {
+        return Err(usage("extract needs exactly one archive"));
+    };
+    let output =
+        PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("extract needs --output"))?);
+    let f = InputFile::read(Path::new(lib))?;
+    if !f.data.starts_with(b"!<arch>\n") {
+        return Err(err!(Archive, "{}: not an ar archive", f.name));
+    }
+    let bytes = module_object_bytes(&f.name, &f.data)?;
+    write_atomic(&output, bytes)
+}
+
+fn cmd_inspect(args: &[String]) -> Result<()> {
+    let (opts, pos) = parse_args(args, &[], &["json"])?;
+    let [img] = pos.as_slice() else {
+        return Err(usage("inspect needs exactly one image"));
+    };
+    let f = InputFile::read(Path::new(img))?;
+    let plan = prelinker::inspect::inspect(&f.name, &f.data)?;
+    if opt(&opts, "json").is_some() {
+        println!("{}", plan.to_json());
+    } else {
+        print!("{}", plan.to_text());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("link") => cmd_link(&args[1..]),
+        Some("extract") => cmd_extract(&args[1..]),
+        Some("inspect") => cmd_inspect(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(usage("missing or unknown command")),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("prelinker: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

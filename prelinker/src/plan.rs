@@ -1,0 +1,322 @@
+//! The layout plan: per module and class the slot address, slot size, used
+//! bytes, alignment and padding; relocation counts; totals; and what a
+//! page-aligned (Linux-module style) layout would take. `link --plan-json`
+//! writes it, `inspect` rebuilds the same numbers from an image's table.
+
+use crate::kernel::Area;
+use crate::layout::{align_up, page_aligned};
+use modtable::table::{NO_ENTRY, Table};
+use modtable::{Class, PerClass};
+use serde_json::{Map, Value, json};
+
+/// One module in the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModulePlan {
+    /// Module name.
+    pub name: String,
+    /// Input file, when known (not recorded in the image).
+    pub file: Option<String>,
+    /// Names of its direct dependencies.
+    pub deps: Vec<String>,
+    /// Slot address per class.
+    pub addr: PerClass<u64>,
+    /// Slot offset inside the region per class.
+    pub slot_off: PerClass<u64>,
+    /// Slot size per class.
+    pub slot_size: PerClass<u64>,
+    /// Used bytes per class.
+    pub size: PerClass<u64>,
+    /// Alignment per class.
+    pub align: PerClass<u64>,
+    /// Bytes of bss at the end of data.
+    pub bss_size: u64,
+    /// Probe offset in text.
+    pub probe_off: u64,
+    /// Self-test offset in text.
+    pub selftest_off: Option<u64>,
+    /// Relocations applied by the prelinker (including GOT entries), when known.
+    pub relocs_applied: Option<u64>,
+    /// Relocations recorded for the kernel.
+    pub relocs_recorded: u64,
+    /// GOT entries, when known.
+    pub got_entries: Option<u64>,
+    /// Module checksum.
+    pub checksum: u64,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Slot alignment.
+    pub slot_align: u64,
+    /// Region base and size per class (`file_off` is 0 when unknown).
+    pub regions: PerClass<Area>,
+    /// Modules in slot order.
+    pub modules: Vec<ModulePlan>,
+}
+
+/// Totals over all modules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Sum of slot sizes per class.
+    pub slots: PerClass<u64>,
+    /// Sum of used bytes per class.
+    pub used: PerClass<u64>,
+    /// Sum of slot padding per class.
+    pub padding: PerClass<u64>,
+    /// End of the last slot per class (region bytes taken).
+    pub region_used: PerClass<u64>,
+    /// A page-aligned layout of the same modules, per class.
+    pub page_aligned: PerClass<u64>,
+    /// Relocations recorded.
+    pub relocs_recorded: u64,
+    /// Relocations applied, when known.
+    pub relocs_applied: Option<u64>,
+}
+
+impl Plan {
+    /// Rebuilds the plan from a parsed module table.
+    pub fn from_table(t: &Table<'_>) -> Plan {
+        let h = t.header();
+        let regions = PerClass([0, 1, 2].map(|i| Area {
+            addr: h.region_base.0[i],
+            size: h.region_size.0[i],
+            file_off: 0,
+        }));
+        let names: Vec<String> = (0..t.len())
+            .map(|i| t.name(&t.module(i)).to_string())
+            .collect();
+        let modules = (0..t.len())
+            .map(|i| {
+                let m = t.module(i);
+                let w = |p: PerClass<u32>| PerClass(p.0.map(u64::from));
+                let slot_off = w(m.slot_off);
+                ModulePlan {
+                    name: names[i].clone(),
+                    file: None,
+                    deps: t.deps(&m).map(|d| names[d as usize].clone()).collect(),
+                    addr: PerClass([0, 1, 2].map(|c| h.region_base.0[c] + slot_off.0[c])),
+                    slot_off,
+                    slot_size: w(m.slot_size),
+                    size: w(m.size),
+                    align: w(m.align),
+                    bss_size: m.bss_size.into(),
+                    probe_off: m.probe_off.into(),
+                    selftest_off: (m.selftest_off != NO_ENTRY).then_some(m.selftest_off.into()),
+                    relocs_applied: None,
+                    relocs_recorded: m.relocs_count.into(),
+                    got_entries: None,
+                    checksum: m.checksum,
+                }
+            })
+            .collect();
+        Plan {
+            slot_align: h.slot_align.into(),
+            regions,
+            modules,
+        }
+    }
+
+    /// Totals over all modules.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            relocs_applied: Some(0),
+            ..Default::default()
+        };
+        for m in &self.modules {
+            for c in Class::ALL {
+                t.slots[c] += m.slot_size[c];
+                t.used[c] += m.size[c];
+                t.padding[c] += m.slot_size[c] - m.size[c];
+                if m.slot_size[c] > 0 {
+                    t.region_used[c] = t.region_used[c].max(m.slot_off[c] + m.slot_size[c]);
+                }
+            }
+            t.relocs_recorded += m.relocs_recorded;
+            t.relocs_applied = t.relocs_applied.zip(m.relocs_applied).map(|(a, b)| a + b);
+        }
+        t.page_aligned = page_aligned(self.modules.iter().map(|m| m.size));
+        t
+    }
+
+    /// The plan as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let modules: Vec<Value> = self
+            .modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut classes = Map::new();
+                for c in Class::ALL {
+                    classes.insert(
+                        c.name().into(),
+                        json!({
+                            "addr": m.addr[c],
+                            "slot_off": m.slot_off[c],
+                            "slot_size": m.slot_size[c],
+                            "size": m.size[c],
+                            "align": m.align[c],
+                            "padding": m.slot_size[c] - m.size[c],
+                            "page_aligned": align_up(m.size[c], 4096),
+                        }),
+                    );
+                }
+                let mut o = json!({
+                    "index": i,
+                    "name": m.name,
+                    "deps": m.deps,
+                    "classes": classes,
+                    "bss_size": m.bss_size,
+                    "probe_off": m.probe_off,
+                    "selftest_off": m.selftest_off,
+                    "relocs_recorded": m.relocs_recorded,
+                    "checksum": format!("{:#018x}", m.checksum),
+                });
+                if let Some(f) = &m.file {
+                    o["file"] = json!(f);
+                }
+                if let Some(a) = m.relocs_applied {
+                    o["relocs_applied"] = json!(a);
+                    o["relocs_skipped"] = json!(a - m.relocs_recorded);
+                }
+                if let Some(g) = m.got_entries {
+                    o["got_entries"] = json!(g);
+                }
+                o
+            })
+            .collect();
+        let t = self.totals();
+        let mut per_class = Map::new();
+        let mut regions = Map::new();
+        for c in Class::ALL {
+            per_class.insert(
+                c.name().into(),
+                json!({
+                    "slots": t.slots[c],
+                    "used": t.used[c],
+                    "padding": t.padding[c],
+                    "page_aligned": t.page_aligned[c],
+                }),
+            );
+            regions.insert(
+                c.name().into(),
+                json!({
+                    "base": self.regions[c].addr,
+                    "size": self.regions[c].size,
+                    "used": t.region_used[c],
+                    "free": self.regions[c].size.saturating_sub(t.region_used[c]),
+                }),
+            );
+        }
+        let mut totals = json!({
+            "modules": self.modules.len(),
+            "classes": per_class,
+            "slots": t.slots.total(),
+            "used": t.used.total(),
+            "padding": t.padding.total(),
+            "page_aligned": t.page_aligned.total(),
+            "page_aligned_extra": t.page_aligned.total().saturating_sub(t.used.total()),
+            "relocs_recorded": t.relocs_recorded,
+        });
+        if let Some(a) = t.relocs_applied {
+            totals["relocs_applied"] = json!(a);
+        }
+        json!({
+            "slot_align": self.slot_align,
+            "regions": regions,
+            "modules": modules,
+            "totals": totals,
+        })
+    }
+
+    /// A human-readable report of the plan.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let t = self.totals();
+        let _ = writeln!(
+            s,
+            "slot alignment {} bytes, {} modules",
+            self.slot_align,
+            self.modules.len()
+        );
+        for c in Class::ALL {
+            let r = self.regions[c];
+            let _ = writeln!(
+                s,
+                "region {:<6} base {:#x} size {:>9} used {:>9} free {:>9}",
+                c.name(),
+                r.addr,
+                r.size,
+                t.region_used[c],
+                r.size.saturating_sub(t.region_used[c])
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:>4} {:<20} {:<6} {:>18} {:>8} {:>8} {:>7} {:>5}",
+            "#", "module", "class", "slot address", "slot", "used", "padding", "align"
+        );
+        for (i, m) in self.modules.iter().enumerate() {
+            for c in Class::ALL {
+                let _ = writeln!(
+                    s,
+                    "{:>4} {:<20} {:<6} {:#018x} {:>8} {:>8} {:>7} {:>5}",
+                    if c == Class::Text {
+                        i.to_string()
+                    } else {
+                        String::new()
+                    },
+                    if c == Class::Text {
+                        m.name.as_str()
+                    } else {
+                        ""
+                    },
+                    c.name(),
+                    m.addr[c],
+                    m.slot_size[c],
+                    m.size[c],
+                    m.slot_size[c] - m.size[c],
+                    m.align[c]
+                );
+            }
+            let _ = writeln!(
+                s,
+                "     deps [{}] relocs recorded {} bss {} probe +{:#x}{}",
+                m.deps.join(", "),
+                m.relocs_recorded,
+                m.bss_size,
+                m.probe_off,
+                m.selftest_off
+                    .map(|o| format!(" selftest +{o:#x}"))
+                    .unwrap_or_default()
+            );
+        }
+        for c in Class::ALL {
+            let _ = writeln!(
+                s,
+                "total  {:<6} slots {:>9} used {:>9} padding {:>8} page-aligned {:>9}",
+                c.name(),
+                t.slots[c],
+                t.used[c],
+                t.padding[c],
+                t.page_aligned[c]
+            );
+        }
+        let _ = writeln!(
+            s,
+            "total         slots {:>9} used {:>9} padding {:>8} page-aligned {:>9} (page alignment would add {} bytes over used)",
+            t.slots.total(),
+            t.used.total(),
+            t.padding.total(),
+            t.page_aligned.total(),
+            t.page_aligned.total().saturating_sub(t.used.total())
+        );
+        let _ = writeln!(
+            s,
+            "relocations recorded for the kernel: {}",
+            t.relocs_recorded
+        );
+        s
+    }
+}
