@@ -1,0 +1,72 @@
+#!/bin/sh
+# Checks module objects: each must carry a .modinfo section with abi=1 and
+# its name, define __module_probe, and leave undefined only the kernel's
+# services (modtable::abi::KERNEL_SERVICES) and the exports of the modules
+# it declares as dependencies.
+#
+#   check-objects.sh OBJ_OR_LIB.a...
+#
+# A staticlib archive stands for its own member (compiler-builtins members
+# are ignored). Dependencies are looked up among the other arguments.
+set -eu
+here=$(dirname "$0")
+abi="$here/../kernel/modtable/src/abi.rs"
+services=$(sed -n '/KERNEL_SERVICES/,/^];/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# obj_of FILE: path of the module object for FILE (extracting archives).
+obj_of() {
+    case "$1" in
+    *.a)
+        member=$(ar t "$1" | grep -v compiler_builtins | grep '\.o$' | head -n 1)
+        out="$tmp/$(basename "$1" .a).o"
+        ar p "$1" "$member" >"$out"
+        echo "$out"
+        ;;
+    *) echo "$1" ;;
+    esac
+}
+
+modinfo() { readelf -p .modinfo "$1" 2>/dev/null | sed -n 's/^ *\[ *[0-9a-f]*\] *//p'; }
+
+for f in "$@"; do
+    o=$(obj_of "$f")
+    modinfo "$o" >"$o.modinfo"
+    name=$(sed -n 's/^name=//p' "$o.modinfo")
+    echo "$o" >"$tmp/by-name.$name"
+done
+
+status=0
+for f in "$@"; do
+    o=$(obj_of "$f")
+    info="$o.modinfo"
+    name=$(sed -n 's/^name=//p' "$info")
+    if ! grep -qx 'abi=1' "$info" || [ -z "$name" ]; then
+        echo "$f: no valid .modinfo (abi=1, name=)"; status=1; continue
+    fi
+    allowed="$services"
+    for dep in $(sed -n 's/^depends=//p' "$info"); do
+        if [ ! -f "$tmp/by-name.$dep" ]; then
+            echo "$name: dependency $dep not among the checked objects"; status=1; continue
+        fi
+        allowed="$allowed $(sed -n 's/^export=//p' "$(cat "$tmp/by-name.$dep").modinfo")"
+    done
+    syms=$(readelf -sW "$o" | awk '$5=="GLOBAL" || $5=="WEAK" {print $7, $8}')
+    undef=$(echo "$syms" | awk '$1=="UND" {print $2}' | sort -u)
+    defined=$(echo "$syms" | awk '$1!="UND" && $2!="" {print $2}' | sort -u)
+    bad=""
+    for s in $undef; do
+        echo " $allowed " | tr ' ' '\n' | grep -qx "$s" || bad="$bad $s"
+    done
+    expected="__module_probe __module_selftest $(sed -n 's/^export=//p' "$info")"
+    extra=""
+    for s in $defined; do
+        echo " $expected " | tr ' ' '\n' | grep -qx "$s" || extra="$extra $s"
+    done
+    echo "$defined" | grep -qx __module_probe || { echo "$name: no __module_probe"; status=1; }
+    if [ -n "$bad" ]; then echo "$name: unexpected undefined symbols:$bad"; status=1; fi
+    if [ -n "$extra" ]; then echo "$name: unexpected global definitions:$extra"; status=1; fi
+    printf '%-16s ok  undefined: %s\n' "$name" "$(echo $undef)"
+done
+exit $status

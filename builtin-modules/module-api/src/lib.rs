@@ -1,0 +1,251 @@
+//! The module API: everything a built-in module may use.
+//!
+//! A module is a `staticlib` crate with `#![no_std]` and
+//! `#![forbid(unsafe_code)]`. It declares itself with [`module!`], which
+//! emits the `.modinfo` section the prelinker reads and the `extern "C"`
+//! entry points the kernel calls (`__module_probe`, `__module_selftest`):
+//!
+//! ```ignore
+//! module_api::module! {
+//!     name: "e1000",
+//!     depends: ["pci"],
+//!     probe: probe,
+//! }
+//!
+//! fn probe(ctx: &mut ProbeContext) -> Result<(), ProbeError> { /* ... */ }
+//! ```
+//!
+//! The kernel services (`kapi_*`, see `modtable::abi`) are wrapped safely:
+//! logging macros ([`info!`] and friends), [`ports::Ports`], [`mmio::Mmio`],
+//! [`pci`] configuration space, [`irq`], [`console`], [`time`], [`acpi`],
+//! [`device`], a global allocator so modules may use `alloc`, and a panic
+//! handler. Modules export functions to later modules with [`export_fn!`]
+//! and import them with [`import_fn!`]; shared FFI types such as
+//! [`pci::PciDevice`] live here. All `unsafe` code of module builds is in
+//! this crate.
+//!
+//! Driver logic is written against small traits ([`ports::PortIo`],
+//! [`mmio::MmioIo`], [`pci::ConfigSpace`], [`time::Clock`]) so it can be
+//! unit-tested on the host with fakes; on the host the raw services are
+//! stubs that panic.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod acpi;
+pub mod console;
+pub mod device;
+pub mod error;
+pub mod heap;
+pub mod irq;
+pub mod log;
+pub mod mmio;
+pub mod modinfo;
+pub mod msg;
+#[cfg(all(target_os = "none", not(test)))]
+mod panic;
+pub mod pci;
+pub mod ports;
+pub mod probe;
+pub mod sync;
+mod sys;
+pub mod time;
+
+pub use error::{ProbeError, ProbeErrorKind};
+pub use probe::ProbeContext;
+
+/// Re-exports for the expansion of this crate's macros.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::{concat, format_args, stringify};
+}
+
+/// Declares a module: its `.modinfo` entries and its entry points.
+///
+/// ```ignore
+/// module_api::module! {
+///     name: "pci",                        // [a-z][a-z0-9_]*
+///     depends: ["acpi_x"],                // optional: modules probed (and kept) first
+///     exports: [pci_find_device],         // optional: functions from export_fn!
+///     probe: probe,                       // fn(&mut ProbeContext) -> Result<(), ProbeError>
+///     selftest: selftest,                 // optional: fn() -> Result<(), ProbeError>
+/// }
+/// ```
+#[macro_export]
+macro_rules! module {
+    (
+        name: $name:literal,
+        $(depends: [$($dep:literal),* $(,)?],)?
+        $(exports: [$($exp:ident),* $(,)?],)?
+        probe: $probe:path
+        $(, selftest: $selftest:path)?
+        $(,)?
+    ) => {
+        const _: () = {
+            const MODINFO: &str = $crate::__private::concat!(
+                "abi=1\0",
+                "name=", $name, "\0",
+                $($("depends=", $dep, "\0",)*)?
+                $($("export=", $crate::__private::stringify!($exp), "\0",)*)?
+            );
+            const _: () = ::core::assert!(
+                $crate::modinfo::valid_name($name),
+                "module name must match [a-z][a-z0-9_]*"
+            );
+            $($(const _: () = ::core::assert!(
+                $crate::modinfo::valid_name($dep),
+                "dependency name must match [a-z][a-z0-9_]*"
+            );)*)?
+            // Every exported name must be a function of this crate.
+            $($(const _: () = { let _ = $exp; };)*)?
+
+            #[used]
+            #[unsafe(link_section = ".modinfo")]
+            static MODINFO_SECTION: [u8; MODINFO.len()] = $crate::modinfo::bytes(MODINFO);
+
+            #[unsafe(no_mangle)]
+            extern "C" fn __module_probe() -> i32 {
+                $crate::probe::run_probe($name, $probe)
+            }
+
+            $(
+                #[unsafe(no_mangle)]
+                extern "C" fn __module_selftest() -> i32 {
+                    $crate::probe::run_selftest($selftest)
+                }
+            )?
+        };
+    };
+}
+
+/// Defines functions other modules may call: each becomes a
+/// `#[no_mangle] extern "C"` function (list it in `module!`'s `exports`).
+/// Use only FFI-safe types (integers, `bool`, references to `#[repr(C)]`
+/// types from this crate) and keep importers' signatures identical.
+///
+/// ```ignore
+/// module_api::export_fn! {
+///     pub fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool {
+///         /* ... */
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_fn {
+    ($(
+        $(#[$meta:meta])*
+        pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    )*) => {$(
+        $(#[$meta])*
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name($($arg: $ty),*) $(-> $ret)? $body
+    )*};
+}
+
+/// Imports functions another module defines with [`export_fn!`]: emits the
+/// `extern "C"` declaration and a safe wrapper of the same name. The module
+/// must list the exporter in `module!`'s `depends`; the signature must be
+/// the exporter's, with the same FFI-safe types.
+///
+/// ```ignore
+/// module_api::import_fn! {
+///     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
+/// }
+/// ```
+#[macro_export]
+macro_rules! import_fn {
+    ($(
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
+    )*) => {$(
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            unsafe extern "C" {
+                fn $name($($arg: $ty),*) $(-> $ret)?;
+            }
+            // SAFETY: the exporting module defines this symbol with
+            // `export_fn!`, a safe Rust function with this signature; the
+            // prelinker resolves it only against a declared dependency.
+            unsafe { $name($($arg),*) }
+        }
+    )*};
+}
+
+/// Logs at error level: `error!("bad reply {:#x}", v)`.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => {
+        $crate::log::log($crate::log::LogLevel::Error, $crate::__private::format_args!($($arg)+))
+    };
+}
+
+/// Logs at warning level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => {
+        $crate::log::log($crate::log::LogLevel::Warn, $crate::__private::format_args!($($arg)+))
+    };
+}
+
+/// Logs at information level.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => {
+        $crate::log::log($crate::log::LogLevel::Info, $crate::__private::format_args!($($arg)+))
+    };
+}
+
+/// Logs at debug level.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => {
+        $crate::log::log($crate::log::LogLevel::Debug, $crate::__private::format_args!($($arg)+))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(ctx: &mut ProbeContext) -> Result<(), ProbeError> {
+        if ctx.module_name() == "macro_test" {
+            Err(ProbeError::io(format_args!(
+                "scratch register did not hold 0x5a"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn selftest() -> Result<(), ProbeError> {
+        Ok(())
+    }
+
+    export_fn! {
+        /// Doubles.
+        pub fn macro_test_twice(x: u32) -> u32 { x * 2 }
+    }
+
+    crate::module! {
+        name: "macro_test",
+        depends: ["pci", "acpi"],
+        exports: [macro_test_twice],
+        probe: probe,
+        selftest: selftest,
+    }
+
+    #[test]
+    fn module_macro_entries() {
+        // The shims are reachable through their C names.
+        unsafe extern "C" {
+            fn __module_probe() -> i32;
+            fn __module_selftest() -> i32;
+        }
+        // SAFETY: defined by `module!` above.
+        unsafe {
+            assert_eq!(__module_probe(), -(ProbeErrorKind::Io as i32));
+            assert_eq!(__module_selftest(), 0);
+        }
+        assert_eq!(macro_test_twice(21), 42);
+    }
+}

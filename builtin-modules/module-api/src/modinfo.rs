@@ -1,0 +1,62 @@
+//! Compile-time construction of the `.modinfo` section (used by [`module!`](crate::module)).
+
+/// The `abi=` value the `module!` macro writes; must equal
+/// `modtable::modinfo::ABI_VERSION`.
+pub const ABI_ENTRY: &str = "abi=1\0";
+const _: () = assert!(modtable::modinfo::ABI_VERSION == 1);
+
+/// Copies the bytes of `s` into an array of exactly `N` bytes (`N` must be
+/// `s.len()`); a `const fn`, so the section contents exist at compile time.
+pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
+    let src = s.as_bytes();
+    assert!(src.len() == N, "modinfo length mismatch");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = src[i];
+        i += 1;
+    }
+    out
+}
+
+/// Whether `name` is a valid module name: 1..=47 bytes of `[a-z0-9_]`,
+/// starting with a letter.
+pub const fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() > 47 || !b[0].is_ascii_lowercase() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modtable::modinfo::entries;
+
+    #[test]
+    fn macro_built_bytes_parse_back() {
+        const S: &str = concat!("abi=1\0", "name=", "e1000", "\0", "depends=", "pci", "\0");
+        static B: [u8; S.len()] = bytes(S);
+        let got: Vec<_> = entries(&B).map(Result::unwrap).collect();
+        assert_eq!(got, [("abi", "1"), ("name", "e1000"), ("depends", "pci")]);
+        assert!(S.starts_with(ABI_ENTRY));
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("uart_com1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("1abc"));
+        assert!(!valid_name("uart-com1"));
+        assert!(!valid_name("Uart"));
+    }
+}
