@@ -1,0 +1,85 @@
+# Build, boot and test the kernel.
+#
+#   make run                      boot build/image.elf under QEMU, serial on the terminal
+#   make run CMDLINE="halt"       pass a kernel command line
+#   make run ACCEL=kvm            use KVM (needs a usable /dev/kvm)
+#   make test                     host unit tests + QEMU boot tests
+#
+# QEMU exits with status 33 when the kernel reports success (isa-debug-exit
+# value 0x10) and 35 on failure; 0 means a triple fault.
+
+MACHINE    ?= pc
+ACCEL      ?= tcg
+MEM        ?= 256M
+QEMU_EXTRA ?=
+CMDLINE    ?=
+
+QEMU   ?= qemu-system-x86_64
+CARGO  ?= cargo
+TARGET := x86_64-unknown-none
+BUILD  := build
+KERNEL_ELF := $(BUILD)/kernel.elf
+IMAGE      := $(BUILD)/image.elf
+KERNEL_OUT := target/$(TARGET)/kernel/kernel
+
+QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
+	-nographic -no-reboot \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-kernel $(IMAGE) -append "$(CMDLINE)" $(QEMU_EXTRA)
+
+.PHONY: all kernel image run ensure-qemu check-accel test fmt clippy clean
+
+all: image
+
+# The kernel ELF, with empty module regions.
+kernel:
+	$(CARGO) build --profile kernel --target $(TARGET) -p kernel
+	@mkdir -p $(BUILD)
+	cp $(KERNEL_OUT) $(KERNEL_ELF)
+
+# The bootable image. For now the kernel as it is; the prelinker will fill
+# the module regions here.
+image: kernel
+	cp $(KERNEL_ELF) $(IMAGE)
+
+run: ensure-qemu check-accel image
+	@echo "qemu: $(QEMU) $(QEMU_FLAGS)"
+	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
+	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
+	elif [ $$status -eq 35 ]; then echo "qemu: kernel reported FAILURE (exit status 35)"; exit 1; \
+	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
+	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi
+
+check-accel:
+	@if [ "$(ACCEL)" = kvm ] && ! [ -r /dev/kvm -a -w /dev/kvm ]; then \
+		echo "error: ACCEL=kvm but /dev/kvm is missing or not accessible; use ACCEL=tcg" >&2; exit 1; \
+	fi
+
+# Install QEMU from Debian's packages if it is missing.
+ensure-qemu:
+	@if ! command -v $(QEMU) >/dev/null 2>&1; then \
+		echo "$(QEMU) not found: installing qemu-system-x86"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "error: not root and no sudo; install qemu-system-x86 by hand" >&2; exit 1; fi; \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "error: no apt-get; install qemu-system-x86_64 by hand" >&2; exit 1; fi; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86 \
+			|| { echo "error: installing qemu-system-x86 failed" >&2; exit 1; }; \
+	fi
+
+# Host crates (the workspace's default members) plus the boot tests, which
+# boot $(IMAGE) under QEMU.
+test: ensure-qemu image
+	$(CARGO) test
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,24 @@
+//! x86_64 specifics: descriptor tables, exceptions, interrupts, timers.
+
+pub mod gdt;
+pub mod idt;
+pub mod irq;
+pub mod port;
+pub mod tsc;
+
+pub use idt::TrapFrame;
+
+/// Enables interrupts.
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Disables interrupts.
+pub fn disable_interrupts() {
+    x86_64::instructions::interrupts::disable();
+}
+
+/// Runs `f` with interrupts disabled, restoring the previous state after.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(f)
+}

@@ -1,0 +1,116 @@
+//! The kernel's export table for modules.
+//!
+//! Each [`KernelExport`] record is 64 bytes: a NUL-padded name (at most 55
+//! bytes, so always NUL-terminated) and the symbol's absolute virtual
+//! address. The records sit in the `.kexports` section between
+//! `__kexports_start` and `__kexports_end`; the prelinker reads them from the
+//! kernel ELF to resolve module references. The kernel links non-PIE with a
+//! static relocation model, so the address in the file is final.
+//!
+//! Export a function with [`export_symbol!`](crate::export_symbol):
+//!
+//! ```ignore
+//! #[unsafe(no_mangle)]
+//! pub extern "C" fn kernel_log(level: u32, msg: *const u8, len: usize) { ... }
+//! crate::export_symbol!(kernel_log);                 // name = "kernel_log"
+//! crate::export_symbol!(some::path::to_fn);          // name = "to_fn"
+//! crate::export_symbol!(some::path::to_fn, "alias"); // explicit name
+//! ```
+//!
+//! The name should be the symbol name modules use, i.e. the `#[no_mangle]`
+//! name of an `extern "C"` item.
+
+/// Length of the name field.
+pub const NAME_LEN: usize = 56;
+
+/// One export record (64 bytes, `#[repr(C)]`).
+#[repr(C)]
+pub struct KernelExport {
+    /// Symbol name, NUL-padded.
+    pub name: [u8; NAME_LEN],
+    /// Absolute virtual address.
+    pub addr: *const (),
+}
+
+const _: () = assert!(size_of::<KernelExport>() == 64);
+
+// SAFETY: records are immutable and `addr` is only an address, never
+// dereferenced through the record.
+unsafe impl Sync for KernelExport {}
+
+impl KernelExport {
+    /// The name up to the first NUL.
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// The address.
+    pub fn addr(&self) -> u64 {
+        self.addr as u64
+    }
+}
+
+/// Builds a NUL-padded name field at compile time (fails to compile if the
+/// name is empty or longer than 55 bytes).
+pub const fn export_name(name: &str) -> [u8; NAME_LEN] {
+    let b = name.as_bytes();
+    assert!(
+        !b.is_empty() && b.len() < NAME_LEN,
+        "export name must be 1..=55 bytes"
+    );
+    let mut out = [0u8; NAME_LEN];
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// All export records in the image.
+pub fn exports() -> &'static [KernelExport] {
+    let r = crate::layout::kexports();
+    let n = r.len() as usize / size_of::<KernelExport>();
+    // SAFETY: the linker script collects exactly the `KernelExport` statics
+    // emitted by `export_symbol!` between these symbols, 64-byte aligned.
+    unsafe { core::slice::from_raw_parts(r.start as *const KernelExport, n) }
+}
+
+/// Address of the export called `name`.
+pub fn find(name: &str) -> Option<u64> {
+    exports()
+        .iter()
+        .find(|e| e.name() == name)
+        .map(|e| e.addr())
+}
+
+/// Emits a [`KernelExport`] record for a function into `.kexports`.
+/// See the [module docs](crate::exports).
+#[macro_export]
+macro_rules! export_symbol {
+    ($($seg:ident)::+ , $name:expr) => {
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = ".kexports")]
+            static EXPORT: $crate::exports::KernelExport = $crate::exports::KernelExport {
+                name: $crate::exports::export_name($name),
+                addr: $($seg)::+ as *const (),
+            };
+        };
+    };
+    ($($seg:ident)::+) => {
+        $crate::export_symbol!($($seg)::+, $crate::__export_last_ident!($($seg)+));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_last_ident {
+    ($last:ident) => {
+        stringify!($last)
+    };
+    ($first:ident $($rest:ident)+) => {
+        $crate::__export_last_ident!($($rest)+)
+    };
+}

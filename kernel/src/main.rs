@@ -1,0 +1,210 @@
+//! A small x86_64 higher-half kernel whose drivers are prelinked built-in
+//! modules (see the project's design notes).
+//!
+//! Boot path: QEMU's PVH loader enters [`boot`] in 32-bit mode; the
+//! trampoline enables long mode and calls [`kernel_main`] in the higher half,
+//! which brings up, in order: COM1 and logging, the GDT/TSS and IDT, the
+//! PVH memory map and command line, the frame allocator, the kernel's own
+//! page tables, the heap, the PICs and PIT, the TSC, and interrupts. Then it
+//! runs the boot self-tests and exits QEMU (status 33) or, with `halt` on the
+//! command line, idles.
+//!
+//! Public APIs for the rest of the kernel: [`console`], [`serial`],
+//! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
+//! [`arch::gdt`], [`arch::idt`], [`arch::irq`], [`arch::tsc`],
+//! [`mm::frames`], [`mm::paging`], [`mm::heap`].
+#![no_std]
+#![no_main]
+// The foundation provides APIs that later subsystems (the module loader)
+// use; until they exist some items have no caller in this crate.
+#![allow(dead_code)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod cmdline;
+pub mod console;
+pub mod exit;
+pub mod exports;
+pub mod layout;
+pub mod mem;
+pub mod mm;
+pub mod panic;
+pub mod pvh;
+pub mod selftest;
+pub mod serial;
+
+use arch::{gdt, idt, irq, tsc};
+use mm::{frames, heap, paging};
+
+/// Kernel version, from Cargo.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const MIB: u64 = 1 << 20;
+
+/// Rust entry point, called by the boot trampoline on the boot stack with
+/// the physical address of the PVH `hvm_start_info`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
+    tsc::mark_boot();
+    serial::init();
+    console::init_logger(log::LevelFilter::Info);
+    kprintln!();
+    kprintln!("plk {VERSION}: x86_64 kernel with prelinked built-in modules (PVH boot)");
+
+    gdt::init();
+    idt::init();
+
+    let boot = match pvh::init(u64::from(start_info_phys)) {
+        Ok(b) => b,
+        Err(e) => panic!("cannot read the PVH start info at {start_info_phys:#x}: {e:?}"),
+    };
+    if let Some(level) = cmdline::get("loglevel").and_then(|l| l.parse().ok()) {
+        log::set_max_level(level);
+    }
+    log::info!("cmdline: \"{}\"", cmdline::raw());
+    print_memory_map(boot);
+    print_layout();
+
+    let fs = frames::init(boot);
+    log::info!(
+        "frames: {} free ({} MiB) of {} covered; reserved below {:#x} (first MiB + image), bitmap at {:#x}..{:#x}",
+        fs.free_frames,
+        fs.free_frames * frames::FRAME_SIZE / MIB,
+        fs.total_frames,
+        fs.reserved_below,
+        fs.bitmap.0,
+        fs.bitmap.1
+    );
+
+    let ps = match paging::init(boot.usable_top()) {
+        Ok(s) => s,
+        Err(e) => panic!("building the kernel page tables failed: {e}"),
+    };
+    let identity_gone = paging::translate(0x10_0000).is_none();
+    log::info!(
+        "paging: kernel tables at {:#x}: {} x 2M + {} x 4K mappings in {} tables, direct map {} MiB at {:#x}, W+X pages: {}, low identity map removed: {}",
+        ps.root,
+        ps.stats.pages_2m,
+        ps.stats.pages_4k,
+        ps.stats.tables,
+        ps.direct_map_bytes / MIB,
+        paging::DIRECT_MAP_BASE,
+        paging::count_wx_pages(),
+        if identity_gone { "yes" } else { "NO" }
+    );
+    if !identity_gone {
+        panic!("the low identity map is still present");
+    }
+
+    match heap::init() {
+        Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
+        Err(e) => panic!("no memory for the kernel heap: {e}"),
+    }
+
+    irq::init();
+    log::info!(
+        "irq: 8259 PICs remapped to vectors {}-{}, PIT channel 0 at {} Hz",
+        irq::IRQ_BASE,
+        irq::IRQ_BASE + irq::NUM_IRQS - 1,
+        irq::TIMER_HZ
+    );
+    let hz = tsc::calibrate();
+    if hz == 0 {
+        panic!("TSC calibration failed: PIT channel 2 never fired");
+    }
+    log::info!(
+        "tsc: {}.{:03} MHz (calibrated against PIT channel 2, median of {} x {} ms)",
+        hz / 1_000_000,
+        (hz / 1000) % 1000,
+        tsc::CALIBRATION_RUNS,
+        tsc::CALIBRATION_MS
+    );
+    arch::enable_interrupts();
+
+    selftest::run();
+
+    // Module probing and the reclaimed-memory report go here.
+
+    log::info!(
+        "boot: done in {} us; {} frames free, heap {} bytes used",
+        tsc::now_ns() / 1000,
+        frames::free_frames(),
+        heap::used_bytes()
+    );
+
+    match cmdline::get("fault") {
+        Some("pagefault") => {
+            log::info!("fault=pagefault: reading {:#x}", cmdline::FAULT_ADDRESS);
+            // SAFETY: deliberately faults: the address is not mapped, and the
+            // page-fault handler reports it and exits.
+            let v = unsafe { (cmdline::FAULT_ADDRESS as *const u64).read_volatile() };
+            panic!("read of an unmapped address returned {v:#x}");
+        }
+        Some("ud") => {
+            log::info!("fault=ud: executing ud2");
+            // SAFETY: deliberately raises #UD, which the handler reports.
+            unsafe { core::arch::asm!("ud2") };
+            panic!("ud2 returned");
+        }
+        Some("panic") => panic!("fault=panic requested on the command line"),
+        Some(other) => log::warn!("unknown fault={other} ignored"),
+        None => {}
+    }
+
+    if cmdline::has("halt") {
+        log::info!("halt: idling with interrupts on");
+        loop {
+            x86_64::instructions::hlt();
+        }
+    }
+    log::info!("exit: success");
+    exit::success()
+}
+
+fn print_memory_map(boot: &pvh::BootInfo) {
+    log::info!(
+        "memory map: {} entries from the PVH start info at {:#x}",
+        boot.firmware_entries,
+        boot.start_info_phys
+    );
+    for r in boot.memory_map() {
+        log::info!(
+            "  [{:#014x}-{:#014x}] {:<9} {:>8} KiB",
+            r.start,
+            r.end().saturating_sub(1),
+            r.kind.name(),
+            r.size / 1024
+        );
+    }
+    let usable = boot.usable_bytes();
+    log::info!(
+        "memory: {} KiB ({}.{} MiB) usable in {} regions",
+        usable / 1024,
+        usable / MIB,
+        (usable % MIB) * 10 / MIB,
+        boot.usable().count()
+    );
+}
+
+fn print_layout() {
+    let show = |name: &str, r: layout::Range| {
+        log::info!(
+            "  {name:<16} {:#x}-{:#x} {:>6} KiB",
+            r.start,
+            r.end,
+            r.len() / 1024
+        );
+    };
+    log::info!("image layout:");
+    show(".text", layout::text());
+    show(".modules.text", layout::modules_text());
+    show(".rodata", layout::rodata());
+    show(".kexports", layout::kexports());
+    show(".modtable", layout::modtable());
+    show(".modules.rodata", layout::modules_rodata());
+    show(".data", layout::data());
+    show(".bss", layout::bss());
+    show(".modules.data", layout::modules_data());
+}

@@ -1,0 +1,50 @@
+//! The panic handler: print where and why, then exit QEMU with failure.
+//!
+//! [`set_panic_hook`] installs a function that runs first (for example to
+//! recover from a panic inside a module probe by switching to a saved
+//! context). If the hook returns, the kernel dies as usual.
+
+use core::fmt::Write;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::console::EmergencyWriter;
+
+/// Called with the panic information before the kernel dies.
+pub type PanicHook = fn(&PanicInfo<'_>);
+
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// Installs (or with `None` removes) the panic hook.
+pub fn set_panic_hook(hook: Option<PanicHook>) {
+    HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+fn hook() -> Option<PanicHook> {
+    match HOOK.load(Ordering::SeqCst) {
+        0 => None,
+        // SAFETY: only `set_panic_hook` stores non-zero values, each a valid
+        // `PanicHook` pointer.
+        p => Some(unsafe { core::mem::transmute::<usize, PanicHook>(p) }),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    if let Some(h) = hook() {
+        h(info);
+    }
+    let mut w = EmergencyWriter;
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        let _ = writeln!(w, "\nKERNEL PANIC (nested): {}", info.message());
+        crate::exit::failure();
+    }
+    let _ = write!(w, "\nKERNEL PANIC");
+    if let Some(loc) = info.location() {
+        let _ = write!(w, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    let _ = writeln!(w, ": {}", info.message());
+    crate::exit::failure()
+}
