@@ -28,12 +28,21 @@ impl Default for LinkOptions {
 }
 
 /// What the link step produced.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LinkOutput {
     /// The bootable image (a copy of the kernel with regions and table filled).
     pub image: Vec<u8>,
     /// The layout plan.
     pub plan: Plan,
+}
+
+impl std::fmt::Debug for LinkOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkOutput")
+            .field("image", &format_args!("<{} bytes>", self.image.len()))
+            .field("plan", &self.plan)
+            .finish()
+    }
 }
 
 /// Everything known about one module once it has been planned.
