@@ -292,7 +292,10 @@ fn heap() {
     );
     let small = core::alloc::Layout::from_size_align(64, 64).expect("layout");
     let p = heap::try_alloc(small).expect("small allocation");
-    check!((p.as_ptr() as usize).is_multiple_of(64), "alignment honoured");
+    check!(
+        (p.as_ptr() as usize).is_multiple_of(64),
+        "alignment honoured"
+    );
     // SAFETY: allocated just above with the same layout.
     unsafe { heap::free(p, small) };
     check!(heap::used_bytes() == used_before, "try_alloc/free balanced");

@@ -430,7 +430,10 @@ fn map_in(root: u64, virt: u64, phys: u64, len: u64, flags: Flags) -> Result<(),
     let pte = flags.to_pte();
     let (mut v, mut p) = (virt, phys);
     while v < end {
-        if v.is_multiple_of(HUGE_PAGE_SIZE) && p.is_multiple_of(HUGE_PAGE_SIZE) && end - v >= HUGE_PAGE_SIZE {
+        if v.is_multiple_of(HUGE_PAGE_SIZE)
+            && p.is_multiple_of(HUGE_PAGE_SIZE)
+            && end - v >= HUGE_PAGE_SIZE
+        {
             let pde = pd_entry(root, v)?;
             let old = read(pde);
             write(pde, p | pte | PTE_HUGE);

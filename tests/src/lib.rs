@@ -1,0 +1,351 @@
+//! A reusable QEMU runner for boot tests.
+//!
+//! [`run_qemu`] boots the image (`build/image.elf` in the workspace, or the
+//! file named by the `PLK_IMAGE` environment variable) with the same device
+//! setup as `make run`: `-no-reboot`, no display, COM1 on stdout,
+//! `isa-debug-exit` on port 0xf4, 256 MiB by default, TCG by default
+//! (`PLK_ACCEL=kvm` to change). It captures the serial output and kills QEMU
+//! after a wall-clock timeout.
+//!
+//! The kernel exits QEMU with status 33 for success and 35 for failure;
+//! [`BootOutcome::passed`] is true only for 33 (a triple fault exits 0).
+//!
+//! ```no_run
+//! use boot_tests::{QemuConfig, run_qemu};
+//! let out = run_qemu(&QemuConfig::default().cmdline("loglevel=debug"));
+//! out.assert_passed();
+//! assert!(out.serial.contains("selftest: all passed"));
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// QEMU exit status for a kernel that called `exit::success()`.
+pub const EXIT_SUCCESS: i32 = 33;
+/// QEMU exit status for a kernel that called `exit::failure()`.
+pub const EXIT_FAILURE: i32 = 35;
+
+/// The workspace root (parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The image to boot: `$PLK_IMAGE`, or `<root>/build/image.elf`.
+pub fn default_image() -> PathBuf {
+    match std::env::var_os("PLK_IMAGE") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join("build").join("image.elf"),
+    }
+}
+
+/// How to start QEMU.
+#[derive(Clone, Debug)]
+pub struct QemuConfig {
+    /// Kernel image given to `-kernel`.
+    pub image: PathBuf,
+    /// Kernel command line (`-append`).
+    pub cmdline: String,
+    /// Guest memory (`-m`).
+    pub memory: String,
+    /// Machine type (`-machine`).
+    pub machine: String,
+    /// Accelerator: `tcg` or `kvm`.
+    pub accel: String,
+    /// Extra QEMU arguments (devices, ...).
+    pub extra_args: Vec<String>,
+    /// Kill QEMU after this long.
+    pub timeout: Duration,
+    /// QEMU binary.
+    pub qemu: String,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig {
+            image: default_image(),
+            cmdline: String::new(),
+            memory: "256M".into(),
+            machine: "pc".into(),
+            accel: std::env::var("PLK_ACCEL").unwrap_or_else(|_| "tcg".into()),
+            extra_args: Vec::new(),
+            timeout: Duration::from_secs(60),
+            qemu: std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
+        }
+    }
+}
+
+impl QemuConfig {
+    /// Sets the kernel command line.
+    pub fn cmdline(mut self, cmdline: &str) -> Self {
+        self.cmdline = cmdline.into();
+        self
+    }
+
+    /// Sets the guest memory size (`-m`).
+    pub fn memory(mut self, memory: &str) -> Self {
+        self.memory = memory.into();
+        self
+    }
+
+    /// Adds QEMU arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The full QEMU argument list.
+    pub fn qemu_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-machine",
+            &format!("{},accel={}", self.machine, self.accel),
+            "-m",
+            &self.memory,
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-kernel",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(self.image.display().to_string());
+        a.push("-append".into());
+        a.push(self.cmdline.clone());
+        a.extend(self.extra_args.iter().cloned());
+        a
+    }
+}
+
+/// What happened when QEMU ran.
+#[derive(Clone, Debug)]
+pub struct BootOutcome {
+    /// QEMU's exit status; `None` if it was killed (timeout) or by a signal.
+    pub exit_status: Option<i32>,
+    /// Everything written to COM1 (firmware output included).
+    pub serial: String,
+    /// True if the timeout expired and QEMU was killed.
+    pub timed_out: bool,
+    /// Wall-clock run time.
+    pub elapsed: Duration,
+}
+
+impl BootOutcome {
+    /// True only if the kernel reported success (QEMU status 33).
+    pub fn passed(&self) -> bool {
+        self.exit_status == Some(EXIT_SUCCESS)
+    }
+
+    /// True if the kernel reported failure (QEMU status 35).
+    pub fn failed(&self) -> bool {
+        self.exit_status == Some(EXIT_FAILURE)
+    }
+
+    /// The serial output from the kernel banner on (firmware output dropped).
+    pub fn kernel_output(&self) -> &str {
+        match self.serial.find("plk ") {
+            Some(i) => &self.serial[i..],
+            None => &self.serial,
+        }
+    }
+
+    /// The first line containing `needle`, if any.
+    pub fn line_with(&self, needle: &str) -> Option<&str> {
+        self.serial.lines().find(|l| l.contains(needle))
+    }
+
+    /// A short description for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "exit status {:?}, timed out {}, {:.2}s; serial output:\n{}",
+            self.exit_status,
+            self.timed_out,
+            self.elapsed.as_secs_f64(),
+            self.kernel_output()
+        )
+    }
+
+    /// Panics with the serial output unless the kernel reported success.
+    pub fn assert_passed(&self) {
+        assert!(
+            self.passed(),
+            "kernel did not report success: {}",
+            self.describe()
+        );
+    }
+
+    /// Panics with the serial output unless the kernel reported failure.
+    pub fn assert_failed(&self) {
+        assert!(
+            self.failed(),
+            "kernel did not report failure: {}",
+            self.describe()
+        );
+    }
+}
+
+/// Boots `cfg.image` under QEMU and waits for it to exit or time out.
+///
+/// Panics if the image does not exist ("run `make image` first") or QEMU
+/// cannot be started.
+pub fn run_qemu(cfg: &QemuConfig) -> BootOutcome {
+    assert!(
+        cfg.image.is_file(),
+        "kernel image {} not found: run `make image` first (or set PLK_IMAGE)",
+        cfg.image.display()
+    );
+    let start = Instant::now();
+    let mut child = Command::new(&cfg.qemu)
+        .args(cfg.qemu_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (install it with `make ensure-qemu`)",
+                cfg.qemu
+            )
+        });
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+
+    let deadline = start + cfg.timeout;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait().expect("waiting for qemu") {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("waiting for killed qemu");
+            }
+            None => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let elapsed = start.elapsed();
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    let mut serial = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+    if !err.is_empty() {
+        serial.push_str("\n[qemu stderr]\n");
+        serial.push_str(&String::from_utf8_lossy(&err));
+    }
+    BootOutcome {
+        exit_status: if timed_out { None } else { status.code() },
+        serial,
+        timed_out,
+        elapsed,
+    }
+}
+
+/// Parses the first unsigned integer that follows `prefix` in `text`
+/// (decimal, or hex with `0x`).
+pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    let rest = rest.trim_start();
+    if let Some(hex) = rest.strip_prefix("0x") {
+        let end = hex
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(hex.len());
+        u64::from_str_radix(&hex[..end], 16).ok()
+    } else {
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<i32>) -> BootOutcome {
+        BootOutcome {
+            exit_status: status,
+            serial: String::new(),
+            timed_out: status.is_none(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn only_status_33_passes() {
+        assert!(outcome(Some(33)).passed());
+        for s in [Some(0), Some(1), Some(35), None] {
+            assert!(!outcome(s).passed(), "{s:?} must not pass");
+        }
+        assert!(outcome(Some(35)).failed());
+        assert!(!outcome(Some(0)).failed());
+    }
+
+    #[test]
+    fn args_carry_the_exit_device_and_cmdline() {
+        let cfg = QemuConfig {
+            image: "/some/image.elf".into(),
+            ..QemuConfig::default()
+        }
+        .cmdline("halt fault=pagefault")
+        .memory("512M")
+        .args(["-device", "e1000"]);
+        let a = cfg.qemu_args();
+        let joined = a.join(" ");
+        assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(joined.contains("-no-reboot"));
+        assert!(joined.contains("-m 512M"));
+        assert!(joined.contains("-kernel /some/image.elf"));
+        assert!(joined.ends_with("-device e1000"));
+        let i = a.iter().position(|x| x == "-append").unwrap();
+        assert_eq!(a[i + 1], "halt fault=pagefault");
+    }
+
+    #[test]
+    #[should_panic(expected = "run `make image` first")]
+    fn missing_image_is_reported() {
+        let cfg = QemuConfig {
+            image: "/nonexistent/image.elf".into(),
+            ..QemuConfig::default()
+        };
+        run_qemu(&cfg);
+    }
+
+    #[test]
+    fn numbers_are_parsed() {
+        let t = "memory: 261631 KiB (255.4 MiB) usable\nCR2=0xffffffffdead0000 (not present)";
+        assert_eq!(number_after(t, "memory:"), Some(261_631));
+        assert_eq!(number_after(t, "CR2="), Some(0xffff_ffff_dead_0000));
+        assert_eq!(number_after(t, "absent"), None);
+    }
+}

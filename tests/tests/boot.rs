@@ -1,0 +1,169 @@
+//! Boot tests: start the kernel image under QEMU and check what the kernel
+//! measured and printed. Needs `make image` first (`make test` does it).
+
+use std::time::Duration;
+
+use boot_tests::{BootOutcome, QemuConfig, number_after, run_qemu};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Usable memory the kernel found in the PVH memory map, in bytes.
+fn usable_bytes(out: &BootOutcome) -> u64 {
+    let line = out
+        .line_with("usable in")
+        .unwrap_or_else(|| panic!("no memory summary: {}", out.describe()));
+    number_after(line, "memory:").expect("KiB count") * KIB
+}
+
+#[test]
+fn boot_succeeds_and_reports_the_machine() {
+    let out = run_qemu(&QemuConfig::default().cmdline("plk.test=boot token"));
+    out.assert_passed();
+    let k = out.kernel_output();
+    assert!(k.starts_with("plk "), "banner first: {}", out.describe());
+    assert!(k.contains("kernel with prelinked built-in modules"));
+
+    // The command line came through PVH.
+    assert!(
+        k.contains("cmdline: \"plk.test=boot token\""),
+        "{}",
+        out.describe()
+    );
+
+    // The memory map is QEMU's: with -m 256M the usable RAM is a little
+    // under 256 MiB (low-memory holes and firmware areas excluded).
+    let usable = usable_bytes(&out);
+    assert!(
+        (240 * MIB..=256 * MIB).contains(&usable),
+        "usable memory {usable} does not fit -m 256M"
+    );
+    assert!(k.contains("] usable"), "memory map regions listed");
+
+    // TSC calibrated to a plausible frequency.
+    let line = out.line_with("tsc: ").expect("tsc line");
+    let mhz = number_after(line, "tsc:").expect("MHz");
+    assert!((100..=10_000).contains(&mhz), "TSC {mhz} MHz: {line}");
+
+    // Paging: W^X holds in the live tables, identity map gone, 2 MiB pages.
+    let line = out.line_with("paging: kernel tables").expect("paging line");
+    assert!(line.contains("W+X pages: 0,"), "{line}");
+    assert!(line.contains("low identity map removed: yes"), "{line}");
+    assert!(number_after(line, "tables at").is_some());
+    let counts = &line[line.find("tables at").unwrap()..];
+    let counts = &counts[counts.find(": ").unwrap() + 2..];
+    let huge = number_after(counts, "").expect("2M count");
+    assert!(
+        huge >= 128,
+        "direct map of 256 MiB uses 2 MiB pages: {line}"
+    );
+
+    // The frame allocator holds most of memory, minus image and bitmap.
+    let free = number_after(out.line_with("frames: ").expect("frames line"), "frames:").unwrap();
+    assert!(
+        free * 4096 > usable - 32 * MIB && free * 4096 < usable,
+        "free frames {free}"
+    );
+
+    for test in [
+        "exception hook",
+        "paging",
+        "heap",
+        "irq",
+        "timer",
+        "exports",
+    ] {
+        assert!(
+            k.contains(&format!("selftest: {test}: ok")),
+            "selftest {test} missing: {}",
+            out.describe()
+        );
+    }
+    assert!(k.contains("selftest: all passed"));
+    assert!(k.contains("exit: success"));
+}
+
+#[test]
+fn memory_summary_follows_the_machine() {
+    let small = run_qemu(&QemuConfig::default());
+    let big = run_qemu(&QemuConfig::default().memory("512M"));
+    small.assert_passed();
+    big.assert_passed();
+    let (s, b) = (usable_bytes(&small), usable_bytes(&big));
+    assert!(
+        (496 * MIB..=512 * MIB).contains(&b),
+        "usable memory {b} does not fit -m 512M"
+    );
+    // The difference is exactly the extra RAM, give or take firmware use.
+    let diff = b - s;
+    assert!(
+        (250 * MIB..=262 * MIB).contains(&diff),
+        "256M vs 512M differ by {diff}"
+    );
+}
+
+#[test]
+fn page_fault_is_reported_with_vector_and_address() {
+    let out = run_qemu(&QemuConfig::default().cmdline("fault=pagefault"));
+    out.assert_failed();
+    let k = out.kernel_output();
+    assert!(
+        k.contains("EXCEPTION: vector 14 #PF (Page Fault)"),
+        "{}",
+        out.describe()
+    );
+    let cr2 = number_after(k, "CR2=").expect("CR2 printed");
+    assert_eq!(cr2, 0xffff_ffff_dead_0000, "faulting address");
+    assert!(k.contains("not present on read"), "{}", out.describe());
+    // The report names RIP inside the kernel text and all registers.
+    let rip = number_after(k, "RIP=").expect("RIP printed");
+    assert!(
+        rip >= 0xffff_ffff_8020_0000 && rip < 0xffff_ffff_8040_0000,
+        "RIP {rip:#x}"
+    );
+    for reg in ["RAX=", "RBX=", "RSP=", "RFLAGS=", "R15=", "CS=0x0008"] {
+        assert!(k.contains(reg), "{reg} missing: {}", out.describe());
+    }
+    assert!(!k.contains("exit: success"));
+}
+
+#[test]
+fn invalid_opcode_is_reported() {
+    let out = run_qemu(&QemuConfig::default().cmdline("fault=ud"));
+    out.assert_failed();
+    assert!(
+        out.kernel_output()
+            .contains("EXCEPTION: vector 6 #UD (Invalid Opcode)"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn panic_is_reported_with_location() {
+    let out = run_qemu(&QemuConfig::default().cmdline("fault=panic"));
+    out.assert_failed();
+    let line = out.line_with("KERNEL PANIC").expect("panic line");
+    assert!(line.contains("kernel/src/main.rs:"), "{line}");
+    assert!(line.contains("fault=panic requested"), "{line}");
+}
+
+#[test]
+fn halt_keeps_running_until_killed() {
+    let out = run_qemu(
+        &QemuConfig::default()
+            .cmdline("halt")
+            .timeout(Duration::from_secs(8)),
+    );
+    assert!(
+        out.timed_out,
+        "kernel should idle, not exit: {}",
+        out.describe()
+    );
+    assert_eq!(out.exit_status, None);
+    assert!(!out.passed());
+    let k = out.kernel_output();
+    assert!(k.contains("selftest: all passed"), "{}", out.describe());
+    assert!(k.contains("halt: idling with interrupts on"));
+    assert!(!k.contains("exit: success"));
+}
