@@ -118,7 +118,7 @@ fn page_fault_is_reported_with_vector_and_address() {
     // The report names RIP inside the kernel text and all registers.
     let rip = number_after(k, "RIP=").expect("RIP printed");
     assert!(
-        rip >= 0xffff_ffff_8020_0000 && rip < 0xffff_ffff_8040_0000,
+        (0xffff_ffff_8020_0000..0xffff_ffff_8040_0000).contains(&rip),
         "RIP {rip:#x}"
     );
     for reg in ["RAX=", "RBX=", "RSP=", "RFLAGS=", "R15=", "CS=0x0008"] {
