@@ -1,6 +1,7 @@
 //! ACPI tables: fetch a copy from the kernel and read its header.
 
 use crate::sys;
+use alloc::vec::Vec;
 use core::fmt;
 pub use modtable::abi::Status;
 
@@ -22,6 +23,24 @@ pub fn find_table(sig: &[u8; 4], index: u32, buf: &mut [u8]) -> Result<usize, St
     } else {
         Ok(n as usize)
     }
+}
+
+/// Largest table [`load`] accepts (a sanity bound on the length field).
+pub const MAX_TABLE_LEN: usize = 1 << 20;
+
+/// Copies the `index`th table with signature `sig` into a vector of its
+/// full length; `Err(Status::NotFound)` if there is no such table.
+pub fn load(sig: &[u8; 4], index: u32) -> Result<Vec<u8>, Status> {
+    let len = find_table(sig, index, &mut [])?;
+    if len > MAX_TABLE_LEN {
+        return Err(Status::Invalid);
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| Status::NoMemory)?;
+    buf.resize(len, 0);
+    let again = find_table(sig, index, &mut buf)?;
+    buf.truncate(again.min(len));
+    Ok(buf)
 }
 
 /// A malformed table.

@@ -32,6 +32,8 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
+extern crate alloc;
+
 pub mod acpi;
 pub mod console;
 pub mod device;
