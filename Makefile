@@ -22,12 +22,21 @@ KERNEL_ELF := $(BUILD)/kernel.elf
 IMAGE      := $(BUILD)/image.elf
 KERNEL_OUT := target/$(TARGET)/kernel/kernel
 
+PRELINKER  := target/release/prelinker
+# Module crates are the staticlib crates under builtin-modules/ (module-api
+# and shared driver libraries are plain rlibs); fault-injection modules, built
+# only for the tests, live under tests/fault-modules/.
+MODULES       := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(shell grep -l staticlib builtin-modules/*/Cargo.toml)))
+FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard tests/fault-modules/*/Cargo.toml)))
+MODULE_LIB     = target/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
+TEST_IMAGE := $(BUILD)/test-image.elf
+
 QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-nographic -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(QEMU_EXTRA)
 
-.PHONY: all kernel image run ensure-qemu check-accel test fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image test-image run ensure-qemu check-accel test fmt clippy clean
 
 all: image
 
@@ -37,10 +46,34 @@ kernel:
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_OUT) $(KERNEL_ELF)
 
-# The bootable image. For now the kernel as it is; the prelinker will fill
-# the module regions here.
-image: kernel
-	cp $(KERNEL_ELF) $(IMAGE)
+prelinker:
+	$(CARGO) build --release -p prelinker
+
+# One relocatable object per module: build the staticlib, take its member.
+modules: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) $(addprefix -p ,$(MODULES))
+	@rm -rf $(BUILD)/modules && mkdir -p $(BUILD)/modules
+	@for m in $(MODULES); do \
+		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/modules/$$m.o || exit 1; \
+	done
+	@echo "modules: $(MODULES)"
+
+fault-modules: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) $(addprefix -p ,$(FAULT_MODULES))
+	@rm -rf $(BUILD)/fault-modules && mkdir -p $(BUILD)/fault-modules
+	@for m in $(FAULT_MODULES); do \
+		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/fault-modules/$$m.o || exit 1; \
+	done
+
+# The bootable image: the kernel with its module regions filled by the
+# prelinker, and the prelinker's layout plan beside it.
+image: kernel modules
+	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(IMAGE) --plan-json $(BUILD)/plan.json $(BUILD)/modules/*.o
+
+# The same plus the fault-injection modules, for the boot tests.
+test-image: kernel modules fault-modules
+	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
+		$(BUILD)/modules/*.o $(wildcard $(BUILD)/fault-modules/*.o)
 
 run: ensure-qemu check-accel image
 	@echo "qemu: $(QEMU) $(QEMU_FLAGS)"
@@ -70,7 +103,7 @@ ensure-qemu:
 
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: ensure-qemu image
+test: ensure-qemu image test-image
 	$(CARGO) test
 
 fmt:

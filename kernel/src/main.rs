@@ -27,9 +27,11 @@ pub mod cmdline;
 pub mod console;
 pub mod exit;
 pub mod exports;
+pub mod kapi;
 pub mod layout;
 pub mod mem;
 pub mod mm;
+pub mod modules;
 pub mod panic;
 pub mod pvh;
 pub mod selftest;
@@ -125,7 +127,10 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 
     selftest::run();
 
-    // Module probing and the reclaimed-memory report go here.
+    if let Err(e) = modules::boot() {
+        log::error!("modules: {e}");
+        exit::failure();
+    }
 
     log::info!(
         "boot: done in {} us; {} frames free, heap {} bytes used",

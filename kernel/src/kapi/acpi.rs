@@ -1,0 +1,117 @@
+//! ACPI table lookup for modules (`kapi_acpi_table`): the kernel finds the
+//! RSDP (from the PVH start info, else by scanning the BIOS area) and walks
+//! the XSDT or RSDT; modules get copies of whole tables.
+
+use super::{module_bytes, service};
+use core::sync::atomic::{AtomicU64, Ordering};
+use modtable::abi::Status;
+
+/// Physical address of the RSDT or XSDT, 0 if none was found.
+static ROOT: AtomicU64 = AtomicU64::new(0);
+/// Whether `ROOT` is an XSDT (8-byte entries).
+static ROOT_IS_X: AtomicU64 = AtomicU64::new(0);
+
+fn phys_bytes(phys: u64, len: usize) -> &'static [u8] {
+    let v = crate::mm::paging::phys_to_virt(phys);
+    // SAFETY: the direct map covers all physical memory the firmware
+    // describes, including ACPI tables, and is never unmapped.
+    unsafe { core::slice::from_raw_parts(v as *const u8, len) }
+}
+
+fn sum_ok(b: &[u8]) -> bool {
+    b.iter().fold(0u8, |a, &x| a.wrapping_add(x)) == 0
+}
+
+fn find_rsdp() -> Option<u64> {
+    if let Some(p) = crate::pvh::boot_info().and_then(|b| b.rsdp) {
+        return Some(p);
+    }
+    // The BIOS read-only area, on 16-byte boundaries.
+    (0xe0000u64..0x100000).step_by(16).find(|&p| {
+        let b = phys_bytes(p, 20);
+        &b[..8] == b"RSD PTR " && sum_ok(b)
+    })
+}
+
+pub(super) fn init() {
+    let Some(rsdp) = find_rsdp() else {
+        ::log::warn!("acpi: no RSDP found; modules will see no ACPI tables");
+        return;
+    };
+    let b = phys_bytes(rsdp, 36);
+    let revision = b[15];
+    let (root, x) = if revision >= 2 {
+        (u64::from_le_bytes(b[24..32].try_into().unwrap()), true)
+    } else {
+        (
+            u32::from_le_bytes(b[16..20].try_into().unwrap()) as u64,
+            false,
+        )
+    };
+    ROOT.store(root, Ordering::SeqCst);
+    ROOT_IS_X.store(x as u64, Ordering::SeqCst);
+    ::log::info!(
+        "acpi: RSDP at {rsdp:#x}, {} at {root:#x}",
+        if x { "XSDT" } else { "RSDT" }
+    );
+}
+
+/// The physical address and length of the `index`th table with signature
+/// `sig`.
+pub fn find(sig: &[u8], index: u32) -> Option<(u64, usize)> {
+    let root = ROOT.load(Ordering::SeqCst);
+    if root == 0 {
+        return None;
+    }
+    let x = ROOT_IS_X.load(Ordering::SeqCst) != 0;
+    let hdr = phys_bytes(root, 36);
+    let len = u32::from_le_bytes(hdr[4..8].try_into().unwrap()) as usize;
+    let body = &phys_bytes(root, len)[36..];
+    let step = if x { 8 } else { 4 };
+    let mut seen = 0;
+    for e in body.chunks_exact(step) {
+        let p = if x {
+            u64::from_le_bytes(e.try_into().unwrap())
+        } else {
+            u32::from_le_bytes(e.try_into().unwrap()) as u64
+        };
+        let h = phys_bytes(p, 8);
+        if &h[..4] == sig {
+            if seen == index {
+                let tlen = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+                return Some((p, tlen));
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+/// Copies the `index`th ACPI table with signature `sig` (4 bytes) into
+/// `buf` (up to `buf_len` bytes) and returns its full length, or
+/// `NotFound`.
+///
+/// # Safety
+/// `sig` must be valid for 4 bytes and `buf` for `buf_len` writable bytes.
+pub unsafe extern "C" fn kapi_acpi_table(
+    sig: *const u8,
+    index: u32,
+    buf: *mut u8,
+    buf_len: usize,
+) -> isize {
+    service(|| {
+        // SAFETY: forwarded from this function's contract.
+        let sig = unsafe { module_bytes(sig, 4) };
+        let Some((phys, len)) = find(sig, index) else {
+            return Status::NotFound as isize;
+        };
+        let n = len.min(buf_len);
+        if n > 0 {
+            // SAFETY: `buf` is valid for `buf_len >= n` bytes (contract) and
+            // the table bytes come from the direct map.
+            unsafe { core::ptr::copy_nonoverlapping(phys_bytes(phys, n).as_ptr(), buf, n) };
+        }
+        len as isize
+    })
+}
+crate::export_symbol!(kapi_acpi_table);

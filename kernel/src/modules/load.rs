@@ -1,0 +1,362 @@
+//! The probe loop: every module, in table order, is verified, moved to the
+//! packing cursor of each class (compact policy), relocated there and probed
+//! at that final address; kept modules advance the cursors, failed ones are
+//! released and poisoned, and the next module overwrites them.
+
+use super::guard::{self, Outcome};
+use super::{Leak, Module, NAMES, Reason, Totals, image, remap, report, stale};
+use crate::arch::tsc;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use modtable::checksum::module_checksum;
+use modtable::reloc;
+use modtable::table::{NO_ENTRY, Table, Target};
+use modtable::{Class, PerClass};
+use reclaim::pack::Cursors;
+use reclaim::plan::{Placement, plan_region};
+use reclaim::policy::Policy;
+
+/// Byte every expunged module's classes are filled with (`int3` in text).
+const POISON: u8 = 0xcc;
+/// Default probe time budget.
+const DEFAULT_BUDGET_MS: u64 = 100;
+
+fn options() -> Result<(Policy, u64), String> {
+    let policy = match crate::cmdline::get("reclaim") {
+        None => Policy::Compact,
+        Some(s) => Policy::parse(s)
+            .ok_or_else(|| format!("reclaim={s}: expected keep, holes or compact"))?,
+    };
+    let budget_ms = match crate::cmdline::get("probe_budget_ms") {
+        None => DEFAULT_BUDGET_MS,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("probe_budget_ms={s}: expected a positive number"))?,
+    };
+    Ok((policy, budget_ms))
+}
+
+/// Runs the whole module phase of boot and prints the report.
+pub fn boot() -> Result<(), String> {
+    let t_start = tsc::read();
+    let table = Table::parse(image::modtable_area()).map_err(|e| e.to_string())?;
+    let h = *table.header();
+    let regions = image::regions();
+    for c in Class::ALL {
+        let (s, e) = regions[c];
+        if h.region_base[c] != s || h.region_size[c] != e - s {
+            return Err(format!(
+                "module table was prelinked for a {} region at {:#x} (+{:#x}), this kernel has it at {s:#x} (+{:#x})",
+                c.name(),
+                h.region_base[c],
+                h.region_size[c],
+                e - s
+            ));
+        }
+    }
+    let (policy, budget_ms) = options()?;
+    let n = table.len();
+    NAMES.call_once(|| (0..n).map(|i| table.name(&table.module(i))).collect());
+    crate::kapi::init();
+    crate::kapi::resources::init_modules(n);
+    guard::install();
+    log::info!(
+        "modules: {n} in the table, policy {}, probe budget {budget_ms} ms",
+        policy.name()
+    );
+
+    let mut mods: Vec<Module> = (0..n)
+        .map(|i| {
+            let rec = table.module(i);
+            let slot = PerClass(Class::ALL.map(|c| h.region_base[c] + rec.slot_off[c] as u64));
+            Module {
+                name: table.name(&rec),
+                rec,
+                deps: table.deps(&rec).map(usize::from).collect(),
+                slot,
+                base: slot,
+                expunged: None,
+                kept: false,
+                relocs_redone: 0,
+                probe_ns: 0,
+                move_ns: 0,
+                memmove_ns: 0,
+                released: None,
+                leak: None,
+                selftest: None,
+            }
+        })
+        .collect();
+
+    let mappings_before = remap::count_slot_mappings(&mods, &h);
+    let mut cursors = Cursors::new(h.region_base);
+    for i in 0..n {
+        step(&table, &mut mods, i, policy, budget_ms, &mut cursors);
+    }
+
+    let plans = PerClass(Class::ALL.map(|c| {
+        let placements: Vec<Placement> = mods
+            .iter()
+            .map(|m| Placement {
+                slot_start: m.slot[c],
+                slot_size: m.rec.slot_size[c] as u64,
+                used: m.rec.size[c] as u64,
+                live_at: m.kept.then_some(m.base[c]),
+            })
+            .collect();
+        plan_region(policy, h.region_base[c], h.region_size[c], &placements)
+    }));
+    stale::record(&mods);
+    let freed = remap::apply(&plans)?;
+    let wx_pages = crate::mm::paging::count_wx_pages();
+    let modules_ns = tsc::ticks_to_ns(tsc::read() - t_start);
+
+    measure_memmove(&mut mods);
+    run_selftests(&mut mods, budget_ms);
+
+    let totals = Totals {
+        policy,
+        budget_ms,
+        mappings_before,
+        mappings_after: freed.mappings_after,
+        free_frames_before: freed.free_frames_before,
+        free_frames_after: freed.free_frames_after,
+        wx_pages,
+        plans,
+        boot_to_modules_ns: tsc::ticks_to_ns(t_start),
+        modules_ns,
+        region_size: h.region_size,
+    };
+    report::print(&mods, &totals);
+    stale::maybe_call(&mods)
+}
+
+fn class_bytes(m: &Module, c: Class, at: PerClass<u64>) -> &'static [u8] {
+    // SAFETY: `at[c]` .. + size lies inside the class region (the table was
+    // validated against the regions), and nothing writes it meanwhile.
+    unsafe { image::alias(at[c], m.rec.size[c] as u64) }
+}
+
+fn poison(m: &Module) {
+    for c in Class::ALL {
+        let len = m.rec.size[c] as u64;
+        for at in [m.base[c], m.slot[c]] {
+            // SAFETY: an expunged module's bytes at its probe address and in
+            // its slot lie above every packing cursor (or are its own slot
+            // under keep/holes), so no live module shares them.
+            unsafe { image::alias_mut(at, len) }.fill(POISON);
+        }
+    }
+}
+
+fn expunge(m: &mut Module, reason: Reason) {
+    log::warn!("module {}: expunged: {reason}", m.name);
+    m.expunged = Some(reason);
+    poison(m);
+}
+
+/// Moves module `i` to the cursors and redoes its relocations there.
+fn move_and_relocate(
+    table: &Table<'_>,
+    mods: &mut [Module],
+    i: usize,
+    cursors: &Cursors,
+) -> Result<(), String> {
+    let rec = mods[i].rec;
+    for c in Class::ALL {
+        let size = rec.size[c] as u64;
+        let dest = cursors.place(c, size, rec.align[c] as u64);
+        let from = mods[i].slot[c];
+        if size > 0 && dest != from {
+            let src = crate::mm::paging::phys_to_virt(image::image_phys(from)) as *const u8;
+            let dst = crate::mm::paging::phys_to_virt(image::image_phys(dest)) as *mut u8;
+            // SAFETY: both ranges lie in the class region (dest <= slot, both
+            // below the region end); `copy` is memmove, so overlap is fine,
+            // and nothing else uses these bytes now.
+            unsafe { core::ptr::copy(src, dst, size as usize) };
+        }
+        mods[i].base[c] = dest;
+    }
+    let mut redone = 0u32;
+    for r in table.relocs(&rec) {
+        let r = r.ok_or("undecodable relocation record")?;
+        let target = match r.target {
+            Target::Absolute => r.addend as u64,
+            Target::Module { module, class } => {
+                let t = &mods[module as usize];
+                if module as usize != i && !t.kept {
+                    return Err(format!("refers to expunged module {}", t.name));
+                }
+                t.base[class].wrapping_add(r.addend as u64)
+            }
+        };
+        let pc = r.place_class;
+        let base = mods[i].base[pc];
+        // SAFETY: the module's own class bytes at its new address; nothing
+        // else refers to them while it is being relocated.
+        let buf = unsafe { image::alias_mut(base, rec.size[pc] as u64) };
+        reloc::apply(r.kind, buf, base, r.place_off as usize, target).map_err(|e| {
+            format!(
+                "{} record at {}+{:#x}: {e}",
+                r.kind.name(),
+                pc.name(),
+                r.place_off
+            )
+        })?;
+        redone += 1;
+    }
+    mods[i].relocs_redone = redone;
+    serialize();
+    Ok(())
+}
+
+/// Makes the CPU see code written through the alias before running it.
+fn serialize() {
+    // SAFETY: CPUID is a serialising instruction with no side effects; rbx
+    // is saved around it because the compiler reserves it.
+    unsafe {
+        core::arch::asm!(
+            "push rbx",
+            "cpuid",
+            "pop rbx",
+            inout("eax") 0u32 => _,
+            inout("ecx") 0u32 => _,
+            out("edx") _,
+        );
+    }
+}
+
+fn snapshot() -> (usize, usize, usize) {
+    (
+        crate::mm::heap::used_bytes(),
+        crate::mm::frames::free_frames() as usize,
+        crate::kapi::registered_irqs(),
+    )
+}
+
+fn step(
+    table: &Table<'_>,
+    mods: &mut [Module],
+    i: usize,
+    policy: Policy,
+    budget_ms: u64,
+    cursors: &mut Cursors,
+) {
+    if let Some(&d) = mods[i].deps.iter().find(|&&d| !mods[d].kept) {
+        let dep = mods[d].name.to_string();
+        expunge(&mut mods[i], Reason::Dependency(dep));
+        return;
+    }
+    let m = &mods[i];
+    let computed = module_checksum(Class::ALL.map(|c| class_bytes(m, c, m.slot)));
+    if computed != m.rec.checksum {
+        let stored = m.rec.checksum;
+        expunge(&mut mods[i], Reason::Checksum { stored, computed });
+        return;
+    }
+    if policy.moves_modules() {
+        let t = tsc::read();
+        let moved = move_and_relocate(table, mods, i, cursors);
+        mods[i].move_ns = tsc::ticks_to_ns(tsc::read() - t);
+        if let Err(e) = moved {
+            expunge(&mut mods[i], Reason::Relocation(e));
+            return;
+        }
+    }
+
+    let entry = mods[i].base[Class::Text] + mods[i].rec.probe_off as u64;
+    let before = snapshot();
+    let t = tsc::read();
+    // SAFETY: `entry` is the probe of a module whose checksum matched and
+    // whose relocations were redone for where it now is.
+    let outcome = crate::kapi::run_as(i, || unsafe { guard::run(entry, budget_ms) });
+    mods[i].probe_ns = tsc::ticks_to_ns(tsc::read() - t);
+    if matches!(outcome, Outcome::Returned(0)) {
+        let m = &mut mods[i];
+        m.kept = true;
+        for c in Class::ALL {
+            cursors.commit(c, m.base[c], m.rec.size[c] as u64);
+        }
+        log::info!("module {}: kept ({} us)", m.name, m.probe_ns / 1000);
+        return;
+    }
+    // Release and measure before allocating anything for the report,
+    // so the deltas show only what the module itself left behind.
+    let failure = guard::take_failure();
+    let released = crate::kapi::release(i);
+    let after = snapshot();
+    let reason = match outcome {
+        Outcome::Returned(code) => match failure {
+            Some((kind, msg)) => Reason::Probe(
+                modtable::abi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
+                msg.as_str().to_string(),
+            ),
+            None => Reason::Probe("failed", format!("probe returned {code} without a reason")),
+        },
+        Outcome::Aborted(a) => Reason::Aborted(a.kind(), a.to_string()),
+    };
+    let m = &mut mods[i];
+    m.released = Some(released);
+    m.leak = Some(Leak {
+        heap_bytes: after.0 as i64 - before.0 as i64,
+        frames: before.1 as i64 - after.1 as i64,
+        irqs: after.2 as i64 - before.2 as i64,
+    });
+    expunge(m, reason);
+}
+
+/// Times a plain memmove of each kept module's bytes (all classes, from
+/// where they live to a scratch buffer), in this same boot, to compare with
+/// its move + relocate time.
+fn measure_memmove(mods: &mut [Module]) {
+    let max = mods
+        .iter()
+        .filter(|m| m.kept)
+        .map(|m| m.rec.size.0.iter().map(|&s| s as usize).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    let mut scratch = alloc::vec![0u8; max];
+    for m in mods.iter_mut().filter(|m| m.kept && m.move_ns > 0) {
+        let t = tsc::read();
+        let mut at = 0;
+        for c in Class::ALL {
+            let len = m.rec.size[c] as usize;
+            let src = crate::mm::paging::phys_to_virt(image::image_phys(m.base[c])) as *const u8;
+            // SAFETY: reading the module's live bytes through the direct map
+            // into a scratch buffer large enough for all its classes.
+            unsafe { core::ptr::copy(src, scratch.as_mut_ptr().add(at), len) };
+            at += len;
+        }
+        m.memmove_ns = tsc::ticks_to_ns(tsc::read() - t);
+        core::hint::black_box(&scratch);
+    }
+}
+
+/// Runs the self-test of every kept module at its final address.
+fn run_selftests(mods: &mut [Module], budget_ms: u64) {
+    for i in 0..mods.len() {
+        let m = &mods[i];
+        if !m.kept || m.rec.selftest_off == NO_ENTRY {
+            continue;
+        }
+        let entry = m.base[Class::Text] + m.rec.selftest_off as u64;
+        // SAFETY: the self-test of a kept module, relocated for where it is.
+        let outcome = crate::kapi::run_as(i, || unsafe { guard::run(entry, budget_ms) });
+        let result = match outcome {
+            Outcome::Returned(0) => Ok(()),
+            Outcome::Returned(code) => Err(match guard::take_failure() {
+                Some((_, msg)) => msg.as_str().to_string(),
+                None => format!("returned {code}"),
+            }),
+            Outcome::Aborted(a) => Err(a.to_string()),
+        };
+        match &result {
+            Ok(()) => log::info!("module {}: selftest passed at its final address", m.name),
+            Err(e) => log::error!("module {}: selftest failed: {e}", m.name),
+        }
+        mods[i].selftest = Some(result);
+    }
+}

@@ -1,0 +1,159 @@
+//! Built-in modules at boot: verify, move to the packing cursor, relocate,
+//! probe under guard, keep or expunge; then remap the regions, give freed
+//! frames back and print the reclaimed-memory report.
+//!
+//! - [`image`]: where the prelinker put the table and the regions;
+//! - [`guard`]: fault-, panic- and time-guarded calls into module code;
+//! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
+//! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
+//! - [`report`]: the console table and the `REPORT` JSON line;
+//! - [`stale`]: naming the module behind a stale call into freed code.
+
+pub mod guard;
+pub mod image;
+mod load;
+mod remap;
+mod report;
+mod stale;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use modtable::PerClass;
+use modtable::table::ModuleRecord;
+use reclaim::policy::Policy;
+use spin::Once;
+
+pub use load::boot;
+
+/// Why a module was expunged.
+#[derive(Clone, Debug)]
+pub enum Reason {
+    /// Its bytes do not match the checksum the prelinker recorded.
+    Checksum {
+        /// Checksum in the table.
+        stored: u64,
+        /// Checksum of the bytes in the image.
+        computed: u64,
+    },
+    /// A module it depends on was expunged.
+    Dependency(String),
+    /// Its relocations could not be redone at the new address.
+    Relocation(String),
+    /// The probe returned failure (kind name, module's message).
+    Probe(&'static str, String),
+    /// The probe was cut short (fault, panic, hang, violation).
+    Aborted(&'static str, String),
+}
+
+impl Reason {
+    /// Short kind for the report: `checksum`, `dependency`, `relocation`,
+    /// a probe error kind, or `fault`/`panic`/`hung`/`violation`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Checksum { .. } => "checksum",
+            Reason::Dependency(_) => "dependency",
+            Reason::Relocation(_) => "relocation",
+            Reason::Probe(k, _) => k,
+            Reason::Aborted(k, _) => k,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Checksum { stored, computed } => {
+                write!(
+                    f,
+                    "checksum mismatch: table {stored:#018x}, bytes {computed:#018x}"
+                )
+            }
+            Reason::Dependency(d) => write!(f, "dependency {d} expunged"),
+            Reason::Relocation(e) => write!(f, "relocation failed: {e}"),
+            Reason::Probe(_, m) => f.write_str(m),
+            Reason::Aborted(_, m) => f.write_str(m),
+        }
+    }
+}
+
+/// Resource deltas measured around a failed probe (all zero when the
+/// release was complete).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Leak {
+    /// Heap bytes in use after release minus before the probe.
+    pub heap_bytes: i64,
+    /// Free frames before the probe minus after release.
+    pub frames: i64,
+    /// Module IRQ handlers after release minus before the probe.
+    pub irqs: i64,
+}
+
+/// Everything the loader knows about one module.
+pub struct Module {
+    /// Name from the table.
+    pub name: &'static str,
+    /// The table record.
+    pub rec: ModuleRecord,
+    /// Indices of its dependencies.
+    pub deps: Vec<usize>,
+    /// Slot address of each class, as prelinked.
+    pub slot: PerClass<u64>,
+    /// Address of each class now (where it was probed, and lives if kept).
+    pub base: PerClass<u64>,
+    /// `None` while pending or kept; the reason once expunged.
+    pub expunged: Option<Reason>,
+    /// Whether the probe ran and returned success.
+    pub kept: bool,
+    /// Relocation records redone after moving.
+    pub relocs_redone: u32,
+    /// Probe time.
+    pub probe_ns: u64,
+    /// Move + relocate time.
+    pub move_ns: u64,
+    /// Time of a plain memmove of the same bytes (measured after boot).
+    pub memmove_ns: u64,
+    /// What was released after a failed probe.
+    pub released: Option<crate::kapi::ReleaseSummary>,
+    /// Resource deltas around a failed probe.
+    pub leak: Option<Leak>,
+    /// Self-test result of a kept module: `Some(Ok)`, `Some(Err(reason))`,
+    /// or `None` if it has none.
+    pub selftest: Option<Result<(), String>>,
+}
+
+static NAMES: Once<Vec<&'static str>> = Once::new();
+
+/// Name of module `index` for messages ("kernel" for the kernel itself).
+pub fn name_of(index: usize) -> &'static str {
+    NAMES
+        .get()
+        .and_then(|n| n.get(index).copied())
+        .unwrap_or("kernel")
+}
+
+/// Boot-wide figures of the loader.
+pub struct Totals {
+    /// Reclaim policy.
+    pub policy: Policy,
+    /// Probe time budget.
+    pub budget_ms: u64,
+    /// Mappings (4 KiB, 2 MiB) over the modules' used slot bytes at boot.
+    pub mappings_before: (usize, usize),
+    /// Mappings over live module bytes after remapping.
+    pub mappings_after: (usize, usize),
+    /// Free frames just before the freed ranges were given back.
+    pub free_frames_before: usize,
+    /// Free frames just after.
+    pub free_frames_after: usize,
+    /// Writable-and-executable pages in the live page tables.
+    pub wx_pages: usize,
+    /// The per-region plans (live and freed ranges, byte split).
+    pub plans: PerClass<reclaim::plan::RegionPlan>,
+    /// TSC time from kernel entry to the start of the module loader.
+    pub boot_to_modules_ns: u64,
+    /// TSC time spent in the loader (probes, moves, remap, reclaim).
+    pub modules_ns: u64,
+    /// Size of the region of each class.
+    pub region_size: PerClass<u64>,
+}

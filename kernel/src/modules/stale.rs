@@ -1,0 +1,132 @@
+//! Stale references into expunged modules: the fault report names the
+//! module an address belonged to, and `stale_call=NAME` on the command line
+//! calls an expunged module's old probe address after boot, to show it.
+
+use super::{Module, image};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use modtable::Class;
+use spin::Once;
+
+/// An expunged module's former address ranges, `(start, end, class)`.
+struct Former {
+    name: &'static str,
+    ranges: Vec<(u64, u64, Class)>,
+}
+
+static FORMER: Once<Vec<Former>> = Once::new();
+/// Bytes of kept modules, where they live after boot.
+static LIVE: Once<Vec<(u64, u64)>> = Once::new();
+
+/// Remembers where expunged modules were (their slots and the addresses
+/// they were probed at), and where kept modules live.
+pub fn record(mods: &[Module]) {
+    FORMER.call_once(|| {
+        mods.iter()
+            .filter(|m| m.expunged.is_some())
+            .map(|m| Former {
+                name: m.name,
+                ranges: Class::ALL
+                    .iter()
+                    .filter(|&&c| m.rec.size[c] > 0)
+                    .flat_map(|&c| {
+                        let len = m.rec.size[c] as u64;
+                        [
+                            (m.slot[c], m.slot[c] + len, c),
+                            (m.base[c], m.base[c] + len, c),
+                        ]
+                    })
+                    .collect(),
+            })
+            .collect()
+    });
+    LIVE.call_once(|| {
+        mods.iter()
+            .filter(|m| m.kept)
+            .flat_map(|m| {
+                Class::ALL
+                    .iter()
+                    .map(move |&c| (m.base[c], m.base[c] + m.rec.size[c] as u64))
+            })
+            .filter(|&(s, e)| e > s)
+            .collect()
+    });
+}
+
+fn owner_of(addr: u64) -> Option<(&'static str, Class)> {
+    FORMER.get()?.iter().find_map(|f| {
+        f.ranges
+            .iter()
+            .find(|&&(s, e, _)| addr >= s && addr < e)
+            .map(|&(_, _, c)| (f.name, c))
+    })
+}
+
+fn is_live(addr: u64) -> bool {
+    LIVE.get()
+        .is_some_and(|l| l.iter().any(|&(s, e)| addr >= s && addr < e))
+}
+
+/// Called first by the exception hook: if the faulting instruction or
+/// address is in a module region but not live, print which expunged module
+/// it belonged to.
+pub fn explain(frame: &crate::arch::idt::TrapFrame) {
+    let cr2 = if frame.vector == 14 {
+        x86_64::registers::control::Cr2::read_raw()
+    } else {
+        0
+    };
+    // #BP leaves rip after the int3 byte.
+    let rip = if frame.vector == 3 {
+        frame.rip - 1
+    } else {
+        frame.rip
+    };
+    for addr in [rip, cr2] {
+        if image::region_of(addr).is_none() || is_live(addr) {
+            continue;
+        }
+        if let Some((name, class)) = owner_of(addr) {
+            crate::console::emergency_write(
+                format!(
+                    "STALE: {} at {addr:#x}: address in the {} of expunged module {name}\n",
+                    super::guard::exception_name(frame.vector),
+                    class.name()
+                )
+                .as_bytes(),
+            );
+            return;
+        }
+    }
+}
+
+/// With `stale_call=NAME`, calls the old probe address of expunged module
+/// NAME; the resulting trap ends the boot with a report naming it.
+pub fn maybe_call(mods: &[Module]) -> Result<(), String> {
+    let Some(name) = crate::cmdline::get("stale_call") else {
+        return Ok(());
+    };
+    let m = mods
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| format!("stale_call={name}: no such module"))?;
+    if m.expunged.is_none() {
+        return Err(format!("stale_call={name}: module is kept, not expunged"));
+    }
+    let addr = m.slot[Class::Text] + m.rec.probe_off as u64;
+    if is_live(addr) {
+        return Err(format!(
+            "stale_call={name}: old probe address {addr:#x} now holds live code of a kept module; not calling it"
+        ));
+    }
+    crate::kprintln!("stale_call: calling old probe address {addr:#x} of expunged module {name}");
+    // SAFETY: deliberately unsafe by design of this test option: the address
+    // is not live module code, so the call traps (unmapped page or int3
+    // poison) and the exception handler reports it and ends the boot.
+    let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
+    let r = f();
+    Err(format!(
+        "stale_call={name}: call returned {r} instead of trapping"
+    ))
+}
