@@ -368,7 +368,7 @@ impl<'a> ElfFile<'a> {
             );
         }
         let data = self.section_data(index);
-        if data.len() % 24 != 0 {
+        if !data.len().is_multiple_of(24) {
             bail!(
                 Malformed,
                 "section {} size {:#x} is not a multiple of 24",

@@ -56,11 +56,8 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
                 }
                 name = Some(v)
             }
-            "depends" => {
-                if !info.depends.iter().any(|d| d == v) {
-                    info.depends.push(v.to_string())
-                }
-            }
+            "depends" if !info.depends.iter().any(|d| d == v) => info.depends.push(v.to_string()),
+            "depends" => {}
             "export" => info.exports.push(v.to_string()),
             // Unknown keys are informational (license, author, ...).
             _ => {}

@@ -61,7 +61,7 @@ fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
 
 /// Reads the `.kexports` records.
 pub fn parse_kexports<'a>(file: &str, bytes: &'a [u8]) -> Result<HashMap<&'a str, u64>> {
-    if bytes.len() % KEXPORT_SIZE != 0 {
+    if !bytes.len().is_multiple_of(KEXPORT_SIZE) {
         bail!(
             Kernel,
             "{file}: {KEXPORTS_SECTION} size {} is not a multiple of {KEXPORT_SIZE}",

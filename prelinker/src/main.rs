@@ -16,12 +16,15 @@ fn usage(msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
 }
 
+/// Parsed `(name, value)` options.
+type Options = Vec<(String, String)>;
+
 /// Parses `--flag VALUE`/`--flag=VALUE` options; returns (options, positional).
 fn parse_args(
     args: &[String],
     with_value: &[&str],
     switches: &[&str],
-) -> Result<(Vec<(String, String)>, Vec<String>)> {
+) -> Result<(Options, Vec<String>)> {
     let (mut opts, mut pos) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
