@@ -50,10 +50,16 @@ pub fn write(bytes: &[u8]) {
 
 /// Runs `f` with exclusive access to the console (interrupts disabled), so a
 /// multi-part message comes out in one piece.
+///
+/// The kernel runs on one CPU and holds the lock only with interrupts off,
+/// so finding it taken means this is a nested write (a sink that logs, an
+/// exception or NMI inside a write) or a write abandoned by a fault that was
+/// recovered from. Waiting would deadlock; such writes go straight to COM1
+/// instead, bypassing the sink.
 pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let _guard = LOCK.lock();
-        f(&mut ConsoleWriter(()))
+    x86_64::instructions::interrupts::without_interrupts(|| match LOCK.try_lock() {
+        Some(_guard) => f(&mut ConsoleWriter { com1_only: false }),
+        None => f(&mut ConsoleWriter { com1_only: true }),
     })
 }
 
@@ -63,18 +69,24 @@ pub fn emergency_write(bytes: &[u8]) {
 }
 
 /// Console writer handed out by [`with_console`].
-pub struct ConsoleWriter(());
+pub struct ConsoleWriter {
+    com1_only: bool,
+}
 
 impl ConsoleWriter {
     /// Writes raw bytes.
     pub fn write_bytes(&mut self, bytes: &[u8]) {
-        raw_write(bytes);
+        if self.com1_only {
+            crate::serial::write_bytes(bytes);
+        } else {
+            raw_write(bytes);
+        }
     }
 }
 
 impl fmt::Write for ConsoleWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        raw_write(s.as_bytes());
+        self.write_bytes(s.as_bytes());
         Ok(())
     }
 }

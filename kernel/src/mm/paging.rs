@@ -13,6 +13,10 @@
 //! | `.modules.data` region | image | R W |
 //! | [`DIRECT_MAP_BASE`] + phys | all RAM | R W |
 //!
+//! Other users of the address space: the module API's uncached MMIO window
+//! at `0xffff_c000_0000_0000` and the boot self-test's scratch range at
+//! `0xffff_e000_0000_0000`. Pick a fresh PML4 slot for anything new.
+//!
 //! Everything that is not executable is mapped NX, and no page is ever both
 //! writable and executable: [`map_range`] and [`protect_range`] refuse such
 //! flags, and [`count_wx_pages`] checks the live tables. Each image group
