@@ -17,6 +17,8 @@
 //! assert!(out.serial.contains("selftest: all passed"));
 //! ```
 
+pub mod report;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -210,6 +212,11 @@ impl BootOutcome {
 /// Panics if the image does not exist ("run `make image` first") or QEMU
 /// cannot be started.
 pub fn run_qemu(cfg: &QemuConfig) -> BootOutcome {
+    // One guest at a time per test binary: TCG guests that share the host's
+    // cores get their timer interrupts late, which would make probe time
+    // budgets and timing checks depend on how many tests run at once.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
         cfg.image.is_file(),
         "kernel image {} not found: run `make image` first (or set PLK_IMAGE)",

@@ -1,0 +1,54 @@
+//! Reading the kernel's `REPORT` JSON line and the prelinker's plan.
+
+use crate::BootOutcome;
+use serde_json::Value;
+use std::path::Path;
+
+impl BootOutcome {
+    /// The JSON object on the `REPORT ` line, if the kernel printed one.
+    pub fn report(&self) -> Option<Value> {
+        let line = self
+            .serial
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("REPORT "))?;
+        Some(
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("REPORT line is not JSON ({e}): {line}")),
+        )
+    }
+
+    /// [`BootOutcome::report`], panicking with the serial output if missing.
+    pub fn expect_report(&self) -> Value {
+        self.report()
+            .unwrap_or_else(|| panic!("no REPORT line: {}", self.describe()))
+    }
+}
+
+/// Reads a JSON file (the prelinker's `--plan-json` output).
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `make image` first)", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
+/// The modules of a report with `result` equal to `result`, by name.
+pub fn names_with_result(report: &Value, result: &str) -> Vec<String> {
+    let mut v: Vec<String> = report["modules"]
+        .as_array()
+        .expect("report has a modules list")
+        .iter()
+        .filter(|m| m["result"] == result)
+        .map(|m| m["name"].as_str().expect("module name").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Parses a `"0x…"` address string of the report.
+pub fn addr(v: &Value) -> u64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("address is not a string: {v}"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|e| panic!("bad address {s}: {e}"))
+}
