@@ -36,7 +36,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image test-image run ensure-qemu check-accel test fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image test-image run ensure-qemu check-accel test test-modules fmt clippy clean
 
 all: image
 
@@ -56,6 +56,7 @@ modules: prelinker
 	@for m in $(MODULES); do \
 		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/modules/$$m.o || exit 1; \
 	done
+	@builtin-modules/check-objects.sh -q $(BUILD)/modules/*.o
 	@echo "modules: $(MODULES)"
 
 fault-modules: prelinker
@@ -64,6 +65,7 @@ fault-modules: prelinker
 	@for m in $(FAULT_MODULES); do \
 		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/fault-modules/$$m.o || exit 1; \
 	done
+	@builtin-modules/check-objects.sh -q $(BUILD)/fault-modules/*.o
 
 # The bootable image: the kernel with its module regions filled by the
 # prelinker, and the prelinker's layout plan beside it.
@@ -103,8 +105,14 @@ ensure-qemu:
 
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: ensure-qemu image test-image
+test: ensure-qemu image test-image test-modules
 	$(CARGO) test
+
+# Host unit tests of the module crates (driver logic against fake hardware);
+# they are not default members, so a plain `cargo test` skips them.
+MODULE_CRATES := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(wildcard builtin-modules/*/Cargo.toml)))
+test-modules:
+	$(CARGO) test $(addprefix -p ,$(MODULE_CRATES))
 
 fmt:
 	$(CARGO) fmt --all

@@ -4,11 +4,14 @@
 # services (modtable::abi::KERNEL_SERVICES) and the exports of the modules
 # it declares as dependencies.
 #
-#   check-objects.sh OBJ_OR_LIB.a...
+#   check-objects.sh [-q] OBJ_OR_LIB.a...
 #
+# -q prints only problems.
 # A staticlib archive stands for its own member (compiler-builtins members
 # are ignored). Dependencies are looked up among the other arguments.
 set -eu
+quiet=
+if [ "${1:-}" = -q ]; then quiet=1; shift; fi
 here=$(dirname "$0")
 abi="$here/../kernel/modtable/src/abi.rs"
 services=$(sed -n '/KERNEL_SERVICES/,/^];/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')
@@ -67,6 +70,6 @@ for f in "$@"; do
     echo "$defined" | grep -qx __module_probe || { echo "$name: no __module_probe"; status=1; }
     if [ -n "$bad" ]; then echo "$name: unexpected undefined symbols:$bad"; status=1; fi
     if [ -n "$extra" ]; then echo "$name: unexpected global definitions:$extra"; status=1; fi
-    printf '%-16s ok  undefined: %s\n' "$name" "$(echo $undef)"
+    [ -n "$quiet" ] || printf '%-16s ok  undefined: %s\n' "$name" "$(echo $undef)"
 done
 exit $status

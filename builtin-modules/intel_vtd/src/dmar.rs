@@ -150,4 +150,62 @@ mod tests {
             "DMAR table has no DRHD unit"
         );
     }
+
+    struct Regs {
+        ver: u32,
+        cap: u64,
+    }
+
+    impl MmioIo for Regs {
+        fn read32(&self, off: u64) -> u32 {
+            assert_eq!(off, VERSION);
+            self.ver
+        }
+        fn read64(&self, off: u64) -> u64 {
+            match off {
+                CAPABILITY => self.cap,
+                EXT_CAPABILITY => 0xf00f4a,
+                _ => unreachable!(),
+            }
+        }
+        fn read8(&self, _: u64) -> u8 {
+            unreachable!()
+        }
+        fn read16(&self, _: u64) -> u16 {
+            unreachable!()
+        }
+        fn write8(&self, _: u64, _: u8) {
+            unreachable!()
+        }
+        fn write16(&self, _: u64, _: u16) {
+            unreachable!()
+        }
+        fn write32(&self, _: u64, _: u32) {
+            unreachable!()
+        }
+        fn write64(&self, _: u64, _: u64) {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn checks_version_and_capability() {
+        // QEMU's intel-iommu: version 1.0.
+        let qemu = Regs {
+            ver: 0x10,
+            cap: 0x00d2_0080_2226_0206,
+        };
+        let u = read_unit(&qemu, 0xfed9_0000).unwrap();
+        assert_eq!((u.major, u.minor, u.ecap), (1, 0, 0xf00f4a));
+        let absent = Regs {
+            ver: u32::MAX,
+            cap: u64::MAX,
+        };
+        assert_eq!(
+            read_unit(&absent, 0xfed9_0000).unwrap_err().message(),
+            "DRHD at 0xfed90000: version register reads 0xffffffff"
+        );
+        let no_sagaw = Regs { ver: 0x10, cap: 0 };
+        assert!(read_unit(&no_sagaw, 0xfed9_0000).is_err());
+    }
 }

@@ -18,6 +18,7 @@ mod uart;
 pub use uart::{Uart, check_port};
 
 use module_api::console::{self, ConsoleWriter};
+use module_api::msg::MsgBuf;
 use module_api::ports::Ports;
 use module_api::sync::OnceCell;
 use module_api::time::KernelClock;
@@ -93,10 +94,11 @@ pub fn selftest(port: ComPort) -> Result<(), ProbeError> {
             port.name
         )));
     };
-    u.write_bytes(
-        b"uart16550: selftest line written by the driver\n",
-        &KernelClock,
-    );
+    let line = MsgBuf::<64>::format(format_args!(
+        "{}: selftest line written by the 16550 driver\n",
+        port.name
+    ));
+    u.write_bytes(line.as_bytes(), &KernelClock);
     u.wait_drained(&KernelClock).map_err(|lsr| {
         ProbeError::timeout(format_args!(
             "{}: transmitter not empty after selftest (LSR {lsr:#04x})",
