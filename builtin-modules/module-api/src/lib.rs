@@ -28,6 +28,12 @@
 //! [`mmio::MmioIo`], [`pci::ConfigSpace`], [`time::Clock`]) so it can be
 //! unit-tested on the host with fakes; on the host the raw services are
 //! stubs that panic.
+//!
+//! Module crates keep `#![forbid(unsafe_code)]` although the macros of this
+//! crate expand to `#[unsafe(no_mangle)]`, `#[unsafe(link_section)]` and
+//! `unsafe` blocks: rustc does not report the `unsafe_code` lint for code
+//! that comes from another crate's macro, while unsafe code written in the
+//! module itself is still rejected.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
@@ -234,6 +240,18 @@ mod tests {
         exports: [macro_test_twice],
         probe: probe,
         selftest: selftest,
+    }
+
+    mod imported {
+        crate::import_fn! {
+            /// The export above, through its C symbol.
+            pub fn macro_test_twice(x: u32) -> u32;
+        }
+    }
+
+    #[test]
+    fn import_links_to_export() {
+        assert_eq!(imported::macro_test_twice(4), 8);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Logging through `kapi_log`; use the [`info!`](crate::info),
-//! [`warn!`](crate::warn), [`error!`](crate::error) and
+//! [`warn!`](crate::warn), [`error!`](macro@crate::error) and
 //! [`debug!`](crate::debug) macros.
 
 use crate::msg::MsgBuf;
