@@ -69,9 +69,10 @@ pub(super) fn unclaim(phys: u64, len: u64, module: usize) {
         .retain(|&(p, l, o)| !(p == phys && l == len && o == module));
 }
 
-fn check(addr: u64, width: u32) -> Result<(), Abort> {
-    if !matches!(width, 1 | 2 | 4 | 8) || addr % width as u64 != 0 {
-        return Err(Abort::violation(format_args!(
+/// The violation an access would be, or `None` if it is allowed.
+fn violation_of(addr: u64, width: u32) -> Option<Abort> {
+    if !matches!(width, 1 | 2 | 4 | 8) || !addr.is_multiple_of(width as u64) {
+        return Some(Abort::violation(format_args!(
             "MMIO access of width {width} at {addr:#x}"
         )));
     }
@@ -82,9 +83,9 @@ fn check(addr: u64, width: u32) -> Result<(), Abort> {
             o == me && addr >= v && addr + width as u64 <= v + l
         });
     if ok {
-        Ok(())
+        None
     } else {
-        Err(Abort::violation(format_args!(
+        Some(Abort::violation(format_args!(
             "access to unclaimed MMIO address {addr:#x}"
         )))
     }
@@ -92,10 +93,10 @@ fn check(addr: u64, width: u32) -> Result<(), Abort> {
 
 /// Reads device memory the module claimed.
 pub extern "C" fn kapi_mmio_read(addr: u64, width: u32) -> u64 {
-    service(|| match check(addr, width) {
+    service(|| match violation_of(addr, width) {
         // SAFETY: `addr` lies inside a range the running module claimed, in
         // the uncached window mapped at init, and is aligned to `width`.
-        Ok(()) => unsafe {
+        None => unsafe {
             match width {
                 1 => core::ptr::read_volatile(addr as *const u8) as u64,
                 2 => core::ptr::read_volatile(addr as *const u16) as u64,
@@ -103,16 +104,16 @@ pub extern "C" fn kapi_mmio_read(addr: u64, width: u32) -> u64 {
                 _ => core::ptr::read_volatile(addr as *const u64),
             }
         },
-        Err(a) => guard::violation(a, u64::MAX),
+        Some(a) => guard::violation(a, u64::MAX),
     })
 }
 crate::export_symbol!(kapi_mmio_read);
 
 /// Writes device memory the module claimed.
 pub extern "C" fn kapi_mmio_write(addr: u64, width: u32, value: u64) {
-    service(|| match check(addr, width) {
+    service(|| match violation_of(addr, width) {
         // SAFETY: as in `kapi_mmio_read`.
-        Ok(()) => unsafe {
+        None => unsafe {
             match width {
                 1 => core::ptr::write_volatile(addr as *mut u8, value as u8),
                 2 => core::ptr::write_volatile(addr as *mut u16, value as u16),
@@ -120,7 +121,7 @@ pub extern "C" fn kapi_mmio_write(addr: u64, width: u32, value: u64) {
                 _ => core::ptr::write_volatile(addr as *mut u64, value),
             }
         },
-        Err(a) => guard::violation(a, ()),
+        Some(a) => guard::violation(a, ()),
     })
 }
 crate::export_symbol!(kapi_mmio_write);

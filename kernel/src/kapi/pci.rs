@@ -13,7 +13,7 @@ fn address(bdf: u32, offset: u32) -> u32 {
 /// Reads `width` bytes (1, 2, 4) at `offset` of function `bdf`'s
 /// configuration space; all ones if no function answers.
 pub fn read(bdf: u32, offset: u32, width: u32) -> u32 {
-    if offset >= 256 || !matches!(width, 1 | 2 | 4) || offset % width != 0 {
+    if offset >= 256 || !matches!(width, 1 | 2 | 4) || !offset.is_multiple_of(width) {
         return u32::MAX;
     }
     let _g = LOCK.lock();
@@ -32,7 +32,7 @@ pub fn read(bdf: u32, offset: u32, width: u32) -> u32 {
 
 /// Writes `width` bytes at `offset` of function `bdf`'s configuration space.
 pub fn write(bdf: u32, offset: u32, width: u32, value: u32) {
-    if offset >= 256 || !matches!(width, 1 | 2 | 4) || offset % width != 0 {
+    if offset >= 256 || !matches!(width, 1 | 2 | 4) || !offset.is_multiple_of(width) {
         return;
     }
     let _g = LOCK.lock();

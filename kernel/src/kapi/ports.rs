@@ -94,9 +94,10 @@ pub(super) fn unclaim(base: u16, count: u16, module: usize) {
         .retain(|&(b, c, o)| !(b == base && c == count && o == module));
 }
 
-fn check(port: u16, width: u32) -> Result<(), Abort> {
+/// The violation an access would be, or `None` if it is allowed.
+fn violation_of(port: u16, width: u32) -> Option<Abort> {
     if !matches!(width, 1 | 2 | 4) {
-        return Err(Abort::violation(format_args!(
+        return Some(Abort::violation(format_args!(
             "port access of width {width}"
         )));
     }
@@ -107,9 +108,9 @@ fn check(port: u16, width: u32) -> Result<(), Abort> {
         .iter()
         .any(|&(b, c, o)| o == me && port as u32 >= b as u32 && end <= b as u32 + c as u32);
     if ok {
-        Ok(())
+        None
     } else {
-        Err(Abort::violation(format_args!(
+        Some(Abort::violation(format_args!(
             "access to unclaimed port {port:#x}"
         )))
     }
@@ -117,21 +118,21 @@ fn check(port: u16, width: u32) -> Result<(), Abort> {
 
 /// Reads a claimed port.
 pub extern "C" fn kapi_port_in(port: u16, width: u32) -> u32 {
-    service(|| match check(port, width) {
+    service(|| match violation_of(port, width) {
         // SAFETY: the running module claimed this port range, and the kernel
         // keeps its own ports out of every module's reach.
-        Ok(()) => unsafe { port_read(port, width) },
-        Err(a) => guard::violation(a, u32::MAX),
+        None => unsafe { port_read(port, width) },
+        Some(a) => guard::violation(a, u32::MAX),
     })
 }
 crate::export_symbol!(kapi_port_in);
 
 /// Writes a claimed port.
 pub extern "C" fn kapi_port_out(port: u16, width: u32, value: u32) {
-    service(|| match check(port, width) {
+    service(|| match violation_of(port, width) {
         // SAFETY: as in `kapi_port_in`.
-        Ok(()) => unsafe { port_write(port, width, value) },
-        Err(a) => guard::violation(a, ()),
+        None => unsafe { port_write(port, width, value) },
+        Some(a) => guard::violation(a, ()),
     })
 }
 crate::export_symbol!(kapi_port_out);

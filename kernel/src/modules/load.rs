@@ -337,8 +337,7 @@ fn measure_memmove(mods: &mut [Module]) {
 
 /// Runs the self-test of every kept module at its final address.
 fn run_selftests(mods: &mut [Module], budget_ms: u64) {
-    for i in 0..mods.len() {
-        let m = &mods[i];
+    for (i, m) in mods.iter_mut().enumerate() {
         if !m.kept || m.rec.selftest_off == NO_ENTRY {
             continue;
         }
@@ -357,6 +356,6 @@ fn run_selftests(mods: &mut [Module], budget_ms: u64) {
             Ok(()) => log::info!("module {}: selftest passed at its final address", m.name),
             Err(e) => log::error!("module {}: selftest failed: {e}", m.name),
         }
-        mods[i].selftest = Some(result);
+        m.selftest = Some(result);
     }
 }
