@@ -31,13 +31,13 @@ pub struct Area {
 
 /// What the prelinker needs from the kernel ELF.
 #[derive(Debug)]
-pub struct Kernel<'a> {
+pub struct Kernel {
     /// The class regions.
     pub regions: PerClass<Area>,
     /// The `.modtable` area.
     pub modtable: Area,
     /// The kernel's exports: name to address.
-    pub exports: HashMap<&'a str, u64>,
+    pub exports: HashMap<String, u64>,
 }
 
 fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
@@ -60,7 +60,7 @@ fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
 }
 
 /// Reads the `.kexports` records.
-pub fn parse_kexports<'a>(file: &str, bytes: &'a [u8]) -> Result<HashMap<&'a str, u64>> {
+pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<HashMap<String, u64>> {
     if !bytes.len().is_multiple_of(KEXPORT_SIZE) {
         bail!(
             Kernel,
@@ -83,16 +83,16 @@ pub fn parse_kexports<'a>(file: &str, bytes: &'a [u8]) -> Result<HashMap<&'a str
             )
         })?;
         let addr = u64::from_le_bytes(r[KEXPORT_NAME_LEN..].try_into().unwrap());
-        if map.insert(name, addr).is_some() {
+        if map.insert(name.to_string(), addr).is_some() {
             bail!(Kernel, "{file}: {KEXPORTS_SECTION} exports `{name}` twice");
         }
     }
     Ok(map)
 }
 
-impl<'a> Kernel<'a> {
+impl Kernel {
     /// Finds the module regions, the table area and the exports in a kernel ELF.
-    pub fn parse(file: &str, data: &'a [u8]) -> Result<Kernel<'a>> {
+    pub fn parse(file: &str, data: &[u8]) -> Result<Kernel> {
         let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
         if e.machine != elf::EM_X86_64 || e.e_type != elf::ET_EXEC {
             bail!(

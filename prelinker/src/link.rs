@@ -91,6 +91,17 @@ pub fn link(
     modules: &[InputFile],
     opts: &LinkOptions,
 ) -> Result<LinkOutput> {
+    link_into(kernel_name, kernel.to_vec(), modules, opts)
+}
+
+/// Like [`link`], but fills the kernel ELF bytes in place (no copy).
+pub fn link_into(
+    kernel_name: &str,
+    mut image: Vec<u8>,
+    modules: &[InputFile],
+    opts: &LinkOptions,
+) -> Result<LinkOutput> {
+    let kernel = &image[..];
     if !opts.slot_align.is_power_of_two() || opts.slot_align > 1 << 30 {
         bail!(
             Usage,
@@ -203,7 +214,6 @@ pub fn link(
         .map(|s| PerClass([0, 1, 2].map(|c| k.regions.0[c].addr + s.off.0[c])))
         .collect();
 
-    let mut image = kernel.to_vec();
     let ranges = [0, 1, 2, 3].map(|i| {
         let a: Area = if i < 3 { k.regions.0[i] } else { k.modtable };
         a.file_off as usize..(a.file_off + a.size) as usize

@@ -3,7 +3,8 @@
 use prelinker::error::{Error, ErrorKind, Result};
 use prelinker::image::write_atomic;
 use prelinker::input::{InputFile, module_object_bytes};
-use prelinker::{LinkOptions, err, link};
+use prelinker::link::link_into;
+use prelinker::{LinkOptions, err};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -87,7 +88,7 @@ fn cmd_link(args: &[String]) -> Result<()> {
             .iter()
             .map(|m| InputFile::read(Path::new(m)))
             .collect::<Result<Vec<_>>>()?;
-        let out = link(&k.name, &k.data, &inputs, &LinkOptions { slot_align })?;
+        let out = link_into(&k.name, k.data, &inputs, &LinkOptions { slot_align })?;
         if let Some(p) = &plan_json {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');

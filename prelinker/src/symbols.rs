@@ -91,7 +91,7 @@ pub fn resolve_defined(
 /// Everything a module's undefined symbols can resolve against.
 pub struct SymbolEnv<'s, 'a> {
     /// Kernel exports.
-    pub kernel: &'s HashMap<&'a str, u64>,
+    pub kernel: &'s HashMap<String, u64>,
     /// Exports of the modules placed so far.
     pub exports: &'s HashMap<&'a [u8], Export>,
     /// `(name, file)` of every module, by slot index.
