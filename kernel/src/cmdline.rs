@@ -10,6 +10,7 @@
 //! | `fault=pagefault` | read the unmapped address [`FAULT_ADDRESS`] after boot |
 //! | `fault=ud` | execute `ud2` after boot |
 //! | `fault=panic` | panic after boot |
+//! | `fault=stackoverflow` | recurse into the kernel stack's guard page after boot |
 //! | `loglevel=error\|warn\|info\|debug\|trace` | `log` level (default `info`) |
 //!
 //! Other options are read by the subsystems that own them.

@@ -105,6 +105,27 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
 
+    let stack = match mm::stack::alloc(KERNEL_STACK_PAGES) {
+        Ok(s) => s,
+        Err(e) => panic!("cannot allocate the kernel stack: {e:?}"),
+    };
+    log::info!(
+        "stack: {} KiB at {:#x}..{:#x}, guard page at {:#x}",
+        KERNEL_STACK_PAGES * 4,
+        stack.bottom,
+        stack.top,
+        stack.guard
+    );
+    // SAFETY: `stack` was just mapped for this purpose and nothing else uses
+    // it; `kernel_main_on_stack` never returns.
+    unsafe { mm::stack::switch_to(stack.top, kernel_main_on_stack) }
+}
+
+/// Pages of the guarded kernel stack the boot continues on.
+const KERNEL_STACK_PAGES: usize = 32;
+
+/// Second half of the boot, on the guarded kernel stack.
+extern "C" fn kernel_main_on_stack() -> ! {
     irq::init();
     log::info!(
         "irq: 8259 PICs remapped to vectors {}-{}, PIT channel 0 at {} Hz",
@@ -154,6 +175,11 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
             panic!("ud2 returned");
         }
         Some("panic") => panic!("fault=panic requested on the command line"),
+        Some("stackoverflow") => {
+            log::info!("fault=stackoverflow: recursing without bound");
+            let depth = recurse(0);
+            panic!("unbounded recursion returned {depth}");
+        }
         Some(other) => log::warn!("unknown fault={other} ignored"),
         None => {}
     }
@@ -166,6 +192,14 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     }
     log::info!("exit: success");
     exit::success()
+}
+
+/// Recurses until the stack runs into its guard page (`fault=stackoverflow`).
+#[allow(unconditional_recursion)]
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    recurse(depth + 1) + frame[7]
 }
 
 fn print_memory_map(boot: &pvh::BootInfo) {

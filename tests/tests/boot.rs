@@ -140,6 +140,34 @@ fn invalid_opcode_is_reported() {
 }
 
 #[test]
+fn stack_overflow_hits_the_guard_page() {
+    let out = run_qemu(&QemuConfig::default().cmdline("fault=stackoverflow"));
+    out.assert_failed();
+    let k = out.kernel_output();
+    // The #PF on the guard page cannot be delivered on the same stack, so
+    // the CPU raises #DF, which runs on its IST stack.
+    assert!(
+        k.contains("EXCEPTION: vector 8 #DF (Double Fault)"),
+        "{}",
+        out.describe()
+    );
+    let line = out
+        .line_with("kernel stack overflow")
+        .expect("overflow named");
+    let guard = number_after(
+        out.line_with("guard page at").expect("stack line"),
+        "guard page at",
+    )
+    .expect("guard address");
+    let cr2 = number_after(line, "CR2=").expect("CR2");
+    assert_eq!(
+        cr2 & !0xfff,
+        guard,
+        "faulting address is the guard page: {line}"
+    );
+}
+
+#[test]
 fn panic_is_reported_with_location() {
     let out = run_qemu(&QemuConfig::default().cmdline("fault=panic"));
     out.assert_failed();

@@ -12,7 +12,7 @@
 //! An exception first goes to the hook installed with
 //! [`set_exception_hook`]. If there is none, or it returns `false`, the
 //! kernel prints the vector, its name, the error code, RIP, CS, RFLAGS, RSP,
-//! SS, CR2 (for #PF) and all general registers on COM1 and exits QEMU with
+//! SS, CR2 (for #PF and #DF, naming a kernel stack overflow) and all general registers on COM1 and exits QEMU with
 //! failure.
 //!
 //! Double fault, NMI and machine check run on their own IST stacks
@@ -118,6 +118,8 @@ pub const EXCEPTION_NAMES: [(&str, &str); 32] = [
 
 /// Vector of the page-fault exception.
 pub const PAGE_FAULT: u64 = 14;
+/// Vector of the double-fault exception.
+pub const DOUBLE_FAULT: u64 = 8;
 
 // ---- entry stubs ---------------------------------------------------------
 
@@ -318,6 +320,20 @@ pub fn report_exception(frame: &TrapFrame) {
         "\nEXCEPTION: vector {} {} ({}), error code {:#x}",
         frame.vector, mnemonic, name, frame.error_code
     );
+    if frame.vector == DOUBLE_FAULT
+        && (crate::mm::stack::is_guard_page(read_cr2())
+            || crate::mm::stack::is_guard_page(frame.rsp.wrapping_sub(8)))
+    {
+        let _ = writeln!(
+            w,
+            "  kernel stack overflow: CR2={:#018x}, RSP={:#018x} at a stack guard page",
+            read_cr2(),
+            frame.rsp
+        );
+    }
+    if frame.vector == DOUBLE_FAULT {
+        let _ = writeln!(w, "  CR2={:#018x}", read_cr2());
+    }
     if frame.vector == PAGE_FAULT {
         let e = frame.error_code;
         let _ = writeln!(

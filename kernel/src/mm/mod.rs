@@ -3,6 +3,7 @@
 pub mod frames;
 pub mod heap;
 pub mod paging;
+pub mod stack;
 
 /// 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;

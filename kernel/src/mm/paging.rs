@@ -14,8 +14,10 @@
 //! | [`DIRECT_MAP_BASE`] + phys | all RAM | R W |
 //!
 //! Other users of the address space: the module API's uncached MMIO window
-//! at `0xffff_c000_0000_0000` and the boot self-test's scratch range at
-//! `0xffff_e000_0000_0000`. Pick a fresh PML4 slot for anything new.
+//! at `0xffff_c000_0000_0000`, the boot self-test's scratch range at
+//! `0xffff_e000_0000_0000` and the guarded kernel stacks at
+//! `0xffff_ff00_0000_0000` ([`crate::mm::stack`]). Pick a fresh PML4 slot
+//! for anything new.
 //!
 //! Everything that is not executable is mapped NX, and no page is ever both
 //! writable and executable: [`map_range`] and [`protect_range`] refuse such
