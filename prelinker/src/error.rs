@@ -43,6 +43,8 @@ pub enum ErrorKind {
     RegionOverflow,
     /// The module table does not fit the `.modtable` area.
     TableOverflow,
+    /// A saved boot log has no usable `REPORT` line.
+    Report,
     /// A command-line problem.
     Usage,
 }

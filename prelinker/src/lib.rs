@@ -27,6 +27,7 @@ pub mod link;
 pub mod order;
 pub mod plan;
 pub mod relocate;
+pub mod report;
 pub mod symbols;
 pub mod synth;
 pub mod table_writer;

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--plan-json FILE] MODULE...
   prelinker extract LIB.a --output X.o
-  prelinker inspect IMAGE [--json]";
+  prelinker inspect IMAGE [--json]
+  prelinker report BOOT.log [--svg MAP.svg]";
 
 fn usage(msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
@@ -147,12 +148,28 @@ fn cmd_inspect(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_report(args: &[String]) -> Result<()> {
+    let (opts, pos) = parse_args(args, &["svg"], &[])?;
+    let [log] = pos.as_slice() else {
+        return Err(usage("report needs exactly one boot log"));
+    };
+    let text = std::fs::read_to_string(log)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{log}: {e}")))?;
+    let r = prelinker::report::parse_log(log, &text)?;
+    if let Some(p) = opt(&opts, "svg") {
+        write_atomic(Path::new(p), prelinker::report::svg(&r)?.as_bytes())?;
+    }
+    print!("{}", prelinker::report::table(&r));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("link") => cmd_link(&args[1..]),
         Some("extract") => cmd_extract(&args[1..]),
         Some("inspect") => cmd_inspect(&args[1..]),
+        Some("report") => cmd_report(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
