@@ -56,6 +56,12 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
             );
         }
     }
+    // A module whose dependency was expunged is expunged unprobed.
+    let dep = module(&r, "fault_dependent");
+    assert_eq!(dep["result"], "expunged", "{dep}");
+    assert_eq!(dep["reason"], "dependency fault_panic expunged");
+    assert_eq!(dep["probe_ns"].as_u64(), Some(0), "never probed");
+    assert!(dep["leak"].is_null() && dep["released"].is_null(), "{dep}");
     // The page fault names the address the probe touched.
     let pf = module(&r, "fault_pagefault")["reason"]
         .as_str()
