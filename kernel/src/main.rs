@@ -15,9 +15,6 @@
 //! [`mm::frames`], [`mm::paging`], [`mm::heap`].
 #![no_std]
 #![no_main]
-// The foundation provides APIs that later subsystems (the module loader)
-// use; until they exist some items have no caller in this crate.
-#![allow(dead_code)]
 
 extern crate alloc;
 
