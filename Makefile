@@ -3,6 +3,9 @@
 #   make run                      boot build/image.elf under QEMU, serial on the terminal
 #   make run CMDLINE="halt"       pass a kernel command line
 #   make run ACCEL=kvm            use KVM (needs a usable /dev/kvm)
+#   make run PRESET=virtio        a machine preset: pc (default), q35-iommu,
+#                                 virtio, minimal (tests/presets/<name>.args)
+#   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make test                     host unit tests + QEMU boot tests
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
@@ -13,6 +16,7 @@ ACCEL      ?= tcg
 MEM        ?= 256M
 QEMU_EXTRA ?=
 CMDLINE    ?=
+PRESET     ?= pc
 
 QEMU   ?= qemu-system-x86_64
 CARGO  ?= cargo
@@ -31,12 +35,29 @@ FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard
 MODULE_LIB     = target/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
 TEST_IMAGE := $(BUILD)/test-image.elf
 
-QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
-	-nographic -no-reboot \
-	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-kernel $(IMAGE) -append "$(CMDLINE)" $(QEMU_EXTRA)
+# Machine presets: the QEMU arguments of each live in tests/presets/<name>.args
+# (one per line, `#` comments, `{build}` for the build directory), which the
+# boot tests read too (boot_tests::QemuConfig::preset), so the two cannot
+# drift. A preset's `-machine` options merge with MACHINE's (its type wins);
+# QEMU_EXTRA comes last.
+PRESETS     := $(sort $(basename $(notdir $(wildcard tests/presets/*.args))))
+PRESET_FILE := tests/presets/$(PRESET).args
+ifeq ($(filter $(PRESET),$(PRESETS)),)
+$(error unknown PRESET=$(PRESET); presets: $(PRESETS))
+endif
+PRESET_ARGS := $(subst {build},$(BUILD),$(shell sed -e '/^[[:space:]]*\#/d' -e '/^[[:space:]]*$$/d' $(PRESET_FILE)))
+DISK_IMAGE  := $(BUILD)/disk.img
+PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 
-.PHONY: all kernel prelinker modules fault-modules image test-image run ensure-qemu check-accel test test-modules fmt clippy clean
+# The console is COM1 on the terminal with QEMU's monitor multiplexed
+# (Ctrl-A X quits, Ctrl-A C toggles the monitor), given explicitly rather than
+# by -nographic so that it survives -nodefaults (PRESET=minimal).
+QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
+	-display none -serial mon:stdio -no-reboot \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
+
+.PHONY: all kernel prelinker modules fault-modules image test-image run new-driver ensure-qemu check-accel test test-modules fmt clippy clean
 
 all: image
 
@@ -77,13 +98,37 @@ test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
 		$(BUILD)/modules/*.o $(wildcard $(BUILD)/fault-modules/*.o)
 
-run: ensure-qemu check-accel image
-	@echo "qemu: $(QEMU) $(QEMU_FLAGS)"
+run: ensure-qemu check-accel image $(PRESET_DEPS)
+	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"
 	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
 	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
 	elif [ $$status -eq 35 ]; then echo "qemu: kernel reported FAILURE (exit status 35)"; exit 1; \
 	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
 	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi
+
+# The raw disk of the virtio preset (8 MiB, sparse).
+$(DISK_IMAGE):
+	@mkdir -p $(BUILD)
+	truncate -s 8M $@
+
+# Scaffold a new driver module from tests/templates/driver/ (outside
+# builtin-modules/: cargo's `builtin-modules/*` member glob matches dot
+# directories too, so a template there would be taken for a crate).
+# The new crate is a workspace member and a module at once (MODULES above).
+new-driver:
+	@name='$(NAME)'; \
+	if [ -z "$$name" ]; then echo "error: usage: make new-driver NAME=<name> (lowercase letters, digits, _)" >&2; exit 1; fi; \
+	if ! printf '%s' "$$name" | grep -Eqx '[a-z][a-z0-9_]*'; then \
+		echo "error: NAME=$$name: a module name starts with a lowercase letter and uses only [a-z0-9_]" >&2; exit 1; fi; \
+	if [ -e "builtin-modules/$$name" ]; then echo "error: builtin-modules/$$name already exists" >&2; exit 1; fi; \
+	if find . \( -name target -o -name build -o -name .git \) -prune -o -name Cargo.toml -print | xargs grep -qx "name = \"$$name\""; then \
+		echo "error: a crate named $$name already exists in the workspace" >&2; exit 1; fi; \
+	mkdir -p "builtin-modules/$$name/src" && \
+	for f in Cargo.toml src/lib.rs; do \
+		sed "s/__NAME__/$$name/g" "tests/templates/driver/$$f.in" >"builtin-modules/$$name/$$f" || exit 1; \
+	done; \
+	echo "new-driver: created builtin-modules/$$name (Cargo.toml, src/lib.rs)"; \
+	echo "new-driver: set VENDOR/DEVICE in builtin-modules/$$name/src/lib.rs, then: make image && make run"
 
 check-accel:
 	@if [ "$(ACCEL)" = kvm ] && ! [ -r /dev/kvm -a -w /dev/kvm ]; then \
@@ -124,3 +169,10 @@ clippy:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
+# preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
+.PHONY: bench
+bench: ensure-qemu image
+	$(CARGO) build --release -p prelinker --example synth_kernel
+	python3 bench/run.py

@@ -105,6 +105,27 @@ impl QemuConfig {
         self
     }
 
+    /// Adds the QEMU arguments of machine preset `name`
+    /// (`tests/presets/<name>.args`, the file `make run PRESET=<name>`
+    /// reads), with `{build}` replaced by the image's directory. Creates the
+    /// preset's raw disk image (`{build}/disk.img`, 8 MiB) if it is missing.
+    pub fn preset(self, name: &str) -> Self {
+        let build = self
+            .image
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| workspace_root().join("build"));
+        let args = preset_args(name, &build);
+        let disk = build.join("disk.img");
+        if args.iter().any(|a| a.contains(&*disk.to_string_lossy())) && !disk.exists() {
+            std::fs::create_dir_all(&build)
+                .and_then(|()| std::fs::File::create(&disk))
+                .and_then(|f| f.set_len(8 << 20))
+                .unwrap_or_else(|e| panic!("creating {}: {e}", disk.display()));
+        }
+        self.args(args)
+    }
+
     /// Sets the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -138,6 +159,47 @@ impl QemuConfig {
         a.extend(self.extra_args.iter().cloned());
         a
     }
+}
+
+/// The machine presets: the names of `tests/presets/*.args`, sorted.
+pub fn presets() -> Vec<String> {
+    let dir = workspace_root().join("tests").join("presets");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "args").then(|| p.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The QEMU arguments of machine preset `name`, from
+/// `tests/presets/<name>.args`: one argument per line, blank lines and
+/// `#` comment lines skipped, `{build}` replaced by `build`. The Makefile
+/// reads the same file for `make run PRESET=<name>`.
+pub fn preset_args(name: &str, build: &Path) -> Vec<String> {
+    let path = workspace_root()
+        .join("tests")
+        .join("presets")
+        .join(format!("{name}.args"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "unknown preset {name} ({}: {e}); presets: {:?}",
+            path.display(),
+            presets()
+        )
+    });
+    parse_preset(&text, build)
+}
+
+fn parse_preset(text: &str, build: &Path) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.replace("{build}", &build.display().to_string()))
+        .collect()
 }
 
 /// What happened when QEMU ran.
@@ -346,6 +408,29 @@ mod tests {
             ..QemuConfig::default()
         };
         run_qemu(&cfg);
+    }
+
+    #[test]
+    fn presets_are_parsed() {
+        let text =
+            "# comment\n\n-machine\n  q35,kernel-irqchip=split \n-drive\nfile={build}/disk.img\n";
+        assert_eq!(
+            parse_preset(text, Path::new("/b")),
+            [
+                "-machine",
+                "q35,kernel-irqchip=split",
+                "-drive",
+                "file=/b/disk.img"
+            ]
+        );
+        assert_eq!(presets(), ["minimal", "pc", "q35-iommu", "virtio"]);
+        assert!(preset_args("pc", Path::new("/b")).is_empty());
+        let cfg = QemuConfig {
+            image: "/some/image.elf".into(),
+            ..QemuConfig::default()
+        }
+        .preset("q35-iommu");
+        assert!(cfg.qemu_args().join(" ").ends_with("-device intel-iommu"));
     }
 
     #[test]
