@@ -4,6 +4,7 @@
 use super::{Module, Totals};
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use modtable::Class;
 use reclaim::json::Json;
 use reclaim::plan::page_aligned_bytes;
@@ -110,6 +111,36 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
     j.end_object();
 }
 
+/// Boot-cost figures: move + relocate against a plain memmove of the same
+/// bytes (kept modules that moved), and the loader's share of boot.
+struct Cost {
+    moved: u64,
+    move_ns: u64,
+    memmove_ns: u64,
+    relocs: u64,
+    probe_ns: u64,
+}
+
+fn cost(mods: &[Module]) -> Cost {
+    let moved: Vec<&Module> = mods.iter().filter(|m| m.kept && m.memmove_ns > 0).collect();
+    Cost {
+        moved: moved.len() as u64,
+        move_ns: moved.iter().map(|m| m.move_ns).sum(),
+        memmove_ns: moved.iter().map(|m| m.memmove_ns).sum(),
+        relocs: moved.iter().map(|m| m.relocs_redone as u64).sum(),
+        probe_ns: mods.iter().map(|m| m.probe_ns).sum(),
+    }
+}
+
+/// `a / b` with two decimals, as text (no floating point in the kernel).
+fn ratio(a: u64, b: u64) -> String {
+    if b == 0 {
+        return String::from("n/a");
+    }
+    let x100 = (a as u128 * 100 / b as u128) as u64;
+    format!("{}.{:02}", x100 / 100, x100 % 100)
+}
+
 /// Builds the JSON report.
 pub fn json(mods: &[Module], t: &Totals) -> String {
     let plans = &t.plans;
@@ -178,6 +209,20 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
     j.key("wx_pages").u64(t.wx_pages as u64);
     let console = crate::kapi::module_console_active().map(super::name_of);
     j.key("console").opt_str(console);
+    let k = cost(mods);
+    j.key("cost")
+        .begin_object()
+        .key("moved_modules")
+        .u64(k.moved)
+        .key("move_relocate_ns")
+        .u64(k.move_ns)
+        .key("memmove_ns")
+        .u64(k.memmove_ns)
+        .key("relocs_redone")
+        .u64(k.relocs)
+        .key("probe_ns")
+        .u64(k.probe_ns)
+        .end_object();
     j.key("boot_to_modules_ns").u64(t.boot_to_modules_ns);
     j.key("modules_ns").u64(t.modules_ns);
     j.key("boot_ns")
@@ -252,6 +297,21 @@ pub fn print(mods: &[Module], t: &Totals) {
         t.mappings_after.0,
         t.mappings_after.1,
         t.wx_pages
+    );
+    let k = cost(mods);
+    let boot_ns = crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read());
+    kprintln!(
+        "boot cost: move+relocate {} us for {} moved modules, memmove of the same bytes {} us (ratio {}); {} relocations, {} ns each; probes {} us; module phase {} us = {}% of {} us boot",
+        k.move_ns / 1000,
+        k.moved,
+        k.memmove_ns / 1000,
+        ratio(k.move_ns, k.memmove_ns),
+        k.relocs,
+        k.move_ns.checked_div(k.relocs).unwrap_or(0),
+        k.probe_ns / 1000,
+        t.modules_ns / 1000,
+        ratio(t.modules_ns * 100, boot_ns),
+        boot_ns / 1000
     );
     kprintln!("REPORT {}", json(mods, t));
 }
