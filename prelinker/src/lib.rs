@@ -34,4 +34,4 @@ pub mod table_writer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use input::InputFile;
-pub use link::{LinkOptions, LinkOutput, link};
+pub use link::{LinkOptions, LinkOutput, Patch, Prelinked, link, link_patches};

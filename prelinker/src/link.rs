@@ -1,5 +1,6 @@
 //! The `link` step: parse the kernel and the modules, order, lay out,
-//! resolve, relocate, and produce the image bytes and the plan.
+//! resolve, relocate, and produce the plan and the bytes that change in the
+//! kernel file: the used part of each class region and the module table.
 
 use crate::error::Result;
 use crate::input::{InputFile, ModuleObject, Placement, module_object_bytes};
@@ -27,7 +28,45 @@ impl Default for LinkOptions {
     }
 }
 
-/// What the link step produced.
+/// Bytes to write at an offset of the output file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Patch {
+    /// Offset in the file.
+    pub file_off: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The result of linking, as changes to the kernel file: every byte of the
+/// `replaced` areas (the three class regions and the `.modtable` area) is
+/// zero in the image except where a patch writes; everything else is the
+/// kernel's own bytes.
+#[derive(Clone, Debug)]
+pub struct Prelinked {
+    /// The layout plan.
+    pub plan: Plan,
+    /// File ranges `(start, end)` the image replaces, sorted and disjoint.
+    pub replaced: Vec<(u64, u64)>,
+    /// What is written inside them.
+    pub patches: Vec<Patch>,
+}
+
+impl Prelinked {
+    /// The whole image, built in memory from the kernel's bytes.
+    pub fn apply(&self, kernel: &[u8]) -> Vec<u8> {
+        let mut image = kernel.to_vec();
+        for &(s, e) in &self.replaced {
+            image[s as usize..e as usize].fill(0);
+        }
+        for p in &self.patches {
+            let at = p.file_off as usize;
+            image[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        image
+    }
+}
+
+/// What [`link`] produced.
 #[derive(Clone)]
 pub struct LinkOutput {
     /// The bootable image (a copy of the kernel with regions and table filled).
@@ -84,24 +123,29 @@ fn parse_all(modules: &[InputFile]) -> Result<Vec<ModuleObject<'_>>> {
     Ok(out)
 }
 
-/// Links `modules` into a copy of the kernel ELF `kernel`.
+/// Links `modules` into a copy of the kernel ELF `kernel`, in memory.
 pub fn link(
     kernel_name: &str,
     kernel: &[u8],
     modules: &[InputFile],
     opts: &LinkOptions,
 ) -> Result<LinkOutput> {
-    link_into(kernel_name, kernel.to_vec(), modules, opts)
+    let p = link_patches(kernel_name, kernel, modules, opts)?;
+    Ok(LinkOutput {
+        image: p.apply(kernel),
+        plan: p.plan,
+    })
 }
 
-/// Like [`link`], but fills the kernel ELF bytes in place (no copy).
-pub fn link_into(
+/// Links `modules` against the kernel ELF `kernel` and returns the changes
+/// to make to it. Only the kernel's headers, `.kexports` and section table
+/// are read; the contents of the regions and the table area are not.
+pub fn link_patches(
     kernel_name: &str,
-    mut image: Vec<u8>,
+    kernel: &[u8],
     modules: &[InputFile],
     opts: &LinkOptions,
-) -> Result<LinkOutput> {
-    let kernel = &image[..];
+) -> Result<Prelinked> {
     if !opts.slot_align.is_power_of_two() || opts.slot_align > 1 << 30 {
         bail!(
             Usage,
@@ -214,21 +258,34 @@ pub fn link_into(
         .map(|s| PerClass([0, 1, 2].map(|c| k.regions.0[c].addr + s.off.0[c])))
         .collect();
 
-    let ranges = [0, 1, 2, 3].map(|i| {
-        let a: Area = if i < 3 { k.regions.0[i] } else { k.modtable };
-        a.file_off as usize..(a.file_off + a.size) as usize
-    });
-    let [rt, rr, rd, mt] = image.get_disjoint_mut(ranges.clone()).map_err(|_| {
-        err!(
+    let areas: [Area; 4] = [k.regions.0[0], k.regions.0[1], k.regions.0[2], k.modtable];
+    let mut replaced: Vec<(u64, u64)> = areas
+        .iter()
+        .map(|a| (a.file_off, a.file_off + a.size))
+        .collect();
+    replaced.sort_unstable();
+    if replaced.windows(2).any(|w| w[0].1 > w[1].0)
+        || replaced.last().is_some_and(|r| r.1 > kernel.len() as u64)
+    {
+        bail!(
             Kernel,
-            "{kernel_name}: the module regions and {} overlap",
+            "{kernel_name}: the module regions and {} overlap or lie outside the file",
             crate::kernel::MODTABLE_SECTION
-        )
-    })?;
-    let mut regions = PerClass([rt, rr, rd]);
-    for r in regions.0.iter_mut() {
-        r.fill(0);
+        );
     }
+    // Each region's bytes up to the end of its last slot; the rest of the
+    // region stays zero in the image.
+    let mut bufs: PerClass<Vec<u8>> = PerClass(Default::default());
+    for c in 0..3 {
+        let end = slots
+            .iter()
+            .map(|s| s.off.0[c] + s.size.0[c])
+            .max()
+            .unwrap_or(0);
+        bufs.0[c] = vec![0u8; end as usize];
+    }
+    let [bt, br, bd] = &mut bufs.0;
+    let mut regions = PerClass([&mut bt[..], &mut br[..], &mut bd[..]]);
     let mut table_mods = Vec::with_capacity(n);
     let mut plan_mods = Vec::with_capacity(n);
     for (me, p) in planned.iter().enumerate() {
@@ -308,7 +365,22 @@ pub fn link_into(
             k.modtable.size
         );
     }
-    mt.fill(0);
-    mt[..table.len()].copy_from_slice(&table);
-    Ok(LinkOutput { image, plan })
+    let mut patches: Vec<Patch> = Class::ALL
+        .iter()
+        .zip(bufs.0)
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(&c, bytes)| Patch {
+            file_off: k.regions[c].file_off,
+            bytes,
+        })
+        .collect();
+    patches.push(Patch {
+        file_off: k.modtable.file_off,
+        bytes: table,
+    });
+    Ok(Prelinked {
+        plan,
+        replaced,
+        patches,
+    })
 }

@@ -1,9 +1,9 @@
 //! `prelinker` command line: `link`, `extract` and `inspect`.
 
 use prelinker::error::{Error, ErrorKind, Result};
-use prelinker::image::write_atomic;
+use prelinker::image::{write_atomic, write_image};
 use prelinker::input::{InputFile, module_object_bytes};
-use prelinker::link::link_into;
+use prelinker::link::link_patches;
 use prelinker::{LinkOptions, err};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,6 +74,38 @@ fn parse_size(s: &str) -> Result<u64> {
     v.ok_or_else(|| usage(format!("bad number {s}")))
 }
 
+/// Wall-clock time of each phase of `link`, printed to stderr when the
+/// environment variable `PRELINKER_TIMES` is set (for profiling).
+struct Phases {
+    on: bool,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            on: std::env::var_os("PRELINKER_TIMES").is_some(),
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.marks.push((what, now - self.last));
+            self.last = now;
+        }
+    }
+
+    fn report(&self) {
+        for (what, d) in &self.marks {
+            eprintln!("prelinker: {what}: {:.3} ms", d.as_secs_f64() * 1e3);
+        }
+    }
+}
+
 fn cmd_link(args: &[String]) -> Result<()> {
     let (opts, modules) = parse_args(args, &["kernel", "output", "slot-align", "plan-json"], &[])?;
     let kernel = opt(&opts, "kernel").ok_or_else(|| usage("link needs --kernel"))?;
@@ -84,18 +116,24 @@ fn cmd_link(args: &[String]) -> Result<()> {
         .unwrap_or(4096);
     let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
     let result = (|| {
-        let k = InputFile::read(Path::new(kernel))?;
+        let mut phases = Phases::new();
+        let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
+        phases.mark("read kernel");
         let inputs = modules
             .iter()
             .map(|m| InputFile::read(Path::new(m)))
             .collect::<Result<Vec<_>>>()?;
-        let out = link_into(&k.name, k.data, &inputs, &LinkOptions { slot_align })?;
+        phases.mark("read modules");
+        let out = link_patches(&k.name, &k.data, &inputs, &LinkOptions { slot_align })?;
+        phases.mark("link");
         if let Some(p) = &plan_json {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');
             write_atomic(p, s.as_bytes())?;
         }
-        write_atomic(&output, &out.image)?;
+        write_image(&output, &k.data, &out)?;
+        phases.mark("write image");
+        phases.report();
         let t = out.plan.totals();
         eprintln!(
             "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",

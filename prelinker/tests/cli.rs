@@ -338,3 +338,42 @@ fn link_inspect_extract() {
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(std::fs::read(&x).unwrap(), nic);
 }
+
+/// The command line writes the image sparsely (kernel bytes outside the
+/// regions, then the patches): it must equal the in-memory image of
+/// `prelinker::link`, and relinking with an already prelinked image as the
+/// kernel must give the same bytes again (nothing stale survives).
+#[test]
+fn written_image_equals_in_memory_image() {
+    let a = ModBuilder::new("a").build();
+    let b = ModBuilder::new("b").build();
+    let mods = [("a.o", a.clone()), ("b.o", b.clone())];
+    let (dir, out, r) = link_files(&def(), &mods);
+    assert!(r.ok, "{}", r.stderr);
+    let kernel = synth::kernel_elf(&def());
+    let inputs = vec![input("a.o", a), input("b.o", b)];
+    let mem = prelinker::link("kernel.elf", &kernel, &inputs, &Default::default()).unwrap();
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(written.len(), mem.image.len());
+    assert!(
+        written == mem.image,
+        "written image differs from the in-memory one"
+    );
+    // Relink only module `a`, from the prelinked image: module b's bytes and
+    // table entry must be gone.
+    let again = dir.path().join("again.elf");
+    let r = prelinker(&[
+        "link",
+        "--kernel",
+        out.to_str().unwrap(),
+        "--output",
+        again.to_str().unwrap(),
+        dir.path().join("a.o").to_str().unwrap(),
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let only_a = prelinker::link("kernel.elf", &kernel, &inputs[..1], &Default::default()).unwrap();
+    assert!(
+        std::fs::read(&again).unwrap() == only_a.image,
+        "stale bytes survived a relink"
+    );
+}
