@@ -17,6 +17,8 @@ pub const EM_X86_64: u16 = 62;
 pub const SHT_PROGBITS: u32 = 1;
 /// Section type: symbol table.
 pub const SHT_SYMTAB: u32 = 2;
+/// Section type: string table.
+pub const SHT_STRTAB: u32 = 3;
 /// Section type: relocations with addends.
 pub const SHT_RELA: u32 = 4;
 /// Section type: zero-filled, no file bytes.
@@ -389,9 +391,10 @@ impl<'a> ElfFile<'a> {
 }
 
 fn cstr_at(tab: &[u8], at: usize) -> Option<&[u8]> {
+    // `from_bytes_until_nul` searches a word at a time: names of
+    // function sections are long, and there are thousands of them.
     let rest = tab.get(at..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(&rest[..end])
+    Some(std::ffi::CStr::from_bytes_until_nul(rest).ok()?.to_bytes())
 }
 
 fn str_at(tab: &[u8], at: usize) -> Option<&str> {

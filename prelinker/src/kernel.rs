@@ -134,47 +134,14 @@ impl Kernel {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as u64)
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as u64)
-}
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?).into()
-}
-
 /// File ranges of the sections whose contents the link replaces (the class
-/// regions and `.modtable`), found from the ELF and section headers alone.
-/// `None` if the headers cannot be read that way (the full parse then
-/// reports what is wrong).
+/// regions and `.modtable`), from the headers alone; `None` if they cannot
+/// be read that way (the full parse then reports what is wrong).
 fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
-    use std::os::unix::fs::FileExt;
-    let read = |off: u64, n: u64| -> Option<Vec<u8>> {
-        if off.checked_add(n)? > len || n > 1 << 24 {
-            return None;
-        }
-        let mut b = vec![0u8; n as usize];
-        f.read_exact_at(&mut b, off).ok()?;
-        Some(b)
-    };
-    let h = read(0, 64)?;
-    if h[..4] != *b"\x7fELF" || h[4] != 2 {
-        return None;
-    }
-    let (shoff, shentsize, shnum, shstrndx) = (
-        u64_at(&h, 0x28)?,
-        u16_at(&h, 0x3a)?,
-        u16_at(&h, 0x3c)?,
-        u16_at(&h, 0x3e)?,
-    );
-    if shentsize < 64 || shstrndx >= shnum {
-        return None;
-    }
-    let sht = read(shoff, shentsize * shnum)?;
-    let sh = |i: u64| sht.get((i * shentsize) as usize..(i * shentsize + 64) as usize);
-    let strs = sh(shstrndx)?;
-    let names = read(u64_at(strs, 0x18)?, u64_at(strs, 0x20)?)?;
+    use crate::sparse;
+    let (shdrs, shstrndx) = sparse::headers(f, len)?;
+    let st = &shdrs[shstrndx];
+    let names = sparse::read_at(f, len, st.off, st.size)?;
     let wanted = [
         REGION_SECTIONS[0],
         REGION_SECTIONS[1],
@@ -182,41 +149,27 @@ fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
         MODTABLE_SECTION,
     ];
     let mut out = Vec::new();
-    for i in 0..shnum {
-        let s = sh(i)?;
-        let name_at = u32_at(s, 0)? as usize;
-        let name = names.get(name_at..)?.split(|&b| b == 0).next()?;
-        if wanted.iter().any(|w| w.as_bytes() == name) && u32_at(s, 4)? != elf::SHT_NOBITS as u64 {
-            let (off, size) = (u64_at(s, 0x18)?, u64_at(s, 0x20)?);
-            out.push((off, off.checked_add(size).filter(|&e| e <= len)?));
+    for s in &shdrs {
+        let name = names.get(s.name as usize..)?.split(|&b| b == 0).next()?;
+        if s.typ != elf::SHT_NOBITS && wanted.iter().any(|w| w.as_bytes() == name) {
+            out.push((s.off, s.off + s.size));
         }
     }
+    out.sort_unstable();
     Some(out)
 }
 
 /// Reads a kernel ELF for linking without reading the contents of its class
-/// regions and table area, which the link replaces anyway (they read as
-/// zeros; the buffer's untouched pages cost nothing).
+/// regions and table area, which the link replaces anyway (see [`crate::sparse`]).
 pub fn read_kernel(path: &std::path::Path) -> Result<crate::InputFile> {
-    use std::os::unix::fs::FileExt;
     let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| err!(Io, "{name}: cannot read: {e}"))?;
-    let len = f
-        .metadata()
-        .map_err(|e| err!(Io, "{name}: cannot read: {e}"))?
-        .len();
-    let Some(mut skip) = replaced_ranges(&f, len) else {
+    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let Some(skip) = replaced_ranges(&f, len) else {
         return crate::InputFile::read(path);
     };
-    skip.sort_unstable();
-    let mut data = vec![0u8; len as usize];
-    let mut at = 0u64;
-    for (s, e) in skip.into_iter().chain([(len, len)]) {
-        if s > at {
-            f.read_exact_at(&mut data[at as usize..s as usize], at)
-                .map_err(|e| err!(Io, "{name}: cannot read: {e}"))?;
-        }
-        at = at.max(e);
-    }
+    let data =
+        crate::sparse::read_ranges(&f, len, &crate::sparse::complement(len, &skip)).map_err(io)?;
     Ok(crate::InputFile { name, data })
 }

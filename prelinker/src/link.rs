@@ -100,27 +100,7 @@ fn parse(f: &InputFile) -> Result<ModuleObject<'_>> {
 
 /// Parses every input (in parallel when there are many).
 fn parse_all(modules: &[InputFile]) -> Result<Vec<ModuleObject<'_>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if modules.len() < 64 || threads < 2 {
-        return modules.iter().map(parse).collect();
-    }
-    let chunk = modules.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<ModuleObject<'_>>>> = std::thread::scope(|s| {
-        let hs: Vec<_> = modules
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(parse).collect::<Result<Vec<_>>>()))
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("parser thread panicked"))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(modules.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
+    crate::par::collect(crate::par::map(modules.iter().collect(), |_, f| parse(f)))
 }
 
 /// Links `modules` into a copy of the kernel ELF `kernel`, in memory.
@@ -196,13 +176,15 @@ pub fn link_patches(
         .collect();
     let mut objs: Vec<Option<ModuleObject<'_>>> = objs.into_iter().map(Some).collect();
     let n = ord.order.len();
+    // Pass 1, in slot order: layouts (without GOT), dependency closures and
+    // the exports every later module may use.
     let mut exports: HashMap<&[u8], Export> = HashMap::new();
     let mut closures: Vec<Vec<u32>> = Vec::with_capacity(n);
-    let mut planned: Vec<Planned<'_>> = Vec::with_capacity(n);
+    let mut pending: Vec<(ModuleObject<'_>, ModuleLayout, Vec<u16>)> = Vec::with_capacity(n);
     for (me, &input) in ord.order.iter().enumerate() {
         let me = me as u32;
         let obj = objs[input].take().unwrap();
-        let mut layout = ModuleLayout::of(&obj);
+        let layout = ModuleLayout::of(&obj);
         let mut deps: Vec<u16> = ord.deps[input].iter().map(|&d| slot_of[d] as u16).collect();
         deps.sort_unstable();
         let mut closure: Vec<u32> = Vec::new();
@@ -212,13 +194,6 @@ pub fn link_patches(
         }
         closure.sort_unstable();
         closure.dedup();
-        let env = SymbolEnv {
-            kernel: &k.exports,
-            exports: &exports,
-            modules: &names,
-        };
-        let relocs = relocate::plan(me, &obj, &layout, &env, &closure)?;
-        layout.add_got(relocs.got.len() as u64);
         for e in &obj.info.exports {
             let sym = obj.globals[e.as_bytes()];
             let target = resolve_defined(me, &obj, &layout, sym)?
@@ -244,13 +219,27 @@ pub fn link_patches(
             exports.insert(key, Export { module: me, target });
         }
         closures.push(closure);
-        planned.push(Planned {
-            obj,
-            layout,
-            relocs,
-            deps,
-        });
+        pending.push((obj, layout, deps));
     }
+    // Pass 2, in parallel: resolve and lower every module's relocations (a
+    // module sees only the exports of its dependency closure), then append
+    // its GOT. Errors are reported for the first module in slot order.
+    let env = SymbolEnv {
+        kernel: &k.exports,
+        exports: &exports,
+        modules: &names,
+    };
+    let planned: Vec<Planned<'_>> =
+        crate::par::collect(crate::par::map(pending, |me, (obj, mut layout, deps)| {
+            let relocs = relocate::plan(me as u32, &obj, &layout, &env, &closures[me])?;
+            layout.add_got(relocs.got.len() as u64);
+            Ok(Planned {
+                obj,
+                layout,
+                relocs,
+                deps,
+            })
+        }))?;
     let layouts: Vec<&ModuleLayout> = planned.iter().map(|p| &p.layout).collect();
     let slots = assign_slots(&layouts, &k.regions, opts.slot_align)?;
     let bases: Vec<PerClass<u64>> = slots
@@ -284,18 +273,28 @@ pub fn link_patches(
             .unwrap_or(0);
         bufs.0[c] = vec![0u8; end as usize];
     }
-    let [bt, br, bd] = &mut bufs.0;
-    let mut regions = PerClass([&mut bt[..], &mut br[..], &mut bd[..]]);
-    let mut table_mods = Vec::with_capacity(n);
-    let mut plan_mods = Vec::with_capacity(n);
-    for (me, p) in planned.iter().enumerate() {
+    // Cut each region buffer into the modules' slots (slots follow each
+    // other in slot order), so every module can be filled on its own.
+    let mut cuts: Vec<PerClass<&mut [u8]>> = (0..n).map(|_| PerClass(Default::default())).collect();
+    for (c, buf) in bufs.0.iter_mut().enumerate() {
+        let mut rest: &mut [u8] = &mut buf[..];
+        let mut at = 0u64;
+        for (me, p) in planned.iter().enumerate() {
+            let off = slots[me].off.0[c];
+            let size = p.layout.size.0[c];
+            let skip = off
+                .checked_sub(at)
+                .expect("slots are laid out in slot order");
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip as usize);
+            let (mine, tail) = tail.split_at_mut(size as usize);
+            cuts[me].0[c] = mine;
+            rest = tail;
+            at = off + size;
+        }
+    }
+    let filled = crate::par::map(cuts, |me, mut cls| -> Result<(ModulePlan, TableModule)> {
+        let p = &planned[me];
         let s = &slots[me];
-        let [t, r, d] = &mut regions.0;
-        let mut cls: PerClass<&mut [u8]> = PerClass([
-            &mut t[s.off.0[0] as usize..(s.off.0[0] + p.layout.size.0[0]) as usize],
-            &mut r[s.off.0[1] as usize..(s.off.0[1] + p.layout.size.0[1]) as usize],
-            &mut d[s.off.0[2] as usize..(s.off.0[2] + p.layout.size.0[2]) as usize],
-        ]);
         cls[Class::Text].fill(0xcc);
         for (i, pl) in p.obj.placement.iter().enumerate() {
             if let Placement::Class {
@@ -324,7 +323,7 @@ pub fn link_patches(
         };
         let probe_off = sym_off(p.obj.probe);
         let selftest_off = p.obj.selftest.map(sym_off);
-        plan_mods.push(ModulePlan {
+        let plan_mod = ModulePlan {
             name: p.obj.info.name.clone(),
             file: Some(p.obj.file.clone()),
             deps: p
@@ -344,12 +343,17 @@ pub fn link_patches(
             relocs_recorded: records.len() as u64,
             got_entries: Some(p.layout.got_entries),
             checksum,
-        });
-        table_mods.push(TableModule {
-            deps: p.deps.clone(),
-            records,
-        });
-    }
+        };
+        Ok((
+            plan_mod,
+            TableModule {
+                deps: p.deps.clone(),
+                records,
+            },
+        ))
+    });
+    let (plan_mods, table_mods): (Vec<ModulePlan>, Vec<TableModule>) =
+        crate::par::collect(filled)?.into_iter().unzip();
     let plan = Plan {
         slot_align: opts.slot_align,
         regions: k.regions,

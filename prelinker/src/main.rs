@@ -119,10 +119,7 @@ fn cmd_link(args: &[String]) -> Result<()> {
         let mut phases = Phases::new();
         let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
         phases.mark("read kernel");
-        let inputs = modules
-            .iter()
-            .map(|m| InputFile::read(Path::new(m)))
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = InputFile::read_all(&modules)?;
         phases.mark("read modules");
         let out = link_patches(&k.name, &k.data, &inputs, &LinkOptions { slot_align })?;
         phases.mark("link");
@@ -130,6 +127,7 @@ fn cmd_link(args: &[String]) -> Result<()> {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');
             write_atomic(p, s.as_bytes())?;
+            phases.mark("write plan");
         }
         write_image(&output, &k.data, &out)?;
         phases.mark("write image");
