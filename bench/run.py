@@ -429,6 +429,16 @@ def memory_rows(rep):
             failed_slot += slot
     theo = failed_slot + padding_kept
     live = sum(r["live_bytes"] for r in rep["regions"].values())
+    # Gaps between kept modules inside the span they occupy (the 64-byte
+    # packing alignment under compact; slot padding and failed slots under
+    # keep/holes), without the partly used last page of each region.
+    gaps = 0
+    for c in ("text", "rodata", "data"):
+        kept = [(int(m["new_addr"][c], 16), m["packed"][c]) for m in rep["modules"]
+                if m["result"] == "kept" and m["packed"][c] > 0]
+        if kept:
+            base = min(int(m["old_addr"][c], 16) for m in rep["modules"])
+            gaps += max(a + n for a, n in kept) - base - sum(n for _, n in kept)
     return {
         "reclaimed_bytes": rep["reclaimed_bytes"], "tail_bytes": rep["tail_bytes"],
         "reclaimed_from_slots": rep["reclaimed_bytes"] - rep["tail_bytes"],
@@ -436,6 +446,7 @@ def memory_rows(rep):
         "share_of_max": (rep["reclaimed_bytes"] - rep["tail_bytes"]) / theo if theo else None,
         "kept_used_bytes": used_kept, "live_bytes": live,
         "padding_packed_layout": live - used_kept,
+        "gaps_between_kept": gaps,
         "padding_page_aligned_layout": rep["page_aligned_kept_bytes"] - used_kept,
         "mappings_before": rep["mappings_before"], "mappings_after": rep["mappings_after"],
         "kept": rep.get("kept"), "expunged": rep.get("expunged"),
@@ -496,38 +507,17 @@ def boot_summary(bres):
             mem[pol] = {"ok_runs": 0}
             continue
         rep = reps[-1]
-        failed_slot = padding_kept = used_kept = 0
-        for m in rep["modules"]:
-            slot, used = sum(m["slot"].values()), sum(m["used"].values())
-            if m["result"] == "kept":
-                padding_kept += slot - used
-                used_kept += used
-            else:
-                failed_slot += slot
-        theo = failed_slot + padding_kept
-        live = sum(r["live_bytes"] for r in rep["regions"].values())
-        mem[pol] = {
-            "ok_runs": len(reps),
-            "reclaimed_bytes": rep["reclaimed_bytes"],
-            "tail_bytes": rep["tail_bytes"],
-            "reclaimed_from_slots": rep["reclaimed_bytes"] - rep["tail_bytes"],
-            "theoretical_max_from_slots": theo,
-            "share_of_max": (rep["reclaimed_bytes"] - rep["tail_bytes"]) / theo if theo else None,
-            "failed_bytes": rep["failed_bytes"],
-            "padding_bytes": rep["padding_bytes"],
-            "kept_used_bytes": used_kept,
-            "live_bytes": live,
-            "packed_bytes": rep["packed_bytes"],
-            "page_aligned_kept_bytes": rep["page_aligned_kept_bytes"],
-            "padding_packed_layout": live - used_kept,
-            "padding_page_aligned_layout": rep["page_aligned_kept_bytes"] - used_kept,
-            "mappings_before": rep["mappings_before"],
-            "mappings_after": rep["mappings_after"],
-            "kept": rep.get("kept"), "expunged": rep.get("expunged"),
-            "identical_across_runs": all(
+        mem[pol] = dict(
+            memory_rows(rep),
+            ok_runs=len(reps),
+            failed_bytes=rep["failed_bytes"],
+            padding_bytes=rep["padding_bytes"],
+            packed_bytes=rep["packed_bytes"],
+            page_aligned_kept_bytes=rep["page_aligned_kept_bytes"],
+            identical_across_runs=all(
                 (r["reclaimed_bytes"], r["mappings_after"]) == (rep["reclaimed_bytes"], rep["mappings_after"])
                 for r in reps),
-        }
+        )
     out["memory"] = mem
     return out
 
@@ -640,17 +630,19 @@ def write_md(data):
         L.append("")
     L.append("## 4. Memory (default image, machine `pc`, %d boots per policy)\n" % data["runs"])
     L.append("| policy | reclaimed total | of which region tails | reclaimed from slots | theoretical max from slots "
-             "| share | live bytes | live bytes not module bytes | padding if page-aligned | mappings before (4k/2M) "
-             "| mappings after (4k/2M) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "| share | live bytes | live bytes not module bytes | gaps between kept modules | padding if page-aligned "
+             "| page-aligned padding / gaps | mappings before (4k/2M) | mappings after (4k/2M) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for pol, d in bs["memory"].items():
         if not d.get("ok_runs"):
-            L.append("| %s | boot failed | | | | | | | | | |" % pol)
+            L.append("| %s | boot failed | | | | | | | | | | | |" % pol)
             continue
-        L.append("| %s | %s | %s | %s | %s | %.0f %% | %s | %s | %s | %d / %d | %d / %d |" % (
+        gaps = d.get("gaps_between_kept", 0)
+        L.append("| %s | %s | %s | %s | %s | %.0f %% | %s | %s | %d B | %s | %s | %d / %d | %d / %d |" % (
             pol, kib(d["reclaimed_bytes"]), kib(d["tail_bytes"]), kib(d["reclaimed_from_slots"]),
             kib(d["theoretical_max_from_slots"]), 100 * d["share_of_max"], kib(d["live_bytes"]),
-            kib(d["padding_packed_layout"]), kib(d["padding_page_aligned_layout"]),
+            kib(d["padding_packed_layout"]), gaps, kib(d["padding_page_aligned_layout"]),
+            "%.1fx" % (d["padding_page_aligned_layout"] / gaps) if gaps else "n/a",
             d["mappings_before"]["4k"], d["mappings_before"]["2m"],
             d["mappings_after"]["4k"], d["mappings_after"]["2m"]))
     L.append("")
