@@ -21,6 +21,18 @@ fn boot(preset: &str) -> (BootOutcome, Value) {
     let out = run_qemu(&QemuConfig::default().preset(preset));
     out.assert_passed();
     let report = out.expect_report();
+    // Every kept driver ran its self-test after compaction, at the address
+    // it was packed to, and passed: moved code, data and (for PCI drivers)
+    // calls into the moved pci module all work.
+    for m in report["modules"].as_array().unwrap() {
+        if m["result"] == "kept" {
+            assert_eq!(
+                m["selftest"], "passed",
+                "{preset}: kept module {} selftest: {}",
+                m["name"], m["selftest"]
+            );
+        }
+    }
     (out, report)
 }
 

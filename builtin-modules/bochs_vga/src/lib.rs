@@ -13,13 +13,18 @@ mod dispi;
 
 use module_api::pci::{Bar, PciDevice};
 use module_api::ports::Ports;
+use module_api::sync::OnceCell;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "bochs_vga",
     depends: ["pci"],
     probe: probe,
+    selftest: selftest,
 }
+
+/// The DISPI ports and what they reported at probe time.
+static DISPI: OnceCell<(Ports, dispi::Dispi)> = OnceCell::new();
 
 module_api::import_fn! {
     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
@@ -46,5 +51,24 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         "bochs_vga: {dev} DISPI {:#06x}, {} KiB video memory, framebuffer {fb:#x}",
         info.version, info.video_kib
     );
-    device::register("bochs-vga")
+    device::register("bochs-vga")?;
+    let _ = DISPI.set((ports, info));
+    Ok(())
+}
+
+/// After compaction: the DISPI interface reports the same version and
+/// video memory.
+fn selftest() -> Result<(), ProbeError> {
+    let (ports, info) = DISPI
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("bochs_vga selftest before probe")))?;
+    let again = dispi::identify(ports)?;
+    if again != *info {
+        return Err(ProbeError::io(format_args!(
+            "DISPI now reports {:#06x}, probe saw {:#06x}",
+            again.version, info.version
+        )));
+    }
+    info!("bochs_vga: selftest: DISPI {:#06x} again", again.version);
+    Ok(())
 }

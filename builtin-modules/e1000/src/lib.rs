@@ -14,6 +14,7 @@ mod eeprom;
 use module_api::mmio::Mmio;
 use module_api::msg::MsgBuf;
 use module_api::pci::{self, Bar, KernelConfig, PciDevice};
+use module_api::sync::OnceCell;
 use module_api::time::KernelClock;
 use module_api::{ProbeContext, ProbeError, device, info};
 
@@ -21,7 +22,11 @@ module_api::module! {
     name: "e1000",
     depends: ["pci"],
     probe: probe,
+    selftest: selftest,
 }
+
+/// The register window and the MAC address read at probe time.
+static NIC: OnceCell<(Mmio, [u8; 6])> = OnceCell::new();
 
 module_api::import_fn! {
     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
@@ -58,5 +63,23 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         "e1000: {dev} regs {base:#x}, status {status:#010x}, {}",
         name.as_str()
     );
-    device::register(name.as_str())
+    device::register(name.as_str())?;
+    let _ = NIC.set((regs, mac));
+    Ok(())
+}
+
+/// After compaction: the EEPROM still gives the MAC address the probe read.
+fn selftest() -> Result<(), ProbeError> {
+    let (regs, mac) = NIC
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("e1000 selftest before probe")))?;
+    eeprom::check_status(regs)?;
+    let again = eeprom::read_mac(regs, &KernelClock)?;
+    if again != *mac {
+        return Err(ProbeError::io(format_args!(
+            "EEPROM MAC changed since the probe"
+        )));
+    }
+    info!("e1000: selftest: EEPROM MAC read again, unchanged");
+    Ok(())
 }

@@ -9,7 +9,8 @@ use module_api::time::Clock;
 pub const REGS_LEN: u64 = 0x400;
 const CAPABILITIES: u64 = 0x000;
 const CONFIG: u64 = 0x010;
-const MAIN_COUNTER: u64 = 0x0f0;
+/// Main counter register.
+pub const MAIN_COUNTER: u64 = 0x0f0;
 const CONFIG_ENABLE: u64 = 1;
 /// The specification's longest allowed period (100 ns) in femtoseconds.
 const MAX_PERIOD_FS: u64 = 100_000_000;

@@ -13,12 +13,17 @@ mod dmar;
 
 use module_api::acpi::{self, Status, Table};
 use module_api::mmio::Mmio;
+use module_api::sync::OnceCell;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "intel_vtd",
     probe: probe,
+    selftest: selftest,
 }
+
+/// The remapping unit's registers, base and version read at probe time.
+static UNIT: OnceCell<(Mmio, u64, u8, u8)> = OnceCell::new();
 
 fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
     let bytes = acpi::load(b"DMAR", 0).map_err(|s| match s {
@@ -34,5 +39,23 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         "intel_vtd: {count} DRHD unit(s); segment {} at {:#x}: version {}.{}, cap {:#018x}, ecap {:#018x}",
         drhd.segment, drhd.base, unit.major, unit.minor, unit.cap, unit.ecap
     );
-    device::register("intel-vtd")
+    device::register("intel-vtd")?;
+    let _ = UNIT.set((regs, drhd.base, unit.major, unit.minor));
+    Ok(())
+}
+
+/// After compaction: the unit reports the same architecture version.
+fn selftest() -> Result<(), ProbeError> {
+    let (regs, base, major, minor) = UNIT
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("intel_vtd selftest before probe")))?;
+    let unit = dmar::read_unit(regs, *base)?;
+    if (unit.major, unit.minor) != (*major, *minor) {
+        return Err(ProbeError::io(format_args!(
+            "version now {}.{}, probe saw {major}.{minor}",
+            unit.major, unit.minor
+        )));
+    }
+    info!("intel_vtd: selftest: version {major}.{minor} again");
+    Ok(())
 }

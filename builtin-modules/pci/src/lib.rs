@@ -25,6 +25,7 @@ module_api::module! {
     name: "pci",
     exports: [pci_find_device, pci_find_class],
     probe: probe,
+    selftest: selftest,
 }
 
 /// Every function found at probe time.
@@ -42,6 +43,33 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         return Err(ProbeError::busy(format_args!("pci probed twice")));
     }
     device::register("pci0")
+}
+
+/// After compaction: the bus enumerates to the same functions, and the
+/// exported lookup (called through its own symbol) finds each of them.
+fn selftest() -> Result<(), ProbeError> {
+    let known = DEVICES
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("pci selftest before probe")))?;
+    let now = scan::enumerate(&KernelConfig);
+    if now != *known {
+        return Err(ProbeError::io(format_args!(
+            "bus now has {} functions, probe found {}",
+            now.len(),
+            known.len()
+        )));
+    }
+    for d in known {
+        let mut out = PciDevice::default();
+        if !pci_find_device(d.vendor, d.device, 0, &mut out) || out.vendor != d.vendor {
+            return Err(ProbeError::io(format_args!("lookup of {d} failed")));
+        }
+    }
+    info!(
+        "pci: selftest: {} functions re-enumerated and found",
+        known.len()
+    );
+    Ok(())
 }
 
 fn find(index: u32, out: &mut PciDevice, pred: impl Fn(&PciDevice) -> bool) -> bool {

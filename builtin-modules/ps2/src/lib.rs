@@ -12,13 +12,18 @@ mod i8042;
 
 use i8042::{I8042Io, self_test};
 use module_api::ports::{PortIo, Ports};
+use module_api::sync::OnceCell;
 use module_api::time::KernelClock;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "ps2",
     probe: probe,
+    selftest: selftest,
 }
+
+/// The controller and its configuration byte after the probe's self-test.
+static CONTROLLER: OnceCell<(Controller, u8)> = OnceCell::new();
 
 /// The controller's data and command/status ports.
 struct Controller {
@@ -48,5 +53,23 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
     };
     let config = self_test(&c, &KernelClock)?;
     info!("ps2: i8042 self-test passed, configuration byte {config:#04x}");
-    device::register("i8042")
+    device::register("i8042")?;
+    let _ = CONTROLLER.set((c, config));
+    Ok(())
+}
+
+/// After compaction: the controller passes its self-test again and reports
+/// the same configuration byte.
+fn selftest() -> Result<(), ProbeError> {
+    let (c, config) = CONTROLLER
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("ps2 selftest before probe")))?;
+    let again = self_test(c, &KernelClock)?;
+    if again != *config {
+        return Err(ProbeError::io(format_args!(
+            "configuration byte now {again:#04x}, probe saw {config:#04x}"
+        )));
+    }
+    info!("ps2: selftest: i8042 self-test passed again");
+    Ok(())
 }

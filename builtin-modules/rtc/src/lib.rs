@@ -11,15 +11,20 @@ extern crate std;
 
 mod cmos;
 
-use cmos::{CmosIo, read_time};
+use cmos::{CmosIo, DateTime, read_time};
 use module_api::ports::{PortIo, Ports};
+use module_api::sync::OnceCell;
 use module_api::time::KernelClock;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "rtc",
     probe: probe,
+    selftest: selftest,
 }
+
+/// The CMOS ports and the time read at probe time.
+static CLOCK: OnceCell<(Cmos, DateTime)> = OnceCell::new();
 
 /// Index/data port pair.
 struct Cmos(Ports);
@@ -35,5 +40,24 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
     let cmos = Cmos(Ports::claim(0x70, 2)?);
     let t = read_time(&cmos, &KernelClock)?;
     info!("rtc: {t}");
-    device::register("rtc0")
+    device::register("rtc0")?;
+    let _ = CLOCK.set((cmos, t));
+    Ok(())
+}
+
+/// After compaction: the clock still reads a sane time, on the same day as
+/// the probe's reading (give or take the midnight rollover).
+fn selftest() -> Result<(), ProbeError> {
+    let (cmos, first) = CLOCK
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("rtc selftest before probe")))?;
+    let now = read_time(cmos, &KernelClock)?;
+    let same_day = (now.year, now.month, now.day) == (first.year, first.month, first.day);
+    if !same_day && (now.hour, now.minute) != (0, 0) {
+        return Err(ProbeError::io(format_args!(
+            "clock went from {first} to {now}"
+        )));
+    }
+    info!("rtc: selftest: {now}");
+    Ok(())
 }

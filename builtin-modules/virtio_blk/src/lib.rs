@@ -7,13 +7,18 @@
 
 use module_api::msg::MsgBuf;
 use module_api::pci::PciDevice;
+use module_api::sync::OnceCell;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "virtio_blk",
     depends: ["pci"],
     probe: probe,
+    selftest: selftest,
 }
+
+/// The register block and the capacity read at probe time.
+static DISK: OnceCell<(virtio::Legacy<module_api::ports::Ports>, u64)> = OnceCell::new();
 
 module_api::import_fn! {
     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
@@ -56,5 +61,22 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         sectors / 2048
     );
     let name = MsgBuf::<40>::format(format_args!("virtio-blk {sectors} sectors"));
-    device::register(name.as_str())
+    device::register(name.as_str())?;
+    let _ = DISK.set((regs, sectors));
+    Ok(())
+}
+
+/// After compaction: the device (left at DRIVER_OK) reports the same capacity.
+fn selftest() -> Result<(), ProbeError> {
+    let (regs, sectors) = DISK
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("virtio_blk selftest before probe")))?;
+    let again = regs.config64(CFG_CAPACITY);
+    if again != *sectors {
+        return Err(ProbeError::io(format_args!(
+            "capacity now {again} sectors, probe saw {sectors}"
+        )));
+    }
+    info!("virtio_blk: selftest: capacity {again} sectors again");
+    Ok(())
 }

@@ -8,12 +8,25 @@
 
 use module_api::msg::MsgBuf;
 use module_api::pci::PciDevice;
+use module_api::sync::OnceCell;
 use module_api::{ProbeContext, ProbeError, device, info};
 
 module_api::module! {
     name: "virtio_net",
     depends: ["pci"],
     probe: probe,
+    selftest: selftest,
+}
+
+/// The register block and the MAC address read at probe time.
+static NIC: OnceCell<(virtio::Legacy<module_api::ports::Ports>, [u8; 6])> = OnceCell::new();
+
+fn read_mac(regs: &virtio::Legacy<module_api::ports::Ports>) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = regs.config8(CFG_MAC + i as u16);
+    }
+    m
 }
 
 module_api::import_fn! {
@@ -40,10 +53,7 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
             "virtio-net {dev} offers no MAC address"
         )));
     }
-    let mut m = [0u8; 6];
-    for (i, b) in m.iter_mut().enumerate() {
-        *b = regs.config8(CFG_MAC + i as u16);
-    }
+    let m = read_mac(&regs);
     if m == [0; 6] || m[0] & 1 != 0 {
         return Err(ProbeError::io(format_args!(
             "virtio-net {dev} reports an invalid MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -68,5 +78,19 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         "virtio_net: {dev} {}, link {link}, status {status:#04x}",
         name.as_str()
     );
-    device::register(name.as_str())
+    device::register(name.as_str())?;
+    let _ = NIC.set((regs, m));
+    Ok(())
+}
+
+/// After compaction: the device reports the same MAC address.
+fn selftest() -> Result<(), ProbeError> {
+    let (regs, mac) = NIC
+        .get()
+        .ok_or_else(|| ProbeError::io(format_args!("virtio_net selftest before probe")))?;
+    if read_mac(regs) != *mac {
+        return Err(ProbeError::io(format_args!("MAC changed since the probe")));
+    }
+    info!("virtio_net: selftest: MAC read again, unchanged");
+    Ok(())
 }
