@@ -57,7 +57,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image test-image run new-driver ensure-qemu check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image test-image run lint fmt-check new-driver ensure-qemu check-accel test test-modules fmt clippy clean
 
 all: image
 
@@ -150,7 +150,7 @@ ensure-qemu:
 
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: ensure-qemu image test-image test-modules
+test: lint ensure-qemu image test-image test-modules
 	$(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
@@ -162,9 +162,18 @@ test-modules:
 fmt:
 	$(CARGO) fmt --all
 
+# Formatting and clippy, as `make test` checks them.
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+# Host crates, then everything that builds for the kernel target: the
+# kernel, the module API and every driver and fault-injection module.
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -- -D warnings
+	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
+		$(addprefix -p ,$(MODULES) $(FAULT_MODULES)) -- -D warnings
 
 clean:
 	$(CARGO) clean
