@@ -184,14 +184,23 @@ pub fn svg(r: &Value) -> Result<String> {
                 if len == 0 {
                     continue;
                 }
+                let width = (x(at + len) - x(at)).max(0.5);
                 let _ = writeln!(
                     body,
-                    r##"<rect x="{:.2}" y="{}" width="{:.2}" height="{}" fill="{fill}" stroke="#222" stroke-width="0.3"><title>{name} {c}: {len} bytes at {at:#x}</title></rect>"##,
+                    r##"<rect x="{:.2}" y="{}" width="{width:.2}" height="{}" fill="{fill}" stroke="#222" stroke-width="0.3"><title>{name} {c}: {len} bytes at {at:#x}</title></rect>"##,
                     x(at),
                     y + 3.0,
-                    (x(at + len) - x(at)).max(0.5),
                     BAR - 6.0
                 );
+                // Label blocks wide enough for the name (about 5.5 px a character).
+                if width > 5.5 * name.len() as f64 + 4.0 {
+                    let _ = writeln!(
+                        body,
+                        r##"<text x="{:.2}" y="{}" font-size="9" fill="#fff">{name}</text>"##,
+                        x(at) + 2.0,
+                        y + BAR / 2.0 + 3.0
+                    );
+                }
             }
             y += BAR + 8.0;
         }
