@@ -6,6 +6,7 @@ use super::{Module, image};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write;
 use modtable::Class;
 use spin::Once;
 
@@ -88,13 +89,13 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
             continue;
         }
         if let Some((name, class)) = owner_of(addr) {
-            crate::console::emergency_write(
-                format!(
-                    "STALE: {} at {addr:#x}: address in the {} of expunged module {name}\n",
-                    super::guard::exception_name(frame.vector),
-                    class.name()
-                )
-                .as_bytes(),
+            // No allocation here: this runs for every exception, including
+            // one raised inside the allocator with its lock held.
+            let _ = writeln!(
+                crate::console::EmergencyWriter,
+                "STALE: {} at {addr:#x}: address in the {} of expunged module {name}",
+                super::guard::exception_name(frame.vector),
+                class.name()
             );
             return;
         }
