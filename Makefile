@@ -183,5 +183,5 @@ clean:
 # preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
 .PHONY: bench
 bench: ensure-qemu image
-	$(CARGO) build --release -p prelinker --example synth_kernel
+	$(CARGO) build --release -p prelinker --example synth_kernel --example relocate_replay
 	python3 bench/run.py

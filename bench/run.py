@@ -27,6 +27,7 @@ PRELINKER = os.path.join(ROOT, "target", "release", "prelinker")
 SYNTH = os.path.join(ROOT, "target", "release", "examples", "synth_kernel")
 MODULES_DIR = os.path.join(ROOT, "build", "modules")
 IMAGE = os.path.join(ROOT, "build", "image.elf")
+REPLAY = os.path.join(ROOT, "target", "release", "examples", "relocate_replay")
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -628,6 +629,19 @@ def write_md(data):
                 n, d["result"], d["bytes"], d["relocs"], d["move_ns"], d["memmove_ns"],
                 "%.1f" % d["ratio"] if d["ratio"] else "n/a (memmove timed for kept modules only)", d["probe_ns"]))
         L.append("")
+    rp = data.get("replay") or []
+    if rp:
+        L.append("### Native replay on the host (no emulator)\n")
+        L.append("`target/release/examples/relocate_replay build/image.elf`: the same module table and "
+                 "`modtable::reloc::apply` as the kernel, every module moved to a 64-byte packing cursor, "
+                 "best of %d repetitions per module, median of %d runs.\n" % (rp[0]["runs"], len(rp)))
+        L.append("| measure | median |\n|---|---:|")
+        L.append("| modules / bytes / relocations | %d / %d / %d |" % (rp[0]["modules"], rp[0]["bytes"], rp[0]["relocs"]))
+        L.append("| move + relocate, all modules | %.1f us |" % (median([r["move_relocate_ns"] for r in rp]) / 1000))
+        L.append("| memmove of the same bytes | %.1f us |" % (median([r["memmove_ns"] for r in rp]) / 1000))
+        L.append("| move+relocate / memmove (goal <= 1.5) | **%.2f** |" % median([r["ratio"] for r in rp]))
+        L.append("| per relocation, above the memmove | %.2f ns |" % median([r["ns_per_reloc"] for r in rp]))
+        L.append("")
     L.append("## 4. Memory (default image, machine `pc`, %d boots per policy)\n" % data["runs"])
     L.append("| policy | reclaimed total | of which region tails | reclaimed from slots | theoretical max from slots "
              "| share | live bytes | live bytes not module bytes | gaps between kept modules | padding if page-aligned "
@@ -672,9 +686,9 @@ def write_md(data):
 
 def main():
     os.makedirs(RESULTS, exist_ok=True)
-    for p in (PRELINKER, SYNTH, IMAGE):
+    for p in (PRELINKER, SYNTH, REPLAY, IMAGE):
         if not os.path.exists(p):
-            sys.exit("missing %s: run `make image` and build the synth_kernel example" % rel(p))
+            sys.exit("missing %s: run `make image` and build the synth_kernel and relocate_replay examples" % rel(p))
     machine = machine_facts()
     print("bench: machine: %s, %d cores, %s" % (machine["cpu_model"], machine["cores"], machine["qemu"]), flush=True)
     acc = accel_probe()
@@ -685,6 +699,13 @@ def main():
     print("bench: boots (%s)" % accel, flush=True)
     b = boot_bench(accel)
     bs = boot_summary(b)
+    print("bench: native replay of move + relocate", flush=True)
+    replays = []
+    for _ in range(RUNS):
+        r = run([REPLAY, IMAGE])
+        if r.returncode:
+            raise RuntimeError("relocate_replay failed: " + r.stderr.decode())
+        replays.append(json.loads(r.stdout))
     print("bench: presets x policies", flush=True)
     pres = preset_bench(accel)
     for pols in pres.values():
@@ -698,7 +719,8 @@ def main():
            "No TLB numbers are given; the mapping counts in section 4 are the available proxy."
            % acc["kvm_note"]))
     data = {"date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "runs": RUNS, "machine": machine,
-            "accel": acc, "prelinker": pl, "boot": b, "boot_summary": bs, "presets": pres, "tlb": tlb}
+            "accel": acc, "prelinker": pl, "boot": b, "boot_summary": bs, "presets": pres, "tlb": tlb,
+            "replay": replays}
     data["machine"]["rust_lld"] = "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
     # Keep the raw file small: per boot, the totals only (not every module).
     for runs in b["policies"].values():
