@@ -2,12 +2,12 @@
 //! prelinked image's module table and slot bytes, and for every module moves
 //! its classes to a 64-byte packing cursor (as if every module were kept)
 //! and redoes its recorded relocations there with the kernel's own code
-//! (`modtable::reloc::apply`), timing that against a plain memmove of the
-//! same bytes. Prints one JSON object.
+//! (`modtable::table::Table::redo`), timing that against a plain memmove of
+//! the same bytes. Prints one JSON object.
 //!
 //! `cargo run --release -p prelinker --example relocate_replay -- IMAGE [RUNS]`
 
-use modtable::table::{Table, Target};
+use modtable::table::Table;
 use modtable::{Class, PerClass};
 use std::time::Instant;
 
@@ -49,20 +49,22 @@ fn main() {
     }
     let mut dest: PerClass<Vec<u8>> =
         PerClass(Class::ALL.map(|c| vec![0u8; h.region_size[c] as usize]));
+    let slot = |m: usize, c: Class| h.region_base[c] + t.module(m).slot_off[c] as u64;
+    let moved =
+        |m: u16, c: Class| Some(bases[m as usize][c].wrapping_sub(slot(m as usize, c)) as i64);
     let (mut move_ns, mut memmove_ns, mut relocs, mut bytes) = (Vec::new(), Vec::new(), 0u64, 0u64);
-    for i in 0..t.len() {
+    for (i, base) in bases.iter().enumerate() {
         let m = t.module(i);
-        relocs += m.relocs_count as u64;
         bytes += m.size.total() as u64;
-        let records: Vec<_> = t.relocs(&m).map(Option::unwrap).collect();
         let mut best_move = u128::MAX;
         let mut best_copy = u128::MAX;
+        let mut rewritten = 0;
         for _ in 0..runs {
             // Plain memmove of the same bytes.
             let t0 = Instant::now();
             for c in Class::ALL {
                 let (from, n) = (m.slot_off[c] as usize, m.size[c] as usize);
-                let to = (bases[i][c] - h.region_base[c]) as usize;
+                let to = (base[c] - h.region_base[c]) as usize;
                 dest[c][to..to + n].copy_from_slice(&region(c)[from..from + n]);
             }
             best_copy = best_copy.min(t0.elapsed().as_nanos());
@@ -70,24 +72,23 @@ fn main() {
             let t0 = Instant::now();
             for c in Class::ALL {
                 let (from, n) = (m.slot_off[c] as usize, m.size[c] as usize);
-                let to = (bases[i][c] - h.region_base[c]) as usize;
+                let to = (base[c] - h.region_base[c]) as usize;
                 dest[c][to..to + n].copy_from_slice(&region(c)[from..from + n]);
             }
-            for r in &records {
-                let target = match r.target {
-                    Target::Absolute => r.addend as u64,
-                    Target::Module { module, class } => {
-                        bases[module as usize][class].wrapping_add(r.addend as u64)
-                    }
-                };
-                let pc = r.place_class;
-                let start = (bases[i][pc] - h.region_base[pc]) as usize;
-                let buf = &mut dest[pc][start..start + m.size[pc] as usize];
-                modtable::reloc::apply(r.kind, buf, bases[i][pc], r.place_off as usize, target)
-                    .unwrap_or_else(|e| panic!("module {i}: {e}"));
-            }
+            let [dt, dr, dd] = &mut dest.0;
+            let at = |c: Class| (base[c] - h.region_base[c]) as usize;
+            let span = |c: Class| at(c)..at(c) + m.size[c] as usize;
+            let mut view = PerClass([
+                &mut dt[span(Class::Text)],
+                &mut dr[span(Class::Rodata)],
+                &mut dd[span(Class::Data)],
+            ]);
+            rewritten = t
+                .redo(i, &mut view, moved)
+                .unwrap_or_else(|e| panic!("module {i}: {e}"));
             best_move = best_move.min(t0.elapsed().as_nanos());
         }
+        relocs += rewritten as u64;
         move_ns.push(best_move as u64);
         memmove_ns.push(best_copy as u64);
     }

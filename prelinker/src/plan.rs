@@ -104,7 +104,7 @@ impl Plan {
                     probe_off: m.probe_off.into(),
                     selftest_off: (m.selftest_off != NO_ENTRY).then_some(m.selftest_off.into()),
                     relocs_applied: None,
-                    relocs_recorded: m.relocs_count.into(),
+                    relocs_recorded: t.field_count(&m) as u64,
                     got_entries: None,
                     checksum: m.checksum,
                 }

@@ -157,6 +157,127 @@ pub fn apply(
     Ok(())
 }
 
+/// Moves a relocated field by `delta`: the field at `offset` of `buf` was
+/// computed for one target and place address, and the target moved by
+/// `Δtarget` and the place by `Δplace`; `delta` is `Δtarget` for an absolute
+/// kind and `Δtarget − Δplace` for a PC-relative one. The new value must
+/// still fit the field; on overflow nothing is written.
+pub fn adjust(
+    kind: RelocKind,
+    buf: &mut [u8],
+    offset: usize,
+    delta: i64,
+) -> Result<(), RelocError> {
+    let width = kind.width();
+    let len = buf.len();
+    let field = offset
+        .checked_add(width)
+        .filter(|&end| end <= len)
+        .map(|end| &mut buf[offset..end])
+        .ok_or(RelocError::OutOfBounds { offset, width, len })?;
+    match kind {
+        RelocKind::Abs64 | RelocKind::Pc64 => {
+            let v = u64::from_le_bytes(field[..8].try_into().unwrap()).wrapping_add(delta as u64);
+            field.copy_from_slice(&v.to_le_bytes());
+        }
+        RelocKind::Abs32 => {
+            let v = u32::from_le_bytes(field[..4].try_into().unwrap()) as i128 + delta as i128;
+            let v = u32::try_from(v).map_err(|_| RelocError::Overflow { kind, value: v })?;
+            field.copy_from_slice(&v.to_le_bytes());
+        }
+        RelocKind::Abs32S | RelocKind::Pc32 => {
+            let v = i32::from_le_bytes(field[..4].try_into().unwrap()) as i128 + delta as i128;
+            let v = i32::try_from(v).map_err(|_| RelocError::Overflow { kind, value: v })?;
+            field.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// [`adjust`] for many fields of one kind at once (the kind is dispatched
+/// once, not per field). Returns the number of fields adjusted, or the
+/// offset of the first field that failed and why; fields before it were
+/// adjusted, it and the ones after were not.
+pub fn adjust_all(
+    kind: RelocKind,
+    buf: &mut [u8],
+    offsets: impl Iterator<Item = u32>,
+    delta: i64,
+) -> Result<u32, (u32, RelocError)> {
+    fn run<const N: usize>(
+        buf: &mut [u8],
+        offsets: impl Iterator<Item = u32>,
+        step: impl Fn([u8; N]) -> Option<[u8; N]>,
+        overflow: impl Fn([u8; N]) -> RelocError,
+    ) -> Result<u32, (u32, RelocError)> {
+        let len = buf.len();
+        let mut n = 0;
+        for off in offsets {
+            let o = off as usize;
+            let field = buf.get_mut(o..o.wrapping_add(N)).ok_or((
+                off,
+                RelocError::OutOfBounds {
+                    offset: o,
+                    width: N,
+                    len,
+                },
+            ))?;
+            let old: [u8; N] = field.try_into().unwrap();
+            let new = step(old).ok_or_else(|| (off, overflow(old)))?;
+            field.copy_from_slice(&new);
+            n += 1;
+        }
+        Ok(n)
+    }
+    let wide = |kind| {
+        move |old: [u8; 8]| RelocError::Overflow {
+            kind,
+            value: i64::from_le_bytes(old) as i128 + delta as i128,
+        }
+    };
+    let narrow = |kind| {
+        move |old: [u8; 4]| RelocError::Overflow {
+            kind,
+            value: i32::from_le_bytes(old) as i128 + delta as i128,
+        }
+    };
+    match kind {
+        RelocKind::Abs64 | RelocKind::Pc64 => run(
+            buf,
+            offsets,
+            |old: [u8; 8]| {
+                Some(
+                    u64::from_le_bytes(old)
+                        .wrapping_add(delta as u64)
+                        .to_le_bytes(),
+                )
+            },
+            wide(kind),
+        ),
+        RelocKind::Abs32 => run(
+            buf,
+            offsets,
+            |old: [u8; 4]| {
+                let v = (u32::from_le_bytes(old) as i64).checked_add(delta)?;
+                Some(u32::try_from(v).ok()?.to_le_bytes())
+            },
+            move |old: [u8; 4]| RelocError::Overflow {
+                kind,
+                value: u32::from_le_bytes(old) as i128 + delta as i128,
+            },
+        ),
+        RelocKind::Abs32S | RelocKind::Pc32 => run(
+            buf,
+            offsets,
+            |old: [u8; 4]| {
+                let v = (i32::from_le_bytes(old) as i64).checked_add(delta)?;
+                Some(i32::try_from(v).ok()?.to_le_bytes())
+            },
+            narrow(kind),
+        ),
+    }
+}
+
 /// Reads back the field a relocation of `kind` wrote at `offset` of `buf`
 /// (at `buf_addr`) and returns the target address it encodes.
 pub fn decode(kind: RelocKind, buf: &[u8], buf_addr: u64, offset: usize) -> Option<u64> {
@@ -232,6 +353,78 @@ mod tests {
         let mut buf = [0xaau8; 8];
         assert!(apply(RelocKind::Pc32, &mut buf, HI, 0, 0x1000_0000_0000).is_err());
         assert_eq!(buf, [0xaa; 8]);
+    }
+
+    #[test]
+    fn adjust_equals_apply_at_the_new_addresses() {
+        // A field applied for (place P, target S), then both moved, must
+        // equal the field applied afresh at the new addresses.
+        let cases: [(RelocKind, u64, u64, i64, i64); 6] = [
+            (RelocKind::Pc32, HI + 0x100, HI + 0x9000, -0x40, -0x2000),
+            (RelocKind::Pc32, HI + 0x100, HI + 0x9000, -0x40, 0),
+            (RelocKind::Abs64, HI, HI + 0x10, 0, -0x7fc0),
+            (RelocKind::Abs32S, HI, HI + 0x10, 0, -0x1000),
+            (RelocKind::Pc64, HI + 8, HI + 0x4000, -0x80, -0x40),
+            (RelocKind::Abs32, 0, 0x1000, 0, 0x20),
+        ];
+        for (kind, place, target, dp, dt) in cases {
+            let mut a = [0u8; 16];
+            apply(kind, &mut a, place, 0, target).unwrap();
+            let delta = if kind.is_pc_relative() { dt - dp } else { dt };
+            adjust(kind, &mut a, 0, delta).unwrap();
+            let mut b = [0u8; 16];
+            let (np, nt) = (
+                place.wrapping_add(dp as u64),
+                target.wrapping_add(dt as u64),
+            );
+            apply(kind, &mut b, np, 0, nt).unwrap();
+            assert_eq!(a, b, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn adjust_all_matches_adjust() {
+        for kind in [
+            RelocKind::Abs64,
+            RelocKind::Abs32,
+            RelocKind::Abs32S,
+            RelocKind::Pc32,
+            RelocKind::Pc64,
+        ] {
+            let mut a = [0u8; 64];
+            for (i, b) in a.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(37) & 0x3f;
+            }
+            let mut b = a;
+            let offs = [0u32, 8, 24, 40];
+            for &o in &offs {
+                adjust(kind, &mut a, o as usize, 0x123).unwrap();
+            }
+            assert_eq!(adjust_all(kind, &mut b, offs.into_iter(), 0x123), Ok(4));
+            assert_eq!(a, b, "{kind:?}");
+        }
+        // The first bad field stops it and is reported.
+        let mut b = [0u8; 8];
+        let r = adjust_all(RelocKind::Pc32, &mut b, [0u32, 6].into_iter(), 1);
+        assert!(matches!(r, Err((6, RelocError::OutOfBounds { .. }))));
+        assert_eq!(b[0], 1, "the field before it was adjusted");
+    }
+
+    #[test]
+    fn adjust_rejects_overflow_and_bounds() {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert!(matches!(
+            adjust(RelocKind::Pc32, &mut b, 0, 1),
+            Err(RelocError::Overflow { .. })
+        ));
+        assert_eq!(
+            i32::from_le_bytes(b[..4].try_into().unwrap()),
+            i32::MAX,
+            "unchanged"
+        );
+        assert!(adjust(RelocKind::Abs32, &mut [0u8; 4], 0, -1).is_err());
+        assert!(adjust(RelocKind::Abs64, &mut [0u8; 6], 0, 1).is_err());
     }
 
     #[test]

@@ -5,18 +5,22 @@
 //! ```text
 //! header        HEADER_SIZE bytes
 //! modules       module_count × MODULE_RECORD_SIZE
-//! relocs        relocs_count × RELOC_RECORD_SIZE (each module owns a run)
+//! groups        groups_count × GROUP_RECORD_SIZE (each module owns a run)
+//! offsets       offsets_count × u32 (each group owns a run)
 //! deps          deps_count × u16 (module indices; each module owns a run)
 //! strings       strings_len bytes (module names, UTF-8, not NUL-terminated)
 //! ```
 //!
 //! Modules appear in slot order, which is also probe order: every module's
-//! dependencies have smaller indices. A relocation record says where a field
-//! is (`place_class`, `place_off` inside this module's slot of that class)
-//! and what it refers to: `base(target) + addend`, where `base` is the
-//! current address of another (or the same) module's class, or 0 for an
-//! absolute target (a kernel export). The table only records relocations whose
-//! value can change when modules move.
+//! dependencies have smaller indices. The table only records relocated
+//! fields whose value can change when modules move, grouped by what moves
+//! them: a group is a relocation kind, the class holding the fields, and
+//! their target (a class of some module, or an absolute address), followed
+//! by the offsets of its fields in this module's slot of that class. Every
+//! field of a group changes by the same amount when modules move
+//! ([`Table::redo`]): the target's displacement, minus the place's for a
+//! PC-relative kind. The fields' bytes as prelinked carry the rest, so no
+//! addend is stored.
 //!
 //! The header carries an FNV-1a checksum of the whole table (computed with
 //! the checksum field zeroed), so a table the kernel reads is the one the
@@ -29,17 +33,17 @@ use core::fmt;
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
 /// Table format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the header in bytes.
-pub const HEADER_SIZE: usize = 112;
+pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.
 pub const MODULE_RECORD_SIZE: usize = 96;
-/// Size of one relocation record in bytes.
-pub const RELOC_RECORD_SIZE: usize = 16;
+/// Size of one relocation group record in bytes.
+pub const GROUP_RECORD_SIZE: usize = 16;
 /// `probe_off`/`selftest_off` value meaning "no such entry point".
 pub const NO_ENTRY: u32 = u32::MAX;
-const TARGET_ABSOLUTE: u32 = 3;
-const CHECKSUM_AT: usize = 104;
+const TARGET_ABSOLUTE: u8 = 3;
+const CHECKSUM_AT: usize = 112;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
@@ -76,7 +80,8 @@ pub enum Target {
     },
 }
 
-/// One relocation the kernel redoes when a module moves.
+/// One relocation the kernel redoes when a module moves, as the prelinker
+/// gives it to [`build`] (the addend is not stored: see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RelocRecord {
     /// Offset of the field inside this module's slot of `place_class`.
@@ -92,42 +97,105 @@ pub struct RelocRecord {
 }
 
 impl RelocRecord {
-    /// Encodes the record.
-    pub fn to_bytes(&self) -> [u8; RELOC_RECORD_SIZE] {
-        let (tclass, tmod) = match self.target {
-            Target::Absolute => (TARGET_ABSOLUTE, 0u32),
-            Target::Module { module, class } => (class as u32, module as u32),
-        };
-        let info = self.kind as u32 | (self.place_class as u32) << 8 | tclass << 10 | tmod << 16;
-        let mut b = [0u8; RELOC_RECORD_SIZE];
-        b[0..4].copy_from_slice(&self.place_off.to_le_bytes());
-        b[4..8].copy_from_slice(&info.to_le_bytes());
-        b[8..16].copy_from_slice(&self.addend.to_le_bytes());
-        b
+    /// The stored part of the record.
+    pub fn field(&self) -> RelocField {
+        RelocField {
+            place_off: self.place_off,
+            place_class: self.place_class,
+            kind: self.kind,
+            target: self.target,
+        }
+    }
+}
+
+/// A relocated field as the table stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RelocField {
+    /// Offset of the field inside this module's slot of `place_class`.
+    pub place_off: u32,
+    /// Class holding the field.
+    pub place_class: Class,
+    /// How the field is computed.
+    pub kind: RelocKind,
+    /// What the field refers to.
+    pub target: Target,
+}
+
+/// Fields that move together: same kind, same place class, same target.
+#[derive(Clone, Copy, Debug)]
+pub struct RelocGroup<'a> {
+    /// How the fields are computed.
+    pub kind: RelocKind,
+    /// Class holding the fields.
+    pub place_class: Class,
+    /// What the fields refer to.
+    pub target: Target,
+    offsets: &'a [u8],
+}
+
+impl<'a> RelocGroup<'a> {
+    /// Offsets of the fields in this module's slot of `place_class`.
+    pub fn offsets(&self) -> impl Iterator<Item = u32> + use<'a> {
+        self.offsets
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
     }
 
-    /// Decodes a record; `None` if a field holds an invalid value.
-    pub fn from_bytes(b: &[u8]) -> Option<RelocRecord> {
-        let place_off = u32_at(b, 0);
-        let info = u32_at(b, 4);
-        let kind = RelocKind::from_u8(info as u8)?;
-        let place_class = Class::from_index((info >> 8) & 3)?;
-        let tclass = (info >> 10) & 3;
-        let target = if tclass == TARGET_ABSOLUTE {
-            Target::Absolute
-        } else {
-            Target::Module {
-                module: (info >> 16) as u16,
-                class: Class::from_index(tclass)?,
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.offsets.len() / 4
+    }
+
+    /// Whether the group has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+#[cfg(feature = "alloc")]
+fn encode_target(t: Target) -> (u8, u16) {
+    match t {
+        Target::Absolute => (TARGET_ABSOLUTE, 0),
+        Target::Module { module, class } => (class as u8, module),
+    }
+}
+
+fn decode_target(tclass: u8, module: u16) -> Option<Target> {
+    if tclass == TARGET_ABSOLUTE {
+        return Some(Target::Absolute);
+    }
+    Some(Target::Module {
+        module,
+        class: Class::from_index(tclass as u32)?,
+    })
+}
+
+/// Why [`Table::redo`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedoError {
+    /// Fields refer to a module whose displacement is unknown (not kept).
+    Target(u16),
+    /// A field could not be adjusted.
+    Field {
+        /// Class holding the field.
+        class: Class,
+        /// Offset of the field.
+        offset: u32,
+        /// What went wrong.
+        err: crate::RelocError,
+    },
+}
+
+impl fmt::Display for RedoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedoError::Target(m) => {
+                write!(f, "relocations refer to module {m}, which was not kept")
             }
-        };
-        Some(RelocRecord {
-            place_off,
-            place_class,
-            kind,
-            target,
-            addend: u64_at(b, 8) as i64,
-        })
+            RedoError::Field { class, offset, err } => {
+                write!(f, "field at {}+{offset:#x}: {err}", class.name())
+            }
+        }
     }
 }
 
@@ -157,10 +225,10 @@ pub struct ModuleRecord {
     pub probe_off: u32,
     /// Offset of the self-test entry inside the text slot, or [`NO_ENTRY`].
     pub selftest_off: u32,
-    /// Index of the module's first relocation record.
-    pub relocs_start: u32,
-    /// Number of relocation records.
-    pub relocs_count: u32,
+    /// Index of the module's first relocation group.
+    pub groups_start: u32,
+    /// Number of relocation groups.
+    pub groups_count: u32,
     /// Reserved, zero.
     pub flags: u32,
     /// [`crate::checksum::module_checksum`] of the used slot bytes as prelinked.
@@ -182,8 +250,8 @@ impl ModuleRecord {
         words[16] = self.bss_size;
         words[17] = self.probe_off;
         words[18] = self.selftest_off;
-        words[19] = self.relocs_start;
-        words[20] = self.relocs_count;
+        words[19] = self.groups_start;
+        words[20] = self.groups_count;
         words[21] = self.flags;
         let mut b = [0u8; MODULE_RECORD_SIZE];
         for (i, w) in words.iter().enumerate() {
@@ -209,8 +277,8 @@ impl ModuleRecord {
             bss_size: w(16),
             probe_off: w(17),
             selftest_off: w(18),
-            relocs_start: w(19),
-            relocs_count: w(20),
+            groups_start: w(19),
+            groups_count: w(20),
             flags: w(21),
             checksum: u64_at(b, 88),
         }
@@ -265,8 +333,10 @@ pub struct Table<'a> {
     bytes: &'a [u8],
     header: Header,
     modules_off: usize,
-    relocs_off: usize,
-    relocs_count: usize,
+    groups_off: usize,
+    groups_count: usize,
+    offsets_off: usize,
+    offsets_count: usize,
     deps_off: usize,
     deps_count: usize,
     strings_off: usize,
@@ -338,13 +408,21 @@ impl<'a> Table<'a> {
             table_size,
             "module records",
         )?;
-        let relocs_count = u32_at(bytes, 80);
-        let (relocs_off, _) = span(
+        let groups_count = u32_at(bytes, 80);
+        let (groups_off, _) = span(
             u32_at(bytes, 76),
-            relocs_count,
-            RELOC_RECORD_SIZE,
+            groups_count,
+            GROUP_RECORD_SIZE,
             table_size,
-            "relocation records",
+            "relocation groups",
+        )?;
+        let offsets_count = u32_at(bytes, 104);
+        let (offsets_off, _) = span(
+            u32_at(bytes, 100),
+            offsets_count,
+            4,
+            table_size,
+            "relocation offsets",
         )?;
         let deps_count = u32_at(bytes, 88);
         let (deps_off, _) = span(
@@ -360,8 +438,10 @@ impl<'a> Table<'a> {
             bytes,
             header,
             modules_off,
-            relocs_off,
-            relocs_count: relocs_count as usize,
+            groups_off,
+            groups_count: groups_count as usize,
+            offsets_off,
+            offsets_count: offsets_count as usize,
             deps_off,
             deps_count: deps_count as usize,
             strings_off,
@@ -390,8 +470,8 @@ impl<'a> Table<'a> {
         if self.deps(&m).any(|d| d as u32 >= index) {
             return Err(bad("dependency is not an earlier module"));
         }
-        if m.relocs_start as usize + m.relocs_count as usize > self.relocs_count {
-            return Err(bad("relocations out of bounds"));
+        if m.groups_start as usize + m.groups_count as usize > self.groups_count {
+            return Err(bad("relocation groups out of bounds"));
         }
         for c in Class::ALL {
             if m.size[c] > m.slot_size[c] {
@@ -414,12 +494,15 @@ impl<'a> Table<'a> {
         if m.selftest_off != NO_ENTRY && m.selftest_off >= m.size[Class::Text] {
             return Err(bad("selftest entry outside text"));
         }
-        for r in self.relocs(&m) {
-            let r = r.ok_or(bad("invalid relocation record"))?;
-            if r.place_off as u64 + r.kind.width() as u64 > m.size[r.place_class] as u64 {
+        for g in self.groups(&m) {
+            let g = g.ok_or(bad("invalid relocation group"))?;
+            let limit = m.size[g.place_class] as u64;
+            if g.offsets()
+                .any(|o| o as u64 + g.kind.width() as u64 > limit)
+            {
                 return Err(bad("relocation outside its class"));
             }
-            if let Target::Module { module, .. } = r.target
+            if let Target::Module { module, .. } = g.target
                 && module as u32 > index
             {
                 return Err(bad("relocation refers to a later module"));
@@ -464,15 +547,86 @@ impl<'a> Table<'a> {
             .map(move |i| u16::from_le_bytes([b[at + 2 * i], b[at + 2 * i + 1]]))
     }
 
-    /// The relocation records of a module (`None` for an undecodable record;
+    /// The relocation groups of a module (`None` for an undecodable group;
     /// [`Table::parse`] has already rejected those).
-    pub fn relocs(&self, m: &ModuleRecord) -> impl Iterator<Item = Option<RelocRecord>> + 'a {
-        let b = self.bytes;
-        let at = self.relocs_off + m.relocs_start as usize * RELOC_RECORD_SIZE;
-        (0..m.relocs_count as usize).map(move |i| {
-            let s = at + i * RELOC_RECORD_SIZE;
-            RelocRecord::from_bytes(&b[s..s + RELOC_RECORD_SIZE])
+    pub fn groups(&self, m: &ModuleRecord) -> impl Iterator<Item = Option<RelocGroup<'a>>> + 'a {
+        let (b, offsets_off, offsets_count) = (self.bytes, self.offsets_off, self.offsets_count);
+        let at = self.groups_off + m.groups_start as usize * GROUP_RECORD_SIZE;
+        (0..m.groups_count as usize).map(move |i| {
+            let g = &b[at + i * GROUP_RECORD_SIZE..at + (i + 1) * GROUP_RECORD_SIZE];
+            let first = u32_at(g, 8) as usize;
+            let count = u32_at(g, 12) as usize;
+            if first.checked_add(count)? > offsets_count {
+                return None;
+            }
+            Some(RelocGroup {
+                kind: RelocKind::from_u8(g[0])?,
+                place_class: Class::from_index(g[1] as u32)?,
+                target: decode_target(g[2], u16::from_le_bytes([g[4], g[5]]))?,
+                offsets: &b[offsets_off + first * 4..offsets_off + (first + count) * 4],
+            })
         })
+    }
+
+    /// Every recorded field of a module, group by group.
+    pub fn fields(&self, m: &ModuleRecord) -> impl Iterator<Item = RelocField> + 'a {
+        self.groups(m).flatten().flat_map(|g| {
+            g.offsets().map(move |place_off| RelocField {
+                place_off,
+                place_class: g.place_class,
+                kind: g.kind,
+                target: g.target,
+            })
+        })
+    }
+
+    /// Number of recorded fields of a module.
+    pub fn field_count(&self, m: &ModuleRecord) -> usize {
+        self.groups(m).flatten().map(|g| g.len()).sum()
+    }
+
+    /// Redoes the relocations of module `index` after modules moved.
+    /// `bytes[c]` holds the module's class `c` at its new address as
+    /// prelinked (moved, not yet adjusted); `moved(m, c)` says how far class
+    /// `c` of module `m` moved (new address minus slot address, two's
+    /// complement), or `None` if module `m` was not kept. Groups whose
+    /// fields do not change are skipped. Returns the number of fields
+    /// rewritten.
+    pub fn redo(
+        &self,
+        index: usize,
+        bytes: &mut PerClass<&mut [u8]>,
+        moved: impl Fn(u16, Class) -> Option<i64>,
+    ) -> Result<u32, RedoError> {
+        let m = self.module(index);
+        let me = index as u16;
+        let mut rewritten = 0;
+        for g in self.groups(&m).flatten() {
+            let target = match g.target {
+                Target::Absolute => 0,
+                Target::Module { module, class } => {
+                    moved(module, class).ok_or(RedoError::Target(module))?
+                }
+            };
+            let delta = if g.kind.is_pc_relative() {
+                let place = moved(me, g.place_class).ok_or(RedoError::Target(me))?;
+                target.wrapping_sub(place)
+            } else {
+                target
+            };
+            if delta == 0 {
+                continue;
+            }
+            let buf = &mut *bytes[g.place_class];
+            rewritten += crate::reloc::adjust_all(g.kind, buf, g.offsets(), delta).map_err(
+                |(offset, err)| RedoError::Field {
+                    class: g.place_class,
+                    offset,
+                    err,
+                },
+            )?;
+        }
+        Ok(rewritten)
     }
 
     /// Size of the table in bytes.
@@ -512,20 +666,42 @@ pub struct ModuleEntry {
 /// Serialises a module table.
 #[cfg(feature = "alloc")]
 pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
+    use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     let n = modules.len();
-    let relocs_count: usize = modules.iter().map(|m| m.relocs.len()).sum();
+    // Each module's fields, grouped by what moves them, in a fixed order.
+    type Key = (u8, u16, u8, u8);
+    let grouped: Vec<BTreeMap<Key, Vec<u32>>> = modules
+        .iter()
+        .map(|m| {
+            let mut g: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
+            for r in &m.relocs {
+                let (tclass, tmod) = encode_target(r.target);
+                g.entry((tclass, tmod, r.place_class as u8, r.kind as u8))
+                    .or_default()
+                    .push(r.place_off);
+            }
+            for offsets in g.values_mut() {
+                offsets.sort_unstable();
+            }
+            g
+        })
+        .collect();
+    let groups_count: usize = grouped.iter().map(BTreeMap::len).sum();
+    let offsets_count: usize = modules.iter().map(|m| m.relocs.len()).sum();
     let deps_count: usize = modules.iter().map(|m| m.deps.len()).sum();
     let modules_off = HEADER_SIZE;
-    let relocs_off = modules_off + n * MODULE_RECORD_SIZE;
-    let deps_off = relocs_off + relocs_count * RELOC_RECORD_SIZE;
+    let groups_off = modules_off + n * MODULE_RECORD_SIZE;
+    let offsets_off = groups_off + groups_count * GROUP_RECORD_SIZE;
+    let deps_off = offsets_off + offsets_count * 4;
     let strings_off = deps_off + deps_count * 2;
     let mut records = Vec::with_capacity(n * MODULE_RECORD_SIZE);
-    let mut relocs = Vec::with_capacity(relocs_count * RELOC_RECORD_SIZE);
+    let mut groups = Vec::with_capacity(groups_count * GROUP_RECORD_SIZE);
+    let mut offsets = Vec::with_capacity(offsets_count * 4);
     let mut deps = Vec::with_capacity(deps_count * 2);
     let mut strings = Vec::new();
-    let (mut reloc_i, mut dep_i) = (0u32, 0u32);
-    for m in modules {
+    let (mut group_i, mut offset_i, mut dep_i) = (0u32, 0u32, 0u32);
+    for (m, g) in modules.iter().zip(&grouped) {
         let rec = ModuleRecord {
             name_off: strings.len() as u32,
             name_len: m.name.len() as u32,
@@ -538,8 +714,8 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
             bss_size: m.bss_size,
             probe_off: m.probe_off,
             selftest_off: m.selftest_off.unwrap_or(NO_ENTRY),
-            relocs_start: reloc_i,
-            relocs_count: m.relocs.len() as u32,
+            groups_start: group_i,
+            groups_count: g.len() as u32,
             flags: 0,
             checksum: m.checksum,
         };
@@ -547,11 +723,22 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
         for d in &m.deps {
             deps.extend_from_slice(&d.to_le_bytes());
         }
-        for r in &m.relocs {
-            relocs.extend_from_slice(&r.to_bytes());
+        for (&(tclass, tmod, place_class, kind), offs) in g {
+            let mut gr = [0u8; GROUP_RECORD_SIZE];
+            gr[0] = kind;
+            gr[1] = place_class;
+            gr[2] = tclass;
+            gr[4..6].copy_from_slice(&tmod.to_le_bytes());
+            gr[8..12].copy_from_slice(&offset_i.to_le_bytes());
+            gr[12..16].copy_from_slice(&(offs.len() as u32).to_le_bytes());
+            groups.extend_from_slice(&gr);
+            for o in offs {
+                offsets.extend_from_slice(&o.to_le_bytes());
+            }
+            offset_i += offs.len() as u32;
         }
         records.extend_from_slice(&rec.to_bytes());
-        reloc_i += m.relocs.len() as u32;
+        group_i += g.len() as u32;
         dep_i += m.deps.len() as u32;
     }
     let table_size = strings_off + strings.len();
@@ -570,12 +757,14 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
     }
     for w in [
         modules_off as u32,
-        relocs_off as u32,
-        relocs_count as u32,
+        groups_off as u32,
+        groups_count as u32,
         deps_off as u32,
         deps_count as u32,
         strings_off as u32,
         strings.len() as u32,
+        offsets_off as u32,
+        offsets_count as u32,
         0,
     ] {
         out.extend_from_slice(&w.to_le_bytes());
@@ -583,7 +772,8 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
     out.extend_from_slice(&[0u8; 8]);
     debug_assert_eq!(out.len(), HEADER_SIZE);
     out.extend_from_slice(&records);
-    out.extend_from_slice(&relocs);
+    out.extend_from_slice(&groups);
+    out.extend_from_slice(&offsets);
     out.extend_from_slice(&deps);
     out.extend_from_slice(&strings);
     let sum = table_checksum(&out);
@@ -656,12 +846,117 @@ mod tests {
         assert_eq!(t.deps(&m1).collect::<vec::Vec<_>>(), vec![0]);
         assert_eq!(m1.slot_off, PerClass([4096; 3]));
         assert_eq!(m1.selftest_off, NO_ENTRY);
-        let relocs: vec::Vec<_> = t.relocs(&m1).map(Option::unwrap).collect();
-        assert_eq!(relocs, mods[1].relocs);
+        let fields: vec::Vec<RelocField> = t.fields(&m1).collect();
+        assert_eq!(fields.len(), mods[1].relocs.len());
+        for r in &mods[1].relocs {
+            assert!(fields.contains(&r.field()), "{r:?} missing");
+        }
+        assert_eq!(t.field_count(&m1), 2);
         // Trailing bytes of the reserved area are ignored.
         let mut area = bytes.clone();
         area.resize(bytes.len() + 4096, 0);
         assert_eq!(Table::parse(&area).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn redo_after_moving_equals_relocating_at_the_new_addresses() {
+        use crate::reloc::{apply, decode};
+        let h = header();
+        let base = h.region_base;
+        // Module 0 (at slot offset 0) and module 1 (at 4096): module 1's text
+        // holds a PC32 to its own rodata, a PC32 to module 0's text, an abs64
+        // (in data) to its own text, and a PC32 to an absolute address.
+        let m = |name: &str, off: u32, relocs: vec::Vec<RelocRecord>| ModuleEntry {
+            name: name.to_string(),
+            deps: vec::Vec::new(),
+            slot_off: PerClass([off; 3]),
+            slot_size: PerClass([4096; 3]),
+            size: PerClass([64, 64, 64]),
+            align: PerClass([16, 8, 8]),
+            bss_size: 0,
+            probe_off: 0,
+            selftest_off: None,
+            checksum: 0,
+            relocs,
+        };
+        let rec = |place_class, place_off, kind, target, addend| RelocRecord {
+            place_off,
+            place_class,
+            kind,
+            target,
+            addend,
+        };
+        let own = |class| Target::Module { module: 1, class };
+        let relocs = vec![
+            rec(Class::Text, 4, RelocKind::Pc32, own(Class::Rodata), 0x10),
+            rec(
+                Class::Text,
+                12,
+                RelocKind::Pc32,
+                Target::Module {
+                    module: 0,
+                    class: Class::Text,
+                },
+                8,
+            ),
+            rec(Class::Data, 0, RelocKind::Abs64, own(Class::Text), 0x20),
+            rec(
+                Class::Text,
+                20,
+                RelocKind::Pc32,
+                Target::Absolute,
+                0xffff_ffff_8020_0000u64 as i64,
+            ),
+        ];
+        let bytes = build(
+            &h,
+            &[m("a", 0, vec::Vec::new()), m("b", 4096, relocs.clone())],
+        );
+        let t = Table::parse(&bytes).unwrap();
+        // Fields applied at the slots, as the prelinker does.
+        let slot = |module: u16, c: Class| base[c] + 4096 * module as u64;
+        let target_at = |r: &RelocRecord, at: &dyn Fn(u16, Class) -> u64| match r.target {
+            Target::Absolute => r.addend as u64,
+            Target::Module { module, class } => at(module, class).wrapping_add(r.addend as u64),
+        };
+        let mut cls = [[0u8; 64]; 3];
+        for r in &relocs {
+            let c = r.place_class;
+            apply(
+                r.kind,
+                &mut cls[c.index()],
+                slot(1, c),
+                r.place_off as usize,
+                target_at(r, &slot),
+            )
+            .unwrap();
+        }
+        // Both modules move down by different amounts per class.
+        let new = |module: u16, c: Class| {
+            slot(module, c)
+                - [0x1000, 0xf00, 0xf80][c.index()]
+                - module as u64 * 0x40 * (c.index() as u64 + 1)
+        };
+        let [t0, t1, t2] = &mut cls;
+        let mut view = PerClass([&mut t0[..], &mut t1[..], &mut t2[..]]);
+        let n = t
+            .redo(1, &mut view, |module, c| {
+                Some(new(module, c).wrapping_sub(slot(module, c)) as i64)
+            })
+            .unwrap();
+        assert_eq!(n, 4);
+        for r in &relocs {
+            let c = r.place_class;
+            let got = decode(r.kind, &cls[c.index()], new(1, c), r.place_off as usize).unwrap();
+            assert_eq!(got, target_at(r, &new), "{r:?}");
+        }
+        // A target that was not kept is an error.
+        let [t0, t1, t2] = &mut cls;
+        let mut view = PerClass([&mut t0[..], &mut t1[..], &mut t2[..]]);
+        let e = t
+            .redo(1, &mut view, |module, _| (module == 1).then_some(-64))
+            .unwrap_err();
+        assert_eq!(e, RedoError::Target(0));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use modtable::checksum::module_checksum;
-use modtable::reloc;
-use modtable::table::{NO_ENTRY, Table, Target};
+use modtable::table::{NO_ENTRY, Table};
 use modtable::{Class, PerClass};
 use reclaim::pack::Cursors;
 use reclaim::plan::{Placement, plan_region};
@@ -180,34 +179,22 @@ fn move_and_relocate(
         }
         mods[i].base[c] = dest;
     }
-    let mut redone = 0u32;
-    for r in table.relocs(&rec) {
-        let r = r.ok_or("undecodable relocation record")?;
-        let target = match r.target {
-            Target::Absolute => r.addend as u64,
-            Target::Module { module, class } => {
-                let t = &mods[module as usize];
-                if module as usize != i && !t.kept {
-                    return Err(format!("refers to expunged module {}", t.name));
-                }
-                t.base[class].wrapping_add(r.addend as u64)
-            }
-        };
-        let pc = r.place_class;
-        let base = mods[i].base[pc];
-        // SAFETY: the module's own class bytes at its new address; nothing
-        // else refers to them while it is being relocated.
-        let buf = unsafe { image::alias_mut(base, rec.size[pc] as u64) };
-        reloc::apply(r.kind, buf, base, r.place_off as usize, target).map_err(|e| {
-            format!(
-                "{} record at {}+{:#x}: {e}",
-                r.kind.name(),
-                pc.name(),
-                r.place_off
-            )
-        })?;
-        redone += 1;
-    }
+    // The module's classes at their new addresses, through the alias.
+    let b = mods[i].base;
+    // SAFETY: each class of this module, at its new address inside its own
+    // region (three disjoint ranges); nothing else refers to them meanwhile.
+    let mut bytes =
+        PerClass(Class::ALL.map(|c| unsafe { image::alias_mut(b[c], rec.size[c] as u64) }));
+    let moved = |m: u16, c: Class| {
+        let t = &mods[m as usize];
+        (m as usize == i || t.kept).then(|| t.base[c].wrapping_sub(t.slot[c]) as i64)
+    };
+    let redone = table.redo(i, &mut bytes, moved).map_err(|e| match e {
+        modtable::table::RedoError::Target(m) => {
+            format!("refers to expunged module {}", mods[m as usize].name)
+        }
+        e => e.to_string(),
+    })?;
     mods[i].relocs_redone = redone;
     serialize();
     Ok(())
