@@ -633,7 +633,7 @@ def write_md(data):
     if rp:
         L.append("### Native replay on the host (no emulator)\n")
         L.append("`target/release/examples/relocate_replay build/image.elf`: the same module table and "
-                 "`modtable::reloc::apply` as the kernel, every module moved to a 64-byte packing cursor, "
+                 "relocation redo (`Table::redo`) as the kernel, every module moved to a 64-byte packing cursor, "
                  "best of %d repetitions per module, median of %d runs.\n" % (rp[0]["runs"], len(rp)))
         L.append("| measure | median |\n|---|---:|")
         L.append("| modules / bytes / relocations | %d / %d / %d |" % (rp[0]["modules"], rp[0]["bytes"], rp[0]["relocs"]))
