@@ -24,15 +24,17 @@ TARGET := x86_64-unknown-none
 BUILD  := build
 KERNEL_ELF := $(BUILD)/kernel.elf
 IMAGE      := $(BUILD)/image.elf
-KERNEL_OUT := target/$(TARGET)/kernel/kernel
+# Where cargo puts what it builds (CARGO_TARGET_DIR if set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+KERNEL_OUT := $(TARGET_DIR)/$(TARGET)/kernel/kernel
 
-PRELINKER  := target/release/prelinker
+PRELINKER  := $(TARGET_DIR)/release/prelinker
 # Module crates are the staticlib crates under builtin-modules/ (module-api
 # and shared driver libraries are plain rlibs); fault-injection modules, built
 # only for the tests, live under tests/fault-modules/.
 MODULES       := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(shell grep -l staticlib builtin-modules/*/Cargo.toml)))
 FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard tests/fault-modules/*/Cargo.toml)))
-MODULE_LIB     = target/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
+MODULE_LIB     = $(TARGET_DIR)/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
 TEST_IMAGE := $(BUILD)/test-image.elf
 
 # Machine presets: the QEMU arguments of each live in tests/presets/<name>.args

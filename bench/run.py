@@ -23,11 +23,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
-PRELINKER = os.path.join(ROOT, "target", "release", "prelinker")
-SYNTH = os.path.join(ROOT, "target", "release", "examples", "synth_kernel")
+# Where cargo puts what it builds (CARGO_TARGET_DIR if set, as in the Makefile).
+TARGET_DIR = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+PRELINKER = os.path.join(TARGET_DIR, "release", "prelinker")
+SYNTH = os.path.join(TARGET_DIR, "release", "examples", "synth_kernel")
 MODULES_DIR = os.path.join(ROOT, "build", "modules")
 IMAGE = os.path.join(ROOT, "build", "image.elf")
-REPLAY = os.path.join(ROOT, "target", "release", "examples", "relocate_replay")
+REPLAY = os.path.join(TARGET_DIR, "release", "examples", "relocate_replay")
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
