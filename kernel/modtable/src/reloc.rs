@@ -136,6 +136,16 @@ pub fn encode(kind: RelocKind, place: u64, target: u64) -> Result<[u8; 8], Reloc
     Ok(out)
 }
 
+/// The `width` bytes at `offset` of `buf`, or why not.
+fn field_mut(buf: &mut [u8], offset: usize, width: usize) -> Result<&mut [u8], RelocError> {
+    let len = buf.len();
+    offset
+        .checked_add(width)
+        .filter(|&end| end <= len)
+        .map(|end| &mut buf[offset..end])
+        .ok_or(RelocError::OutOfBounds { offset, width, len })
+}
+
 /// Applies a relocation to `buf`, whose first byte lives at address `buf_addr`:
 /// the field at `offset` gets `target` (that is `S + A`) encoded as `kind`.
 pub fn apply(
@@ -146,12 +156,7 @@ pub fn apply(
     target: u64,
 ) -> Result<(), RelocError> {
     let width = kind.width();
-    let len = buf.len();
-    let field = offset
-        .checked_add(width)
-        .filter(|&end| end <= len)
-        .map(|end| &mut buf[offset..end])
-        .ok_or(RelocError::OutOfBounds { offset, width, len })?;
+    let field = field_mut(buf, offset, width)?;
     let bytes = encode(kind, buf_addr.wrapping_add(offset as u64), target)?;
     field.copy_from_slice(&bytes[..width]);
     Ok(())
@@ -168,30 +173,14 @@ pub fn adjust(
     offset: usize,
     delta: i64,
 ) -> Result<(), RelocError> {
-    let width = kind.width();
-    let len = buf.len();
-    let field = offset
-        .checked_add(width)
-        .filter(|&end| end <= len)
-        .map(|end| &mut buf[offset..end])
-        .ok_or(RelocError::OutOfBounds { offset, width, len })?;
-    match kind {
-        RelocKind::Abs64 | RelocKind::Pc64 => {
-            let v = u64::from_le_bytes(field[..8].try_into().unwrap()).wrapping_add(delta as u64);
-            field.copy_from_slice(&v.to_le_bytes());
-        }
-        RelocKind::Abs32 => {
-            let v = u32::from_le_bytes(field[..4].try_into().unwrap()) as i128 + delta as i128;
-            let v = u32::try_from(v).map_err(|_| RelocError::Overflow { kind, value: v })?;
-            field.copy_from_slice(&v.to_le_bytes());
-        }
-        RelocKind::Abs32S | RelocKind::Pc32 => {
-            let v = i32::from_le_bytes(field[..4].try_into().unwrap()) as i128 + delta as i128;
-            let v = i32::try_from(v).map_err(|_| RelocError::Overflow { kind, value: v })?;
-            field.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-    Ok(())
+    let offset = u32::try_from(offset).map_err(|_| RelocError::OutOfBounds {
+        offset,
+        width: kind.width(),
+        len: buf.len(),
+    })?;
+    adjust_all(kind, buf, core::iter::once(offset), delta)
+        .map(|_| ())
+        .map_err(|(_, e)| e)
 }
 
 /// [`adjust`] for many fields of one kind at once (the kind is dispatched
@@ -210,18 +199,9 @@ pub fn adjust_all(
         step: impl Fn([u8; N]) -> Option<[u8; N]>,
         overflow: impl Fn([u8; N]) -> RelocError,
     ) -> Result<u32, (u32, RelocError)> {
-        let len = buf.len();
         let mut n = 0;
         for off in offsets {
-            let o = off as usize;
-            let field = buf.get_mut(o..o.wrapping_add(N)).ok_or((
-                off,
-                RelocError::OutOfBounds {
-                    offset: o,
-                    width: N,
-                    len,
-                },
-            ))?;
+            let field = field_mut(buf, off as usize, N).map_err(|e| (off, e))?;
             let old: [u8; N] = field.try_into().unwrap();
             let new = step(old).ok_or_else(|| (off, overflow(old)))?;
             field.copy_from_slice(&new);
