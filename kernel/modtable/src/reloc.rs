@@ -136,7 +136,9 @@ pub fn encode(kind: RelocKind, place: u64, target: u64) -> Result<[u8; 8], Reloc
     Ok(out)
 }
 
-/// The `width` bytes at `offset` of `buf`, or why not.
+/// The `width` bytes at `offset` of `buf`, or why not. Inlined: it sits in
+/// the kernel's per-field relocation loop.
+#[inline(always)]
 fn field_mut(buf: &mut [u8], offset: usize, width: usize) -> Result<&mut [u8], RelocError> {
     let len = buf.len();
     offset
