@@ -160,7 +160,7 @@ fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 /// Reads a kernel ELF for linking without reading the contents of its class
-/// regions and table area, which the link replaces anyway (see [`crate::sparse`]).
+/// regions and table area, which the link replaces anyway (they read as zeros).
 pub fn read_kernel(path: &std::path::Path) -> Result<crate::InputFile> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");

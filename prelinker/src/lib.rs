@@ -12,7 +12,7 @@
 //!
 //! Modules: [`elf`] (reader), [`input`] (module objects and archives),
 //! [`kernel`] (the kernel's sections and exports), [`order`], [`layout`],
-//! [`symbols`], [`relocate`], [`table_writer`], [`link`] (the whole step),
+//! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
 //! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
 //! and [`synth`] (synthetic kernels for tests and benchmarks).
 

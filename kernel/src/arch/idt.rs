@@ -31,20 +31,35 @@ use crate::console::EmergencyWriter;
 #[repr(C)]
 #[derive(Clone, Debug, Default)]
 pub struct TrapFrame {
+    /// Saved RAX.
     pub rax: u64,
+    /// Saved RBX.
     pub rbx: u64,
+    /// Saved RCX.
     pub rcx: u64,
+    /// Saved RDX.
     pub rdx: u64,
+    /// Saved RSI.
     pub rsi: u64,
+    /// Saved RDI.
     pub rdi: u64,
+    /// Saved RBP.
     pub rbp: u64,
+    /// Saved R8.
     pub r8: u64,
+    /// Saved R9.
     pub r9: u64,
+    /// Saved R10.
     pub r10: u64,
+    /// Saved R11.
     pub r11: u64,
+    /// Saved R12.
     pub r12: u64,
+    /// Saved R13.
     pub r13: u64,
+    /// Saved R14.
     pub r14: u64,
+    /// Saved R15.
     pub r15: u64,
     /// Interrupt vector (0–255).
     pub vector: u64,
@@ -52,9 +67,13 @@ pub struct TrapFrame {
     pub error_code: u64,
     /// Hardware interrupt frame: where execution resumes.
     pub rip: u64,
+    /// Code segment selector at the time of the trap.
     pub cs: u64,
+    /// RFLAGS at the time of the trap.
     pub rflags: u64,
+    /// Stack pointer at the time of the trap.
     pub rsp: u64,
+    /// Stack segment selector at the time of the trap.
     pub ss: u64,
 }
 
