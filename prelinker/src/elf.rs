@@ -94,8 +94,9 @@ pub fn type_name(t: u16) -> &'static str {
 /// One section header.
 #[derive(Clone, Copy, Debug)]
 pub struct Section<'a> {
-    /// Section name (from the section name string table).
-    pub name: &'a str,
+    /// The section-name table from this name's first byte on (the name is
+    /// found only when asked for).
+    name_tail: &'a str,
     /// `sh_type`.
     pub sh_type: u32,
     /// `sh_flags`.
@@ -116,6 +117,29 @@ pub struct Section<'a> {
     pub entsize: u64,
 }
 
+impl<'a> Section<'a> {
+    /// Section name (from the section-name table).
+    pub fn name(&self) -> &'a str {
+        // The table ends with a NUL (checked when it was read).
+        self.name_tail
+            .split_once('\0')
+            .map_or(self.name_tail, |(n, _)| n)
+    }
+
+    /// Whether the section is called `name`, without finding where its name
+    /// ends.
+    pub fn name_is(&self, name: &str) -> bool {
+        self.name_tail
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('\0'))
+    }
+
+    /// Whether the section's name starts with `prefix` (which has no NUL).
+    pub fn name_starts_with(&self, prefix: &str) -> bool {
+        self.name_tail.starts_with(prefix)
+    }
+}
+
 /// A parsed ELF64 little-endian file.
 #[derive(Debug)]
 pub struct ElfFile<'a> {
@@ -132,8 +156,9 @@ pub struct ElfFile<'a> {
 /// One symbol table entry.
 #[derive(Clone, Copy, Debug)]
 pub struct Sym<'a> {
-    /// Name (empty for section symbols).
-    pub name: &'a [u8],
+    /// The string table from the name's first byte on (the name is found
+    /// only when asked for: most symbols' names are never needed).
+    name_tail: &'a [u8],
     /// Binding (`STB_*`).
     pub bind: u8,
     /// Type (`STT_*`).
@@ -144,6 +169,14 @@ pub struct Sym<'a> {
     pub value: u64,
     /// `st_size`.
     pub size: u64,
+}
+
+impl<'a> Sym<'a> {
+    /// Name (empty for section symbols).
+    pub fn name(&self) -> &'a [u8] {
+        // The string table ends with a NUL (checked when it was read).
+        cstr_at(self.name_tail, 0).unwrap_or(self.name_tail)
+    }
 }
 
 /// One `RELA` entry.
@@ -231,7 +264,7 @@ impl<'a> ElfFile<'a> {
         for i in 0..shnum {
             let h = sh(i)?;
             let s = Section {
-                name: "",
+                name_tail: "",
                 sh_type: u32_at(h, 4).unwrap(),
                 flags: u64_at(h, 8).unwrap(),
                 addr: u64_at(h, 16).unwrap(),
@@ -256,8 +289,8 @@ impl<'a> ElfFile<'a> {
             }
             raw.push((u32_at(h, 0).unwrap(), s));
         }
-        let strtab: &[u8] = if shstrndx == 0 {
-            &[]
+        let strtab: &str = if shstrndx == 0 {
+            ""
         } else {
             let s = raw
                 .get(shstrndx as usize)
@@ -268,11 +301,19 @@ impl<'a> ElfFile<'a> {
                     )
                 })?
                 .1;
-            &data[s.offset as usize..(s.offset + s.size) as usize]
+            let bytes = &data[s.offset as usize..(s.offset + s.size) as usize];
+            if bytes.last().is_some_and(|&b| b != 0) {
+                bail!(
+                    Malformed,
+                    "the section name table does not end with a NUL byte"
+                );
+            }
+            std::str::from_utf8(bytes)
+                .map_err(|_| err!(Malformed, "the section name table is not valid UTF-8"))?
         };
         let mut sections = Vec::with_capacity(raw.len());
         for (i, (name_off, mut s)) in raw.into_iter().enumerate() {
-            s.name = str_at(strtab, name_off as usize).ok_or_else(|| {
+            s.name_tail = strtab.get(name_off as usize..).ok_or_else(|| {
                 err!(Malformed, "section {i} has a bad name offset {name_off:#x}")
             })?;
             sections.push(s);
@@ -297,7 +338,7 @@ impl<'a> ElfFile<'a> {
 
     /// Index of the first section with this name.
     pub fn section_by_name(&self, name: &str) -> Option<usize> {
-        self.sections.iter().position(|s| s.name == name)
+        self.sections.iter().position(|s| s.name_is(name))
     }
 
     /// Reads the (single) `SHT_SYMTAB` symbol table; empty if there is none.
@@ -326,6 +367,12 @@ impl<'a> ElfFile<'a> {
             .iter()
             .position(|x| x.sh_type == SHT_SYMTAB_SHNDX && x.link as usize == idx)
             .map(|i| self.section_data(i));
+        if strtab.last().is_some_and(|&b| b != 0) {
+            bail!(
+                Malformed,
+                "the symbol string table does not end with a NUL byte"
+            );
+        }
         let data = self.section_data(idx);
         let n = data.len() / 24;
         let mut out = Vec::with_capacity(n);
@@ -339,15 +386,15 @@ impl<'a> ElfFile<'a> {
                     err!(Malformed, "symbol {i} has SHN_XINDEX but no extended index")
                 })?;
             }
-            let name = if name_off == 0 {
+            let name_tail = if name_off == 0 {
                 &[][..]
             } else {
-                cstr_at(strtab, name_off as usize).ok_or_else(|| {
+                strtab.get(name_off as usize..).ok_or_else(|| {
                     err!(Malformed, "symbol {i} has a bad name offset {name_off:#x}")
                 })?
             };
             out.push(Sym {
-                name,
+                name_tail,
                 bind: info >> 4,
                 typ: info & 0xf,
                 shndx,
@@ -365,7 +412,7 @@ impl<'a> ElfFile<'a> {
             bail!(
                 Malformed,
                 "section {} has RELA entry size {}, expected 24",
-                s.name,
+                s.name(),
                 s.entsize
             );
         }
@@ -374,7 +421,7 @@ impl<'a> ElfFile<'a> {
             bail!(
                 Malformed,
                 "section {} size {:#x} is not a multiple of 24",
-                s.name,
+                s.name(),
                 data.len()
             );
         }
@@ -395,13 +442,6 @@ fn cstr_at(tab: &[u8], at: usize) -> Option<&[u8]> {
     // function sections are long, and there are thousands of them.
     let rest = tab.get(at..)?;
     Some(std::ffi::CStr::from_bytes_until_nul(rest).ok()?.to_bytes())
-}
-
-fn str_at(tab: &[u8], at: usize) -> Option<&str> {
-    if at == 0 && tab.is_empty() {
-        return Some("");
-    }
-    std::str::from_utf8(cstr_at(tab, at)?).ok()
 }
 
 /// Name of an x86_64 relocation type, for messages.

@@ -4,9 +4,9 @@
 
 use crate::err;
 use crate::error::Result;
-use crate::link::Prelinked;
+use crate::link::{Patch, Prelinked};
 use std::fs::File;
-use std::io::Write;
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -59,15 +59,95 @@ fn with_temp(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -
     r
 }
 
+/// An earlier output being freed in the background; dropping it waits.
+pub struct Discarded(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Discarded {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Removes the regular file at `path` (an earlier output), if there is one,
+/// and frees its pages on another thread while the caller goes on: the
+/// last close of a large file frees every page (milliseconds for an image
+/// of tens of MiB), so the file is kept open, unlinked here, and closed on
+/// that thread, as lld does. If it cannot be removed, nothing is done (the
+/// final rename replaces it).
+pub fn discard_old(path: &Path) -> Discarded {
+    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
+    let Some(f) = is_file.then(|| File::open(path).ok()).flatten() else {
+        return Discarded(None);
+    };
+    if std::fs::remove_file(path).is_err() {
+        return Discarded(None);
+    }
+    Discarded(Some(std::thread::spawn(move || drop(f))))
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     with_temp(path, |f| f.write_all(bytes))
 }
 
+/// Gaps between patches up to this size are written as zeros, so that
+/// nearby patches (consecutive module slots) go out in one `writev`.
+const MAX_GAP: usize = 16 << 10;
+static ZEROS: [u8; MAX_GAP] = [0; MAX_GAP];
+
+/// `write_all` for a list of buffers.
+fn write_all_vectored(f: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !bufs.is_empty() {
+        match f.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the patches, which lie inside the sorted, disjoint `replaced`
+/// ranges (zero in the image except where a patch writes). Patches in the
+/// same range less than [`MAX_GAP`] apart are written together, with zeros
+/// between them.
+fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> std::io::Result<()> {
+    let mut sorted: Vec<&Patch> = patches.iter().filter(|p| !p.bytes.is_empty()).collect();
+    sorted.sort_by_key(|p| p.file_off);
+    let area = |off: u64| replaced.partition_point(|&(s, _)| s <= off);
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i].file_off;
+        let mut end = start + sorted[i].bytes.len() as u64;
+        let mut bufs = vec![IoSlice::new(&sorted[i].bytes)];
+        i += 1;
+        while let Some(next) = sorted.get(i) {
+            let gap = next.file_off.checked_sub(end);
+            match gap {
+                Some(g) if g as usize <= MAX_GAP && area(next.file_off) == area(start) => {
+                    if g > 0 {
+                        bufs.push(IoSlice::new(&ZEROS[..g as usize]));
+                    }
+                    bufs.push(IoSlice::new(&next.bytes));
+                    end = next.file_off + next.bytes.len() as u64;
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        f.seek(SeekFrom::Start(start))?;
+        write_all_vectored(f, &mut bufs)?;
+    }
+    Ok(())
+}
+
 /// Writes the prelinked image to `path` atomically: the kernel's bytes
 /// outside the replaced areas, then the patches. The replaced areas are left
 /// as holes where nothing is written (they read as zeros), so the unused
-/// tails of the 2 MiB regions cost no I/O.
+/// tails of the regions cost no I/O.
 pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
     with_temp(path, |f| {
         f.set_len(kernel.len() as u64)?;
@@ -82,9 +162,6 @@ pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
             }
             at = at.max(e);
         }
-        for patch in &p.patches {
-            f.write_all_at(&patch.bytes, patch.file_off)?;
-        }
-        Ok(())
+        write_patches(f, &p.replaced, &p.patches)
     })
 }

@@ -34,6 +34,30 @@ impl InputFile {
     }
 }
 
+/// Reads the parts of the module object at `path` that the link uses into
+/// `buf`, which is resized to the file's length; `name` is used in messages.
+/// Bytes outside those parts are left as they were (a buffer reused from an
+/// earlier file keeps that file's bytes there), so `buf` must only be parsed
+/// as a module object. A file that is not an ELF object with readable
+/// headers (an archive, or a malformed file) is read whole.
+pub fn read_module(path: &std::path::Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+    use std::io::Read;
+    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    buf.resize(len as usize, 0);
+    // Debug builds poison what is not read, so that a parser reading outside
+    // the parts read fails the tests instead of seeing an earlier file's bytes.
+    if cfg!(debug_assertions) {
+        buf.fill(0xa5);
+    }
+    if !crate::sparse::read_module_parts(&f, buf).map_err(io)? {
+        buf.clear();
+        f.read_to_end(buf).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// The metadata of a module from its `.modinfo` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModInfo {
@@ -142,12 +166,12 @@ pub enum Placement {
 
 /// Decides the class of a section from its flags and name.
 pub fn classify(s: &elf::Section<'_>) -> Placement {
-    if s.flags & elf::SHF_ALLOC == 0 || s.name == MODINFO_SECTION {
+    if s.flags & elf::SHF_ALLOC == 0 || s.name_is(MODINFO_SECTION) {
         return Placement::None;
     }
     let class = if s.flags & elf::SHF_EXECINSTR != 0 {
         Class::Text
-    } else if s.name.starts_with(".data.rel.ro") {
+    } else if s.name_starts_with(".data.rel.ro") {
         Class::Rodata
     } else if s.flags & elf::SHF_WRITE != 0 {
         Class::Data
@@ -218,14 +242,14 @@ impl<'a> ModuleObject<'a> {
                 bail!(
                     Unsupported,
                     "{file}: section {} is thread-local (SHF_TLS); modules cannot have TLS",
-                    s.name
+                    s.name()
                 );
             }
             if p != Placement::None && !s.align.is_power_of_two() {
                 bail!(
                     Malformed,
                     "{file}: section {} has alignment {} (not a power of two)",
-                    s.name,
+                    s.name(),
                     s.align
                 );
             }
@@ -233,7 +257,7 @@ impl<'a> ModuleObject<'a> {
                 bail!(
                     Unsupported,
                     "{file}: section {} is too large ({:#x} bytes)",
-                    s.name,
+                    s.name(),
                     s.size
                 );
             }
@@ -249,7 +273,7 @@ impl<'a> ModuleObject<'a> {
                     bail!(
                         Unsupported,
                         "{file}: section {} uses REL relocations; only RELA is supported",
-                        s.name
+                        s.name()
                     );
                 }
             }
@@ -261,7 +285,7 @@ impl<'a> ModuleObject<'a> {
                     bail!(
                         Malformed,
                         "{file}: relocation section {} applies to section index {t}, out of range",
-                        s.name
+                        s.name()
                     );
                 }
                 if placement[t] != Placement::None {
@@ -272,8 +296,11 @@ impl<'a> ModuleObject<'a> {
         let symbols = elf.symbols().map_err(ctx)?;
         let mut globals = HashMap::new();
         for (i, s) in symbols.iter().enumerate() {
-            if s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32 && !s.name.is_empty() {
-                globals.insert(s.name, i as u32);
+            if s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32 {
+                let name = s.name();
+                if !name.is_empty() {
+                    globals.insert(name, i as u32);
+                }
             }
         }
         let entry = |name: &str| -> Result<Option<u32>> {
@@ -330,15 +357,15 @@ impl<'a> ModuleObject<'a> {
     /// Name of a symbol for messages (section symbols get their section's name).
     pub fn symbol_name(&self, index: u32) -> String {
         match self.symbols.get(index as usize) {
-            Some(s) if s.typ == elf::STT_SECTION || s.name.is_empty() => {
+            Some(s) if s.typ == elf::STT_SECTION || s.name().is_empty() => {
                 let n = self
                     .elf
                     .sections
                     .get(s.shndx as usize)
-                    .map_or("?", |x| x.name);
+                    .map_or("?", |x| x.name());
                 format!("section {n}")
             }
-            Some(s) => String::from_utf8_lossy(s.name).into_owned(),
+            Some(s) => String::from_utf8_lossy(s.name()).into_owned(),
             None => format!("#{index}"),
         }
     }

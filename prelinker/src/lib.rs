@@ -11,6 +11,7 @@
 //! kernel ELF with those sections' contents replaced.
 //!
 //! Modules: [`elf`] (reader), [`input`] (module objects and archives),
+//! [`prepare`] (one module on its own: parse, lay out, lower relocations),
 //! [`kernel`] (the kernel's sections and exports), [`order`], [`layout`],
 //! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
 //! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
@@ -27,6 +28,7 @@ pub mod link;
 pub mod order;
 pub mod par;
 pub mod plan;
+pub mod prepare;
 pub mod relocate;
 pub mod report;
 mod sparse;
@@ -36,4 +38,4 @@ pub mod table_writer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use input::InputFile;
-pub use link::{LinkOptions, LinkOutput, Patch, Prelinked, link, link_patches};
+pub use link::{LinkOptions, LinkOutput, Patch, Prelinked, link, link_files, link_patches};

@@ -1,19 +1,26 @@
-//! The `link` step: parse the kernel and the modules, order, lay out,
-//! resolve, relocate, and produce the plan and the bytes that change in the
-//! kernel file: the used part of each class region and the module table.
+//! The `link` step: prepare every module on its own (parse, lay out, lower
+//! relocations; see [`crate::prepare`]), then order them, give each its
+//! slots, resolve imports against the kernel's and earlier modules' exports,
+//! relocate, and produce the plan and the bytes that change in the kernel
+//! file: each module's used slot bytes and the module table.
 
-use crate::error::Result;
-use crate::input::{InputFile, ModuleObject, Placement, module_object_bytes};
+use crate::elf::reloc_name;
+use crate::error::{Error, ErrorKind, Result};
+use crate::input::{InputFile, ModuleObject, module_object_bytes};
 use crate::kernel::{Area, Kernel};
-use crate::layout::{ModuleLayout, assign_slots};
+use crate::layout::assign_slots;
 use crate::order::{Node, order};
 use crate::plan::{ModulePlan, Plan};
-use crate::relocate::{self, ModuleRelocs};
-use crate::symbols::{Export, SymbolEnv, resolve_defined};
+use crate::prepare::{Prepared, prepare};
+use crate::relocate::{self, Import, Local};
+use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
 use crate::{bail, err};
+use modtable::table::RelocGroups;
 use modtable::{Class, PerClass};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::Path;
 
 /// Options of the link step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,25 +91,6 @@ impl std::fmt::Debug for LinkOutput {
     }
 }
 
-/// Everything known about one module once it has been planned.
-struct Planned<'a> {
-    obj: ModuleObject<'a>,
-    layout: ModuleLayout,
-    relocs: ModuleRelocs,
-    deps: Vec<u16>,
-}
-
-/// Parses one input.
-fn parse(f: &InputFile) -> Result<ModuleObject<'_>> {
-    let bytes = module_object_bytes(&f.name, &f.data)?;
-    ModuleObject::parse(&f.name, bytes)
-}
-
-/// Parses every input (in parallel when there are many).
-fn parse_all(modules: &[InputFile]) -> Result<Vec<ModuleObject<'_>>> {
-    crate::par::collect(crate::par::map(modules.iter().collect(), |_, f| parse(f)))
-}
-
 /// Links `modules` into a copy of the kernel ELF `kernel`, in memory.
 pub fn link(
     kernel_name: &str,
@@ -117,15 +105,44 @@ pub fn link(
     })
 }
 
-/// Links `modules` against the kernel ELF `kernel` and returns the changes
-/// to make to it. Only the kernel's headers, `.kexports` and section table
-/// are read; the contents of the regions and the table area are not.
-pub fn link_patches(
-    kernel_name: &str,
-    kernel: &[u8],
-    modules: &[InputFile],
-    opts: &LinkOptions,
-) -> Result<Prelinked> {
+/// Where the module objects came from, so that one can be parsed again to
+/// name sections and symbols in an error message (prepared modules keep no
+/// names, which keeps them small).
+enum Source<'a> {
+    /// Inputs already in memory.
+    Memory(&'a [InputFile]),
+    /// Files, read (in part) while preparing.
+    Files(Vec<&'a Path>),
+}
+
+impl Source<'_> {
+    /// Parses input `i` again and calls `f` on it; `None` if it cannot be
+    /// read or parsed again (a file changed under us).
+    fn with_object<R>(&self, i: usize, f: impl FnOnce(&ModuleObject<'_>) -> R) -> Option<R> {
+        let (name, data): (String, Cow<'_, [u8]>) = match self {
+            Source::Memory(m) => (m[i].name.clone(), Cow::Borrowed(&m[i].data)),
+            Source::Files(p) => (
+                p[i].display().to_string(),
+                Cow::Owned(std::fs::read(p[i]).ok()?),
+            ),
+        };
+        let bytes = module_object_bytes(&name, &data).ok()?;
+        let obj = ModuleObject::parse(&name, bytes).ok()?;
+        Some(f(&obj))
+    }
+
+    /// The name of section `s` of input `i`, for messages.
+    fn section_name(&self, i: usize, s: u32) -> String {
+        self.with_object(i, |o| {
+            o.elf.sections.get(s as usize).map(|x| x.name().to_string())
+        })
+        .flatten()
+        .unwrap_or_else(|| format!("#{s}"))
+    }
+}
+
+/// Checks the options and parses the kernel.
+fn start(kernel_name: &str, kernel: &[u8], modules: usize, opts: &LinkOptions) -> Result<Kernel> {
     if !opts.slot_align.is_power_of_two() || opts.slot_align > 1 << 30 {
         bail!(
             Usage,
@@ -143,105 +160,215 @@ pub fn link_patches(
             );
         }
     }
-    if modules.len() > u16::MAX as usize + 1 {
+    if modules > u16::MAX as usize + 1 {
         bail!(
             Usage,
             "{} modules: at most {} are supported",
-            modules.len(),
+            modules,
             u16::MAX as usize + 1
         );
     }
-    let objs = parse_all(modules)?;
-    let nodes: Vec<Node<'_>> = objs
+    Ok(k)
+}
+
+/// Links `modules` against the kernel ELF `kernel` and returns the changes
+/// to make to it. Only the kernel's headers, `.kexports` and section table
+/// are read; the contents of the regions and the table area are not.
+pub fn link_patches(
+    kernel_name: &str,
+    kernel: &[u8],
+    modules: &[InputFile],
+    opts: &LinkOptions,
+) -> Result<Prelinked> {
+    let k = start(kernel_name, kernel, modules.len(), opts)?;
+    let prepared = crate::par::collect(crate::par::map(modules.iter().collect(), |_, f| {
+        prepare(&f.name, &f.data)
+    }))?;
+    finish(
+        kernel_name,
+        kernel,
+        k,
+        prepared,
+        &Source::Memory(modules),
+        opts,
+    )
+}
+
+/// Like [`link_patches`], reading the module files itself: each is read
+/// (only the parts the link uses) into a buffer that is reused for the next
+/// file once the module is prepared, so the inputs are never all in memory.
+pub fn link_files<P: AsRef<Path> + Sync>(
+    kernel_name: &str,
+    kernel: &[u8],
+    paths: &[P],
+    opts: &LinkOptions,
+) -> Result<Prelinked> {
+    let k = start(kernel_name, kernel, paths.len(), opts)?;
+    let prepared = crate::par::collect(crate::par::map_with(
+        paths.iter().collect(),
+        Vec::new,
+        |buf, _, p: &P| {
+            let p = p.as_ref();
+            let name = p.display().to_string();
+            crate::input::read_module(p, &name, buf)?;
+            prepare(&name, buf)
+        },
+    ))?;
+    let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());
+    finish(kernel_name, kernel, k, prepared, &source, opts)
+}
+
+/// The address a module-local target has once module `me` has its slots.
+fn resolved(me: u32, l: Local, imports: &[Resolved]) -> Resolved {
+    match l {
+        Local::Abs(v) => Resolved::Abs(v),
+        Local::In { class, off } => Resolved::In {
+            module: me,
+            class,
+            off,
+        },
+        Local::Import(i) => imports[i as usize],
+    }
+}
+
+/// Resolves the imports of module `p` (input `input`), with errors naming the
+/// symbol and where it is first used.
+fn resolve_imports(
+    input: usize,
+    p: &Prepared,
+    env: &SymbolEnv<'_>,
+    closure: &[u32],
+    names: &[(&str, &str)],
+    source: &Source<'_>,
+) -> Result<Vec<Resolved>> {
+    let first_use = |imp: &Import| {
+        let (s, off, t) = imp.first_use;
+        format!(
+            "first referenced from section {} offset {off:#x} ({})",
+            source.section_name(input, s),
+            reloc_name(t)
+        )
+    };
+    p.lowered
+        .imports
         .iter()
-        .map(|o| Node {
-            file: &o.file,
-            name: &o.info.name,
-            depends: &o.info.depends,
+        .map(|imp| {
+            let sym = String::from_utf8_lossy(&imp.name);
+            match env.lookup(&imp.name, imp.weak, closure) {
+                Lookup::Found(r) => Ok(r),
+                Lookup::Undeclared(m) => {
+                    let (dname, dfile) = names[m as usize];
+                    Err(Error::new(
+                        ErrorKind::UndeclaredDependency,
+                        format!(
+                            "{}: module `{}` uses symbol `{sym}` exported by module `{dname}` ({dfile}) but does not declare depends={dname}, {}",
+                            p.file,
+                            p.info.name,
+                            first_use(imp)
+                        ),
+                    ))
+                }
+                Lookup::Undefined => Err(Error::new(
+                    ErrorKind::UndefinedSymbol,
+                    format!(
+                        "{}: undefined symbol `{sym}` (not exported by the kernel or by a dependency of module `{}`), {}",
+                        p.file,
+                        p.info.name,
+                        first_use(imp)
+                    ),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Orders the prepared modules, assigns slots, resolves, relocates and
+/// builds the table.
+fn finish(
+    kernel_name: &str,
+    kernel: &[u8],
+    k: Kernel,
+    prepared: Vec<Prepared>,
+    source: &Source<'_>,
+    opts: &LinkOptions,
+) -> Result<Prelinked> {
+    let nodes: Vec<Node<'_>> = prepared
+        .iter()
+        .map(|p| Node {
+            file: &p.file,
+            name: &p.info.name,
+            depends: &p.info.depends,
         })
         .collect();
     let ord = order(&nodes)?;
-    let mut slot_of = vec![0u32; objs.len()];
-    for (k, &i) in ord.order.iter().enumerate() {
-        slot_of[i] = k as u32;
+    drop(nodes);
+    let n = ord.order.len();
+    let mut slot_of = vec![0u32; n];
+    for (s, &i) in ord.order.iter().enumerate() {
+        slot_of[i] = s as u32;
     }
-    let owned_names: Vec<(String, String)> = ord
+    // The modules in slot order, with their input index.
+    let mut by_input: Vec<Option<Prepared>> = prepared.into_iter().map(Some).collect();
+    let slotted: Vec<(usize, Prepared)> = ord
         .order
         .iter()
-        .map(|&i| (objs[i].info.name.clone(), objs[i].file.clone()))
+        .map(|&i| (i, by_input[i].take().expect("order is a permutation")))
+        .collect();
+    let owned_names: Vec<(String, String)> = slotted
+        .iter()
+        .map(|(_, p)| (p.info.name.clone(), p.file.clone()))
         .collect();
     let names: Vec<(&str, &str)> = owned_names
         .iter()
         .map(|(n, f)| (n.as_str(), f.as_str()))
         .collect();
-    let mut objs: Vec<Option<ModuleObject<'_>>> = objs.into_iter().map(Some).collect();
-    let n = ord.order.len();
-    // Pass 1, in slot order: layouts (without GOT), dependency closures and
-    // the exports every later module may use.
-    let mut exports: HashMap<&[u8], Export> = HashMap::new();
+    // In slot order: dependency closures and the exports every later module
+    // may use.
+    let mut exports: HashMap<Vec<u8>, Export> = HashMap::new();
     let mut closures: Vec<Vec<u32>> = Vec::with_capacity(n);
-    let mut pending: Vec<(ModuleObject<'_>, ModuleLayout, Vec<u16>)> = Vec::with_capacity(n);
-    for (me, &input) in ord.order.iter().enumerate() {
+    let mut deps: Vec<Vec<u16>> = Vec::with_capacity(n);
+    for (me, (input, p)) in slotted.iter().enumerate() {
         let me = me as u32;
-        let obj = objs[input].take().unwrap();
-        let layout = ModuleLayout::of(&obj);
-        let mut deps: Vec<u16> = ord.deps[input].iter().map(|&d| slot_of[d] as u16).collect();
-        deps.sort_unstable();
+        let mut d: Vec<u16> = ord.deps[*input]
+            .iter()
+            .map(|&d| slot_of[d] as u16)
+            .collect();
+        d.sort_unstable();
         let mut closure: Vec<u32> = Vec::new();
-        for &d in &deps {
-            closure.push(d as u32);
-            closure.extend_from_slice(&closures[d as usize]);
+        for &x in &d {
+            closure.push(x as u32);
+            closure.extend_from_slice(&closures[x as usize]);
         }
         closure.sort_unstable();
         closure.dedup();
-        for e in &obj.info.exports {
-            let sym = obj.globals[e.as_bytes()];
-            let target = resolve_defined(me, &obj, &layout, sym)?
-                .ok_or_else(|| err!(BadExport, "{}: export `{e}` is not defined", obj.file))?;
+        for (e, &at) in p.info.exports.iter().zip(&p.exports) {
             if k.exports.contains_key(e.as_str()) {
                 bail!(
                     DuplicateExport,
                     "{}: module `{}` exports `{e}`, which the kernel already exports",
-                    obj.file,
-                    obj.info.name
+                    p.file,
+                    p.info.name
                 );
             }
-            let key: &[u8] = obj.symbols[sym as usize].name;
-            if let Some(prev) = exports.get(key) {
+            if let Some(prev) = exports.get(e.as_bytes()) {
                 let (pn, pf) = names[prev.module as usize];
                 bail!(
                     DuplicateExport,
                     "symbol `{e}` is exported by two modules: `{pn}` ({pf}) and `{}` ({})",
-                    obj.info.name,
-                    obj.file
+                    p.info.name,
+                    p.file
                 );
             }
-            exports.insert(key, Export { module: me, target });
+            let target = resolved(me, at, &[]);
+            exports.insert(e.as_bytes().to_vec(), Export { module: me, target });
         }
         closures.push(closure);
-        pending.push((obj, layout, deps));
+        deps.push(d);
     }
-    // Pass 2, in parallel: resolve and lower every module's relocations (a
-    // module sees only the exports of its dependency closure), then append
-    // its GOT. Errors are reported for the first module in slot order.
-    let env = SymbolEnv {
-        kernel: &k.exports,
-        exports: &exports,
-        modules: &names,
-    };
-    let planned: Vec<Planned<'_>> =
-        crate::par::collect(crate::par::map(pending, |me, (obj, mut layout, deps)| {
-            let relocs = relocate::plan(me as u32, &obj, &layout, &env, &closures[me])?;
-            layout.add_got(relocs.got.len() as u64);
-            Ok(Planned {
-                obj,
-                layout,
-                relocs,
-                deps,
-            })
-        }))?;
-    let layouts: Vec<&ModuleLayout> = planned.iter().map(|p| &p.layout).collect();
+    let layouts: Vec<&crate::layout::ModuleLayout> =
+        slotted.iter().map(|(_, p)| &p.layout).collect();
     let slots = assign_slots(&layouts, &k.regions, opts.slot_align)?;
+    drop(layouts);
     let bases: Vec<PerClass<u64>> = slots
         .iter()
         .map(|s| PerClass([0, 1, 2].map(|c| k.regions.0[c].addr + s.off.0[c])))
@@ -262,98 +389,91 @@ pub fn link_patches(
             crate::kernel::MODTABLE_SECTION
         );
     }
-    // Each region's bytes up to the end of its last slot; the rest of the
-    // region stays zero in the image.
-    let mut bufs: PerClass<Vec<u8>> = PerClass(Default::default());
-    for c in 0..3 {
-        let end = slots
+    let env = SymbolEnv {
+        kernel: &k.exports,
+        exports: &exports,
+    };
+    // In parallel: resolve, relocate, checksum and record each module.
+    // Errors are reported for the first module in slot order.
+    let filled = crate::par::map(slotted, |me, (input, mut p)| -> Result<_> {
+        let me32 = me as u32;
+        let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
+        let targets: Vec<Resolved> = p
+            .lowered
+            .targets
             .iter()
-            .map(|s| s.off.0[c] + s.size.0[c])
-            .max()
-            .unwrap_or(0);
-        bufs.0[c] = vec![0u8; end as usize];
-    }
-    // Cut each region buffer into the modules' slots (slots follow each
-    // other in slot order), so every module can be filled on its own.
-    let mut cuts: Vec<PerClass<&mut [u8]>> = (0..n).map(|_| PerClass(Default::default())).collect();
-    for (c, buf) in bufs.0.iter_mut().enumerate() {
-        let mut rest: &mut [u8] = &mut buf[..];
-        let mut at = 0u64;
-        for (me, p) in planned.iter().enumerate() {
-            let off = slots[me].off.0[c];
-            let size = p.layout.size.0[c];
-            let skip = off
-                .checked_sub(at)
-                .expect("slots are laid out in slot order");
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip as usize);
-            let (mine, tail) = tail.split_at_mut(size as usize);
-            cuts[me].0[c] = mine;
-            rest = tail;
-            at = off + size;
-        }
-    }
-    let filled = crate::par::map(cuts, |me, mut cls| -> Result<(ModulePlan, TableModule)> {
-        let p = &planned[me];
-        let s = &slots[me];
-        cls[Class::Text].fill(0xcc);
-        for (i, pl) in p.obj.placement.iter().enumerate() {
-            if let Placement::Class {
-                class,
-                nobits: false,
-            } = *pl
-            {
-                let data = p.obj.elf.section_data(i);
-                let off = p.layout.sec_off[i] as usize;
-                cls[class][off..off + data.len()].copy_from_slice(data);
-            }
-        }
-        relocate::apply(me as u32, &p.obj, &p.relocs, &mut cls, &bases)?;
-        let checksum =
-            modtable::checksum::module_checksum([&cls.0[0][..], &cls.0[1][..], &cls.0[2][..]]);
-        let records: Vec<_> = p
-            .relocs
-            .relocs
-            .iter()
-            .filter(|r| relocate::must_record(me as u32, r))
-            .map(relocate::record)
+            .map(|&(l, _)| resolved(me32, l, &imports))
             .collect();
-        let sym_off = |i: u32| match resolve_defined(me as u32, &p.obj, &p.layout, i) {
-            Ok(Some(crate::symbols::Resolved::In { off, .. })) => off,
-            _ => unreachable!("entry symbols were checked to be in text"),
-        };
-        let probe_off = sym_off(p.obj.probe);
-        let selftest_off = p.obj.selftest.map(sym_off);
+        let mut image = std::mem::take(&mut p.image);
+        relocate::apply(me32, &p.lowered.relocs, &targets, &mut image, &bases).map_err(|e| {
+            source
+                .with_object(input, |o| {
+                    relocate::apply_error_message(o, &p.lowered, &p.layout, &e)
+                })
+                .unwrap_or_else(|| {
+                    err!(
+                        Malformed,
+                        "{}: relocation {} of the module cannot be applied: {}",
+                        p.file,
+                        e.index,
+                        e.error
+                    )
+                })
+        })?;
+        let checksum = modtable::checksum::module_checksum([
+            &image.0[0][..],
+            &image.0[1][..],
+            &image.0[2][..],
+        ]);
+        let recorded = RelocGroups::new(p.lowered.relocs.iter().filter_map(|r| {
+            let t = targets[r.target as usize];
+            relocate::must_record(me32, r, t).then(|| relocate::field(r, t))
+        }));
         let plan_mod = ModulePlan {
-            name: p.obj.info.name.clone(),
-            file: Some(p.obj.file.clone()),
-            deps: p
-                .deps
+            name: p.info.name.clone(),
+            file: Some(p.file.clone()),
+            deps: deps[me]
                 .iter()
                 .map(|&d| names[d as usize].0.to_string())
                 .collect(),
             addr: bases[me],
-            slot_off: s.off,
-            slot_size: s.size,
+            slot_off: slots[me].off,
+            slot_size: slots[me].size,
             size: p.layout.size,
             align: p.layout.align,
             bss_size: p.layout.bss_size,
-            probe_off,
-            selftest_off,
-            relocs_applied: Some(p.relocs.relocs.len() as u64),
-            relocs_recorded: records.len() as u64,
+            probe_off: p.probe_off,
+            selftest_off: p.selftest_off,
+            relocs_applied: Some(p.lowered.relocs.len() as u64),
+            relocs_recorded: recorded.len() as u64,
             got_entries: Some(p.layout.got_entries),
             checksum,
         };
         Ok((
             plan_mod,
             TableModule {
-                deps: p.deps.clone(),
-                records,
+                deps: deps[me].clone(),
+                relocs: recorded,
             },
+            image,
         ))
     });
-    let (plan_mods, table_mods): (Vec<ModulePlan>, Vec<TableModule>) =
-        crate::par::collect(filled)?.into_iter().unzip();
+    let filled = crate::par::collect(filled)?;
+    let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
+    let mut plan_mods = Vec::with_capacity(n);
+    let mut table_mods = Vec::with_capacity(n);
+    for (me, (pm, tm, image)) in filled.into_iter().enumerate() {
+        for (c, bytes) in Class::ALL.into_iter().zip(image.0) {
+            if !bytes.is_empty() {
+                patches.push(Patch {
+                    file_off: k.regions[c].file_off + slots[me].off[c],
+                    bytes,
+                });
+            }
+        }
+        plan_mods.push(pm);
+        table_mods.push(tm);
+    }
     let plan = Plan {
         slot_align: opts.slot_align,
         regions: k.regions,
@@ -369,15 +489,6 @@ pub fn link_patches(
             k.modtable.size
         );
     }
-    let mut patches: Vec<Patch> = Class::ALL
-        .iter()
-        .zip(bufs.0)
-        .filter(|(_, b)| !b.is_empty())
-        .map(|(&c, bytes)| Patch {
-            file_off: k.regions[c].file_off,
-            bytes,
-        })
-        .collect();
     patches.push(Patch {
         file_off: k.modtable.file_off,
         bytes: table,

@@ -1,9 +1,9 @@
 //! `prelinker` command line: `link`, `extract` and `inspect`.
 
 use prelinker::error::{Error, ErrorKind, Result};
-use prelinker::image::{write_atomic, write_image};
+use prelinker::image::{discard_old, write_atomic, write_image};
 use prelinker::input::{InputFile, module_object_bytes};
-use prelinker::link::link_patches;
+use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,12 +117,11 @@ fn cmd_link(args: &[String]) -> Result<()> {
     let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
     let result = (|| {
         let mut phases = Phases::new();
+        let _old = discard_old(&output);
         let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
         phases.mark("read kernel");
-        let inputs = InputFile::read_all(&modules)?;
-        phases.mark("read modules");
-        let out = link_patches(&k.name, &k.data, &inputs, &LinkOptions { slot_align })?;
-        phases.mark("link");
+        let out = link_files(&k.name, &k.data, &modules, &LinkOptions { slot_align })?;
+        phases.mark("read and link modules");
         if let Some(p) = &plan_json {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');

@@ -14,13 +14,24 @@ fn threads_for(n: usize) -> usize {
 /// `items.into_iter().enumerate().map(f)`, run on several threads for many
 /// items; results come back in input order.
 pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) -> Vec<R> {
+    map_with(items, || (), |_, i, t| f(i, t))
+}
+
+/// Like [`map`], with a state per thread made by `init` (a buffer to reuse,
+/// say) that `f` gets along with each item.
+pub fn map_with<T: Send, S, R: Send>(
+    items: Vec<T>,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, T) -> R + Sync,
+) -> Vec<R> {
     let n = items.len();
     let threads = threads_for(n);
     if threads < 2 {
+        let mut state = init();
         return items
             .into_iter()
             .enumerate()
-            .map(|(i, t)| f(i, t))
+            .map(|(i, t)| f(&mut state, i, t))
             .collect();
     }
     let chunk = n.div_ceil(threads);
@@ -33,11 +44,18 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) ->
         }
         chunks.push(c);
     }
-    let f = &f;
+    let (f, init) = (&f, &init);
     std::thread::scope(|s| {
         let hs: Vec<_> = chunks
             .into_iter()
-            .map(|c| s.spawn(move || c.into_iter().map(|(i, t)| f(i, t)).collect::<Vec<R>>()))
+            .map(|c| {
+                s.spawn(move || {
+                    let mut state = init();
+                    c.into_iter()
+                        .map(|(i, t)| f(&mut state, i, t))
+                        .collect::<Vec<R>>()
+                })
+            })
             .collect();
         let mut out = Vec::with_capacity(n);
         for h in hs {

@@ -1,15 +1,20 @@
-//! Relocations: lowering ELF relocation types to [`RelocKind`]s (with GOT
-//! relaxation as lld does it, and a small per-module GOT otherwise),
-//! applying them with [`modtable::reloc::apply`], and choosing which ones the
-//! kernel must redo when modules move.
+//! Relocations, in two steps. [`lower`] turns a module's ELF relocations
+//! into compact [`Reloc`]s using only the module itself: the field's class
+//! and offset, its encoding, and a target that is either inside the module,
+//! absolute, or one of the module's imports (undefined symbols); GOT
+//! relaxation is decided there, as lld does it, and the rest go through a
+//! small per-module GOT. Once every module has a slot, [`apply`] writes the
+//! values with [`modtable::reloc::apply`], and [`must_record`] and
+//! [`field`] choose and encode the ones the kernel must redo when modules
+//! move.
 
-use crate::elf::reloc_name;
-use crate::error::{Error, ErrorKind, Result};
+use crate::elf::{self, reloc_name};
+use crate::error::{Error, Result};
 use crate::input::{ModuleObject, Placement};
 use crate::layout::ModuleLayout;
-use crate::symbols::{Resolved, SymbolEnv};
+use crate::symbols::{Resolved, resolve_defined};
 use crate::{bail, err};
-use modtable::table::{RelocRecord, Target};
+use modtable::table::{RelocField, Target};
 use modtable::{Class, PerClass, RelocKind};
 use std::collections::HashMap;
 
@@ -34,62 +39,111 @@ pub const R_GOTPCRELX: u32 = 41;
 /// `R_X86_64_REX_GOTPCRELX`.
 pub const R_REX_GOTPCRELX: u32 = 42;
 
-/// Where a planned relocation came from, for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Origin {
-    /// Section index of the place (`u32::MAX` for a GOT entry).
-    pub section: u32,
-    /// Offset of the place in its section (for a GOT entry: in the GOT).
-    pub offset: u64,
-    /// ELF relocation type.
-    pub rtype: u32,
-    /// Symbol index.
-    pub symbol: u32,
+/// `Reloc::section` of a GOT entry.
+pub const GOT_SECTION: u32 = u32::MAX;
+
+/// A relocation target as the module alone knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Local {
+    /// A fixed address (an absolute symbol).
+    Abs(u64),
+    /// A place in one of this module's classes.
+    In {
+        /// Class.
+        class: Class,
+        /// Offset inside the class.
+        off: u64,
+    },
+    /// The module's import with this index (an undefined symbol).
+    Import(u32),
 }
 
-/// A relocation to apply: the field at `place_off` of this module's
-/// `place_class` gets `address(target) + addend` encoded as `kind`.
+/// One lowered relocation: the field at `place_off` of `class` gets the
+/// address of target `target` plus `addend`, encoded as `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Planned {
-    /// Class holding the field.
-    pub place_class: Class,
-    /// Offset of the field inside the class.
-    pub place_off: u64,
-    /// Encoding.
-    pub kind: RelocKind,
-    /// What it refers to.
-    pub target: Resolved,
+pub struct Reloc {
     /// Added to the target's address.
     pub addend: i64,
-    /// Where it came from.
-    pub origin: Origin,
+    /// Offset of the field inside its class.
+    pub place_off: u32,
+    /// Index into [`Lowered::targets`].
+    pub target: u32,
+    /// ELF section index of the place ([`GOT_SECTION`] for a GOT entry),
+    /// for messages.
+    pub section: u32,
+    /// Class holding the field.
+    pub class: Class,
+    /// Encoding.
+    pub kind: RelocKind,
+    /// ELF relocation type (for messages).
+    pub rtype: u8,
 }
 
-/// What a module's relocations turned into.
+/// An undefined symbol a module refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// Symbol name.
+    pub name: Box<[u8]>,
+    /// Whether it is weak (an unresolved weak symbol is address 0).
+    pub weak: bool,
+    /// Where it is first referred to (for messages): ELF section index,
+    /// offset in that section and relocation type.
+    pub first_use: (u32, u64, u32),
+}
+
+/// A module's relocations, lowered.
 #[derive(Clone, Debug, Default)]
-pub struct ModuleRelocs {
-    /// Relocations to apply (including GOT entries).
-    pub relocs: Vec<Planned>,
+pub struct Lowered {
+    /// Relocations to apply, including one `Abs64` per GOT entry (last).
+    pub relocs: Vec<Reloc>,
+    /// Targets, with the ELF symbol index each came from (`u32::MAX` for
+    /// the GOT entries that GOT-relative fields refer to).
+    pub targets: Vec<(Local, u32)>,
+    /// Undefined symbols referred to, in order of first use.
+    pub imports: Vec<Import>,
     /// Instruction bytes rewritten by GOT relaxation: `(class, offset, byte)`.
     pub patches: Vec<(Class, u64, u8)>,
-    /// Targets of the GOT entries, in GOT order.
-    pub got: Vec<Resolved>,
+    /// Number of GOT entries (appended to rodata at `layout.got_off`).
+    pub got_entries: u64,
     /// Number of `GOTPCRELX`/`REX_GOTPCRELX` relocations relaxed.
     pub relaxed: u32,
 }
 
-/// Lowers and resolves every relocation of a placed section of module `me`.
-/// `layout` must not have its GOT yet (its `got_off` is where the GOT goes).
-pub fn plan(
-    me: u32,
+/// The ELF relocation type's encoding, or an error naming it.
+fn kind_of(
     obj: &ModuleObject<'_>,
-    layout: &ModuleLayout,
-    env: &SymbolEnv<'_, '_>,
-    closure: &[u32],
-) -> Result<ModuleRelocs> {
-    let mut out = ModuleRelocs::default();
-    let mut got_index: HashMap<Resolved, u64> = HashMap::new();
-    let mut cache: Vec<Option<Resolved>> = vec![None; obj.symbols.len()];
+    section: &elf::Section<'_>,
+    r: &elf::Rela,
+) -> Result<Option<RelocKind>> {
+    Ok(Some(match r.typ {
+        R_NONE => return Ok(None),
+        R_64 => RelocKind::Abs64,
+        R_32 => RelocKind::Abs32,
+        R_32S => RelocKind::Abs32S,
+        R_PC32 | R_PLT32 | R_GOTPCREL | R_GOTPCRELX | R_REX_GOTPCRELX => RelocKind::Pc32,
+        R_PC64 => RelocKind::Pc64,
+        t => bail!(
+            UnsupportedRelocation,
+            "unsupported relocation {} in {} section {} offset {:#x} (symbol `{}`)",
+            reloc_name(t),
+            obj.file,
+            section.name(),
+            r.offset,
+            obj.symbol_name(r.sym)
+        ),
+    }))
+}
+
+/// Lowers every relocation of a placed section of `obj`. `layout` must not
+/// have its GOT yet (its `got_off` is where the GOT goes). Symbols defined in
+/// the module resolve here; undefined ones become imports.
+pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
+    let mut out = Lowered::default();
+    // Target index per ELF symbol (u32::MAX: not seen yet).
+    let mut of_sym: Vec<u32> = vec![u32::MAX; obj.symbols.len()];
+    // GOT entry index and the target of the entry's place, per target.
+    let mut got: HashMap<Local, (u32, u32)> = HashMap::new();
+    let mut got_targets: Vec<u32> = Vec::new();
     for &(rs, ts) in &obj.rela_sections {
         let Placement::Class { class, nobits } = obj.placement[ts] else {
             continue;
@@ -100,31 +154,8 @@ pub fn plan(
         let relas = obj.elf.relas(rs).map_err(|e| e.context(&obj.file))?;
         out.relocs.reserve(relas.len());
         for r in relas {
-            let where_ = |e: Error| {
-                e.context(format_args!(
-                    "{} ({} at section {} offset {:#x})",
-                    obj.file,
-                    reloc_name(r.typ),
-                    sec.name,
-                    r.offset
-                ))
-            };
-            let kind = match r.typ {
-                R_NONE => continue,
-                R_64 => RelocKind::Abs64,
-                R_32 => RelocKind::Abs32,
-                R_32S => RelocKind::Abs32S,
-                R_PC32 | R_PLT32 | R_GOTPCREL | R_GOTPCRELX | R_REX_GOTPCRELX => RelocKind::Pc32,
-                R_PC64 => RelocKind::Pc64,
-                t => bail!(
-                    UnsupportedRelocation,
-                    "unsupported relocation {} in {} section {} offset {:#x} (symbol `{}`)",
-                    reloc_name(t),
-                    obj.file,
-                    sec.name,
-                    r.offset,
-                    obj.symbol_name(r.sym)
-                ),
+            let Some(kind) = kind_of(obj, sec, &r)? else {
+                continue;
             };
             let width = kind.width() as u64;
             if nobits || r.offset.checked_add(width).is_none_or(|e| e > sec.size) {
@@ -134,43 +165,43 @@ pub fn plan(
                     obj.file,
                     reloc_name(r.typ),
                     r.offset,
-                    sec.name,
+                    sec.name(),
                     sec.size,
                     if nobits { ", NOBITS" } else { "" }
                 );
             }
-            let target = match cache.get(r.sym as usize).copied().flatten() {
-                Some(t) => t,
-                None => {
-                    let t = env.resolve(me, obj, layout, closure, r.sym).map_err(|e| {
-                        match e.kind() {
-                            ErrorKind::UndefinedSymbol | ErrorKind::UndeclaredDependency => {
-                                Error::new(
-                                    e.kind(),
-                                    format!(
-                                        "{}, first referenced from section {} offset {:#x} ({})",
-                                        e.message(),
-                                        sec.name,
-                                        r.offset,
-                                        reloc_name(r.typ)
-                                    ),
-                                )
-                            }
-                            _ => where_(e),
+            let t = match of_sym.get(r.sym as usize) {
+                Some(&t) if t != u32::MAX => t,
+                _ => {
+                    let local = match resolve_defined(obj, layout, r.sym).map_err(|e| {
+                        e.context(format_args!(
+                            "{} ({} at section {} offset {:#x})",
+                            obj.file,
+                            reloc_name(r.typ),
+                            sec.name(),
+                            r.offset
+                        ))
+                    })? {
+                        Some(l) => l,
+                        None => {
+                            let s = &obj.symbols[r.sym as usize];
+                            out.imports.push(Import {
+                                name: s.name().into(),
+                                weak: s.bind == elf::STB_WEAK,
+                                first_use: (ts as u32, r.offset, r.typ),
+                            });
+                            Local::Import(out.imports.len() as u32 - 1)
                         }
-                    })?;
-                    cache[r.sym as usize] = Some(t);
+                    };
+                    out.targets.push((local, r.sym));
+                    let t = out.targets.len() as u32 - 1;
+                    of_sym[r.sym as usize] = t;
                     t
                 }
             };
-            let origin = Origin {
-                section: ts as u32,
-                offset: r.offset,
-                rtype: r.typ,
-                symbol: r.sym,
-            };
             let off = r.offset as usize;
             let mut place_off = base + r.offset;
+            let mut target = t;
             if matches!(r.typ, R_GOTPCREL | R_GOTPCRELX | R_REX_GOTPCRELX) {
                 // Relax as lld does: only the relaxable types, with the
                 // addend of a plain rip-relative operand.
@@ -183,100 +214,91 @@ pub fn plan(
                     Some((0x8b, _)) => {
                         // mov foo@GOTPCREL(%rip), %reg -> lea foo(%rip), %reg
                         out.patches.push((class, place_off - 2, 0x8d));
+                        out.relaxed += 1;
                     }
                     Some((0xff, 0x15)) => {
                         // call *foo@GOTPCREL(%rip) -> addr32 call foo
                         out.patches.push((class, place_off - 2, 0x67));
                         out.patches.push((class, place_off - 1, 0xe8));
+                        out.relaxed += 1;
                     }
                     Some((0xff, 0x25)) => {
                         // jmp *foo@GOTPCREL(%rip) -> jmp foo; nop
                         out.patches.push((class, place_off - 2, 0xe9));
                         out.patches.push((class, place_off + 3, 0x90));
                         place_off -= 1;
+                        out.relaxed += 1;
                     }
                     _ => {
                         // Through the GOT: the field refers to the entry.
-                        let n = got_index.len() as u64;
-                        let i = *got_index.entry(target).or_insert_with(|| {
-                            out.got.push(target);
-                            n
+                        let key = out.targets[t as usize].0;
+                        let n = got_targets.len() as u32;
+                        let entry = *got.entry(key).or_insert_with(|| {
+                            got_targets.push(t);
+                            out.targets.push((
+                                Local::In {
+                                    class: Class::Rodata,
+                                    off: layout.got_off + 8 * n as u64,
+                                },
+                                u32::MAX,
+                            ));
+                            (n, out.targets.len() as u32 - 1)
                         });
-                        out.relocs.push(Planned {
-                            place_class: class,
-                            place_off,
-                            kind,
-                            target: Resolved::In {
-                                module: me,
-                                class: Class::Rodata,
-                                off: layout.got_off + 8 * i,
-                            },
-                            addend: r.addend,
-                            origin,
-                        });
-                        continue;
+                        target = entry.1;
                     }
                 }
-                out.relaxed += 1;
             }
-            out.relocs.push(Planned {
-                place_class: class,
-                place_off,
-                kind,
-                target,
+            out.relocs.push(Reloc {
                 addend: r.addend,
-                origin,
+                place_off: place_off as u32,
+                target,
+                section: ts as u32,
+                class,
+                kind,
+                rtype: r.typ as u8,
             });
         }
     }
-    for (i, &t) in out.got.iter().enumerate() {
-        out.relocs.push(Planned {
-            place_class: Class::Rodata,
-            place_off: layout.got_off + 8 * i as u64,
-            kind: RelocKind::Abs64,
-            target: t,
+    for (i, &t) in got_targets.iter().enumerate() {
+        out.relocs.push(Reloc {
             addend: 0,
-            origin: Origin {
-                section: u32::MAX,
-                offset: 8 * i as u64,
-                rtype: R_GOTPCREL,
-                symbol: u32::MAX,
-            },
+            place_off: (layout.got_off + 8 * i as u64) as u32,
+            target: t,
+            section: GOT_SECTION,
+            class: Class::Rodata,
+            kind: RelocKind::Abs64,
+            rtype: R_GOTPCREL as u8,
         });
     }
+    out.got_entries = got_targets.len() as u64;
     Ok(out)
 }
 
-/// Whether the kernel must redo a relocation when modules move: everything
-/// except PC-relative fields whose target is in the same module and class,
-/// and absolute fields with an absolute target.
-pub fn must_record(me: u32, p: &Planned) -> bool {
-    match p.target {
-        Resolved::Abs(_) => p.kind.is_pc_relative(),
+/// Whether the kernel must redo a relocation of module `me` when modules
+/// move: everything except PC-relative fields whose target is in the same
+/// module and class, and absolute fields with an absolute target.
+pub fn must_record(me: u32, r: &Reloc, target: Resolved) -> bool {
+    match target {
+        Resolved::Abs(_) => r.kind.is_pc_relative(),
         Resolved::In { module, class, .. } => {
-            !(p.kind.is_pc_relative() && module == me && class == p.place_class)
+            !(r.kind.is_pc_relative() && module == me && class == r.class)
         }
     }
 }
 
-/// The table record of a relocation.
-pub fn record(p: &Planned) -> RelocRecord {
-    let (target, addend) = match p.target {
-        Resolved::Abs(v) => (Target::Absolute, v.wrapping_add(p.addend as u64) as i64),
-        Resolved::In { module, class, off } => (
-            Target::Module {
+/// The table field of a relocation whose target resolved to `target`.
+pub fn field(r: &Reloc, target: Resolved) -> RelocField {
+    RelocField {
+        place_off: r.place_off,
+        place_class: r.class,
+        kind: r.kind,
+        target: match target {
+            Resolved::Abs(_) => Target::Absolute,
+            Resolved::In { module, class, .. } => Target::Module {
                 module: module as u16,
                 class,
             },
-            off.wrapping_add(p.addend as u64) as i64,
-        ),
-    };
-    RelocRecord {
-        place_off: p.place_off as u32,
-        place_class: p.place_class,
-        kind: p.kind,
-        target,
-        addend,
+        },
     }
 }
 
@@ -288,47 +310,84 @@ pub fn address(t: Resolved, bases: &[PerClass<u64>]) -> u64 {
     }
 }
 
-/// Applies a module's patches and relocations to its class bytes (`slots`,
-/// the used part of each slot) at `bases[me]`.
+/// A relocation that could not be applied: which one, and the error.
+#[derive(Debug)]
+pub struct ApplyError {
+    /// Index of the relocation in [`Lowered::relocs`].
+    pub index: usize,
+    /// The value that was to be written.
+    pub value: u64,
+    /// The place's address.
+    pub place: u64,
+    /// What went wrong.
+    pub error: modtable::RelocError,
+}
+
+/// Applies module `me`'s relocations to its class bytes `image`, placed at
+/// `bases[me]`; `targets` are its targets, resolved.
 pub fn apply(
     me: u32,
-    obj: &ModuleObject<'_>,
-    rel: &ModuleRelocs,
-    slots: &mut PerClass<&mut [u8]>,
+    relocs: &[Reloc],
+    targets: &[Resolved],
+    image: &mut PerClass<Vec<u8>>,
     bases: &[PerClass<u64>],
-) -> Result<()> {
-    for &(c, off, b) in &rel.patches {
-        slots[c][off as usize] = b;
-    }
+) -> std::result::Result<(), ApplyError> {
     let here = bases[me as usize];
-    for p in &rel.relocs {
-        let v = address(p.target, bases).wrapping_add(p.addend as u64);
-        let buf = &mut *slots[p.place_class];
-        modtable::reloc::apply(p.kind, buf, here[p.place_class], p.place_off as usize, v).map_err(
-            |e| {
-                let (sec, off) = if p.origin.section == u32::MAX {
-                    ("GOT".to_string(), p.origin.offset)
-                } else {
-                    (obj.elf.sections[p.origin.section as usize].name.to_string(), p.origin.offset)
-                };
-                let sym = if p.origin.symbol == u32::MAX {
-                    format!("GOT entry for {v:#x}")
-                } else {
-                    obj.symbol_name(p.origin.symbol)
-                };
-                match e {
-                    modtable::RelocError::Overflow { value, .. } => err!(
-                        RelocationOverflow,
-                        "{}: relocation overflow: {} ({}) at section {sec} offset {off:#x} against symbol `{sym}`: value {value:#x} does not fit (target {v:#x}, place {:#x})",
-                        obj.file,
-                        reloc_name(p.origin.rtype),
-                        p.kind.name(),
-                        here[p.place_class].wrapping_add(p.place_off)
-                    ),
-                    e => err!(Malformed, "{}: {} at section {sec} offset {off:#x}: {e}", obj.file, reloc_name(p.origin.rtype)),
-                }
-            },
-        )?;
+    for (index, r) in relocs.iter().enumerate() {
+        let v = address(targets[r.target as usize], bases).wrapping_add(r.addend as u64);
+        modtable::reloc::apply(
+            r.kind,
+            &mut image[r.class],
+            here[r.class],
+            r.place_off as usize,
+            v,
+        )
+        .map_err(|error| ApplyError {
+            index,
+            value: v,
+            place: here[r.class].wrapping_add(r.place_off as u64),
+            error,
+        })?;
     }
     Ok(())
+}
+
+/// The message for a relocation of `obj` that could not be applied.
+pub fn apply_error_message(
+    obj: &ModuleObject<'_>,
+    lowered: &Lowered,
+    layout: &ModuleLayout,
+    e: &ApplyError,
+) -> Error {
+    let r = &lowered.relocs[e.index];
+    let (sec, off) = if r.section == GOT_SECTION {
+        ("GOT".to_string(), r.place_off as u64 - layout.got_off)
+    } else {
+        let s = r.section as usize;
+        (
+            obj.elf.sections[s].name().to_string(),
+            (r.place_off as u64).wrapping_sub(layout.sec_off[s]),
+        )
+    };
+    let sym = match lowered.targets[r.target as usize].1 {
+        u32::MAX => format!("GOT entry for {:#x}", e.value),
+        s => obj.symbol_name(s),
+    };
+    match e.error {
+        modtable::RelocError::Overflow { value, .. } => err!(
+            RelocationOverflow,
+            "{}: relocation overflow: {} ({}) at section {sec} offset {off:#x} against symbol `{sym}`: value {value:#x} does not fit (target {:#x}, place {:#x})",
+            obj.file,
+            reloc_name(r.rtype as u32),
+            r.kind.name(),
+            e.value,
+            e.place
+        ),
+        ref x => err!(
+            Malformed,
+            "{}: {} at section {sec} offset {off:#x}: {x}",
+            obj.file,
+            reloc_name(r.rtype as u32)
+        ),
+    }
 }

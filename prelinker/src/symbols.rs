@@ -5,9 +5,10 @@
 //! (module, class, offset inside the class).
 
 use crate::elf;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::input::{ModuleObject, Placement};
 use crate::layout::ModuleLayout;
+use crate::relocate::Local;
 use crate::{bail, err};
 use modtable::Class;
 use std::collections::HashMap;
@@ -37,13 +38,13 @@ pub struct Export {
     pub target: Resolved,
 }
 
-/// Resolves a symbol defined in `obj` (module `me`); `None` if it is undefined.
+/// Resolves a symbol defined in `obj` to a place in the module (or an
+/// absolute address); `None` if it is undefined.
 pub fn resolve_defined(
-    me: u32,
     obj: &ModuleObject<'_>,
     layout: &ModuleLayout,
     index: u32,
-) -> Result<Option<Resolved>> {
+) -> Result<Option<Local>> {
     let s = obj
         .symbols
         .get(index as usize)
@@ -58,7 +59,7 @@ pub fn resolve_defined(
     }
     match s.shndx {
         0 => Ok(None),
-        x if x == elf::SHN_ABS as u32 => Ok(Some(Resolved::Abs(s.value))),
+        x if x == elf::SHN_ABS as u32 => Ok(Some(Local::Abs(s.value))),
         x if x == elf::SHN_COMMON as u32 => bail!(
             Unsupported,
             "{}: symbol `{}` is a COMMON symbol; build with -fno-common",
@@ -66,8 +67,7 @@ pub fn resolve_defined(
             obj.symbol_name(index)
         ),
         x => match obj.placement.get(x as usize) {
-            Some(Placement::Class { class, .. }) => Ok(Some(Resolved::In {
-                module: me,
+            Some(Placement::Class { class, .. }) => Ok(Some(Local::In {
                 class: *class,
                 off: layout.sec_off[x as usize].wrapping_add(s.value),
             })),
@@ -76,7 +76,7 @@ pub fn resolve_defined(
                 "{}: symbol `{}` is defined in section {}, which is not placed in the image",
                 obj.file,
                 obj.symbol_name(index),
-                obj.elf.sections[x as usize].name
+                obj.elf.sections[x as usize].name()
             ),
             None => bail!(
                 Malformed,
@@ -88,62 +88,45 @@ pub fn resolve_defined(
     }
 }
 
-/// Everything a module's undefined symbols can resolve against.
-pub struct SymbolEnv<'s, 'a> {
-    /// Kernel exports.
-    pub kernel: &'s HashMap<String, u64>,
-    /// Exports of the modules placed so far.
-    pub exports: &'s HashMap<&'a [u8], Export>,
-    /// `(name, file)` of every module, by slot index.
-    pub modules: &'s [(&'a str, &'a str)],
+/// What an import (an undefined symbol) of a module resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The kernel or a module in the dependency closure defines it.
+    Found(Resolved),
+    /// Exported by this module, which is not in the dependency closure.
+    Undeclared(u32),
+    /// Nobody exports it.
+    Undefined,
 }
 
-impl SymbolEnv<'_, '_> {
-    /// Resolves symbol `index` of module `me`, whose transitive dependencies
-    /// (sorted slot indices) are `closure`. Errors name the module file and
-    /// the symbol; the caller adds where it was referenced.
-    pub fn resolve(
-        &self,
-        me: u32,
-        obj: &ModuleObject<'_>,
-        layout: &ModuleLayout,
-        closure: &[u32],
-        index: u32,
-    ) -> Result<Resolved> {
-        if let Some(r) = resolve_defined(me, obj, layout, index)? {
-            return Ok(r);
-        }
-        let s = &obj.symbols[index as usize];
-        if let Some(&a) = std::str::from_utf8(s.name)
+/// Everything a module's undefined symbols can resolve against.
+pub struct SymbolEnv<'s> {
+    /// Kernel exports.
+    pub kernel: &'s HashMap<String, u64>,
+    /// Exports of every module, by name.
+    pub exports: &'s HashMap<Vec<u8>, Export>,
+}
+
+impl SymbolEnv<'_> {
+    /// Looks up an import of a module whose transitive dependencies (sorted
+    /// slot indices) are `closure`: the kernel's exports first, then the
+    /// exports of the dependencies; an unresolved weak symbol is address 0.
+    pub fn lookup(&self, name: &[u8], weak: bool, closure: &[u32]) -> Lookup {
+        if let Some(&a) = std::str::from_utf8(name)
             .ok()
             .and_then(|n| self.kernel.get(n))
         {
-            return Ok(Resolved::Abs(a));
+            return Lookup::Found(Resolved::Abs(a));
         }
-        if let Some(e) = self.exports.get(s.name) {
+        if let Some(e) = self.exports.get(name) {
             if closure.binary_search(&e.module).is_ok() {
-                return Ok(e.target);
+                return Lookup::Found(e.target);
             }
-            let (dname, dfile) = self.modules[e.module as usize];
-            bail!(
-                UndeclaredDependency,
-                "{}: module `{}` uses symbol `{}` exported by module `{dname}` ({dfile}) but does not declare depends={dname}",
-                obj.file,
-                obj.info.name,
-                obj.symbol_name(index)
-            );
+            return Lookup::Undeclared(e.module);
         }
-        if s.bind == elf::STB_WEAK {
-            return Ok(Resolved::Abs(0));
+        if weak {
+            return Lookup::Found(Resolved::Abs(0));
         }
-        Err(Error::new(
-            crate::error::ErrorKind::UndefinedSymbol,
-            format!(
-                "{}: undefined symbol `{}` (not exported by the kernel or by a dependency of module `{}`)",
-                obj.file,
-                obj.symbol_name(index),
-                obj.info.name
-            ),
-        ))
+        Lookup::Undefined
     }
 }

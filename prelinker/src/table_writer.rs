@@ -2,15 +2,15 @@
 
 use crate::plan::Plan;
 use modtable::PerClass;
-use modtable::table::{self, Header, ModuleEntry, RelocRecord};
+use modtable::table::{self, Header, ModuleEntry, RelocGroups};
 
 /// The parts of a module's table entry that the plan does not carry.
 #[derive(Clone, Debug, Default)]
 pub struct TableModule {
     /// Dependencies (slot indices, all smaller than the module's).
     pub deps: Vec<u16>,
-    /// Relocations the kernel redoes.
-    pub records: Vec<RelocRecord>,
+    /// Fields the kernel redoes, grouped.
+    pub relocs: RelocGroups,
 }
 
 fn u32s(p: PerClass<u64>) -> PerClass<u32> {
@@ -40,7 +40,7 @@ pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
             probe_off: m.probe_off as u32,
             selftest_off: m.selftest_off.map(|o| o as u32),
             checksum: m.checksum,
-            relocs: x.records,
+            relocs: x.relocs,
         })
         .collect();
     table::build(&header, &entries)

@@ -97,7 +97,7 @@ fn check(spec: &KernelSpec, inputs: Vec<InputFile>) -> Vec<Checked> {
             for nobits in [false, true] {
                 for (i, p) in obj.placement.iter().enumerate() {
                     if *p == (Placement::Class { class: c, nobits }) {
-                        let n = obj.elf.sections[i].name;
+                        let n = obj.elf.sections[i].name();
                         if !names.contains(&n) {
                             names.push(n);
                         }
@@ -252,7 +252,7 @@ fn check(spec: &KernelSpec, inputs: Vec<InputFile>) -> Vec<Checked> {
                     "{}: {} at {} offset {:#x}: targets differ (prelinker {}, lld {})",
                     f.name,
                     prelinker::elf::reloc_name(r.typ),
-                    obj.elf.sections[ts].name,
+                    obj.elf.sections[ts].name(),
                     r.offset,
                     t_mine.1,
                     t_lld.1
@@ -261,7 +261,7 @@ fn check(spec: &KernelSpec, inputs: Vec<InputFile>) -> Vec<Checked> {
                     "lld-equivalence: {} {} at {} offset {:#x}: same target {:#x} (prelinker: {}, lld: {})",
                     f.name,
                     prelinker::elf::reloc_name(r.typ),
-                    obj.elf.sections[ts].name,
+                    obj.elf.sections[ts].name(),
                     r.offset,
                     t_mine.0,
                     t_mine.1,

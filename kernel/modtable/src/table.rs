@@ -659,35 +659,71 @@ pub struct ModuleEntry {
     pub selftest_off: Option<u32>,
     /// Checksum of the used slot bytes.
     pub checksum: u64,
-    /// Relocations to redo when the module moves.
-    pub relocs: alloc::vec::Vec<RelocRecord>,
+    /// Fields to redo when the module moves.
+    pub relocs: RelocGroups,
+}
+
+/// A module's relocated fields, grouped as the table stores them: by target
+/// (class, module), place class and kind, in that order, with each group's
+/// offsets sorted. Grouping is per module, so a writer may do it for many
+/// modules in parallel before [`build`].
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelocGroups {
+    /// Each group's key (target class, target module, place class, kind,
+    /// packed in that order of significance) and number of offsets.
+    groups: alloc::vec::Vec<(u64, u32)>,
+    /// The offsets, group after group.
+    offsets: alloc::vec::Vec<u32>,
+}
+
+#[cfg(feature = "alloc")]
+impl RelocGroups {
+    /// Groups `fields`.
+    pub fn new(fields: impl IntoIterator<Item = RelocField>) -> RelocGroups {
+        let mut v: alloc::vec::Vec<(u64, u32)> = fields
+            .into_iter()
+            .map(|f| {
+                let (tclass, tmod) = encode_target(f.target);
+                let key = (tclass as u64) << 32
+                    | (tmod as u64) << 16
+                    | (f.place_class as u64) << 8
+                    | f.kind as u64;
+                (key, f.place_off)
+            })
+            .collect();
+        v.sort_unstable();
+        let mut g = RelocGroups {
+            groups: alloc::vec::Vec::new(),
+            offsets: alloc::vec::Vec::with_capacity(v.len()),
+        };
+        for (key, off) in v {
+            match g.groups.last_mut() {
+                Some((k, n)) if *k == key => *n += 1,
+                _ => g.groups.push((key, 1)),
+            }
+            g.offsets.push(off);
+        }
+        g
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
 }
 
 /// Serialises a module table.
 #[cfg(feature = "alloc")]
 pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
-    use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     let n = modules.len();
-    // Each module's fields, grouped by what moves them, in a fixed order.
-    type Key = (u8, u16, u8, u8);
-    let grouped: Vec<BTreeMap<Key, Vec<u32>>> = modules
-        .iter()
-        .map(|m| {
-            let mut g: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
-            for r in &m.relocs {
-                let (tclass, tmod) = encode_target(r.target);
-                g.entry((tclass, tmod, r.place_class as u8, r.kind as u8))
-                    .or_default()
-                    .push(r.place_off);
-            }
-            for offsets in g.values_mut() {
-                offsets.sort_unstable();
-            }
-            g
-        })
-        .collect();
-    let groups_count: usize = grouped.iter().map(BTreeMap::len).sum();
+    let groups_count: usize = modules.iter().map(|m| m.relocs.groups.len()).sum();
     let offsets_count: usize = modules.iter().map(|m| m.relocs.len()).sum();
     let deps_count: usize = modules.iter().map(|m| m.deps.len()).sum();
     let modules_off = HEADER_SIZE;
@@ -701,7 +737,8 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
     let mut deps = Vec::with_capacity(deps_count * 2);
     let mut strings = Vec::new();
     let (mut group_i, mut offset_i, mut dep_i) = (0u32, 0u32, 0u32);
-    for (m, g) in modules.iter().zip(&grouped) {
+    for m in modules {
+        let g = &m.relocs;
         let rec = ModuleRecord {
             name_off: strings.len() as u32,
             name_len: m.name.len() as u32,
@@ -715,7 +752,7 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
             probe_off: m.probe_off,
             selftest_off: m.selftest_off.unwrap_or(NO_ENTRY),
             groups_start: group_i,
-            groups_count: g.len() as u32,
+            groups_count: g.groups.len() as u32,
             flags: 0,
             checksum: m.checksum,
         };
@@ -723,22 +760,24 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
         for d in &m.deps {
             deps.extend_from_slice(&d.to_le_bytes());
         }
-        for (&(tclass, tmod, place_class, kind), offs) in g {
+        let mut at = 0usize;
+        for &(key, count) in &g.groups {
             let mut gr = [0u8; GROUP_RECORD_SIZE];
-            gr[0] = kind;
-            gr[1] = place_class;
-            gr[2] = tclass;
-            gr[4..6].copy_from_slice(&tmod.to_le_bytes());
+            gr[0] = key as u8;
+            gr[1] = (key >> 8) as u8;
+            gr[2] = (key >> 32) as u8;
+            gr[4..6].copy_from_slice(&((key >> 16) as u16).to_le_bytes());
             gr[8..12].copy_from_slice(&offset_i.to_le_bytes());
-            gr[12..16].copy_from_slice(&(offs.len() as u32).to_le_bytes());
+            gr[12..16].copy_from_slice(&count.to_le_bytes());
             groups.extend_from_slice(&gr);
-            for o in offs {
+            for o in &g.offsets[at..at + count as usize] {
                 offsets.extend_from_slice(&o.to_le_bytes());
             }
-            offset_i += offs.len() as u32;
+            at += count as usize;
+            offset_i += count;
         }
         records.extend_from_slice(&rec.to_bytes());
-        group_i += g.len() as u32;
+        group_i += g.groups.len() as u32;
         dep_i += m.deps.len() as u32;
     }
     let table_size = strings_off + strings.len();
@@ -800,6 +839,28 @@ mod tests {
         }
     }
 
+    fn records() -> vec::Vec<RelocRecord> {
+        vec![
+            RelocRecord {
+                place_off: 8,
+                place_class: Class::Text,
+                kind: RelocKind::Pc32,
+                target: Target::Module {
+                    module: 0,
+                    class: Class::Rodata,
+                },
+                addend: -4,
+            },
+            RelocRecord {
+                place_off: 0,
+                place_class: Class::Data,
+                kind: RelocKind::Abs64,
+                target: Target::Absolute,
+                addend: 0xffff_ffff_8020_1000u64 as i64,
+            },
+        ]
+    }
+
     fn entry(name: &str, deps: &[u16], off: u32) -> ModuleEntry {
         ModuleEntry {
             name: name.to_string(),
@@ -812,25 +873,7 @@ mod tests {
             probe_off: 4,
             selftest_off: None,
             checksum: 0x1234,
-            relocs: vec![
-                RelocRecord {
-                    place_off: 8,
-                    place_class: Class::Text,
-                    kind: RelocKind::Pc32,
-                    target: Target::Module {
-                        module: 0,
-                        class: Class::Rodata,
-                    },
-                    addend: -4,
-                },
-                RelocRecord {
-                    place_off: 0,
-                    place_class: Class::Data,
-                    kind: RelocKind::Abs64,
-                    target: Target::Absolute,
-                    addend: 0xffff_ffff_8020_1000u64 as i64,
-                },
-            ],
+            relocs: RelocGroups::new(records().iter().map(RelocRecord::field)),
         }
     }
 
@@ -848,7 +891,7 @@ mod tests {
         assert_eq!(m1.selftest_off, NO_ENTRY);
         let fields: vec::Vec<RelocField> = t.fields(&m1).collect();
         assert_eq!(fields.len(), mods[1].relocs.len());
-        for r in &mods[1].relocs {
+        for r in &records() {
             assert!(fields.contains(&r.field()), "{r:?} missing");
         }
         assert_eq!(t.field_count(&m1), 2);
@@ -877,7 +920,7 @@ mod tests {
             probe_off: 0,
             selftest_off: None,
             checksum: 0,
-            relocs,
+            relocs: RelocGroups::new(relocs.iter().map(RelocRecord::field)),
         };
         let rec = |place_class, place_off, kind, target, addend| RelocRecord {
             place_off,
