@@ -24,14 +24,6 @@ impl InputFile {
         let data = std::fs::read(path).map_err(|e| err!(Io, "{name}: cannot read: {e}"))?;
         Ok(InputFile { name, data })
     }
-
-    /// Reads many files, on several threads when there are many, keeping
-    /// their order; the first error in input order is returned.
-    pub fn read_all<P: AsRef<std::path::Path> + Sync>(paths: &[P]) -> Result<Vec<InputFile>> {
-        crate::par::collect(crate::par::map(paths.iter().collect(), |_, p: &P| {
-            InputFile::read(p.as_ref())
-        }))
-    }
 }
 
 /// Reads the parts of the module object at `path` that the link uses into
