@@ -1,11 +1,15 @@
 //! A small, strict ELF64 little-endian reader: just what the prelinker needs
 //! from module objects and the kernel image (headers, sections, symbols,
-//! `RELA` entries), with clear errors for truncated or foreign files.
+//! `RELA` entries), with clear errors for truncated or foreign files. The
+//! `object` crate decodes the headers and entries; this module adds the
+//! checks and messages, and finds names only when they are asked for.
 //!
 //! Parsing borrows the file bytes; nothing is copied.
 
 use crate::error::Result;
 use crate::{bail, err};
+use object::LittleEndian;
+use object::read::elf::{FileHeader as _, Rela as _, SectionHeader as _, Sym as _};
 
 /// `e_type` of a relocatable object.
 pub const ET_REL: u16 = 1;
@@ -53,19 +57,6 @@ pub const STB_WEAK: u8 = 2;
 pub const STT_SECTION: u8 = 3;
 /// Symbol type: thread-local.
 pub const STT_TLS: u8 = 6;
-
-fn get<const N: usize>(d: &[u8], at: usize) -> Option<[u8; N]> {
-    d.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    get(d, at).map(u16::from_le_bytes)
-}
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    get(d, at).map(u32::from_le_bytes)
-}
-fn u64_at(d: &[u8], at: usize) -> Option<u64> {
-    get(d, at).map(u64::from_le_bytes)
-}
 
 /// Name of an `e_machine` value, for messages.
 pub fn machine_name(m: u16) -> String {
@@ -192,10 +183,16 @@ pub struct Rela {
     pub addend: i64,
 }
 
+/// The ELF64 little-endian types of the `object` crate this reader decodes
+/// with.
+type Header = object::elf::FileHeader64<LittleEndian>;
+const LE: LittleEndian = LittleEndian;
+
 impl<'a> ElfFile<'a> {
-    /// Parses the ELF header and the section headers. Only ELF64
-    /// little-endian files are accepted; other classes are reported with
-    /// their machine so that an i386 object gets a clear message.
+    /// Parses the ELF header and the section headers (decoded by the
+    /// `object` crate). Only ELF64 little-endian files are accepted; other
+    /// classes are reported with their machine so that an i386 object gets a
+    /// clear message.
     pub fn parse(data: &'a [u8]) -> Result<ElfFile<'a>> {
         if data.len() < 4 || data[..4] != *b"\x7fELF" {
             bail!(Malformed, "not an ELF file (bad magic)");
@@ -203,14 +200,13 @@ impl<'a> ElfFile<'a> {
         if data.len() < 20 {
             bail!(Malformed, "truncated ELF header ({} bytes)", data.len());
         }
-        let machine = u16_at(data, 18).unwrap_or(0);
-        let e_type = u16_at(data, 16).unwrap_or(0);
+        let machine = u16::from_le_bytes([data[18], data[19]]);
         if data[4] != 2 {
             bail!(
                 WrongKind,
                 "{}-bit ELF for {}: expected a 64-bit x86_64 object",
                 if data[4] == 1 { 32 } else { 0 },
-                machine_name(u16::from_le_bytes([data[18], data[19]]))
+                machine_name(machine)
             );
         }
         if data[5] != 1 {
@@ -219,11 +215,25 @@ impl<'a> ElfFile<'a> {
         if data.len() < 64 {
             bail!(Malformed, "truncated ELF header ({} bytes)", data.len());
         }
-        let shoff = u64_at(data, 40).unwrap();
-        let shentsize = u16_at(data, 58).unwrap();
-        let mut shnum = u16_at(data, 60).unwrap() as u64;
-        let mut shstrndx = u16_at(data, 62).unwrap() as u32;
-        if shoff == 0 {
+        let h = Header::parse(data).map_err(|e| err!(Malformed, "bad ELF header: {e}"))?;
+        let e_type = h.e_type(LE).0;
+        let (shoff, shnum) = (h.e_shoff(LE), h.shnum(LE, data).unwrap_or(0) as u64);
+        if shoff != 0
+            && shnum
+                .checked_mul(64)
+                .and_then(|n| n.checked_add(shoff))
+                .is_none_or(|end| end > data.len() as u64)
+        {
+            bail!(
+                Malformed,
+                "the {shnum} section headers at offset {shoff:#x} lie past the end of the {}-byte file (truncated?)",
+                data.len()
+            );
+        }
+        let table = h
+            .section_headers(LE, data)
+            .map_err(|e| err!(Malformed, "malformed section headers: {e}"))?;
+        if table.is_empty() {
             return Ok(ElfFile {
                 data,
                 e_type,
@@ -231,77 +241,47 @@ impl<'a> ElfFile<'a> {
                 sections: Vec::new(),
             });
         }
-        if shentsize != 64 {
-            bail!(Malformed, "section header size {shentsize}, expected 64");
-        }
-        let sh = |i: u64| -> Result<&'a [u8]> {
-            let at = i
-                .checked_mul(64)
-                .and_then(|o| o.checked_add(shoff))
-                .filter(|&o| o.checked_add(64).is_some_and(|e| e <= data.len() as u64))
-                .ok_or_else(|| {
-                    err!(
-                        Malformed,
-                        "section header {i} lies past the end of the file (truncated?)"
-                    )
-                })?;
-            Ok(&data[at as usize..at as usize + 64])
-        };
-        if shnum == 0 {
-            shnum = u64_at(sh(0)?, 32).unwrap();
-        }
-        if shstrndx == SHN_XINDEX as u32 {
-            shstrndx = u32_at(sh(0)?, 40).unwrap();
-        }
-        if shnum > (data.len() as u64) / 64 {
-            bail!(
-                Malformed,
-                "{shnum} section headers cannot fit in a {}-byte file (truncated?)",
-                data.len()
-            );
-        }
-        let mut raw = Vec::with_capacity(shnum as usize);
-        for i in 0..shnum {
-            let h = sh(i)?;
+        let mut sections = Vec::with_capacity(table.len());
+        for (i, sh) in table.iter().enumerate() {
             let s = Section {
                 name_tail: "",
-                sh_type: u32_at(h, 4).unwrap(),
-                flags: u64_at(h, 8).unwrap(),
-                addr: u64_at(h, 16).unwrap(),
-                offset: u64_at(h, 24).unwrap(),
-                size: u64_at(h, 32).unwrap(),
-                link: u32_at(h, 40).unwrap(),
-                info: u32_at(h, 44).unwrap(),
-                align: u64_at(h, 48).unwrap().max(1),
-                entsize: u64_at(h, 56).unwrap(),
+                sh_type: sh.sh_type(LE).0,
+                flags: sh.sh_flags(LE).0,
+                addr: sh.sh_addr(LE),
+                offset: sh.sh_offset(LE),
+                size: sh.sh_size(LE),
+                link: sh.sh_link(LE),
+                info: sh.sh_info(LE),
+                align: sh.sh_addralign(LE).max(1),
+                entsize: sh.sh_entsize(LE),
             };
-            if s.sh_type != SHT_NOBITS && i != 0 {
-                let end = s.offset.checked_add(s.size);
-                if end.is_none_or(|e| e > data.len() as u64) {
-                    bail!(
-                        Malformed,
-                        "section {i} (offset {:#x}, size {:#x}) extends past the end of the {}-byte file (truncated?)",
-                        s.offset,
-                        s.size,
-                        data.len()
-                    );
-                }
+            if s.sh_type != SHT_NOBITS && i != 0 && sh.data(LE, data).is_err() {
+                bail!(
+                    Malformed,
+                    "section {i} (offset {:#x}, size {:#x}) extends past the end of the {}-byte file (truncated?)",
+                    s.offset,
+                    s.size,
+                    data.len()
+                );
             }
-            raw.push((u32_at(h, 0).unwrap(), s));
+            sections.push(s);
         }
+        let shstrndx = h
+            .shstrndx(LE, data)
+            .map_err(|e| err!(Malformed, "bad section name table index: {e}"))?
+            as usize;
         let strtab: &str = if shstrndx == 0 {
             ""
         } else {
-            let s = raw
-                .get(shstrndx as usize)
-                .ok_or_else(|| {
-                    err!(
-                        Malformed,
-                        "section name table index {shstrndx} out of range"
-                    )
-                })?
-                .1;
-            let bytes = &data[s.offset as usize..(s.offset + s.size) as usize];
+            let sh = table.get(shstrndx).ok_or_else(|| {
+                err!(
+                    Malformed,
+                    "section name table index {shstrndx} out of range"
+                )
+            })?;
+            let bytes = sh
+                .data(LE, data)
+                .map_err(|e| err!(Malformed, "section name table: {e}"))?;
             if bytes.last().is_some_and(|&b| b != 0) {
                 bail!(
                     Malformed,
@@ -311,12 +291,11 @@ impl<'a> ElfFile<'a> {
             std::str::from_utf8(bytes)
                 .map_err(|_| err!(Malformed, "the section name table is not valid UTF-8"))?
         };
-        let mut sections = Vec::with_capacity(raw.len());
-        for (i, (name_off, mut s)) in raw.into_iter().enumerate() {
+        for (i, (s, sh)) in sections.iter_mut().zip(table).enumerate() {
+            let name_off = sh.sh_name(LE);
             s.name_tail = strtab.get(name_off as usize..).ok_or_else(|| {
                 err!(Malformed, "section {i} has a bad name offset {name_off:#x}")
             })?;
-            sections.push(s);
         }
         Ok(ElfFile {
             data,
@@ -329,10 +308,10 @@ impl<'a> ElfFile<'a> {
     /// The file bytes of a section (empty for `SHT_NOBITS`).
     pub fn section_data(&self, index: usize) -> &'a [u8] {
         let s = &self.sections[index];
-        if s.sh_type == SHT_NOBITS || index == 0 {
+        if s.sh_type == SHT_NOBITS || index == 0 || s.size == 0 {
             return &[];
         }
-        // Bounds were checked by `parse`.
+        // Bounds were checked by `parse` (an empty section may have any offset).
         &self.data[s.offset as usize..(s.offset + s.size) as usize]
     }
 
@@ -341,7 +320,8 @@ impl<'a> ElfFile<'a> {
         self.sections.iter().position(|s| s.name_is(name))
     }
 
-    /// Reads the (single) `SHT_SYMTAB` symbol table; empty if there is none.
+    /// Reads the (single) `SHT_SYMTAB` symbol table, decoded by the `object`
+    /// crate; empty if there is none.
     pub fn symbols(&self) -> Result<Vec<Sym<'a>>> {
         let Some(idx) = self.sections.iter().position(|s| s.sh_type == SHT_SYMTAB) else {
             return Ok(Vec::new());
@@ -362,29 +342,36 @@ impl<'a> ElfFile<'a> {
                 s.link
             ),
         };
-        let xindex = self
-            .sections
-            .iter()
-            .position(|x| x.sh_type == SHT_SYMTAB_SHNDX && x.link as usize == idx)
-            .map(|i| self.section_data(i));
         if strtab.last().is_some_and(|&b| b != 0) {
             bail!(
                 Malformed,
                 "the symbol string table does not end with a NUL byte"
             );
         }
-        let data = self.section_data(idx);
-        let n = data.len() / 24;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let e = &data[i * 24..i * 24 + 24];
-            let name_off = u32_at(e, 0).unwrap();
-            let info = e[4];
-            let mut shndx = u16_at(e, 6).unwrap() as u32;
+        let xindex = self
+            .sections
+            .iter()
+            .position(|x| x.sh_type == SHT_SYMTAB_SHNDX && x.link as usize == idx)
+            .map(|i| self.section_data(i));
+        let syms: &[object::elf::Sym64<LittleEndian>] =
+            object::pod::slice_from_all_bytes(self.section_data(idx)).map_err(|_| {
+                err!(
+                    Malformed,
+                    "symbol table size {:#x} is not a multiple of 24",
+                    s.size
+                )
+            })?;
+        let mut out = Vec::with_capacity(syms.len());
+        for (i, e) in syms.iter().enumerate() {
+            let name_off = e.st_name(LE);
+            let mut shndx = e.st_shndx(LE).0 as u32;
             if shndx == SHN_XINDEX as u32 {
-                shndx = xindex.and_then(|x| u32_at(x, i * 4)).ok_or_else(|| {
-                    err!(Malformed, "symbol {i} has SHN_XINDEX but no extended index")
-                })?;
+                shndx = xindex
+                    .and_then(|x| x.get(i * 4..i * 4 + 4))
+                    .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+                    .ok_or_else(|| {
+                        err!(Malformed, "symbol {i} has SHN_XINDEX but no extended index")
+                    })?;
             }
             let name_tail = if name_off == 0 {
                 &[][..]
@@ -395,17 +382,17 @@ impl<'a> ElfFile<'a> {
             };
             out.push(Sym {
                 name_tail,
-                bind: info >> 4,
-                typ: info & 0xf,
+                bind: e.st_bind().0,
+                typ: e.st_type().0,
                 shndx,
-                value: u64_at(e, 8).unwrap(),
-                size: u64_at(e, 16).unwrap(),
+                value: e.st_value(LE),
+                size: e.st_size(LE),
             });
         }
         Ok(out)
     }
 
-    /// The entries of a `SHT_RELA` section.
+    /// The entries of a `SHT_RELA` section, decoded by the `object` crate.
     pub fn relas(&self, index: usize) -> Result<impl ExactSizeIterator<Item = Rela> + 'a> {
         let s = &self.sections[index];
         if s.entsize != 24 && s.entsize != 0 {
@@ -417,22 +404,20 @@ impl<'a> ElfFile<'a> {
             );
         }
         let data = self.section_data(index);
-        if !data.len().is_multiple_of(24) {
-            bail!(
+        let relas: &[object::elf::Rela64<LittleEndian>] = object::pod::slice_from_all_bytes(data)
+            .map_err(|_| {
+            err!(
                 Malformed,
                 "section {} size {:#x} is not a multiple of 24",
                 s.name(),
                 data.len()
-            );
-        }
-        Ok(data.chunks_exact(24).map(|e| {
-            let info = u64::from_le_bytes(e[8..16].try_into().unwrap());
-            Rela {
-                offset: u64::from_le_bytes(e[0..8].try_into().unwrap()),
-                sym: (info >> 32) as u32,
-                typ: info as u32,
-                addend: i64::from_le_bytes(e[16..24].try_into().unwrap()),
-            }
+            )
+        })?;
+        Ok(relas.iter().map(|r| Rela {
+            offset: r.r_offset(LE),
+            sym: r.r_sym(LE, false),
+            typ: r.r_type(LE, false).0,
+            addend: r.r_addend(LE),
         }))
     }
 }
