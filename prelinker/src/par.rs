@@ -17,8 +17,14 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) ->
     map_with(items, || (), |_, i, t| f(i, t))
 }
 
+/// Items a worker takes at a time: small enough that a worker slowed down
+/// (by another process, say) leaves its share to the others, large enough
+/// that taking them costs nothing.
+const BATCH: usize = 8;
+
 /// Like [`map`], with a state per thread made by `init` (a buffer to reuse,
-/// say) that `f` gets along with each item.
+/// say) that `f` gets along with each item. The calling thread is one of
+/// the workers; workers take batches of items as they become free.
 pub fn map_with<T: Send, S, R: Send>(
     items: Vec<T>,
     init: impl Fn() -> S + Sync,
@@ -34,35 +40,49 @@ pub fn map_with<T: Send, S, R: Send>(
             .map(|(i, t)| f(&mut state, i, t))
             .collect();
     }
-    let chunk = n.div_ceil(threads);
-    let mut chunks: Vec<Vec<(usize, T)>> = Vec::with_capacity(threads);
-    let mut it = items.into_iter().enumerate();
+    let mut batches: Vec<(usize, Vec<T>)> = Vec::with_capacity(n.div_ceil(BATCH));
+    let mut it = items.into_iter();
+    let mut at = 0;
     loop {
-        let c: Vec<(usize, T)> = it.by_ref().take(chunk).collect();
-        if c.is_empty() {
+        let b: Vec<T> = it.by_ref().take(BATCH).collect();
+        if b.is_empty() {
             break;
         }
-        chunks.push(c);
+        batches.push((at, b));
+        at += BATCH;
     }
-    let (f, init) = (&f, &init);
-    std::thread::scope(|s| {
-        let hs: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    let mut state = init();
-                    c.into_iter()
-                        .map(|(i, t)| f(&mut state, i, t))
-                        .collect::<Vec<R>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(n);
-        for h in hs {
-            out.extend(h.join().expect("worker thread panicked"));
+    batches.reverse();
+    let queue = std::sync::Mutex::new(batches);
+    let work = || {
+        let mut state = init();
+        let mut done: Vec<(usize, Vec<R>)> = Vec::new();
+        loop {
+            let next = queue.lock().expect("a worker panicked").pop();
+            let Some((start, batch)) = next else {
+                return done;
+            };
+            let out = batch
+                .into_iter()
+                .enumerate()
+                .map(|(k, t)| f(&mut state, start + k, t))
+                .collect();
+            done.push((start, out));
         }
-        out
-    })
+    };
+    let mut parts: Vec<(usize, Vec<R>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut parts = work();
+        for h in hs {
+            parts.extend(h.join().expect("worker thread panicked"));
+        }
+        parts
+    });
+    parts.sort_unstable_by_key(|p| p.0);
+    let mut out = Vec::with_capacity(n);
+    for (_, p) in parts {
+        out.extend(p);
+    }
+    out
 }
 
 /// Collects results in input order, returning the first error in that order.
