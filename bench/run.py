@@ -53,18 +53,23 @@ def run(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-def timed(cmd, runs):
-    """Median wall time (s) of `runs` runs of cmd, after one warm-up run."""
-    r = run(cmd)
-    if r.returncode != 0:
-        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd[:3]), r.stderr.decode(errors="replace")[-3000:]))
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
+def timed_together(cmds, runs):
+    """Wall times (s) of `runs` runs of each command in `cmds` (a dict), after
+    one warm-up run of each; the commands take turns run by run, so that a
+    change in the machine's speed during the measurement (other guests on
+    the host) affects all of them alike instead of biasing their ratio."""
+    for cmd in cmds.values():
         r = run(cmd)
-        ts.append(time.perf_counter() - t)
         if r.returncode != 0:
-            raise RuntimeError("%s failed" % cmd[0])
+            raise RuntimeError("%s failed:\n%s" % (" ".join(cmd[:3]), r.stderr.decode(errors="replace")[-3000:]))
+    ts = {k: [] for k in cmds}
+    for _ in range(runs):
+        for k, cmd in cmds.items():
+            t = time.perf_counter()
+            r = run(cmd)
+            ts[k].append(time.perf_counter() - t)
+            if r.returncode != 0:
+                raise RuntimeError("%s failed" % cmd[0])
     return ts
 
 
@@ -268,7 +273,6 @@ def prelinker_bench(machine):
             if r.returncode:
                 raise RuntimeError("prelinker failed: " + r.stderr.decode())
             pcmd = [PRELINKER, "link", "--kernel", kernel, "--output", image] + objs
-            pre = timed(pcmd, RUNS)
             # The same objects into the smallest synthetic kernel they fit
             # (regions sized for the module set, as a real kernel would be).
             fit = None
@@ -282,12 +286,6 @@ def prelinker_bench(machine):
                 if run(fcmd).returncode == 0:
                     fit = (mib, fcmd)
                     break
-            if fit:
-                pre_fit = timed(fit[1], RUNS)
-                fit_image_bytes = os.path.getsize(image + ".fit")
-                os.unlink(image + ".fit")
-            else:
-                pre_fit, fit_image_bytes, fit = pre, os.path.getsize(image), (REGION_MIB, None)
             bases = region_bases(plan)
             lds = os.path.join(tmp, "m%d.ld" % n)
             with open(lds, "w") as f:
@@ -296,9 +294,18 @@ def prelinker_bench(machine):
             lcmd = [lld, "-flavor", "gnu", "-static", "-O0", "--no-pie", "--build-id=none",
                     "-z", "norelro", "--strip-debug", "--allow-multiple-definition",
                     "--threads=1", "-e", "__module_probe", "-T", lds, "-o", lout] + defsyms + objs
-            lt = timed(lcmd, RUNS)
             lcmd_mt = [a for a in lcmd if a != "--threads=1"]
-            lt_mt = timed(lcmd_mt, RUNS)
+            cmds = {"pre": pcmd, "lld": lcmd, "lld_mt": lcmd_mt}
+            if fit:
+                cmds["fit"] = fit[1]
+            tt = timed_together(cmds, RUNS)
+            pre, lt, lt_mt = tt["pre"], tt["lld"], tt["lld_mt"]
+            if fit:
+                pre_fit = tt["fit"]
+                fit_image_bytes = os.path.getsize(image + ".fit")
+                os.unlink(image + ".fit")
+            else:
+                pre_fit, fit_image_bytes, fit = pre, os.path.getsize(image), (REGION_MIB, None)
 
             # Plain copy of the same input bytes (read every object, write one file).
             def copy_once():
