@@ -22,9 +22,9 @@
 //! PC-relative kind. The fields' bytes as prelinked carry the rest, so no
 //! addend is stored.
 //!
-//! The header carries an FNV-1a checksum of the whole table (computed with
-//! the checksum field zeroed), so a table the kernel reads is the one the
-//! prelinker wrote.
+//! The header carries an FNV-1a checksum of the whole table, over 64-bit
+//! words (computed with the checksum field zeroed), so a table the kernel
+//! reads is the one the prelinker wrote.
 
 use crate::checksum::Fnv64;
 use crate::{Class, PerClass, RelocKind};
@@ -32,8 +32,8 @@ use core::fmt;
 
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
-/// Table format version.
-pub const VERSION: u32 = 2;
+/// Table format version (3: the table checksum is taken over 64-bit words).
+pub const VERSION: u32 = 3;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.
@@ -345,9 +345,9 @@ pub struct Table<'a> {
 
 fn table_checksum(bytes: &[u8]) -> u64 {
     let mut h = Fnv64::default();
-    h.update(&bytes[..CHECKSUM_AT]);
-    h.update(&[0u8; 8]);
-    h.update(&bytes[CHECKSUM_AT + 8..]);
+    h.update_words(&bytes[..CHECKSUM_AT]);
+    h.update_words(&[0u8; 8]);
+    h.update_words(&bytes[CHECKSUM_AT + 8..]);
     h.finish()
 }
 
@@ -721,7 +721,6 @@ impl RelocGroups {
 /// Serialises a module table.
 #[cfg(feature = "alloc")]
 pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
-    use alloc::vec::Vec;
     let n = modules.len();
     let groups_count: usize = modules.iter().map(|m| m.relocs.groups.len()).sum();
     let offsets_count: usize = modules.iter().map(|m| m.relocs.len()).sum();
@@ -731,18 +730,53 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
     let offsets_off = groups_off + groups_count * GROUP_RECORD_SIZE;
     let deps_off = offsets_off + offsets_count * 4;
     let strings_off = deps_off + deps_count * 2;
-    let mut records = Vec::with_capacity(n * MODULE_RECORD_SIZE);
-    let mut groups = Vec::with_capacity(groups_count * GROUP_RECORD_SIZE);
-    let mut offsets = Vec::with_capacity(offsets_count * 4);
-    let mut deps = Vec::with_capacity(deps_count * 2);
-    let mut strings = Vec::new();
-    let (mut group_i, mut offset_i, mut dep_i) = (0u32, 0u32, 0u32);
-    for m in modules {
+    let strings_len: usize = modules.iter().map(|m| m.name.len()).sum();
+    let table_size = strings_off + strings_len;
+    // Every part is written in place into one buffer of the final size.
+    let mut out = alloc::vec![0u8; table_size];
+    let put32 =
+        |out: &mut [u8], at: usize, w: u32| out[at..at + 4].copy_from_slice(&w.to_le_bytes());
+    out[..8].copy_from_slice(&MAGIC);
+    for (i, w) in [VERSION, n as u32, header.slot_align, table_size as u32]
+        .into_iter()
+        .enumerate()
+    {
+        put32(&mut out, 8 + 4 * i, w);
+    }
+    for (i, v) in header
+        .region_base
+        .0
+        .iter()
+        .chain(header.region_size.0.iter())
+        .enumerate()
+    {
+        out[24 + 8 * i..32 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    for (i, w) in [
+        modules_off as u32,
+        groups_off as u32,
+        groups_count as u32,
+        deps_off as u32,
+        deps_count as u32,
+        strings_off as u32,
+        strings_len as u32,
+        offsets_off as u32,
+        offsets_count as u32,
+        0,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        put32(&mut out, 72 + 4 * i, w);
+    }
+    debug_assert_eq!(72 + 40 + 8, HEADER_SIZE);
+    let (mut group_i, mut offset_i, mut dep_i, mut string_i) = (0usize, 0usize, 0usize, 0usize);
+    for (mi, m) in modules.iter().enumerate() {
         let g = &m.relocs;
         let rec = ModuleRecord {
-            name_off: strings.len() as u32,
+            name_off: string_i as u32,
             name_len: m.name.len() as u32,
-            deps_start: dep_i,
+            deps_start: dep_i as u32,
             deps_count: m.deps.len() as u32,
             slot_off: m.slot_off,
             slot_size: m.slot_size,
@@ -751,70 +785,42 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
             bss_size: m.bss_size,
             probe_off: m.probe_off,
             selftest_off: m.selftest_off.unwrap_or(NO_ENTRY),
-            groups_start: group_i,
+            groups_start: group_i as u32,
             groups_count: g.groups.len() as u32,
             flags: 0,
             checksum: m.checksum,
         };
-        strings.extend_from_slice(m.name.as_bytes());
+        let at = modules_off + mi * MODULE_RECORD_SIZE;
+        out[at..at + MODULE_RECORD_SIZE].copy_from_slice(&rec.to_bytes());
+        let at = strings_off + string_i;
+        out[at..at + m.name.len()].copy_from_slice(m.name.as_bytes());
+        string_i += m.name.len();
         for d in &m.deps {
-            deps.extend_from_slice(&d.to_le_bytes());
+            let at = deps_off + 2 * dep_i;
+            out[at..at + 2].copy_from_slice(&d.to_le_bytes());
+            dep_i += 1;
         }
-        let mut at = 0usize;
+        let mut from = 0usize;
         for &(key, count) in &g.groups {
-            let mut gr = [0u8; GROUP_RECORD_SIZE];
+            let gr = &mut out[groups_off + group_i * GROUP_RECORD_SIZE..][..GROUP_RECORD_SIZE];
             gr[0] = key as u8;
             gr[1] = (key >> 8) as u8;
             gr[2] = (key >> 32) as u8;
             gr[4..6].copy_from_slice(&((key >> 16) as u16).to_le_bytes());
-            gr[8..12].copy_from_slice(&offset_i.to_le_bytes());
+            gr[8..12].copy_from_slice(&(offset_i as u32).to_le_bytes());
             gr[12..16].copy_from_slice(&count.to_le_bytes());
-            groups.extend_from_slice(&gr);
-            for o in &g.offsets[at..at + count as usize] {
-                offsets.extend_from_slice(&o.to_le_bytes());
+            group_i += 1;
+            let dst = &mut out[offsets_off + 4 * offset_i..][..4 * count as usize];
+            for (d, o) in dst
+                .chunks_exact_mut(4)
+                .zip(&g.offsets[from..from + count as usize])
+            {
+                d.copy_from_slice(&o.to_le_bytes());
             }
-            at += count as usize;
-            offset_i += count;
+            from += count as usize;
+            offset_i += count as usize;
         }
-        records.extend_from_slice(&rec.to_bytes());
-        group_i += g.groups.len() as u32;
-        dep_i += m.deps.len() as u32;
     }
-    let table_size = strings_off + strings.len();
-    let mut out = Vec::with_capacity(table_size);
-    out.extend_from_slice(&MAGIC);
-    for w in [VERSION, n as u32, header.slot_align, table_size as u32] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    for v in header
-        .region_base
-        .0
-        .iter()
-        .chain(header.region_size.0.iter())
-    {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for w in [
-        modules_off as u32,
-        groups_off as u32,
-        groups_count as u32,
-        deps_off as u32,
-        deps_count as u32,
-        strings_off as u32,
-        strings.len() as u32,
-        offsets_off as u32,
-        offsets_count as u32,
-        0,
-    ] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend_from_slice(&[0u8; 8]);
-    debug_assert_eq!(out.len(), HEADER_SIZE);
-    out.extend_from_slice(&records);
-    out.extend_from_slice(&groups);
-    out.extend_from_slice(&offsets);
-    out.extend_from_slice(&deps);
-    out.extend_from_slice(&strings);
     let sum = table_checksum(&out);
     out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
     out
