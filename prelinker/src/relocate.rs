@@ -105,8 +105,6 @@ pub struct Lowered {
     pub patches: Vec<(Class, u64, u8)>,
     /// Number of GOT entries (appended to rodata at `layout.got_off`).
     pub got_entries: u64,
-    /// Number of `GOTPCRELX`/`REX_GOTPCRELX` relocations relaxed.
-    pub relaxed: u32,
 }
 
 /// The ELF relocation type's encoding, or an error naming it.
@@ -214,20 +212,17 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
                     Some((0x8b, _)) => {
                         // mov foo@GOTPCREL(%rip), %reg -> lea foo(%rip), %reg
                         out.patches.push((class, place_off - 2, 0x8d));
-                        out.relaxed += 1;
                     }
                     Some((0xff, 0x15)) => {
                         // call *foo@GOTPCREL(%rip) -> addr32 call foo
                         out.patches.push((class, place_off - 2, 0x67));
                         out.patches.push((class, place_off - 1, 0xe8));
-                        out.relaxed += 1;
                     }
                     Some((0xff, 0x25)) => {
                         // jmp *foo@GOTPCREL(%rip) -> jmp foo; nop
                         out.patches.push((class, place_off - 2, 0xe9));
                         out.patches.push((class, place_off + 3, 0x90));
                         place_off -= 1;
-                        out.relaxed += 1;
                     }
                     _ => {
                         // Through the GOT: the field refers to the entry.
