@@ -107,7 +107,7 @@ pub fn link(
 
 /// Where the module objects came from, so that one can be parsed again to
 /// name sections and symbols in an error message (prepared modules keep no
-/// names, which keeps them small).
+/// section or symbol names besides their imports', which keeps them small).
 enum Source<'a> {
     /// Inputs already in memory.
     Memory(&'a [InputFile]),
