@@ -59,7 +59,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image test-image run lint fmt-check new-driver ensure-qemu check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image test-image run lint fmt-check new-driver ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
 
 all: image
 
@@ -150,6 +150,21 @@ ensure-qemu:
 			|| { echo "error: installing qemu-system-x86 failed" >&2; exit 1; }; \
 	fi
 
+# `make bench` also measures mold when it is installed; this installs
+# Debian's `mold` if it can, and otherwise says so and goes on.
+ensure-mold:
+	@if ! command -v mold >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+		else SUDO=none; fi; \
+		if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1 \
+			&& { $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y mold >/dev/null 2>&1 \
+			|| { $$SUDO apt-get update >/dev/null 2>&1 \
+			&& $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y mold >/dev/null 2>&1; }; }; then \
+			echo "installed mold"; \
+		else echo "note: mold is not installed and could not be installed; the bench leaves it out"; fi; \
+	fi
+
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
 test: lint ensure-qemu image test-image test-modules
@@ -184,6 +199,6 @@ clean:
 # Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
 # preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
 .PHONY: bench
-bench: ensure-qemu image
+bench: ensure-qemu ensure-mold image
 	$(CARGO) build --release -p prelinker --example synth_kernel --example relocate_replay
 	python3 bench/run.py
