@@ -4,7 +4,11 @@
 #   make run CMDLINE="halt"       pass a kernel command line
 #   make run ACCEL=kvm            use KVM (needs a usable /dev/kvm)
 #   make run PRESET=virtio        a machine preset: pc (default), q35-iommu,
-#                                 virtio, minimal (tests/presets/<name>.args)
+#                                 virtio, minimal (tests/presets/<name>.args),
+#                                 prelinked with its expectation
+#                                 (tests/presets/<name>.expect)
+#   make expect PRESET=virtio     boot, then rewrite that preset's expectation
+#                                 from the boot's report
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make test                     host unit tests + QEMU boot tests
 #
@@ -48,6 +52,13 @@ ifeq ($(filter $(PRESET),$(PRESETS)),)
 $(error unknown PRESET=$(PRESET); presets: $(PRESETS))
 endif
 PRESET_ARGS := $(subst {build},$(BUILD),$(shell sed -e '/^[[:space:]]*\#/d' -e '/^[[:space:]]*$$/d' $(PRESET_FILE)))
+# The modules a preset's machine is expected to keep (one name a line),
+# written from a boot's report by `make expect`; the prelinker lays those
+# out first, so that with a correct expectation nothing moves at boot.
+# EXPECT= (empty) links without an expectation.
+EXPECT      ?= tests/presets/$(PRESET).expect
+EXPECT_ARG   = $(if $(EXPECT),--expect $(EXPECT))
+PRESET_IMAGES := $(foreach p,$(PRESETS),$(BUILD)/presets/$(p).elf)
 DISK_IMAGE  := $(BUILD)/disk.img
 PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 
@@ -59,17 +70,28 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image test-image run lint fmt-check new-driver ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
 
 all: image
 
+# The pinned toolchain with its targets and components, from
+# rust-toolchain.toml (a no-op when all are installed): a fresh machine may
+# have the toolchain but not the x86_64-unknown-none target.
+ensure-toolchain:
+	@if command -v rustup >/dev/null 2>&1; then \
+		rustup toolchain install >/dev/null 2>&1 || { echo "error: rustup could not install the toolchain of rust-toolchain.toml" >&2; exit 1; }; \
+		rustup target list --installed | grep -qx x86_64-unknown-none || { echo "error: the x86_64-unknown-none target is still missing after rustup toolchain install" >&2; exit 1; }; \
+	elif ! rustc --print target-list 2>/dev/null | grep -qx x86_64-unknown-none; then \
+		echo "error: no rustup, and rustc does not know x86_64-unknown-none; install rustup (https://rustup.rs) so the pinned toolchain can be set up" >&2; exit 1; \
+	fi
+
 # The kernel ELF, with empty module regions.
-kernel:
+kernel: ensure-toolchain
 	$(CARGO) build --profile kernel --target $(TARGET) -p kernel
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_OUT) $(KERNEL_ELF)
 
-prelinker:
+prelinker: ensure-toolchain
 	$(CARGO) build --release -p prelinker
 
 # One relocatable object per module: build the staticlib, take its member.
@@ -91,9 +113,18 @@ fault-modules: prelinker
 	@builtin-modules/check-objects.sh -q $(BUILD)/fault-modules/*.o
 
 # The bootable image: the kernel with its module regions filled by the
-# prelinker, and the prelinker's layout plan beside it.
+# prelinker (with PRESET's expectation), and the layout plan beside it.
 image: kernel modules
-	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(IMAGE) --plan-json $(BUILD)/plan.json $(BUILD)/modules/*.o
+	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(IMAGE) $(EXPECT_ARG) --plan-json $(BUILD)/plan.json $(BUILD)/modules/*.o
+
+# One image per preset, each with its own expectation, for the boot tests.
+preset-images: kernel modules
+	@mkdir -p $(BUILD)/presets
+	@for p in $(PRESETS); do \
+		$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(BUILD)/presets/$$p.elf \
+			--expect tests/presets/$$p.expect --plan-json $(BUILD)/presets/$$p.plan.json \
+			$(BUILD)/modules/*.o || exit 1; \
+	done
 
 # The same plus the fault-injection modules, for the boot tests.
 test-image: kernel modules fault-modules
@@ -107,6 +138,16 @@ run: ensure-qemu check-accel image $(PRESET_DEPS)
 	elif [ $$status -eq 35 ]; then echo "qemu: kernel reported FAILURE (exit status 35)"; exit 1; \
 	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
 	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi
+
+# Boots PRESET's machine and writes its expectation from the boot's report.
+# The image booted for it is linked without an expectation.
+expect: ensure-qemu kernel modules $(PRESET_DEPS)
+	@test -n "$(EXPECT)" || { echo "error: EXPECT is empty: nowhere to write the expectation" >&2; exit 1; }
+	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(BUILD)/expect-image.elf $(BUILD)/modules/*.o
+	@status=0; $(QEMU) $(subst -kernel $(IMAGE),-kernel $(BUILD)/expect-image.elf,$(subst -serial mon:stdio,-serial stdio -monitor none,$(QEMU_FLAGS))) </dev/null >$(BUILD)/expect-boot.log || status=$$?; \
+	if [ $$status -ne 33 ]; then echo "error: the boot did not report success (status $$status); see $(BUILD)/expect-boot.log" >&2; exit 1; fi
+	$(PRELINKER) expect $(BUILD)/expect-boot.log --output $(EXPECT)
+	@echo "expect: wrote $(EXPECT) from $(BUILD)/expect-boot.log"
 
 # The raw disk of the virtio preset (8 MiB, sparse).
 $(DISK_IMAGE):
@@ -167,20 +208,20 @@ ensure-mold:
 
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: lint ensure-qemu image test-image test-modules
+test: lint ensure-qemu image preset-images test-image test-modules
 	$(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
 # they are not default members, so a plain `cargo test` skips them.
 MODULE_CRATES := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(wildcard builtin-modules/*/Cargo.toml)))
-test-modules:
+test-modules: ensure-toolchain
 	$(CARGO) test $(addprefix -p ,$(MODULE_CRATES))
 
 fmt:
 	$(CARGO) fmt --all
 
 # Formatting and clippy, as `make test` checks them.
-lint: fmt-check clippy
+lint: ensure-toolchain fmt-check clippy
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -199,6 +240,6 @@ clean:
 # Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
 # preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
 .PHONY: bench
-bench: ensure-qemu ensure-mold image
+bench: ensure-toolchain ensure-qemu ensure-mold image
 	$(CARGO) build --release -p prelinker --example synth_kernel --example relocate_replay
 	python3 bench/run.py

@@ -1,14 +1,15 @@
 //! The kernel image layout, from the linker script's symbols.
 //!
-//! See `linker-scripts/kernel.ld`: each group starts on a 2 MiB boundary in
-//! the order text, module text, rodata (with `.kexports` and `.modtable`),
-//! module rodata, data+bss, module data. Physical address = virtual address
-//! − [`KERNEL_VMA`].
+//! See `linker-scripts/kernel.ld`: one range per permission class, each
+//! starting on a 2 MiB boundary and spanning whole 2 MiB pages, in the order
+//! text, rodata (with `.kexports` and `.modtable`), data+bss. Each range
+//! holds the kernel's own bytes of the class first, then, from the next
+//! cache line to the end of the range, the module slots of that class
+//! (`.modules.text`, `.modules.rodata`, `.modules.data`). Physical address =
+//! virtual address − [`KERNEL_VMA`].
 
 /// Virtual address of physical 0 in the kernel image mapping.
 pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
-/// Size of each module region (`MODULE_REGION_SIZE` in the linker script).
-pub const MODULE_REGION_SIZE: u64 = 2 << 20;
 /// Size of the reserved module table area.
 pub const MODTABLE_SIZE: u64 = 256 << 10;
 
@@ -29,6 +30,12 @@ unsafe extern "C" {
     static __modules_rodata_end: u8;
     static __modules_data_start: u8;
     static __modules_data_end: u8;
+    static __text_range_start: u8;
+    static __text_range_end: u8;
+    static __rodata_range_start: u8;
+    static __rodata_range_end: u8;
+    static __data_range_start: u8;
+    static __data_range_end: u8;
     static __kexports_start: u8;
     static __kexports_end: u8;
     static __modtable_start: u8;
@@ -77,7 +84,7 @@ macro_rules! range {
     };
 }
 
-/// The whole higher-half image, from kernel text to the end of module data.
+/// The whole higher-half image: the three class ranges.
 pub fn image() -> Range {
     range!(__kernel_start, __kernel_end)
 }
@@ -96,6 +103,28 @@ pub fn data() -> Range {
 /// Kernel `.bss`.
 pub fn bss() -> Range {
     range!(__bss_start, __bss_end)
+}
+/// The text range (RX): kernel text, then the module text slots.
+pub fn text_range() -> Range {
+    range!(__text_range_start, __text_range_end)
+}
+/// The rodata range (R): kernel rodata, exports and table, then the module
+/// rodata slots.
+pub fn rodata_range() -> Range {
+    range!(__rodata_range_start, __rodata_range_end)
+}
+/// The data range (RW): kernel data and bss, then the module data slots.
+pub fn data_range() -> Range {
+    range!(__data_range_start, __data_range_end)
+}
+/// The range of class `c` (index 0 text, 1 rodata, 2 data) and the end of
+/// the kernel's own bytes in it.
+pub fn class_range(c: usize) -> (Range, u64) {
+    match c {
+        0 => (text_range(), text().end),
+        1 => (rodata_range(), rodata().end),
+        _ => (data_range(), bss().end),
+    }
 }
 /// Module TEXT region (RX).
 pub fn modules_text() -> Range {

@@ -45,6 +45,9 @@ pub enum ErrorKind {
     TableOverflow,
     /// A saved boot log has no usable `REPORT` line.
     Report,
+    /// An expectation file (`link --expect`) is malformed or names an
+    /// unknown module.
+    Expectation,
     /// A command-line problem.
     Usage,
 }

@@ -4,8 +4,11 @@
 //! Inside a class, `PROGBITS` sections come first in section-index order and
 //! `NOBITS` sections last, each at its own alignment; the GOT (if any) is
 //! appended to rodata at 8-byte alignment. A slot is the used size rounded up
-//! to the slot alignment; an empty class takes no slot. Slots follow each
-//! other in module order from the region base.
+//! to the slot alignment (64 bytes by default, the kernel's packing
+//! alignment, so that slots sit exactly where the kernel would pack them); an
+//! empty class takes no slot. Slots follow each other in module order from
+//! the region base, which is the first cache line after the kernel's own
+//! bytes of the class.
 
 use crate::bail;
 use crate::error::Result;
@@ -89,17 +92,21 @@ pub struct Slots {
     pub size: PerClass<u64>,
 }
 
-/// Assigns slots to modules (in the given order) inside the regions. A class
-/// whose alignment exceeds the slot alignment starts at an offset aligned
-/// for it. Fails if a region is too small.
+/// Assigns slots to modules (in the given order, `names[i]` naming module
+/// `i` in messages) inside the regions. A class whose alignment exceeds the
+/// slot alignment starts at an offset aligned for it. Fails, naming the
+/// first module that does not fit and how many bytes are missing, if a
+/// region is too small.
 pub fn assign_slots(
     layouts: &[&ModuleLayout],
+    names: &[&str],
     regions: &PerClass<Area>,
     slot_align: u64,
 ) -> Result<Vec<Slots>> {
     let mut cursor = PerClass([0u64; 3]);
+    let mut first_over: PerClass<Option<usize>> = PerClass([None; 3]);
     let mut out = Vec::with_capacity(layouts.len());
-    for l in layouts {
+    for (i, l) in layouts.iter().enumerate() {
         let mut s = Slots::default();
         for c in Class::ALL {
             if l.size[c] == 0 {
@@ -110,17 +117,24 @@ pub fn assign_slots(
             s.off[c] = off;
             s.size[c] = align_up(l.size[c], slot_align);
             cursor[c] = off + s.size[c];
+            if cursor[c] > regions[c].size && first_over[c].is_none() {
+                first_over[c] = Some(i);
+            }
         }
         out.push(s);
     }
     for c in Class::ALL {
-        if cursor[c] > regions[c].size {
+        if let Some(i) = first_over[c] {
             bail!(
                 RegionOverflow,
-                "the {} region is too small: the modules need {} bytes ({:#x}) but the region has {} bytes ({:#x}); {} bytes more are needed",
+                "the {} region is too small: module `{}` ({} of {} in slot order) does not fit; the modules need {} bytes ({:#x}) but the region after the kernel's own {} bytes has {} bytes ({:#x}): {} bytes more are needed (build the kernel with PLK_MODULE_EXTRA_PAGES=N for N more 2 MiB pages per class)",
                 c.name(),
+                names.get(i).copied().unwrap_or("?"),
+                i + 1,
+                layouts.len(),
                 cursor[c],
                 cursor[c],
+                c.name(),
                 regions[c].size,
                 regions[c].size,
                 cursor[c] - regions[c].size

@@ -12,13 +12,15 @@
 //!
 //! Modules: [`elf`] (reader), [`input`] (module objects and archives),
 //! [`prepare`] (one module on its own: parse, lay out, lower relocations),
-//! [`kernel`] (the kernel's sections and exports), [`order`], [`layout`],
+//! [`kernel`] (the kernel's sections and exports), [`expect`] (which modules
+//! are expected to be kept), [`order`], [`layout`],
 //! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
 //! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
 //! and [`synth`] (synthetic kernels for tests and benchmarks).
 
 pub mod elf;
 pub mod error;
+pub mod expect;
 pub mod image;
 pub mod input;
 pub mod inspect;

@@ -6,6 +6,7 @@
 
 use crate::elf::reloc_name;
 use crate::error::{Error, ErrorKind, Result};
+use crate::expect::Expectation;
 use crate::input::{InputFile, ModuleObject, module_object_bytes};
 use crate::kernel::{Area, Kernel};
 use crate::layout::assign_slots;
@@ -16,22 +17,32 @@ use crate::relocate::{self, Import, Local};
 use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
 use crate::{bail, err};
-use modtable::table::RelocGroups;
+use modtable::table::{Prediction, RelocGroups};
 use modtable::{Class, PerClass};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Default slot alignment: the kernel's packing alignment (one cache line),
+/// so that with a correct expectation no kept module moves at boot.
+pub const DEFAULT_SLOT_ALIGN: u64 = 64;
+
 /// Options of the link step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkOptions {
-    /// Alignment of every slot (a power of two).
+    /// Alignment of every slot (a power of two; 4096 suits the `holes` policy).
     pub slot_align: u64,
+    /// Which modules are expected to be kept; `None` keeps dependency and
+    /// input order and records no prediction.
+    pub expect: Option<Expectation>,
 }
 
 impl Default for LinkOptions {
     fn default() -> Self {
-        LinkOptions { slot_align: 4096 }
+        LinkOptions {
+            slot_align: DEFAULT_SLOT_ALIGN,
+            expect: None,
+        }
     }
 }
 
@@ -218,6 +229,10 @@ pub fn link_files<P: AsRef<Path> + Sync>(
     finish(kernel_name, kernel, k, prepared, &source, opts)
 }
 
+fn names_only<'a>(names: &[(&'a str, &str)]) -> Vec<&'a str> {
+    names.iter().map(|n| n.0).collect()
+}
+
 /// The address a module-local target has once module `me` has its slots.
 fn resolved(me: u32, l: Local, imports: &[Resolved]) -> Resolved {
     match l {
@@ -292,12 +307,17 @@ fn finish(
     source: &Source<'_>,
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
+    if let Some(e) = &opts.expect {
+        e.check_known(prepared.iter().map(|p| p.info.name.as_str()))?;
+    }
+    let predict = |name: &str| opts.expect.as_ref().map(|e| e.predict(name));
     let nodes: Vec<Node<'_>> = prepared
         .iter()
         .map(|p| Node {
             file: &p.file,
             name: &p.info.name,
             depends: &p.info.depends,
+            expected_failure: predict(&p.info.name) == Some(Prediction::Expunged),
         })
         .collect();
     let ord = order(&nodes)?;
@@ -367,7 +387,7 @@ fn finish(
     }
     let layouts: Vec<&crate::layout::ModuleLayout> =
         slotted.iter().map(|(_, p)| &p.layout).collect();
-    let slots = assign_slots(&layouts, &k.regions, opts.slot_align)?;
+    let slots = assign_slots(&layouts, &names_only(&names), &k.regions, opts.slot_align)?;
     drop(layouts);
     let bases: Vec<PerClass<u64>> = slots
         .iter()
@@ -448,6 +468,7 @@ fn finish(
             relocs_recorded: recorded.len() as u64,
             got_entries: Some(p.layout.got_entries),
             checksum,
+            predicted: predict(&p.info.name),
         };
         Ok((
             plan_mod,

@@ -1,4 +1,5 @@
-//! `prelinker` command line: `link`, `extract` and `inspect`.
+//! `prelinker` command line: `link`, `extract`, `inspect`, `report` and
+//! `expect`.
 
 use prelinker::error::{Error, ErrorKind, Result};
 use prelinker::image::{discard_old, write_atomic, write_image};
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--plan-json FILE] MODULE...
+  prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--expect FILE] [--plan-json FILE] MODULE...
+  prelinker expect BOOT.log --output FILE
   prelinker extract LIB.a --output X.o
   prelinker inspect IMAGE [--json]
   prelinker report BOOT.log [--svg MAP.svg]";
@@ -107,20 +109,37 @@ impl Phases {
 }
 
 fn cmd_link(args: &[String]) -> Result<()> {
-    let (opts, modules) = parse_args(args, &["kernel", "output", "slot-align", "plan-json"], &[])?;
+    let (opts, modules) = parse_args(
+        args,
+        &["kernel", "output", "slot-align", "plan-json", "expect"],
+        &[],
+    )?;
     let kernel = opt(&opts, "kernel").ok_or_else(|| usage("link needs --kernel"))?;
     let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("link needs --output"))?);
     let slot_align = opt(&opts, "slot-align")
         .map(parse_size)
         .transpose()?
-        .unwrap_or(4096);
+        .unwrap_or(prelinker::link::DEFAULT_SLOT_ALIGN);
+    let expect = match opt(&opts, "expect") {
+        None => None,
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("{f}: cannot read: {e}")))?;
+            Some(prelinker::expect::Expectation::parse(f, &text)?)
+        }
+    };
     let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
     let result = (|| {
         let mut phases = Phases::new();
         let _old = discard_old(&output);
         let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
         phases.mark("read kernel");
-        let out = link_files(&k.name, &k.data, &modules, &LinkOptions { slot_align })?;
+        let out = link_files(
+            &k.name,
+            &k.data,
+            &modules,
+            &LinkOptions { slot_align, expect },
+        )?;
         phases.mark("read and link modules");
         if let Some(p) = &plan_json {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
@@ -198,6 +217,17 @@ fn cmd_report(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_expect(args: &[String]) -> Result<()> {
+    let (opts, pos) = parse_args(args, &["output"], &[])?;
+    let [log] = pos.as_slice() else {
+        return Err(usage("expect needs exactly one boot log"));
+    };
+    let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("expect needs --output"))?);
+    let bytes = std::fs::read(log).map_err(|e| Error::new(ErrorKind::Io, format!("{log}: {e}")))?;
+    let r = prelinker::report::parse_log(log, &String::from_utf8_lossy(&bytes))?;
+    write_atomic(&output, prelinker::expect::from_report(log, &r)?.as_bytes())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
@@ -205,6 +235,7 @@ fn main() -> ExitCode {
         Some("extract") => cmd_extract(&args[1..]),
         Some("inspect") => cmd_inspect(&args[1..]),
         Some("report") => cmd_report(&args[1..]),
+        Some("expect") => cmd_expect(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -1,6 +1,7 @@
-//! Module order: dependencies first, otherwise input order (a stable
-//! topological sort), with errors for duplicates, missing dependencies and
-//! cycles.
+//! Module order: dependencies first; among modules that are ready, those
+//! expected to be kept before those expected to fail, otherwise input order
+//! (a stable topological sort); with errors for duplicates, missing
+//! dependencies and cycles.
 
 use crate::bail;
 use crate::error::Result;
@@ -16,6 +17,9 @@ pub struct Node<'a> {
     pub name: &'a str,
     /// Names of the modules it depends on.
     pub depends: &'a [String],
+    /// Expected to be expunged (`link --expect`): placed after every
+    /// expected-kept module that does not depend on it.
+    pub expected_failure: bool,
 }
 
 /// The result: `order[k]` is the input index of the `k`th module, and
@@ -29,7 +33,8 @@ pub struct Order {
 }
 
 /// Orders modules so that every module comes after its dependencies; among
-/// modules that are ready at the same time the earlier input goes first.
+/// modules that are ready at the same time an expected-kept one goes before
+/// an expected failure, and otherwise the earlier input goes first.
 pub fn order(nodes: &[Node<'_>]) -> Result<Order> {
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
     for (i, n) in nodes.iter().enumerate() {
@@ -74,17 +79,18 @@ pub fn order(nodes: &[Node<'_>]) -> Result<Order> {
         }
         deps.push(d);
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..nodes.len())
+    let key = |i: usize| Reverse((nodes[i].expected_failure, i));
+    let mut ready: BinaryHeap<Reverse<(bool, usize)>> = (0..nodes.len())
         .filter(|&i| pending[i] == 0)
-        .map(Reverse)
+        .map(key)
         .collect();
     let mut order = Vec::with_capacity(nodes.len());
-    while let Some(Reverse(i)) = ready.pop() {
+    while let Some(Reverse((_, i))) = ready.pop() {
         order.push(i);
         for &u in &users[i] {
             pending[u] -= 1;
             if pending[u] == 0 {
-                ready.push(Reverse(u));
+                ready.push(key(u));
             }
         }
     }
@@ -128,6 +134,7 @@ mod tests {
                 file: n,
                 name: n,
                 depends: d,
+                expected_failure: false,
             })
             .collect()
     }
@@ -150,6 +157,26 @@ mod tests {
         // uart (1), pci (2) which frees nic (0), nic which frees disk (3), rtc (4).
         assert_eq!(o.order, vec![1, 2, 0, 3, 4]);
         assert_eq!(o.deps[3], vec![2, 0]);
+    }
+
+    #[test]
+    fn expected_kept_modules_come_first_in_dependency_order() {
+        let specs = [
+            ("nodev", s(&["pci"])),
+            ("nic", s(&["pci"])),
+            ("uart2", s(&[])),
+            ("pci", s(&[])),
+            ("rtc", s(&[])),
+            ("disk", s(&["nodev"])),
+        ];
+        let mut n = nodes(&specs);
+        for i in [0, 2, 5] {
+            n[i].expected_failure = true;
+        }
+        let o = order(&n).unwrap();
+        // Kept: pci, nic, rtc (dependency order, then input order); then
+        // the failures nodev, uart2, disk (disk after its dependency).
+        assert_eq!(o.order, vec![3, 1, 4, 0, 2, 5]);
     }
 
     #[test]

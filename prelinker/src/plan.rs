@@ -5,7 +5,7 @@
 
 use crate::kernel::Area;
 use crate::layout::{align_up, page_aligned};
-use modtable::table::{NO_ENTRY, Table};
+use modtable::table::{NO_ENTRY, Prediction, Table};
 use modtable::{Class, PerClass};
 use serde_json::{Map, Value, json};
 
@@ -42,6 +42,8 @@ pub struct ModulePlan {
     pub got_entries: Option<u64>,
     /// Module checksum.
     pub checksum: u64,
+    /// What the expectation (`link --expect`) predicted, if there was one.
+    pub predicted: Option<Prediction>,
 }
 
 /// The whole plan.
@@ -107,6 +109,7 @@ impl Plan {
                     relocs_recorded: t.field_count(&m) as u64,
                     got_entries: None,
                     checksum: m.checksum,
+                    predicted: m.predicted(),
                 }
             })
             .collect();
@@ -171,6 +174,7 @@ impl Plan {
                     "selftest_off": m.selftest_off,
                     "relocs_recorded": m.relocs_recorded,
                     "checksum": format!("{:#018x}", m.checksum),
+                    "predicted": m.predicted.map(Prediction::name),
                 });
                 if let Some(f) = &m.file {
                     o["file"] = json!(f);

@@ -40,6 +40,7 @@ pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
             probe_off: m.probe_off as u32,
             selftest_off: m.selftest_off.map(|o| o as u32),
             checksum: m.checksum,
+            predicted: m.predicted,
             relocs: x.relocs,
         })
         .collect();

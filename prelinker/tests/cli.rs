@@ -169,7 +169,12 @@ fn region_overflow() {
     fails(
         &spec,
         &[("big.o", b.build())],
-        &["data region is too small", "8192", "4096 bytes more"],
+        &[
+            "data region is too small",
+            "module `big`",
+            "5056 bytes",
+            "960 bytes more",
+        ],
     );
 }
 

@@ -32,8 +32,9 @@ use core::fmt;
 
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
-/// Table format version (3: the table checksum is taken over 64-bit words).
-pub const VERSION: u32 = 3;
+/// Table format version (4: module records carry the prelinker's
+/// prediction in `flags`; 3: the table checksum is over 64-bit words).
+pub const VERSION: u32 = 4;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.
@@ -43,6 +44,39 @@ pub const GROUP_RECORD_SIZE: usize = 16;
 /// `probe_off`/`selftest_off` value meaning "no such entry point".
 pub const NO_ENTRY: u32 = u32::MAX;
 const TARGET_ABSOLUTE: u8 = 3;
+/// `flags` bit: the prelinker expected this module to be kept.
+pub const FLAG_PREDICTED_KEPT: u32 = 1 << 0;
+/// `flags` bit: the prelinker expected this module to be expunged.
+pub const FLAG_PREDICTED_EXPUNGED: u32 = 1 << 1;
+
+/// What the prelinker expected of a module (from `link --expect`), which
+/// decided its slot: expected-kept modules first, expected failures last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prediction {
+    /// Expected to be kept.
+    Kept,
+    /// Expected to be expunged.
+    Expunged,
+}
+
+impl Prediction {
+    /// The report name: `kept` or `expunged`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prediction::Kept => "kept",
+            Prediction::Expunged => "expunged",
+        }
+    }
+
+    /// The `flags` bits of a prediction.
+    pub fn flags(p: Option<Prediction>) -> u32 {
+        match p {
+            None => 0,
+            Some(Prediction::Kept) => FLAG_PREDICTED_KEPT,
+            Some(Prediction::Expunged) => FLAG_PREDICTED_EXPUNGED,
+        }
+    }
+}
 const CHECKSUM_AT: usize = 112;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -229,13 +263,23 @@ pub struct ModuleRecord {
     pub groups_start: u32,
     /// Number of relocation groups.
     pub groups_count: u32,
-    /// Reserved, zero.
+    /// [`FLAG_PREDICTED_KEPT`] or [`FLAG_PREDICTED_EXPUNGED`] (or neither);
+    /// the other bits are zero.
     pub flags: u32,
     /// [`crate::checksum::module_checksum`] of the used slot bytes as prelinked.
     pub checksum: u64,
 }
 
 impl ModuleRecord {
+    /// The prelinker's prediction for this module, if it had one.
+    pub fn predicted(&self) -> Option<Prediction> {
+        match self.flags & (FLAG_PREDICTED_KEPT | FLAG_PREDICTED_EXPUNGED) {
+            FLAG_PREDICTED_KEPT => Some(Prediction::Kept),
+            FLAG_PREDICTED_EXPUNGED => Some(Prediction::Expunged),
+            _ => None,
+        }
+    }
+
     /// Encodes the record.
     pub fn to_bytes(&self) -> [u8; MODULE_RECORD_SIZE] {
         let mut words = [0u32; 22];
@@ -485,6 +529,11 @@ impl<'a> Table<'a> {
                 return Err(bad("alignment is not a power of two"));
             }
         }
+        if m.flags & !(FLAG_PREDICTED_KEPT | FLAG_PREDICTED_EXPUNGED) != 0
+            || m.flags == FLAG_PREDICTED_KEPT | FLAG_PREDICTED_EXPUNGED
+        {
+            return Err(bad("unknown flags"));
+        }
         if m.bss_size > m.size[Class::Data] {
             return Err(bad("bss larger than data"));
         }
@@ -659,6 +708,8 @@ pub struct ModuleEntry {
     pub selftest_off: Option<u32>,
     /// Checksum of the used slot bytes.
     pub checksum: u64,
+    /// What the prelinker expected of the module, if anything.
+    pub predicted: Option<Prediction>,
     /// Fields to redo when the module moves.
     pub relocs: RelocGroups,
 }
@@ -787,7 +838,7 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
             selftest_off: m.selftest_off.unwrap_or(NO_ENTRY),
             groups_start: group_i as u32,
             groups_count: g.groups.len() as u32,
-            flags: 0,
+            flags: Prediction::flags(m.predicted),
             checksum: m.checksum,
         };
         let at = modules_off + mi * MODULE_RECORD_SIZE;
@@ -879,6 +930,7 @@ mod tests {
             probe_off: 4,
             selftest_off: None,
             checksum: 0x1234,
+            predicted: None,
             relocs: RelocGroups::new(records().iter().map(RelocRecord::field)),
         }
     }
@@ -926,6 +978,7 @@ mod tests {
             probe_off: 0,
             selftest_off: None,
             checksum: 0,
+            predicted: None,
             relocs: RelocGroups::new(relocs.iter().map(RelocRecord::field)),
         };
         let rec = |place_class, place_off, kind, target, addend| RelocRecord {

@@ -1,12 +1,14 @@
 //! Pure arithmetic of the boot-time module loader, kept out of the kernel so
 //! it builds and is tested on the host:
 //!
-//! - [`policy`]: the three reclaim policies (`keep`, `holes`, `compact`);
+//! - [`policy`]: the reclaim policies (`keep`, `holes`, `compact`,
+//!   `compact-split`);
 //! - [`pack`]: the packing cursors that place kept modules at 64-byte
-//!   alignment, one class region at a time;
+//!   alignment, one class range at a time;
 //! - [`plan`]: given where every module's bytes ended up and which were
-//!   kept, which pages of a region stay mapped, which are freed, and how the
-//!   freed bytes split into failed modules, padding and unused tail;
+//!   kept, which pages of a class range stay mapped, which are freed, which
+//!   tail becomes a pool or heap, and the accounting of every byte of the
+//!   range;
 //! - [`json`]: a small JSON writer for the `REPORT` line.
 //!
 //! The kernel measures (free frames, mappings, probe times) and this crate

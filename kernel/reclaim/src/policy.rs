@@ -3,26 +3,33 @@
 /// What happens to the memory of expunged modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Nothing is freed; every region stays one 2 MiB mapping.
+    /// Nothing is freed; every class range keeps its 2 MiB pages.
     Keep,
-    /// Pages no kept module uses are freed in place; nothing moves.
+    /// 4 KiB pages no kernel or kept module byte uses are freed in place;
+    /// nothing moves, huge pages split where a hole falls.
     Holes,
-    /// Kept modules are packed at 64 bytes; each region's tail is freed.
+    /// Kept modules are packed at 64 bytes behind the kernel's own bytes;
+    /// whole 2 MiB pages past the live end are freed, the tail of the last
+    /// live huge page is kept as a trap-filled pool (text, rodata) or given
+    /// to the heap (data). No huge page is split.
     Compact,
+    /// As [`Policy::Compact`], but the last live huge page is split and its
+    /// tail freed in 4 KiB pages: fewest bytes, more mappings.
+    CompactSplit,
 }
 
 impl Policy {
     /// All policies.
-    pub const ALL: [Policy; 3] = [Policy::Keep, Policy::Holes, Policy::Compact];
+    pub const ALL: [Policy; 4] = [
+        Policy::Keep,
+        Policy::Holes,
+        Policy::Compact,
+        Policy::CompactSplit,
+    ];
 
     /// Parses a command-line value.
     pub fn parse(s: &str) -> Option<Policy> {
-        Some(match s {
-            "keep" => Policy::Keep,
-            "holes" => Policy::Holes,
-            "compact" => Policy::Compact,
-            _ => return None,
-        })
+        Policy::ALL.into_iter().find(|p| p.name() == s)
     }
 
     /// The command-line and report name.
@@ -31,12 +38,13 @@ impl Policy {
             Policy::Keep => "keep",
             Policy::Holes => "holes",
             Policy::Compact => "compact",
+            Policy::CompactSplit => "compact-split",
         }
     }
 
     /// Whether kept modules move to the packing cursor before their probe.
     pub fn moves_modules(self) -> bool {
-        self == Policy::Compact
+        matches!(self, Policy::Compact | Policy::CompactSplit)
     }
 }
 
@@ -50,6 +58,7 @@ mod tests {
             assert_eq!(Policy::parse(p.name()), Some(p));
         }
         assert_eq!(Policy::parse("Compact"), None);
+        assert_eq!(Policy::parse("compact_split"), None);
         assert_eq!(Policy::parse(""), None);
     }
 }

@@ -1,5 +1,7 @@
 //! The kernel heap: a fixed [`HEAP_SIZE`] area of contiguous frames, reached
-//! through the direct map, managed by a first-fit linked-list allocator.
+//! through the direct map, managed by a first-fit linked-list allocator,
+//! plus one more arena given to it later ([`add_arena`]: the tail of the
+//! data range's last live huge page after the module phase).
 //!
 //! It is the `#[global_allocator]`, so `alloc::{boxed::Box, vec::Vec, ...}`
 //! work after [`init`]. Allocation failure returns null from the allocator
@@ -19,6 +21,8 @@ use crate::mm::paging::phys_to_virt;
 pub const HEAP_SIZE: usize = 4 << 20;
 
 static HEAP: Mutex<Heap> = Mutex::new(Heap::empty());
+/// The second arena and its `[start, end)` virtual range.
+static ARENA: Mutex<(Heap, u64, u64)> = Mutex::new((Heap::empty(), 0, 0));
 
 struct KernelHeap;
 
@@ -31,8 +35,14 @@ static GLOBAL: KernelHeap = KernelHeap;
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         crate::arch::without_interrupts(|| {
-            HEAP.lock()
-                .allocate_first_fit(layout)
+            if let Ok(p) = HEAP.lock().allocate_first_fit(layout) {
+                return p.as_ptr();
+            }
+            let mut a = ARENA.lock();
+            if a.2 == 0 {
+                return null_mut();
+            }
+            a.0.allocate_first_fit(layout)
                 .map_or(null_mut(), |p| p.as_ptr())
         })
     }
@@ -40,9 +50,18 @@ unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let Some(p) = NonNull::new(ptr) {
             crate::arch::without_interrupts(|| {
-                // SAFETY: the caller passes a pointer this allocator returned
-                // for the same layout (GlobalAlloc contract).
-                unsafe { HEAP.lock().deallocate(p, layout) }
+                let mut a = ARENA.lock();
+                let at = p.as_ptr() as u64;
+                if (a.1..a.2).contains(&at) {
+                    // SAFETY: the caller passes a pointer this allocator
+                    // returned for the same layout (GlobalAlloc contract),
+                    // and it lies in the arena, so the arena returned it.
+                    unsafe { a.0.deallocate(p, layout) }
+                } else {
+                    drop(a);
+                    // SAFETY: as above; not in the arena, so from the heap.
+                    unsafe { HEAP.lock().deallocate(p, layout) }
+                }
             });
         }
     }
@@ -81,12 +100,35 @@ pub unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
     unsafe { GLOBAL.dealloc(ptr.as_ptr(), layout) }
 }
 
+/// Gives `[start, end)` to the heap as its second arena (there is one).
+///
+/// # Safety
+/// The range must be mapped read-write for the kernel's lifetime and used
+/// by nothing else.
+pub unsafe fn add_arena(start: u64, end: u64) -> Result<(), &'static str> {
+    if end <= start || end - start < 64 {
+        return Err("arena too small");
+    }
+    crate::arch::without_interrupts(|| {
+        let mut a = ARENA.lock();
+        if a.2 != 0 {
+            return Err("the heap has its second arena already");
+        }
+        // SAFETY: the caller promises a range mapped read-write for the
+        // kernel's lifetime that nothing else uses.
+        unsafe { a.0.init(start as *mut u8, (end - start) as usize) };
+        a.1 = start;
+        a.2 = end;
+        Ok(())
+    })
+}
+
 /// Bytes currently allocated (including allocator alignment padding).
 pub fn used_bytes() -> usize {
-    crate::arch::without_interrupts(|| HEAP.lock().used())
+    crate::arch::without_interrupts(|| HEAP.lock().used() + ARENA.lock().0.used())
 }
 
 /// Bytes still free.
 pub fn free_bytes() -> usize {
-    crate::arch::without_interrupts(|| HEAP.lock().free())
+    crate::arch::without_interrupts(|| HEAP.lock().free() + ARENA.lock().0.free())
 }

@@ -5,13 +5,19 @@
 //!
 //! | virtual range | maps | permissions |
 //! |---|---|---|
-//! | kernel `.text` | image | R X |
-//! | `.modules.text` region | image | R X |
-//! | kernel `.rodata`, `.kexports`, `.modtable` | image | R |
-//! | `.modules.rodata` region | image | R |
-//! | kernel `.data` + `.bss` | image | R W |
-//! | `.modules.data` region | image | R W |
-//! | [`DIRECT_MAP_BASE`] + phys | all RAM | R W |
+//! | text range: kernel `.text`, then `.modules.text` | image | R X |
+//! | rodata range: kernel `.rodata`, `.kexports`, `.modtable`, then `.modules.rodata` | image | R |
+//! | data range: kernel `.data` + `.bss`, then `.modules.data` | image | R W |
+//! | [`DIRECT_MAP_BASE`] + phys | all RAM | R W, but R over the text and rodata ranges |
+//! | [`IMAGE_ALIAS_BASE`] | text and rodata ranges | R W, only during the module phase ([`map_image_alias`]) |
+//!
+//! Each class range starts on a 2 MiB boundary and spans whole 2 MiB
+//! pages, so each is mapped with 2 MiB pages. No physical frame that holds
+//! text or rodata is writable through any mapping: the direct map covers
+//! them read-only, and the module phase writes module text and rodata
+//! through a temporary alias that is unmapped afterwards
+//! ([`unmap_image_alias`]); [`wx_alias_frames`] checks this on the live
+//! tables.
 //!
 //! Other users of the address space: the module API's uncached MMIO window
 //! at `0xffff_c000_0000_0000`, the boot self-test's scratch range at
@@ -21,9 +27,7 @@
 //!
 //! Everything that is not executable is mapped NX, and no page is ever both
 //! writable and executable: [`map_range`] and [`protect_range`] refuse such
-//! flags, and [`count_wx_pages`] checks the live tables. Each image group
-//! starts on a 2 MiB boundary and is mapped with 2 MiB pages up to the next
-//! group (the gap is part of the image and never handed out).
+//! flags, and [`count_wx_pages`] checks the live tables.
 //!
 //! The range functions take 4 KiB-aligned addresses and lengths, use 2 MiB
 //! pages wherever virtual and physical alignment allow, split a 2 MiB page
@@ -31,7 +35,8 @@
 //! became empty, and flush the TLB. They never allocate or free the mapped
 //! physical memory itself. Page-table frames come from [`crate::mm::frames`].
 //! The functions lock with interrupts disabled and act on the live tables
-//! (CR3).
+//! (CR3). Reading the tables (statistics, W+X and alias checks) is the
+//! host-tested [`pagewalk`] crate's.
 
 use core::fmt;
 
@@ -44,6 +49,9 @@ use crate::mm::{HUGE_PAGE_SIZE, PAGE_SIZE, align_down, align_up};
 
 /// Virtual address of physical address 0 in the direct map.
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// Virtual address of the temporary writable alias of the text and rodata
+/// ranges (the start of the text range's frames), during the module phase.
+pub const IMAGE_ALIAS_BASE: u64 = 0xffff_d000_0000_0000;
 
 const PTE_PRESENT: u64 = 1 << 0;
 const PTE_WRITABLE: u64 = 1 << 1;
@@ -586,48 +594,19 @@ fn count_in(root: u64, virt: u64, len: u64) -> (usize, usize) {
 }
 
 /// Leaf statistics of a whole tree.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TableStats {
-    /// 4 KiB leaf mappings.
-    pub pages_4k: usize,
-    /// 2 MiB leaf mappings.
-    pub pages_2m: usize,
-    /// 1 GiB leaf mappings.
-    pub pages_1g: usize,
-    /// Page-table frames (including the PML4).
-    pub tables: usize,
-    /// Leaves that are writable and executable through all levels.
-    pub wx: usize,
+pub type TableStats = pagewalk::Stats;
+
+/// Reads page tables through the direct map.
+struct DirectMap;
+
+impl pagewalk::PhysRead for DirectMap {
+    fn read_u64(&self, phys: u64) -> u64 {
+        read(phys_to_virt(phys) as *mut u64)
+    }
 }
 
 fn stats_in(root: u64) -> TableStats {
-    fn visit(table: u64, level: u32, writable: bool, exec: bool, s: &mut TableStats) {
-        s.tables += 1;
-        for i in 0..512 {
-            let v = read(entry(table, i));
-            if v & PTE_PRESENT == 0 {
-                continue;
-            }
-            let w = writable && v & PTE_WRITABLE != 0;
-            let x = exec && v & PTE_NX == 0;
-            let leaf = level == 1 || (level <= 3 && v & PTE_HUGE != 0);
-            if leaf {
-                match level {
-                    1 => s.pages_4k += 1,
-                    2 => s.pages_2m += 1,
-                    _ => s.pages_1g += 1,
-                }
-                if w && x {
-                    s.wx += 1;
-                }
-            } else {
-                visit(v & ADDR_MASK, level - 1, w, x, s);
-            }
-        }
-    }
-    let mut s = TableStats::default();
-    visit(root, 4, true, true, &mut s);
-    s
+    pagewalk::stats(&DirectMap, root)
 }
 
 // ---- public API on the live tables --------------------------------------------
@@ -669,6 +648,41 @@ pub fn count_wx_pages() -> usize {
     locked(stats_in).wx
 }
 
+/// Number of 4 KiB frames that the live tables make writable through one
+/// mapping and executable or read-only through another (such as a writable
+/// direct-map alias of text). 0 outside the module phase.
+pub fn wx_alias_frames() -> u64 {
+    let leaves = locked(|root| pagewalk::walk(&DirectMap, root));
+    pagewalk::alias_frames(&leaves)
+}
+
+/// Maps the temporary writable, non-executable alias of the text and
+/// rodata ranges at [`IMAGE_ALIAS_BASE`], for the module phase.
+pub fn map_image_alias() -> Result<(), PagingError> {
+    let (start, end) = (layout::text_range().start, layout::rodata_range().end);
+    map_range(
+        IMAGE_ALIAS_BASE,
+        start - layout::KERNEL_VMA,
+        end - start,
+        Flags::RW,
+    )
+}
+
+/// Removes the alias [`map_image_alias`] made.
+pub fn unmap_image_alias() -> Result<(), PagingError> {
+    let (start, end) = (layout::text_range().start, layout::rodata_range().end);
+    unmap_range(IMAGE_ALIAS_BASE, end - start)
+}
+
+/// The alias address of image byte `va` while [`map_image_alias`] is in
+/// effect, for a `va` in the text or rodata range; `None` for others.
+pub fn image_alias_of(va: u64) -> Option<u64> {
+    let (start, end) = (layout::text_range().start, layout::rodata_range().end);
+    (start..end)
+        .contains(&va)
+        .then(|| IMAGE_ALIAS_BASE + (va - start))
+}
+
 /// Leaf and table counts of the live tables.
 pub fn stats() -> TableStats {
     locked(stats_in)
@@ -696,34 +710,30 @@ pub struct InitSummary {
 pub fn init(ram_top: u64) -> Result<InitSummary, PagingError> {
     let _guard = LOCK.lock();
     let root = alloc_table()?;
-    let image_group = |r: layout::Range, next: u64| layout::Range {
-        start: r.start,
-        end: align_up(r.end, HUGE_PAGE_SIZE).min(next),
-    };
-    let data = layout::Range {
-        start: layout::data().start,
-        end: layout::bss().end,
-    };
     let groups = [
-        (
-            image_group(layout::text(), layout::modules_text().start),
-            Flags::RX,
-        ),
-        (layout::modules_text(), Flags::RX),
-        (
-            image_group(layout::rodata(), layout::modules_rodata().start),
-            Flags::R,
-        ),
-        (layout::modules_rodata(), Flags::R),
-        (image_group(data, layout::modules_data().start), Flags::RW),
-        (layout::modules_data(), Flags::RW),
+        (layout::text_range(), Flags::RX),
+        (layout::rodata_range(), Flags::R),
+        (layout::data_range(), Flags::RW),
     ];
     for (r, flags) in groups {
-        let len = align_up(r.len(), PAGE_SIZE);
-        map_in(root, r.start, r.phys_start(), len, flags)?;
+        map_in(root, r.start, r.phys_start(), r.len(), flags)?;
     }
+    // The direct map: read-only over the frames of the text and rodata
+    // ranges, so that no mapping makes them writable.
     let direct = align_up(ram_top, HUGE_PAGE_SIZE);
-    map_in(root, DIRECT_MAP_BASE, 0, direct, Flags::RW)?;
+    let ro = (
+        layout::text_range().phys_start().min(direct),
+        layout::data_range().phys_start().min(direct),
+    );
+    for (s, e, flags) in [
+        (0, ro.0, Flags::RW),
+        (ro.0, ro.1, Flags::R),
+        (ro.1, direct, Flags::RW),
+    ] {
+        if e > s {
+            map_in(root, DIRECT_MAP_BASE + s, s, e - s, flags)?;
+        }
+    }
     let stats = stats_in(root);
     // SAFETY: the new tables map the kernel image (code, stack, data) at the
     // same virtual addresses as the boot tables, and the direct map at the

@@ -1,9 +1,18 @@
-//! Where the prelinker put things in this kernel image: the module table and
-//! the three class regions (from [`crate::layout`]), and writable aliases of
-//! region bytes through the direct map.
+//! Where the prelinker put things in this kernel image: the module table,
+//! the module slot regions and the class ranges around them (from
+//! [`crate::layout`]), and writable aliases of module bytes.
+//!
+//! Text and rodata are never writable through their own mapping, nor
+//! through the direct map; during the module phase they are written through
+//! the temporary alias of [`open_alias`], which [`close_alias`] removes.
 
 use crate::layout::{self, KERNEL_VMA};
+use crate::mm::paging;
+use core::sync::atomic::{AtomicBool, Ordering};
 use modtable::{Class, PerClass};
+use reclaim::plan::ClassRange;
+
+static ALIAS_OPEN: AtomicBool = AtomicBool::new(false);
 
 /// The reserved `.modtable` area (the prelinker's table is at its start).
 pub fn modtable_area() -> &'static [u8] {
@@ -13,7 +22,7 @@ pub fn modtable_area() -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(r.start as *const u8, r.len() as usize) }
 }
 
-/// `(start, end)` of each class region.
+/// `(start, end)` of each module slot region.
 pub fn regions() -> PerClass<(u64, u64)> {
     let r = |r: layout::Range| (r.start, r.end);
     PerClass([
@@ -23,33 +32,89 @@ pub fn regions() -> PerClass<(u64, u64)> {
     ])
 }
 
+/// Each class range: 2 MiB-aligned, the kernel's own bytes, then the slots.
+pub fn class_ranges() -> PerClass<ClassRange> {
+    PerClass(Class::ALL.map(|c| {
+        let (r, kernel_end) = layout::class_range(c.index());
+        ClassRange {
+            start: r.start,
+            end: r.end,
+            kernel_end,
+        }
+    }))
+}
+
 /// Physical address of a byte of the kernel image.
 pub fn image_phys(va: u64) -> u64 {
     va - KERNEL_VMA
 }
 
-/// A writable alias of `len` bytes of the image at `va`, through the direct
-/// map (which is never executable; the text region itself is never writable).
+/// Maps the writable alias of the text and rodata ranges for the module phase.
+pub fn open_alias() -> Result<(), paging::PagingError> {
+    paging::map_image_alias()?;
+    ALIAS_OPEN.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Removes the alias: from now on no mapping makes text or rodata writable.
+pub fn close_alias() -> Result<(), paging::PagingError> {
+    ALIAS_OPEN.store(false, Ordering::Release);
+    paging::unmap_image_alias()
+}
+
+/// Where to write image byte `va`: the alias for text and rodata (which
+/// must be open), the data range itself for data.
+fn writable(va: u64) -> u64 {
+    match paging::image_alias_of(va) {
+        Some(a) => {
+            assert!(
+                ALIAS_OPEN.load(Ordering::Acquire),
+                "write to text or rodata at {va:#x} outside the module phase"
+            );
+            a
+        }
+        None => va,
+    }
+}
+
+/// A writable alias of `len` bytes of the image at `va` (never executable:
+/// the alias is NX, and data is NX).
 ///
 /// # Safety
-/// `[va, va + len)` must lie inside a module region, and no other reference
+/// `[va, va + len)` must lie inside one class range, and no other reference
 /// to those bytes may be in use while the slice is alive.
 pub unsafe fn alias_mut<'a>(va: u64, len: u64) -> &'a mut [u8] {
-    let p = crate::mm::paging::phys_to_virt(image_phys(va)) as *mut u8;
-    // SAFETY: the direct map covers the whole kernel image; exclusivity is
-    // the caller's promise.
+    let p = writable(va) as *mut u8;
+    // SAFETY: the alias (or the data range) maps these bytes read-write;
+    // exclusivity is the caller's promise.
     unsafe { core::slice::from_raw_parts_mut(p, len as usize) }
 }
 
 /// Reads `len` bytes of the image at `va` through the direct map (so it
-/// works whatever the region's own mapping is).
+/// works whatever the range's own mapping is now).
 ///
 /// # Safety
 /// As for [`alias_mut`], minus the exclusivity: no writer may be active.
 pub unsafe fn alias<'a>(va: u64, len: u64) -> &'a [u8] {
-    let p = crate::mm::paging::phys_to_virt(image_phys(va)) as *const u8;
-    // SAFETY: see above.
+    let p = paging::phys_to_virt(image_phys(va)) as *const u8;
+    // SAFETY: the direct map covers the whole kernel image readably.
     unsafe { core::slice::from_raw_parts(p, len as usize) }
+}
+
+/// Copies `len` bytes of the image from `from` to `to` (overlap allowed),
+/// through the writable alias.
+///
+/// # Safety
+/// Both ranges must lie inside one class range and nothing else may use
+/// them meanwhile.
+pub unsafe fn copy_within(from: u64, to: u64, len: u64) {
+    // Both through the same window, so that memmove's overlap test compares
+    // addresses of the same mapping.
+    let src = writable(from) as *const u8;
+    let dst = writable(to) as *mut u8;
+    // SAFETY: `copy` is memmove; both ranges are mapped read-write in that
+    // window and unused meanwhile.
+    unsafe { core::ptr::copy(src, dst, len as usize) };
 }
 
 /// The class region containing `va`, if any.

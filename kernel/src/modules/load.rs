@@ -1,7 +1,12 @@
 //! The probe loop: every module, in table order, is verified, moved to the
-//! packing cursor of each class (compact policy), relocated there and probed
-//! at that final address; kept modules advance the cursors, failed ones are
-//! released and poisoned, and the next module overwrites them.
+//! packing cursor of each class (compact policies), relocated there and
+//! probed at that final address; kept modules advance the cursors, failed
+//! ones are released and poisoned, and the next module overwrites them.
+//!
+//! A module the prelinker expected to fail (`link --expect`) is probed
+//! where it lies instead: expected failures come last, so when the
+//! expectation holds each one fails in place and nothing moves. If one is
+//! kept after all, it stays in its slot and the cursors jump past it.
 
 use super::guard::{self, Outcome};
 use super::{Leak, Module, NAMES, Reason, Totals, image, remap, report, stale};
@@ -10,10 +15,11 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use modtable::checksum::module_checksum;
+use modtable::table::Prediction;
 use modtable::table::{NO_ENTRY, Table};
 use modtable::{Class, PerClass};
 use reclaim::pack::Cursors;
-use reclaim::plan::{Placement, plan_region};
+use reclaim::plan::{Placement, TailUse, plan_class};
 use reclaim::policy::Policy;
 
 /// Byte every expunged module's classes are filled with (`int3` in text).
@@ -24,8 +30,9 @@ const DEFAULT_BUDGET_MS: u64 = 100;
 fn options() -> Result<(Policy, u64), String> {
     let policy = match crate::cmdline::get("reclaim") {
         None => Policy::Compact,
-        Some(s) => Policy::parse(s)
-            .ok_or_else(|| format!("reclaim={s}: expected keep, holes or compact"))?,
+        Some(s) => Policy::parse(s).ok_or_else(|| {
+            format!("reclaim={s}: expected keep, holes, compact or compact-split")
+        })?,
     };
     let budget_ms = match crate::cmdline::get("probe_budget_ms") {
         None => DEFAULT_BUDGET_MS,
@@ -57,6 +64,7 @@ pub fn boot() -> Result<(), String> {
         }
     }
     let (policy, budget_ms) = options()?;
+    image::open_alias().map_err(|e| format!("cannot map the module-phase alias: {e}"))?;
     let n = table.len();
     NAMES.call_once(|| (0..n).map(|i| table.name(&table.module(i))).collect());
     crate::kapi::init();
@@ -79,6 +87,8 @@ pub fn boot() -> Result<(), String> {
                 base: slot,
                 expunged: None,
                 kept: false,
+                predicted: rec.predicted(),
+                bytes_moved: 0,
                 relocs_redone: 0,
                 probe_ns: 0,
                 move_ns: 0,
@@ -90,7 +100,8 @@ pub fn boot() -> Result<(), String> {
         })
         .collect();
 
-    let mappings_before = remap::count_slot_mappings(&mods, &h);
+    let ranges = image::class_ranges();
+    let mappings_before = remap::count_slot_mappings(&mods, &ranges);
     let mut cursors = Cursors::new(h.region_base);
     for i in 0..n {
         step(&table, &mut mods, i, policy, budget_ms, &mut cursors);
@@ -103,14 +114,19 @@ pub fn boot() -> Result<(), String> {
                 slot_start: m.slot[c],
                 slot_size: m.rec.slot_size[c] as u64,
                 used: m.rec.size[c] as u64,
-                live_at: m.kept.then_some(m.base[c]),
+                at: m.base[c],
+                kept: m.kept,
             })
             .collect();
-        plan_region(policy, h.region_base[c], h.region_size[c], &placements)
+        let tail = if c == Class::Data {
+            TailUse::Heap
+        } else {
+            TailUse::Pool
+        };
+        plan_class(policy, ranges[c], tail, &placements)
     }));
     stale::record(&mods);
-    let freed = remap::apply(&plans)?;
-    let wx_pages = crate::mm::paging::count_wx_pages();
+    let applied = remap::apply(&plans)?;
     let modules_ns = tsc::ticks_to_ns(tsc::read() - t_start);
 
     measure_memmove(&mut mods);
@@ -120,10 +136,13 @@ pub fn boot() -> Result<(), String> {
         policy,
         budget_ms,
         mappings_before,
-        mappings_after: freed.mappings_after,
-        free_frames_before: freed.free_frames_before,
-        free_frames_after: freed.free_frames_after,
-        wx_pages,
+        mappings_after: applied.mappings_after,
+        free_frames_before: applied.free_frames_before,
+        free_frames_after: applied.free_frames_after,
+        heap_free_before: applied.heap_free_before,
+        heap_free_after: applied.heap_free_after,
+        wx_pages: applied.wx_pages,
+        wx_alias_frames: applied.wx_alias_frames,
         plans,
         boot_to_modules_ns: tsc::ticks_to_ns(t_start),
         modules_ns,
@@ -157,25 +176,30 @@ fn expunge(m: &mut Module, reason: Reason) {
     poison(m);
 }
 
-/// Moves module `i` to the cursors and redoes its relocations there.
+/// Moves module `i` to the cursors (or leaves it in its slot if
+/// `in_place`) and redoes its relocations there.
 fn move_and_relocate(
     table: &Table<'_>,
     mods: &mut [Module],
     i: usize,
     cursors: &Cursors,
+    in_place: bool,
 ) -> Result<(), String> {
     let rec = mods[i].rec;
     for c in Class::ALL {
         let size = rec.size[c] as u64;
-        let dest = cursors.place(c, size, rec.align[c] as u64);
         let from = mods[i].slot[c];
+        let dest = if in_place {
+            from
+        } else {
+            cursors.place(c, size, rec.align[c] as u64)
+        };
         if size > 0 && dest != from {
-            let src = crate::mm::paging::phys_to_virt(image::image_phys(from)) as *const u8;
-            let dst = crate::mm::paging::phys_to_virt(image::image_phys(dest)) as *mut u8;
-            // SAFETY: both ranges lie in the class region (dest <= slot, both
-            // below the region end); `copy` is memmove, so overlap is fine,
-            // and nothing else uses these bytes now.
-            unsafe { core::ptr::copy(src, dst, size as usize) };
+            // SAFETY: both ranges lie in the class's slot region (dest <=
+            // slot, both below the region end); the copy is a memmove, and
+            // nothing else uses these bytes now.
+            unsafe { image::copy_within(from, dest, size) };
+            mods[i].bytes_moved += size;
         }
         mods[i].base[c] = dest;
     }
@@ -246,7 +270,8 @@ fn step(
     }
     if policy.moves_modules() {
         let t = tsc::read();
-        let moved = move_and_relocate(table, mods, i, cursors);
+        let in_place = mods[i].predicted == Some(Prediction::Expunged);
+        let moved = move_and_relocate(table, mods, i, cursors, in_place);
         mods[i].move_ns = tsc::ticks_to_ns(tsc::read() - t);
         if let Err(e) = moved {
             expunge(&mut mods[i], Reason::Relocation(e));
@@ -306,15 +331,14 @@ fn measure_memmove(mods: &mut [Module]) {
         .max()
         .unwrap_or(0);
     let mut scratch = alloc::vec![0u8; max];
-    for m in mods.iter_mut().filter(|m| m.kept && m.move_ns > 0) {
+    for m in mods.iter_mut().filter(|m| m.kept && m.bytes_moved > 0) {
         let t = tsc::read();
         let mut at = 0;
         for c in Class::ALL {
             let len = m.rec.size[c] as usize;
-            let src = crate::mm::paging::phys_to_virt(image::image_phys(m.base[c])) as *const u8;
-            // SAFETY: reading the module's live bytes through the direct map
-            // into a scratch buffer large enough for all its classes.
-            unsafe { core::ptr::copy(src, scratch.as_mut_ptr().add(at), len) };
+            // SAFETY: the module's live bytes, read through the direct map.
+            let src = unsafe { image::alias(m.base[c], len as u64) };
+            scratch[at..at + len].copy_from_slice(src);
             at += len;
         }
         m.memmove_ns = tsc::ticks_to_ns(tsc::read() - t);

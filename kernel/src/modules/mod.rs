@@ -20,7 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use modtable::PerClass;
-use modtable::table::ModuleRecord;
+use modtable::table::{ModuleRecord, Prediction};
 use reclaim::policy::Policy;
 use spin::Once;
 
@@ -105,6 +105,10 @@ pub struct Module {
     pub expunged: Option<Reason>,
     /// Whether the probe ran and returned success.
     pub kept: bool,
+    /// What the prelinker expected (`link --expect`), if anything.
+    pub predicted: Option<Prediction>,
+    /// Bytes moved to put it where it was probed (0 if probed in its slot).
+    pub bytes_moved: u64,
     /// Relocation records redone after moving.
     pub relocs_redone: u32,
     /// Probe time.
@@ -138,22 +142,30 @@ pub struct Totals {
     pub policy: Policy,
     /// Probe time budget.
     pub budget_ms: u64,
-    /// Mappings (4 KiB, 2 MiB) over the modules' used slot bytes at boot.
-    pub mappings_before: (usize, usize),
-    /// Mappings over live module bytes after remapping.
-    pub mappings_after: (usize, usize),
+    /// Mappings (4 KiB, 2 MiB) per class over the kernel's bytes and the
+    /// modules' used slot bytes at boot.
+    pub mappings_before: PerClass<(usize, usize)>,
+    /// Mappings per class over the kernel's and kept modules' bytes after
+    /// the module phase.
+    pub mappings_after: PerClass<(usize, usize)>,
     /// Free frames just before the freed ranges were given back.
     pub free_frames_before: usize,
     /// Free frames just after.
     pub free_frames_after: usize,
+    /// Free heap bytes before the data tail was given to the heap.
+    pub heap_free_before: usize,
+    /// Free heap bytes after.
+    pub heap_free_after: usize,
     /// Writable-and-executable pages in the live page tables.
     pub wx_pages: usize,
-    /// The per-region plans (live and freed ranges, byte split).
-    pub plans: PerClass<reclaim::plan::RegionPlan>,
+    /// Frames writable in one mapping and executable or read-only in another.
+    pub wx_alias_frames: u64,
+    /// The per-class plans (mapped, freed, pool and heap ranges; accounting).
+    pub plans: PerClass<reclaim::plan::ClassPlan>,
     /// TSC time from kernel entry to the start of the module loader.
     pub boot_to_modules_ns: u64,
     /// TSC time spent in the loader (probes, moves, remap, reclaim).
     pub modules_ns: u64,
-    /// Size of the region of each class.
+    /// Size of the slot region of each class.
     pub region_size: PerClass<u64>,
 }

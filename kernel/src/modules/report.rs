@@ -5,8 +5,10 @@ use super::{Module, Totals};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use modtable::Class;
+use modtable::table::Prediction;
+use modtable::{Class, PerClass};
 use reclaim::json::Json;
+use reclaim::plan::ClassPlan;
 use reclaim::plan::page_aligned_bytes;
 
 fn hex(v: u64) -> String {
@@ -32,14 +34,56 @@ fn per_class_addr(j: &mut Json, key: &str, f: impl Fn(Class) -> Option<u64>) {
     j.end_object();
 }
 
-fn mappings(j: &mut Json, key: &str, m: (usize, usize)) {
-    j.key(key)
-        .begin_object()
-        .key("4k")
-        .u64(m.0 as u64)
-        .key("2m")
-        .u64(m.1 as u64)
-        .end_object();
+fn total(m: &PerClass<(usize, usize)>) -> (usize, usize) {
+    Class::ALL
+        .iter()
+        .fold((0, 0), |a, &c| (a.0 + m[c].0, a.1 + m[c].1))
+}
+
+/// `{"4k": n, "2m": n, "text": {"4k", "2m"}, "rodata": ..., "data": ...}`:
+/// the total first, then per class.
+fn mappings(j: &mut Json, key: &str, m: &PerClass<(usize, usize)>) {
+    let t = total(m);
+    j.key(key).begin_object();
+    j.key("4k").u64(t.0 as u64).key("2m").u64(t.1 as u64);
+    for c in Class::ALL {
+        j.key(c.name())
+            .begin_object()
+            .key("4k")
+            .u64(m[c].0 as u64)
+            .key("2m")
+            .u64(m[c].1 as u64)
+            .end_object();
+    }
+    j.end_object();
+}
+
+fn accounting(j: &mut Json, plans: &PerClass<ClassPlan>) {
+    j.key("accounting").begin_object();
+    for c in Class::ALL {
+        let a = plans[c].accounting;
+        let (s, e) = plans[c].range.map_or((0, 0), |r| (r.start, r.end));
+        j.key(c.name()).begin_object();
+        j.key("range")
+            .begin_array()
+            .str(&hex(s))
+            .str(&hex(e))
+            .end_array();
+        for (k, v) in [
+            ("size", a.size),
+            ("kernel", a.kernel),
+            ("kept", a.kept),
+            ("failed", a.failed),
+            ("padding", a.padding),
+            ("freed", a.freed),
+            ("pool", a.pool),
+            ("heap", a.heap),
+        ] {
+            j.key(k).u64(v);
+        }
+        j.end_object();
+    }
+    j.end_object();
 }
 
 fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
@@ -63,6 +107,9 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
         "packed",
         |c| if m.kept { m.rec.size[c] as u64 } else { 0 },
     );
+    j.key("predicted")
+        .opt_str(m.predicted.map(Prediction::name));
+    j.key("bytes_moved").u64(m.bytes_moved);
     per_class_addr(j, "old_addr", |c| Some(m.slot[c]));
     per_class_addr(j, "new_addr", |c| m.kept.then_some(m.base[c]));
     j.key("relocs_redone").u64(m.relocs_redone as u64);
@@ -144,9 +191,8 @@ fn ratio(a: u64, b: u64) -> String {
 /// Builds the JSON report.
 pub fn json(mods: &[Module], t: &Totals) -> String {
     let plans = &t.plans;
-    let sum = |f: &dyn Fn(&reclaim::plan::RegionPlan) -> i64| -> i64 {
-        Class::ALL.iter().map(|&c| f(&plans[c])).sum()
-    };
+    let sum =
+        |f: &dyn Fn(&ClassPlan) -> i64| -> i64 { Class::ALL.iter().map(|&c| f(&plans[c])).sum() };
     let mut j = Json::new();
     j.begin_object();
     j.key("policy").str(t.policy.name());
@@ -163,9 +209,30 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
         .u64(mods.iter().filter(|m| !m.kept).count() as u64);
     j.key("reclaimed_bytes")
         .i64(sum(&|p| p.reclaimed_bytes() as i64));
-    j.key("failed_bytes").i64(sum(&|p| p.failed_bytes as i64));
-    j.key("padding_bytes").i64(sum(&|p| p.padding_bytes));
-    j.key("tail_bytes").i64(sum(&|p| p.tail_bytes as i64));
+    j.key("freed_bytes").i64(sum(&|p| p.freed_bytes() as i64));
+    j.key("pool_bytes").i64(sum(&|p| p.accounting.pool as i64));
+    j.key("heap_bytes").i64(sum(&|p| p.accounting.heap as i64));
+    let predicted: Vec<&Module> = mods.iter().filter(|m| m.predicted.is_some()).collect();
+    j.key("prediction")
+        .begin_object()
+        .key("expected_kept")
+        .u64(
+            mods.iter()
+                .filter(|m| m.predicted == Some(Prediction::Kept))
+                .count() as u64,
+        )
+        .key("as_expected")
+        .u64(
+            predicted
+                .iter()
+                .filter(|m| (m.predicted == Some(Prediction::Kept)) == m.kept)
+                .count() as u64,
+        )
+        .key("bytes_moved")
+        .u64(mods.iter().map(|m| m.bytes_moved).sum())
+        .key("relocs_redone")
+        .u64(mods.iter().map(|m| m.relocs_redone as u64).sum())
+        .end_object();
     let used = |kept_only: bool| {
         mods.iter()
             .filter(move |m| !kept_only || m.kept)
@@ -186,27 +253,40 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
         let p = &plans[c];
         j.key(c.name()).begin_object();
         j.key("size").u64(t.region_size[c]);
-        j.key("live_bytes")
-            .u64(p.live.iter().map(|(s, e)| e - s).sum());
+        j.key("live_end").str(&hex(p.live_end));
+        j.key("mapped_bytes")
+            .u64(p.mapped.iter().map(|(s, e)| e - s).sum());
         j.key("reclaimed_bytes").u64(p.reclaimed_bytes());
-        j.key("failed_bytes").u64(p.failed_bytes);
-        j.key("padding_bytes").i64(p.padding_bytes);
-        j.key("tail_bytes").u64(p.tail_bytes);
-        for (key, ranges) in [("live", &p.live), ("freed", &p.freed)] {
+        for (key, ranges) in [("mapped", &p.mapped), ("freed", &p.freed)] {
             j.key(key).begin_array();
             for &(s, e) in ranges.iter() {
                 j.begin_array().str(&hex(s)).str(&hex(e)).end_array();
             }
             j.end_array();
         }
+        for (key, r) in [("pool", p.pool), ("heap", p.heap)] {
+            match r {
+                Some((s, e)) => j
+                    .key(key)
+                    .begin_array()
+                    .str(&hex(s))
+                    .str(&hex(e))
+                    .end_array(),
+                None => j.key(key).null(),
+            };
+        }
         j.end_object();
     }
     j.end_object();
-    mappings(&mut j, "mappings_before", t.mappings_before);
-    mappings(&mut j, "mappings_after", t.mappings_after);
+    accounting(&mut j, plans);
+    mappings(&mut j, "mappings_before", &t.mappings_before);
+    mappings(&mut j, "mappings_after", &t.mappings_after);
     j.key("free_frames_before").u64(t.free_frames_before as u64);
     j.key("free_frames_after").u64(t.free_frames_after as u64);
+    j.key("heap_free_before").u64(t.heap_free_before as u64);
+    j.key("heap_free_after").u64(t.heap_free_after as u64);
     j.key("wx_pages").u64(t.wx_pages as u64);
+    j.key("wx_alias_frames").u64(t.wx_alias_frames);
     let console = crate::kapi::module_console_active().map(super::name_of);
     j.key("console").opt_str(console);
     let k = cost(mods);
@@ -237,14 +317,16 @@ pub fn print(mods: &[Module], t: &Totals) {
     kprintln!();
     kprintln!("Reclaimed-memory report (policy {})", t.policy.name());
     kprintln!(
-        "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9}  reason",
+        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  reason",
         "module",
         "result",
+        "expected",
         "text slot>pack",
         "rodata",
         "data",
         "old text",
         "new text",
+        "moved",
         "relocs",
         "probe us"
     );
@@ -264,39 +346,75 @@ pub fn print(mods: &[Module], t: &Totals) {
             .map(|r| format!("{r}"))
             .unwrap_or_default();
         kprintln!(
-            "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9}  {}",
+            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  {}",
             m.name,
             if m.kept { "kept" } else { "expunged" },
+            m.predicted.map_or("-", Prediction::name),
             cls(Class::Text),
             cls(Class::Rodata),
             cls(Class::Data),
             hex(m.slot[Class::Text]),
             new,
+            m.bytes_moved,
             m.relocs_redone,
             m.probe_ns / 1000,
             reason
         );
     }
-    let p = &t.plans;
-    let total = |f: &dyn Fn(&reclaim::plan::RegionPlan) -> i64| -> i64 {
-        Class::ALL.iter().map(|&c| f(&p[c])).sum()
-    };
+    for c in Class::ALL {
+        let p = &t.plans[c];
+        let a = p.accounting;
+        let (s, e) = p.range.map_or((0, 0), |r| (r.start, r.end));
+        kprintln!(
+            "{:<6} {:#x}..{:#x} {} bytes: kernel {}, kept {}, failed {}, padding {}, freed {}, pool {}, heap {}",
+            c.name(),
+            s,
+            e,
+            a.size,
+            a.kernel,
+            a.kept,
+            a.failed,
+            a.padding,
+            a.freed,
+            a.pool,
+            a.heap
+        );
+    }
+    let sum =
+        |f: &dyn Fn(&ClassPlan) -> u64| -> u64 { Class::ALL.iter().map(|&c| f(&t.plans[c])).sum() };
+    let (b, a) = (total(&t.mappings_before), total(&t.mappings_after));
     kprintln!(
-        "reclaimed {} bytes: failed modules {}, padding {}, unused tail {}",
-        total(&|r| r.reclaimed_bytes() as i64),
-        total(&|r| r.failed_bytes as i64),
-        total(&|r| r.padding_bytes),
-        total(&|r| r.tail_bytes as i64)
-    );
-    kprintln!(
-        "free frames {} -> {}; mappings over live module bytes: {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}",
+        "reclaimed {} bytes: freed {} to the frame allocator, {} to the heap; pools {} bytes; free frames {} -> {}, heap free {} -> {}",
+        sum(&|p| p.reclaimed_bytes()),
+        sum(&|p| p.freed_bytes()),
+        sum(&|p| p.accounting.heap),
+        sum(&|p| p.accounting.pool),
         t.free_frames_before,
         t.free_frames_after,
-        t.mappings_before.0,
-        t.mappings_before.1,
-        t.mappings_after.0,
-        t.mappings_after.1,
-        t.wx_pages
+        t.heap_free_before,
+        t.heap_free_after
+    );
+    kprintln!(
+        "mappings over kernel + live module bytes: {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}, W^X alias frames {}",
+        b.0,
+        b.1,
+        a.0,
+        a.1,
+        t.wx_pages,
+        t.wx_alias_frames
+    );
+    let moved: u64 = mods.iter().map(|m| m.bytes_moved).sum();
+    let redone: u64 = mods.iter().map(|m| m.relocs_redone as u64).sum();
+    kprintln!(
+        "prediction: {} of {} modules as expected; {} bytes moved, {} relocations redone",
+        mods.iter()
+            .filter(|m| m
+                .predicted
+                .is_some_and(|p| (p == Prediction::Kept) == m.kept))
+            .count(),
+        mods.iter().filter(|m| m.predicted.is_some()).count(),
+        moved,
+        redone
     );
     let k = cost(mods);
     let boot_ns = crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read());

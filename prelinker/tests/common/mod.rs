@@ -248,7 +248,15 @@ pub fn link_with(
     slot_align: u64,
 ) -> prelinker::Result<LinkOutput> {
     let k = synth::kernel_elf(spec);
-    prelinker::link("kernel.elf", &k, &mods, &LinkOptions { slot_align })
+    prelinker::link(
+        "kernel.elf",
+        &k,
+        &mods,
+        &LinkOptions {
+            slot_align,
+            expect: None,
+        },
+    )
 }
 
 /// The used bytes of module `m`'s class `c` in an image built from `spec`.
