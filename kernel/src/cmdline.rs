@@ -11,6 +11,7 @@
 //! | `fault=ud` | execute `ud2` after boot |
 //! | `fault=panic` | panic after boot |
 //! | `fault=stackoverflow` | recurse into the kernel stack's guard page after boot |
+//! | `fault=wx_alias` | write to a kept module's text through the direct map after boot (must fault: W^X) |
 //! | `loglevel=error\|warn\|info\|debug\|trace` | `log` level (default `info`) |
 //!
 //! Other options are read by the subsystems that own them.

@@ -172,6 +172,19 @@ extern "C" fn kernel_main_on_stack() -> ! {
             panic!("ud2 returned");
         }
         Some("panic") => panic!("fault=panic requested on the command line"),
+        Some("wx_alias") => {
+            let Some((name, text)) = modules::first_kept_text() else {
+                panic!("fault=wx_alias: no kept module with text");
+            };
+            let alias = paging::phys_to_virt(text - layout::KERNEL_VMA);
+            log::info!(
+                "fault=wx_alias: writing to {alias:#x}, the direct-map alias of module {name}'s text at {text:#x}"
+            );
+            // SAFETY: deliberately faults: the direct map covers text
+            // read-only, and the page-fault handler reports it and exits.
+            unsafe { (alias as *mut u8).write_volatile(0xcc) };
+            panic!("a write through the direct-map alias of text did not fault");
+        }
         Some("stackoverflow") => {
             log::info!("fault=stackoverflow: recursing without bound");
             let depth = recurse(0);

@@ -12,5 +12,7 @@ pub fn inspect(file: &str, image: &[u8]) -> Result<Plan> {
     let a = Kernel::modtable_area(file, image)?;
     let area = &image[a.file_off as usize..(a.file_off + a.size) as usize];
     let t = Table::parse(area).map_err(|e| err!(Kernel, "{file}: {e}"))?;
-    Ok(Plan::from_table(&t))
+    let mut plan = Plan::from_table(&t);
+    plan.kernel_end = Some(Kernel::parse(file, image)?.kernel_end);
+    Ok(plan)
 }

@@ -13,6 +13,8 @@ pub const REGION_SECTIONS: [&str; 3] = [".modules.text", ".modules.rodata", ".mo
 pub const MODTABLE_SECTION: &str = ".modtable";
 /// Section holding the kernel's export table.
 pub const KEXPORTS_SECTION: &str = ".kexports";
+/// Size of a huge page: each class range starts on one.
+pub const HUGE_PAGE: u64 = 2 << 20;
 /// Size of one `.kexports` record.
 pub const KEXPORT_SIZE: usize = 64;
 /// Size of the name field of a `.kexports` record.
@@ -32,8 +34,12 @@ pub struct Area {
 /// What the prelinker needs from the kernel ELF.
 #[derive(Debug)]
 pub struct Kernel {
-    /// The class regions.
+    /// The class regions (the module slot sections).
     pub regions: PerClass<Area>,
+    /// End of the kernel's own bytes in each class range: the end of the
+    /// last allocated section between the range's 2 MiB-aligned start and
+    /// the region.
+    pub kernel_end: PerClass<u64>,
     /// The `.modtable` area.
     pub modtable: Area,
     /// The kernel's exports: name to address.
@@ -112,6 +118,15 @@ impl Kernel {
         for c in Class::ALL {
             regions[c] = area(file, &e, REGION_SECTIONS[c.index()])?;
         }
+        let kernel_end = PerClass(Class::ALL.map(|c| {
+            let r = regions[c];
+            let start = r.addr & !(HUGE_PAGE - 1);
+            e.sections
+                .iter()
+                .filter(|s| s.flags & elf::SHF_ALLOC != 0 && s.addr >= start && s.addr < r.addr)
+                .map(|s| s.addr + s.size)
+                .fold(start, u64::max)
+        }));
         let modtable = area(file, &e, MODTABLE_SECTION)?;
         let ki = e.section_by_name(KEXPORTS_SECTION).ok_or_else(|| {
             err!(
@@ -122,6 +137,7 @@ impl Kernel {
         let exports = parse_kexports(file, e.section_data(ki))?;
         Ok(Kernel {
             regions,
+            kernel_end,
             modtable,
             exports,
         })

@@ -498,6 +498,7 @@ fn finish(
     let plan = Plan {
         slot_align: opts.slot_align,
         regions: k.regions,
+        kernel_end: Some(k.kernel_end),
         modules: plan_mods,
     };
     let table = table_writer::build(&plan, table_mods);

@@ -3,7 +3,7 @@
 //! page-aligned (Linux-module style) layout would take. `link --plan-json`
 //! writes it, `inspect` rebuilds the same numbers from an image's table.
 
-use crate::kernel::Area;
+use crate::kernel::{Area, HUGE_PAGE};
 use crate::layout::{align_up, page_aligned};
 use modtable::table::{NO_ENTRY, Prediction, Table};
 use modtable::{Class, PerClass};
@@ -53,6 +53,9 @@ pub struct Plan {
     pub slot_align: u64,
     /// Region base and size per class (`file_off` is 0 when unknown).
     pub regions: PerClass<Area>,
+    /// End of the kernel's own bytes in each class range, when known (the
+    /// link knows it from the kernel ELF; an image's table does not say).
+    pub kernel_end: Option<PerClass<u64>>,
     /// Modules in slot order.
     pub modules: Vec<ModulePlan>,
 }
@@ -116,6 +119,7 @@ impl Plan {
         Plan {
             slot_align: h.slot_align.into(),
             regions,
+            kernel_end: None,
             modules,
         }
     }
@@ -202,15 +206,20 @@ impl Plan {
                     "page_aligned": t.page_aligned[c],
                 }),
             );
-            regions.insert(
-                c.name().into(),
-                json!({
-                    "base": self.regions[c].addr,
-                    "size": self.regions[c].size,
-                    "used": t.region_used[c],
-                    "free": self.regions[c].size.saturating_sub(t.region_used[c]),
-                }),
-            );
+            let r = self.regions[c];
+            let mut region = json!({
+                "base": r.addr,
+                "size": r.size,
+                "used": t.region_used[c],
+                "free": r.size.saturating_sub(t.region_used[c]),
+            });
+            if let Some(k) = &self.kernel_end {
+                // The class range: 2 MiB-aligned start, the kernel's own
+                // bytes up to `kernel_end`, then the region to its end.
+                region["range"] = json!([r.addr & !(HUGE_PAGE - 1), r.addr + r.size]);
+                region["kernel_end"] = json!(k[c]);
+            }
+            regions.insert(c.name().into(), region);
         }
         let mut totals = json!({
             "modules": self.modules.len(),

@@ -30,12 +30,40 @@ pub const EXIT_SUCCESS: i32 = 33;
 /// QEMU exit status for a kernel that called `exit::failure()`.
 pub const EXIT_FAILURE: i32 = 35;
 
-/// The workspace root (parent of this crate's directory).
+/// The workspace root (parent of this crate's directory), found at run
+/// time: from `CARGO_MANIFEST_DIR` as cargo sets it for the test process, or
+/// else the current directory (cargo runs tests in the crate's directory).
+/// Never the path the tests were compiled in, so a copied tree boots its own
+/// images.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let krate = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .expect("neither CARGO_MANIFEST_DIR nor a current directory");
+    let root = krate
         .parent()
         .expect("tests crate lives inside the workspace")
-        .to_path_buf()
+        .to_path_buf();
+    assert!(
+        root.join("tests").join("presets").is_dir(),
+        "{} is not the workspace root (no tests/presets)",
+        root.display()
+    );
+    root
+}
+
+/// The image of machine preset `name`, prelinked with that preset's
+/// expectation (`make preset-images`): `<root>/build/presets/<name>.elf`.
+pub fn preset_image(name: &str) -> PathBuf {
+    workspace_root()
+        .join("build")
+        .join("presets")
+        .join(format!("{name}.elf"))
+}
+
+/// The prelinker's plan of [`preset_image`]`(name)`.
+pub fn preset_plan(name: &str) -> PathBuf {
+    preset_image(name).with_extension("plan.json")
 }
 
 /// The image to boot: `$PLK_IMAGE`, or `<root>/build/image.elf`.
@@ -83,6 +111,18 @@ impl Default for QemuConfig {
 }
 
 impl QemuConfig {
+    /// Preset `name`'s image, prelinked with its own expectation, on that
+    /// preset's machine.
+    pub fn for_preset(name: &str) -> Self {
+        QemuConfig::default().image(preset_image(name)).preset(name)
+    }
+
+    /// Sets the image to boot.
+    pub fn image(mut self, image: impl Into<PathBuf>) -> Self {
+        self.image = image.into();
+        self
+    }
+
     /// Sets the kernel command line.
     pub fn cmdline(mut self, cmdline: &str) -> Self {
         self.cmdline = cmdline.into();
@@ -110,11 +150,7 @@ impl QemuConfig {
     /// reads), with `{build}` replaced by the image's directory. Creates the
     /// preset's raw disk image (`{build}/disk.img`, 8 MiB) if it is missing.
     pub fn preset(self, name: &str) -> Self {
-        let build = self
-            .image
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| workspace_root().join("build"));
+        let build = workspace_root().join("build");
         let args = preset_args(name, &build);
         let disk = build.join("disk.img");
         if args.iter().any(|a| a.contains(&*disk.to_string_lossy())) && !disk.exists() {

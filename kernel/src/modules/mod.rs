@@ -25,6 +25,7 @@ use reclaim::policy::Policy;
 use spin::Once;
 
 pub use load::boot;
+pub use stale::first_kept_text;
 
 /// Why a module was expunged.
 #[derive(Clone, Debug)]

@@ -42,6 +42,11 @@ pub fn record(mods: &[Module]) {
             })
             .collect()
     });
+    KEPT_TEXT.call_once(|| {
+        mods.iter()
+            .find(|m| m.kept && m.rec.size[Class::Text] > 0)
+            .map(|m| (m.name, m.base[Class::Text]))
+    });
     LIVE.call_once(|| {
         mods.iter()
             .filter(|m| m.kept)
@@ -54,6 +59,13 @@ pub fn record(mods: &[Module]) {
             .collect()
     });
 }
+
+/// Name and text address of the first kept module with text, after boot.
+pub fn first_kept_text() -> Option<(&'static str, u64)> {
+    KEPT_TEXT.get().copied().flatten()
+}
+
+static KEPT_TEXT: Once<Option<(&'static str, u64)>> = Once::new();
 
 fn owner_of(addr: u64) -> Option<(&'static str, Class)> {
     FORMER.get()?.iter().find_map(|f| {
