@@ -390,6 +390,26 @@ fn stale_call(policy: &str, module: &str, vector: &str) {
     assert!(line.contains(vector), "{line}");
 }
 
+/// The text pool is trap-filled to its end, where no module ever was.
+#[test]
+fn text_pool_is_trap_filled() {
+    let out = run_qemu(&QemuConfig::for_preset("pc").cmdline("stale_call=pool"));
+    out.assert_failed();
+    let k = out.kernel_output();
+    let r = out.expect_report();
+    let pool = &r["regions"]["text"]["pool"];
+    let at = number_after(k, "calling").expect("call address printed");
+    assert!(
+        addr(&pool[0]) <= at && at < addr(&pool[1]),
+        "{at:#x} in the pool {pool}"
+    );
+    assert!(
+        k.contains("EXCEPTION: vector 3 #BP"),
+        "int3 at the end of the pool: {}",
+        out.describe()
+    );
+}
+
 #[test]
 fn stale_call_into_expunged_module_traps_and_names_it() {
     // keep: poisoned with int3; compact: its slot lies in the int3 pool;

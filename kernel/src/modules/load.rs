@@ -149,7 +149,7 @@ pub fn boot() -> Result<(), String> {
         region_size: h.region_size,
     };
     report::print(&mods, &totals);
-    stale::maybe_call(&mods)
+    stale::maybe_call(&mods, totals.plans[Class::Text].pool)
 }
 
 fn class_bytes(m: &Module, c: Class, at: PerClass<u64>) -> &'static [u8] {

@@ -115,11 +115,26 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
 }
 
 /// With `stale_call=NAME`, calls the old probe address of expunged module
-/// NAME; the resulting trap ends the boot with a report naming it.
-pub fn maybe_call(mods: &[Module]) -> Result<(), String> {
+/// NAME; the resulting trap ends the boot with a report naming it. With
+/// `stale_call=pool`, calls the last cache line of the text pool (`pool`,
+/// bytes no module ever held), which must hold trap bytes.
+pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), String> {
     let Some(name) = crate::cmdline::get("stale_call") else {
         return Ok(());
     };
+    if name == "pool" {
+        let (_, end) = pool.ok_or("stale_call=pool: this policy leaves no text pool")?;
+        let addr = end - 64;
+        crate::kprintln!("stale_call: calling {addr:#x} in the text pool");
+        // SAFETY: deliberately unsafe by design of this test option: the
+        // pool is mapped RX and trap-filled, so the call traps and the
+        // exception handler reports it and ends the boot.
+        let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
+        let r = f();
+        return Err(format!(
+            "stale_call=pool: call returned {r} instead of trapping"
+        ));
+    }
     let m = mods
         .iter()
         .find(|m| m.name == name)
