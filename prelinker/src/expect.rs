@@ -12,7 +12,7 @@
 use crate::bail;
 use crate::error::Result;
 use modtable::table::Prediction;
-use serde_json::Value;
+use report::{Outcome, Report};
 use std::collections::BTreeSet;
 
 /// The set of modules expected to be kept.
@@ -89,33 +89,15 @@ impl Expectation {
 
 /// The expectation file for a boot's report: the kept modules' names, one
 /// per line, after a comment saying where they came from.
-pub fn from_report(source: &str, report: &Value) -> Result<String> {
-    let Some(mods) = report["modules"].as_array() else {
-        bail!(Report, "{source}: the REPORT has no modules list");
-    };
-    let mut kept = Vec::new();
-    for m in mods {
-        let Some(name) = m["name"].as_str() else {
-            bail!(Report, "{source}: a REPORT module has no name");
-        };
-        match m["result"].as_str() {
-            Some("kept") => kept.push(name),
-            Some("expunged") => {}
-            other => bail!(
-                Report,
-                "{source}: module `{name}` has result {other:?}, expected \"kept\" or \"expunged\""
-            ),
-        }
-    }
-    kept.sort_unstable();
+pub fn from_report(source: &str, report: &Report) -> String {
     let mut s = format!(
         "# Modules expected to be kept (prelinker link --expect), from the boot log {source}.\n"
     );
-    for n in kept {
-        s.push_str(n);
+    for n in report.names(Outcome::Kept) {
+        s.push_str(&n);
         s.push('\n');
     }
-    Ok(s)
+    s
 }
 
 #[cfg(test)]
@@ -147,11 +129,36 @@ mod tests {
 
     #[test]
     fn written_from_a_report() {
-        let r: Value = serde_json::from_str(
-            r#"{"modules":[{"name":"rtc","result":"kept"},{"name":"nodev","result":"expunged"},{"name":"pci","result":"kept"}]}"#,
-        )
-        .unwrap();
-        let text = from_report("boot.log", &r).unwrap();
+        let m = |name: &str, result| report::Module {
+            name: name.into(),
+            result,
+            reason: None,
+            reason_kind: None,
+            depends: vec![],
+            slot: Default::default(),
+            used: Default::default(),
+            packed: Default::default(),
+            predicted: None,
+            bytes_moved: 0,
+            old_addr: Default::default(),
+            new_addr: Default::default(),
+            relocs_redone: 0,
+            probe_ns: 0,
+            move_ns: 0,
+            memmove_ns: 0,
+            selftest: None,
+            released: None,
+            leak: None,
+        };
+        let r = Report {
+            modules: vec![
+                m("rtc", Outcome::Kept),
+                m("nodev", Outcome::Expunged),
+                m("pci", Outcome::Kept),
+            ],
+            ..Report::default()
+        };
+        let text = from_report("boot.log", &r);
         assert!(text.starts_with("# "));
         let e = Expectation::parse("t", &text).unwrap();
         assert_eq!(e.kept.into_iter().collect::<Vec<_>>(), ["pci", "rtc"]);

@@ -3,93 +3,28 @@
 //! memory map of each class region before (slots as prelinked) and after
 //! (kept modules where they were packed, freed ranges).
 
+use crate::bail;
 use crate::error::Result;
-use crate::{bail, err};
-use serde_json::Value;
+use report::{Outcome, Report};
 use std::fmt::Write;
 
 const CLASSES: [&str; 3] = ["text", "rodata", "data"];
 
 /// Finds and parses the `REPORT` line of a boot log; `name` is used in errors.
-pub fn parse_log(name: &str, log: &str) -> Result<Value> {
-    let Some(line) = log
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix("REPORT "))
-    else {
-        bail!(
+pub fn parse_log(name: &str, log: &str) -> Result<Report> {
+    match report::find_in_log(log) {
+        Ok(r) => Ok(r),
+        Err(report::ReadError::NoReport) => bail!(
             Report,
             "{name}: no REPORT line (did the boot reach the module report?)"
-        );
-    };
-    let v: Value = serde_json::from_str(line)
-        .map_err(|e| err!(Report, "{name}: the REPORT line is not valid JSON: {e}"))?;
-    if !v["modules"].is_array() || !v["regions"].is_object() {
-        bail!(
-            Report,
-            "{name}: the REPORT object has no modules list or regions"
-        );
+        ),
+        Err(e) => bail!(Report, "{name}: {e}"),
     }
-    Ok(v)
 }
 
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-fn addr(v: &Value) -> Option<u64> {
-    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
-}
-
-fn modules(r: &Value) -> &[Value] {
-    r["modules"].as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
-/// The report as a text table with its totals.
-pub fn table(r: &Value) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "policy {}", r["policy"].as_str().unwrap_or("?"));
-    let _ = writeln!(
-        s,
-        "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9}  reason",
-        "module", "result", "text slot>pack", "rodata", "data", "relocs", "probe us"
-    );
-    for m in modules(r) {
-        let cls = |c: &str| format!("{}>{}", num(&m["slot"][c]), num(&m["packed"][c]));
-        let _ = writeln!(
-            s,
-            "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9}  {}",
-            m["name"].as_str().unwrap_or("?"),
-            m["result"].as_str().unwrap_or("?"),
-            cls("text"),
-            cls("rodata"),
-            cls("data"),
-            num(&m["relocs_redone"]),
-            num(&m["probe_ns"]) / 1000,
-            m["reason"].as_str().unwrap_or("")
-        );
-    }
-    let _ = writeln!(
-        s,
-        "reclaimed {} bytes: failed modules {}, padding {}, unused tail {}",
-        r["reclaimed_bytes"], r["failed_bytes"], r["padding_bytes"], r["tail_bytes"]
-    );
-    let _ = writeln!(
-        s,
-        "packed {} bytes; page-aligned layout of the same modules {} bytes",
-        r["packed_bytes"], r["page_aligned_bytes"]
-    );
-    let _ = writeln!(
-        s,
-        "free frames {} -> {}; mappings {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}",
-        r["free_frames_before"],
-        r["free_frames_after"],
-        r["mappings_before"]["4k"],
-        r["mappings_before"]["2m"],
-        r["mappings_after"]["4k"],
-        r["mappings_after"]["2m"],
-        r["wx_pages"]
-    );
-    s
+/// The report as the kernel's console table (the shared renderer).
+pub fn table(r: &Report) -> String {
+    report::render(r)
 }
 
 fn esc(s: &str) -> String {
@@ -102,23 +37,21 @@ fn esc(s: &str) -> String {
 /// every slot as prelinked and an "after" bar with the kept modules where
 /// they live and the freed ranges. Bars span the region's first bytes up to
 /// the end of its last slot; the rest of the region is unused tail (noted).
-pub fn svg(r: &Value) -> Result<String> {
+pub fn svg(r: &Report) -> Result<String> {
     const W: f64 = 1000.0;
     const X0: f64 = 90.0;
     const BAR: f64 = 26.0;
     let mut body = String::new();
     let mut y = 40.0;
-    for c in CLASSES {
-        let reg = &r["regions"][c];
-        let mods = modules(r);
-        let base = mods
-            .iter()
-            .filter_map(|m| addr(&m["old_addr"][c]))
-            .min()
-            .ok_or_else(|| err!(Report, "report has no {c} addresses"))?;
+    for (ci, c) in CLASSES.into_iter().enumerate() {
+        let reg = r.regions.get(ci);
+        let mods = &r.modules;
+        let Some(base) = mods.iter().map(|m| m.old_addr.get(ci).0).min() else {
+            bail!(Report, "report has no modules");
+        };
         let end = mods
             .iter()
-            .filter_map(|m| Some(addr(&m["old_addr"][c])? + num(&m["slot"][c])))
+            .map(|m| m.old_addr.get(ci).0 + m.slot.get(ci))
             .max()
             .unwrap_or(base)
             .max(base + 4096);
@@ -129,9 +62,9 @@ pub fn svg(r: &Value) -> Result<String> {
             r#"<text x="10" y="{}" font-weight="bold">{c}</text><text x="{X0}" y="{}" font-size="11">region {} bytes, shown: first {} bytes (the rest is unused tail); reclaimed {} bytes</text>"#,
             y - 8.0,
             y - 8.0,
-            num(&reg["size"]),
+            reg.size,
             end - base,
-            num(&reg["reclaimed_bytes"])
+            reg.reclaimed_bytes
         );
         for (label, after) in [("before", false), ("after", true)] {
             let _ = writeln!(
@@ -141,36 +74,32 @@ pub fn svg(r: &Value) -> Result<String> {
                 W - X0 - 10.0
             );
             if after {
-                for f in reg["freed"].as_array().into_iter().flatten() {
-                    if let (Some(s), Some(e)) = (addr(&f[0]), addr(&f[1])) {
-                        let e = e.min(end);
-                        if e > s {
-                            let _ = writeln!(
-                                body,
-                                r##"<rect x="{:.2}" y="{y}" width="{:.2}" height="{BAR}" fill="url(#freed)"><title>freed {s:#x}..{e:#x}</title></rect>"##,
-                                x(s),
-                                x(e) - x(s)
-                            );
-                        }
+                for f in &reg.freed {
+                    let (s, e) = (f[0].0, f[1].0.min(end));
+                    if e > s {
+                        let _ = writeln!(
+                            body,
+                            r##"<rect x="{:.2}" y="{y}" width="{:.2}" height="{BAR}" fill="url(#freed)"><title>freed {s:#x}..{e:#x}</title></rect>"##,
+                            x(s),
+                            x(e) - x(s)
+                        );
                     }
                 }
             }
             for m in mods {
-                let kept = m["result"] == "kept";
-                let name = esc(m["name"].as_str().unwrap_or("?"));
+                let kept = m.result == Outcome::Kept;
+                let name = esc(&m.name);
                 let (at, len, fill) = if after {
                     if !kept {
                         continue;
                     }
-                    match addr(&m["new_addr"][c]) {
-                        Some(a) => (a, num(&m["packed"][c]), "#4a4"),
+                    match m.new_addr.get(ci) {
+                        Some(a) => (a.0, *m.packed.get(ci), "#4a4"),
                         None => continue,
                     }
                 } else {
-                    let Some(a) = addr(&m["old_addr"][c]) else {
-                        continue;
-                    };
-                    let slot = num(&m["slot"][c]);
+                    let a = m.old_addr.get(ci).0;
+                    let slot = *m.slot.get(ci);
                     if slot > 0 {
                         let _ = writeln!(
                             body,
@@ -179,7 +108,7 @@ pub fn svg(r: &Value) -> Result<String> {
                             x(a + slot) - x(a)
                         );
                     }
-                    (a, num(&m["used"][c]), if kept { "#4a4" } else { "#c44" })
+                    (a, *m.used.get(ci), if kept { "#4a4" } else { "#c44" })
                 };
                 if len == 0 {
                     continue;
@@ -213,21 +142,82 @@ pub fn svg(r: &Value) -> Result<String> {
 {body}</svg>
 "##,
         y + 10.0,
-        esc(r["policy"].as_str().unwrap_or("?"))
+        esc(&r.policy)
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use report::{Classes, Hex, Module};
 
-    const LOG: &str = r#"noise
-REPORT {"policy":"compact","modules":[{"name":"a","result":"kept","reason":null,"slot":{"text":4096,"rodata":0,"data":0},"used":{"text":100,"rodata":0,"data":0},"packed":{"text":100,"rodata":0,"data":0},"old_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"relocs_redone":3,"probe_ns":5000},{"name":"b<x>","result":"expunged","reason":"no device","slot":{"text":4096,"rodata":0,"data":0},"used":{"text":50,"rodata":0,"data":0},"packed":{"text":0,"rodata":0,"data":0},"old_addr":{"text":"0x2000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":null,"rodata":null,"data":null},"relocs_redone":0,"probe_ns":7000}],"regions":{"text":{"size":8192,"reclaimed_bytes":4096,"freed":[["0x2000","0x3000"]]},"rodata":{"size":8192,"freed":[]},"data":{"size":8192,"freed":[]}},"reclaimed_bytes":4096,"failed_bytes":4096,"padding_bytes":0,"tail_bytes":0}
-"#;
+    fn log() -> String {
+        let m = Module {
+            name: "a".into(),
+            result: Outcome::Kept,
+            reason: None,
+            reason_kind: None,
+            depends: vec![],
+            slot: Classes {
+                text: 4096,
+                rodata: 0,
+                data: 0,
+            },
+            used: Classes {
+                text: 100,
+                rodata: 0,
+                data: 0,
+            },
+            packed: Classes {
+                text: 100,
+                rodata: 0,
+                data: 0,
+            },
+            predicted: None,
+            bytes_moved: 0,
+            old_addr: Classes {
+                text: Hex(0x1000),
+                rodata: Hex(0x9000),
+                data: Hex(0x11000),
+            },
+            new_addr: Classes {
+                text: Some(Hex(0x1000)),
+                rodata: Some(Hex(0x9000)),
+                data: Some(Hex(0x11000)),
+            },
+            relocs_redone: 3,
+            probe_ns: 5000,
+            move_ns: 0,
+            memmove_ns: 0,
+            selftest: None,
+            released: None,
+            leak: None,
+        };
+        let b = Module {
+            name: "b<x>".into(),
+            result: Outcome::Expunged,
+            reason: Some("no device".into()),
+            old_addr: Classes {
+                text: Hex(0x2000),
+                ..m.old_addr
+            },
+            new_addr: Classes::default(),
+            used: Classes { text: 50, ..m.used },
+            packed: Classes::default(),
+            ..m.clone()
+        };
+        let mut r = Report {
+            policy: "compact".into(),
+            modules: vec![m, b],
+            ..Report::default()
+        };
+        r.regions.text.freed = vec![[Hex(0x2000), Hex(0x3000)]];
+        format!("noise\nREPORT {}\n", r.to_json())
+    }
 
     #[test]
     fn renders_table_and_svg() {
-        let r = parse_log("boot.log", LOG).unwrap();
+        let r = parse_log("boot.log", &log()).unwrap();
         let t = table(&r);
         assert!(
             t.contains("b<x>") && t.contains("no device") && t.contains("4096>100"),
@@ -251,7 +241,7 @@ REPORT {"policy":"compact","modules":[{"name":"a","result":"kept","reason":null,
         let e = parse_log("x.log", "REPORT {oops\n").unwrap_err();
         assert!(
             e.message()
-                .contains("x.log: the REPORT line is not valid JSON"),
+                .contains("x.log: the REPORT line is not a valid report"),
             "{e}"
         );
     }

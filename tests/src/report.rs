@@ -1,20 +1,31 @@
-//! Reading the kernel's `REPORT` JSON line and the prelinker's plan.
+//! Reading the kernel's `REPORT` JSON line (whose schema is the `report`
+//! crate's types: every report a test reads is checked against them) and
+//! the prelinker's plan.
 
 use crate::BootOutcome;
 use serde_json::Value;
 use std::path::Path;
 
 impl BootOutcome {
-    /// The JSON object on the `REPORT ` line, if the kernel printed one.
+    /// The JSON object on the `REPORT ` line, if the kernel printed one;
+    /// panics if it does not match the report schema.
     pub fn report(&self) -> Option<Value> {
         let line = self
             .serial
             .lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix("REPORT "))?;
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(report::LINE_PREFIX))?;
+        if let Err(e) = report::parse_line(line) {
+            panic!("REPORT line does not match the report schema ({e}): {line}");
+        }
         Some(
             serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("REPORT line is not JSON ({e}): {line}")),
         )
+    }
+
+    /// The report as the shared typed [`report::Report`].
+    pub fn typed_report(&self) -> report::Report {
+        report::find_in_log(&self.serial).unwrap_or_else(|e| panic!("{e}: {}", self.describe()))
     }
 
     /// [`BootOutcome::report`], panicking with the serial output if missing.

@@ -8,8 +8,7 @@
 //! - [`plan`]: given where every module's bytes ended up and which were
 //!   kept, which pages of a class range stay mapped, which are freed, which
 //!   tail becomes a pool or heap, and the accounting of every byte of the
-//!   range;
-//! - [`json`]: a small JSON writer for the `REPORT` line.
+//!   range.
 //!
 //! The kernel measures (free frames, mappings, probe times) and this crate
 //! only does arithmetic on what it is given: nothing here invents a figure.
@@ -18,7 +17,6 @@
 
 extern crate alloc;
 
-pub mod json;
 pub mod pack;
 pub mod plan;
 pub mod policy;

@@ -1,0 +1,655 @@
+//! The reclaimed-memory report: one set of types for the `REPORT` JSON line
+//! the kernel prints after the module phase, and the one function that
+//! renders it as the console table.
+//!
+//! The kernel fills a [`Report`] with what it measured and writes it with
+//! `serde_json`; the prelinker (`prelinker report`), the boot tests and the
+//! bench read the same line back into the same types ([`parse_line`],
+//! [`find_in_log`]), so a field cannot be renamed on one side only.
+//! `docs/design.md` defines every field.
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The prefix of the report line on the console.
+pub const LINE_PREFIX: &str = "REPORT ";
+
+/// An address, written as a `"0x…"` string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:#x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hex, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = s
+            .strip_prefix("0x")
+            .ok_or_else(|| serde::de::Error::custom(format!("address {s:?} lacks 0x")))?;
+        u64::from_str_radix(digits, 16)
+            .map(Hex)
+            .map_err(|e| serde::de::Error::custom(format!("address {s:?}: {e}")))
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// One value per permission class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classes<T> {
+    /// Code (RX).
+    pub text: T,
+    /// Read-only data (R).
+    pub rodata: T,
+    /// Data and bss (RW).
+    pub data: T,
+}
+
+impl<T> Classes<T> {
+    /// Builds one from a function of the class index (0 text, 1 rodata, 2 data).
+    pub fn from_fn(mut f: impl FnMut(usize) -> T) -> Classes<T> {
+        Classes {
+            text: f(0),
+            rodata: f(1),
+            data: f(2),
+        }
+    }
+
+    /// The value of class `i` (0 text, 1 rodata, 2 data).
+    pub fn get(&self, i: usize) -> &T {
+        match i {
+            0 => &self.text,
+            1 => &self.rodata,
+            _ => &self.data,
+        }
+    }
+
+    /// `(name, value)` pairs in class order.
+    pub fn iter(&self) -> [(&'static str, &T); 3] {
+        [
+            ("text", &self.text),
+            ("rodata", &self.rodata),
+            ("data", &self.data),
+        ]
+    }
+}
+
+impl Classes<u64> {
+    /// The sum over classes.
+    pub fn total(&self) -> u64 {
+        self.text + self.rodata + self.data
+    }
+}
+
+/// Whether a module was kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Its probe succeeded; it lives on.
+    Kept,
+    /// Dropped, its memory reclaimed.
+    Expunged,
+}
+
+impl Outcome {
+    /// `kept` or `expunged`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Kept => "kept",
+            Outcome::Expunged => "expunged",
+        }
+    }
+}
+
+/// What a failed probe's module had acquired and the kernel released.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// Port ranges.
+    pub ports: u64,
+    /// MMIO ranges.
+    pub mmio: u64,
+    /// Heap allocations.
+    pub allocs: u64,
+    /// Bytes of those allocations.
+    pub alloc_bytes: u64,
+    /// IRQ handlers.
+    pub irqs: u64,
+    /// Whether it had taken the console.
+    pub console: bool,
+    /// Registered devices.
+    pub devices: u64,
+}
+
+/// Resource deltas measured around a failed probe (all zero when the
+/// release was complete).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leak {
+    /// Heap bytes in use after release minus before the probe.
+    pub heap_bytes: i64,
+    /// Free frames before the probe minus after release.
+    pub frames: i64,
+    /// Module IRQ handlers after release minus before the probe.
+    pub irqs: i64,
+}
+
+/// One module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    /// Name from the module table.
+    pub name: String,
+    /// Kept or expunged.
+    pub result: Outcome,
+    /// Why it was expunged.
+    pub reason: Option<String>,
+    /// Short kind of the reason (`no-device`, `fault`, `hung`, `dependency`, …).
+    pub reason_kind: Option<String>,
+    /// Names of its direct dependencies.
+    pub depends: Vec<String>,
+    /// Slot bytes per class, as prelinked.
+    pub slot: Classes<u64>,
+    /// Bytes the module uses per class (in-slot alignment and the GOT
+    /// included, `.modinfo` not).
+    pub used: Classes<u64>,
+    /// Bytes it keeps after the module phase (`used` if kept, else 0).
+    pub packed: Classes<u64>,
+    /// What the prelinker's expectation predicted (`kept`, `expunged`), if any.
+    pub predicted: Option<Outcome>,
+    /// Bytes moved to put it where it was probed.
+    pub bytes_moved: u64,
+    /// Slot address per class, as prelinked.
+    pub old_addr: Classes<Hex>,
+    /// Where each class lives after the module phase (kept modules only).
+    pub new_addr: Classes<Option<Hex>>,
+    /// Relocated fields rewritten after moving.
+    pub relocs_redone: u64,
+    /// Probe time.
+    pub probe_ns: u64,
+    /// Move and relocate time.
+    pub move_ns: u64,
+    /// Time of a plain memmove of the same bytes (moved kept modules).
+    pub memmove_ns: u64,
+    /// Self-test result: `passed`, `failed: …`, or none.
+    pub selftest: Option<String>,
+    /// What was released after a failed probe.
+    pub released: Option<Released>,
+    /// Resource deltas around a failed probe.
+    pub leak: Option<Leak>,
+}
+
+/// Totals of the prelinker's prediction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Modules the expectation said would be kept.
+    pub expected_kept: u64,
+    /// Modules whose outcome matched their prediction.
+    pub as_expected: u64,
+    /// Bytes moved, all modules.
+    pub bytes_moved: u64,
+    /// Relocated fields rewritten, all modules.
+    pub relocs_redone: u64,
+}
+
+/// What became of one class's slot region and range.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// Bytes of the slot region (range end minus the first slot).
+    pub size: u64,
+    /// End of the kernel's and kept modules' bytes.
+    pub live_end: Hex,
+    /// Bytes still mapped in the class range.
+    pub mapped_bytes: u64,
+    /// Bytes returned to general use (freed frames plus the heap tail).
+    pub reclaimed_bytes: u64,
+    /// Ranges still mapped.
+    pub mapped: Vec<[Hex; 2]>,
+    /// Ranges whose frames went to the frame allocator.
+    pub freed: Vec<[Hex; 2]>,
+    /// The trap-filled pool (text, rodata under compact).
+    pub pool: Option<[Hex; 2]>,
+    /// The tail given to the heap (data under compact).
+    pub heap: Option<[Hex; 2]>,
+}
+
+/// Every byte of one class range; the seven parts add up to `size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// The class range `[start, end)`.
+    pub range: [Hex; 2],
+    /// Bytes in the range.
+    pub size: u64,
+    /// The kernel's own bytes of the class.
+    pub kernel: u64,
+    /// Bytes kept modules use where they live.
+    pub kept: u64,
+    /// Bytes of expunged modules still mapped and not reused.
+    pub failed: u64,
+    /// Other mapped bytes nobody uses (alignment, slot padding, partly used pages).
+    pub padding: u64,
+    /// Bytes given back to the frame allocator.
+    pub freed: u64,
+    /// Trap-filled bytes kept for code loaded later.
+    pub pool: u64,
+    /// Bytes given to the kernel heap.
+    pub heap: u64,
+}
+
+impl Accounting {
+    /// The sum of the seven parts (equals `size` in a correct report).
+    pub fn parts(&self) -> u64 {
+        self.kernel + self.kept + self.failed + self.padding + self.freed + self.pool + self.heap
+    }
+}
+
+/// A count of 4 KiB and 2 MiB mappings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    /// 4 KiB mappings.
+    #[serde(rename = "4k")]
+    pub k4: u64,
+    /// 2 MiB mappings.
+    #[serde(rename = "2m")]
+    pub m2: u64,
+}
+
+/// Mappings over the kernel's and live module bytes: in total and per class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mappings {
+    /// 4 KiB mappings, all classes.
+    #[serde(rename = "4k")]
+    pub k4: u64,
+    /// 2 MiB mappings, all classes.
+    #[serde(rename = "2m")]
+    pub m2: u64,
+    /// Text.
+    pub text: Count,
+    /// Rodata.
+    pub rodata: Count,
+    /// Data.
+    pub data: Count,
+}
+
+impl Mappings {
+    /// From per-class counts, with the totals.
+    pub fn from_classes(c: Classes<Count>) -> Mappings {
+        Mappings {
+            k4: c.text.k4 + c.rodata.k4 + c.data.k4,
+            m2: c.text.m2 + c.rodata.m2 + c.data.m2,
+            text: c.text,
+            rodata: c.rodata,
+            data: c.data,
+        }
+    }
+}
+
+/// Boot-cost figures of the kept modules that moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Kept modules that moved.
+    pub moved_modules: u64,
+    /// Their move + relocate time.
+    pub move_relocate_ns: u64,
+    /// A plain memmove of the same bytes.
+    pub memmove_ns: u64,
+    /// Their relocated fields rewritten.
+    pub relocs_redone: u64,
+    /// All probes.
+    pub probe_ns: u64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Reclaim policy.
+    pub policy: String,
+    /// Probe time budget.
+    pub probe_budget_ms: u64,
+    /// TSC frequency the times were converted with.
+    pub tsc_hz: u64,
+    /// Every module, in table (probe) order.
+    pub modules: Vec<Module>,
+    /// Kept modules.
+    pub kept: u64,
+    /// Expunged modules.
+    pub expunged: u64,
+    /// Bytes returned to general use: freed frames plus the heap tail.
+    pub reclaimed_bytes: u64,
+    /// Bytes given back to the frame allocator.
+    pub freed_bytes: u64,
+    /// Bytes kept as trap-filled pools.
+    pub pool_bytes: u64,
+    /// Bytes given to the heap.
+    pub heap_bytes: u64,
+    /// The prediction's totals.
+    pub prediction: Prediction,
+    /// Bytes kept modules use.
+    pub packed_bytes: u64,
+    /// Slot bytes of all modules.
+    pub slot_bytes: u64,
+    /// What a page-aligned (Linux-module style) layout of all modules takes.
+    pub page_aligned_bytes: u64,
+    /// The same, of the kept modules only.
+    pub page_aligned_kept_bytes: u64,
+    /// Per class: the slot region and what became of it.
+    pub regions: Classes<Region>,
+    /// Per class: every byte of the class range.
+    pub accounting: Classes<Accounting>,
+    /// Mappings over the kernel's and the modules' used slot bytes at boot.
+    pub mappings_before: Mappings,
+    /// Mappings over the kernel's and kept modules' bytes after the module phase.
+    pub mappings_after: Mappings,
+    /// Free frames just before the freed ranges were given back.
+    pub free_frames_before: u64,
+    /// Free frames just after.
+    pub free_frames_after: u64,
+    /// Free heap bytes before the data tail was given to the heap.
+    pub heap_free_before: u64,
+    /// Free heap bytes after.
+    pub heap_free_after: u64,
+    /// Writable and executable leaves in the live page tables.
+    pub wx_pages: u64,
+    /// Frames writable through one mapping and executable or read-only
+    /// through another.
+    pub wx_alias_frames: u64,
+    /// The module that provides the console, if one does.
+    pub console: Option<String>,
+    /// Boot cost of moving.
+    pub cost: Cost,
+    /// Time from kernel entry to the module phase.
+    pub boot_to_modules_ns: u64,
+    /// Time of the module phase.
+    pub modules_ns: u64,
+    /// Time from kernel entry to the report.
+    pub boot_ns: u64,
+}
+
+impl Report {
+    /// The module named `name`.
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// Names of the modules with outcome `o`, sorted.
+    pub fn names(&self, o: Outcome) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .modules
+            .iter()
+            .filter(|m| m.result == o)
+            .map(|m| m.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The report as one line of JSON (without the prefix).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Why a report could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No line starts with [`LINE_PREFIX`].
+    NoReport,
+    /// The line is not a report (bad JSON or a missing field).
+    Bad(serde_json::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NoReport => write!(f, "no REPORT line"),
+            ReadError::Bad(e) => write!(f, "the REPORT line is not a valid report: {e}"),
+        }
+    }
+}
+
+/// Parses the JSON of a report line (without the prefix).
+pub fn parse_line(json: &str) -> Result<Report, ReadError> {
+    serde_json::from_str(json).map_err(ReadError::Bad)
+}
+
+/// Finds the first report line of a boot log and parses it.
+pub fn find_in_log(log: &str) -> Result<Report, ReadError> {
+    let line = log
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix(LINE_PREFIX))
+        .ok_or(ReadError::NoReport)?;
+    parse_line(line)
+}
+
+fn ratio(a: u64, b: u64) -> String {
+    if b == 0 {
+        return String::from("n/a");
+    }
+    let x100 = (a as u128 * 100 / b as u128) as u64;
+    format!("{}.{:02}", x100 / 100, x100 % 100)
+}
+
+/// The report as the console table: one row per module, then each class
+/// range's accounting, what was reclaimed, the mappings and W^X, the
+/// prediction and the boot cost. The kernel prints it and `prelinker
+/// report` prints it from a saved log: this is the one renderer.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Reclaimed-memory report (policy {})", r.policy);
+    let _ = writeln!(
+        s,
+        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  reason",
+        "module",
+        "result",
+        "expected",
+        "text slot>pack",
+        "rodata",
+        "data",
+        "old text",
+        "new text",
+        "moved",
+        "relocs",
+        "probe us"
+    );
+    for m in &r.modules {
+        let cls = |slot: u64, packed: u64| format!("{slot}>{packed}");
+        let new = m
+            .new_addr
+            .text
+            .map_or_else(|| String::from("-"), |a| format!("{a}"));
+        let _ = writeln!(
+            s,
+            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  {}",
+            m.name,
+            m.result.name(),
+            m.predicted.map_or("-", Outcome::name),
+            cls(m.slot.text, m.packed.text),
+            cls(m.slot.rodata, m.packed.rodata),
+            cls(m.slot.data, m.packed.data),
+            format!("{}", m.old_addr.text),
+            new,
+            m.bytes_moved,
+            m.relocs_redone,
+            m.probe_ns / 1000,
+            m.reason.as_deref().unwrap_or("")
+        );
+    }
+    for (name, a) in r.accounting.iter() {
+        let _ = writeln!(
+            s,
+            "{name:<6} {}..{} {} bytes: kernel {}, kept {}, failed {}, padding {}, freed {}, pool {}, heap {}",
+            a.range[0],
+            a.range[1],
+            a.size,
+            a.kernel,
+            a.kept,
+            a.failed,
+            a.padding,
+            a.freed,
+            a.pool,
+            a.heap
+        );
+    }
+    let _ = writeln!(
+        s,
+        "reclaimed {} bytes: freed {} to the frame allocator, {} to the heap; pools {} bytes; free frames {} -> {}, heap free {} -> {}",
+        r.reclaimed_bytes,
+        r.freed_bytes,
+        r.heap_bytes,
+        r.pool_bytes,
+        r.free_frames_before,
+        r.free_frames_after,
+        r.heap_free_before,
+        r.heap_free_after
+    );
+    let _ = writeln!(
+        s,
+        "packed {} bytes of {} in slots; a page-aligned layout of the same modules takes {} bytes ({} for the kept ones)",
+        r.packed_bytes, r.slot_bytes, r.page_aligned_bytes, r.page_aligned_kept_bytes
+    );
+    let (b, a) = (&r.mappings_before, &r.mappings_after);
+    let _ = writeln!(
+        s,
+        "mappings over kernel + live module bytes: {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}, W^X alias frames {}",
+        b.k4, b.m2, a.k4, a.m2, r.wx_pages, r.wx_alias_frames
+    );
+    let p = &r.prediction;
+    let predicted = r.modules.iter().filter(|m| m.predicted.is_some()).count();
+    let _ = writeln!(
+        s,
+        "prediction: {} of {} modules as expected; {} bytes moved, {} relocations redone",
+        p.as_expected, predicted, p.bytes_moved, p.relocs_redone
+    );
+    let k = &r.cost;
+    let _ = writeln!(
+        s,
+        "boot cost (TSC time; under an emulator, emulator time): move+relocate {} us for {} moved modules, memmove of the same bytes {} us (ratio {}); {} relocations; probes {} us; module phase {} us = {}% of {} us boot",
+        k.move_relocate_ns / 1000,
+        k.moved_modules,
+        k.memmove_ns / 1000,
+        ratio(k.move_relocate_ns, k.memmove_ns),
+        k.relocs_redone,
+        k.probe_ns / 1000,
+        r.modules_ns / 1000,
+        ratio(r.modules_ns * 100, r.boot_ns),
+        r.boot_ns / 1000
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn sample() -> Report {
+        let m = Module {
+            name: "a".into(),
+            result: Outcome::Kept,
+            reason: None,
+            reason_kind: None,
+            depends: vec![],
+            slot: Classes {
+                text: 128,
+                rodata: 0,
+                data: 64,
+            },
+            used: Classes {
+                text: 100,
+                rodata: 0,
+                data: 8,
+            },
+            packed: Classes {
+                text: 100,
+                rodata: 0,
+                data: 8,
+            },
+            predicted: Some(Outcome::Kept),
+            bytes_moved: 0,
+            old_addr: Classes {
+                text: Hex(0x1000),
+                rodata: Hex(0x2000),
+                data: Hex(0x3000),
+            },
+            new_addr: Classes {
+                text: Some(Hex(0x1000)),
+                rodata: Some(Hex(0x2000)),
+                data: Some(Hex(0x3000)),
+            },
+            relocs_redone: 0,
+            probe_ns: 5000,
+            move_ns: 0,
+            memmove_ns: 0,
+            selftest: Some("passed".into()),
+            released: None,
+            leak: None,
+        };
+        let mut b = Module {
+            name: "b<x>".into(),
+            result: Outcome::Expunged,
+            reason: Some("no device".into()),
+            reason_kind: Some("no-device".into()),
+            predicted: None,
+            new_addr: Classes::default(),
+            ..m.clone()
+        };
+        b.leak = Some(Leak::default());
+        Report {
+            policy: "compact".into(),
+            modules: vec![m, b],
+            kept: 1,
+            expunged: 1,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json_with_the_documented_names() {
+        let r = sample();
+        let j = r.to_json();
+        for key in [
+            "\"policy\":\"compact\"",
+            "\"result\":\"kept\"",
+            "\"result\":\"expunged\"",
+            "\"predicted\":\"kept\"",
+            "\"old_addr\":{\"text\":\"0x1000\"",
+            "\"mappings_after\":{\"4k\":0,\"2m\":0,\"text\":{\"4k\":0",
+            "\"wx_alias_frames\":0",
+        ] {
+            assert!(j.contains(key), "{key} missing from {j}");
+        }
+        let log = format!("noise\nREPORT {j}\nmore\n");
+        assert_eq!(find_in_log(&log).unwrap(), r);
+    }
+
+    #[test]
+    fn bad_lines_are_errors() {
+        assert!(matches!(find_in_log("nothing"), Err(ReadError::NoReport)));
+        assert!(matches!(parse_line("{oops"), Err(ReadError::Bad(_))));
+        assert!(matches!(parse_line("{}"), Err(ReadError::Bad(_))));
+        let j = sample().to_json().replace("\"0x1000\"", "\"1000\"");
+        assert!(matches!(parse_line(&j), Err(ReadError::Bad(_))));
+    }
+
+    #[test]
+    fn renders_rows_and_totals() {
+        let t = render(&sample());
+        assert!(
+            t.contains("b<x>") && t.contains("no device") && t.contains("128>100"),
+            "{t}"
+        );
+        assert!(t.contains("prediction: 0 of 1 modules as expected"), "{t}");
+    }
+}
