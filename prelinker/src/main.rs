@@ -1,77 +1,118 @@
-//! `prelinker` command line: `link`, `extract` and `inspect`.
+//! `prelinker` command line: `link`, `extract`, `inspect` and `report`,
+//! parsed with clap. Exit status: 0 on success, 1 for a link or input error,
+//! 2 for a usage error (see [`EXIT_STATUS`]).
 
-use prelinker::error::{Error, ErrorKind, Result};
+use clap::{Args, Parser, Subcommand};
+use prelinker::error::{ErrorKind, Result};
 use prelinker::image::{discard_old, write_atomic, write_image};
 use prelinker::input::{InputFile, module_object_bytes};
 use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--plan-json FILE] MODULE...
-  prelinker extract LIB.a --output X.o
-  prelinker inspect IMAGE [--json]
-  prelinker report BOOT.log [--svg MAP.svg]";
+/// What every `--help` says about the exit status.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  link or input error (an input is missing, malformed or does not link;
+     no output is written)
+  2  usage error (bad command line)";
 
-fn usage(msg: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
+/// Exit status of a link or input error.
+const EXIT_ERROR: u8 = 1;
+/// Exit status of a usage error (clap uses the same for its own).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "prelinker",
+    version,
+    about = "Prelinks module objects into the module regions of a kernel image",
+    after_help = EXIT_STATUS,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Parsed `(name, value)` options.
-type Options = Vec<(String, String)>;
-
-/// Parses `--flag VALUE`/`--flag=VALUE` options; returns (options, positional).
-fn parse_args(
-    args: &[String],
-    with_value: &[&str],
-    switches: &[&str],
-) -> Result<(Options, Vec<String>)> {
-    let (mut opts, mut pos) = (Vec::new(), Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(flag) = a.strip_prefix("--").filter(|f| !f.is_empty()) {
-            let (name, inline) = match flag.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (flag, None),
-            };
-            if with_value.contains(&name) {
-                let v = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| usage(format!("--{name} needs a value")))?,
-                };
-                opts.push((name.to_string(), v));
-            } else if switches.contains(&name) && inline.is_none() {
-                opts.push((name.to_string(), String::new()));
-            } else {
-                return Err(usage(format!("unknown option {a}")));
-            }
-        } else if a == "--" {
-            pos.extend(it.by_ref().cloned());
-        } else {
-            pos.push(a.clone());
-        }
-    }
-    Ok((opts, pos))
+#[derive(Subcommand)]
+enum Command {
+    /// Lays the modules out in the kernel's module regions, resolves and
+    /// relocates them and writes the bootable image with its module table.
+    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    Link(LinkArgs),
+    /// Writes the one member of a staticlib archive that is a module object.
+    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    Extract(ExtractArgs),
+    /// Prints the prelinked layout of an image, read from its module table.
+    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    Inspect(InspectArgs),
+    /// Prints the reclaimed-memory report of a saved boot log (its REPORT
+    /// line) and optionally draws the region map.
+    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    Report(ReportArgs),
 }
 
-fn opt<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    opts.iter()
-        .rev()
-        .find(|o| o.0 == name)
-        .map(|o| o.1.as_str())
+#[derive(Args)]
+struct LinkArgs {
+    /// The kernel ELF, with empty module regions (or an image prelinked
+    /// before: its regions and table are replaced).
+    #[arg(long, value_name = "KERNEL.elf")]
+    kernel: PathBuf,
+    /// Where the image is written.
+    #[arg(long, value_name = "IMAGE.elf")]
+    output: PathBuf,
+    /// Alignment of every slot, a power of two (decimal or 0x hex).
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = parse_size)]
+    slot_align: u64,
+    /// Also write the layout plan as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    plan_json: Option<PathBuf>,
+    /// Module objects, or staticlib archives with one module member each.
+    #[arg(value_name = "MODULE")]
+    modules: Vec<PathBuf>,
 }
 
-fn parse_size(s: &str) -> Result<u64> {
+#[derive(Args)]
+struct ExtractArgs {
+    /// The staticlib archive.
+    #[arg(value_name = "LIB.a")]
+    lib: PathBuf,
+    /// Where the module object is written.
+    #[arg(long, value_name = "X.o")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A prelinked image.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// Print the plan as JSON (the format of `link --plan-json`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A saved boot log with the kernel's REPORT line.
+    #[arg(value_name = "BOOT.log")]
+    log: PathBuf,
+    /// Also draw the region map (before and after) as SVG to MAP.svg.
+    #[arg(long, value_name = "MAP.svg")]
+    svg: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let v = if let Some(h) = s.strip_prefix("0x") {
         u64::from_str_radix(h, 16).ok()
     } else {
         s.parse().ok()
     };
-    v.ok_or_else(|| usage(format!("bad number {s}")))
+    v.ok_or_else(|| format!("bad number {s}"))
 }
 
 /// Wall-clock time of each phase of `link`, printed to stderr when the
@@ -106,29 +147,25 @@ impl Phases {
     }
 }
 
-fn cmd_link(args: &[String]) -> Result<()> {
-    let (opts, modules) = parse_args(args, &["kernel", "output", "slot-align", "plan-json"], &[])?;
-    let kernel = opt(&opts, "kernel").ok_or_else(|| usage("link needs --kernel"))?;
-    let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("link needs --output"))?);
-    let slot_align = opt(&opts, "slot-align")
-        .map(parse_size)
-        .transpose()?
-        .unwrap_or(4096);
-    let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
+fn cmd_link(a: &LinkArgs) -> Result<()> {
+    let output = &a.output;
     let result = (|| {
         let mut phases = Phases::new();
-        let _old = discard_old(&output);
-        let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
+        let _old = discard_old(output);
+        let k = prelinker::kernel::read_kernel(&a.kernel)?;
         phases.mark("read kernel");
-        let out = link_files(&k.name, &k.data, &modules, &LinkOptions { slot_align })?;
+        let opts = LinkOptions {
+            slot_align: a.slot_align,
+        };
+        let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
         phases.mark("read and link modules");
-        if let Some(p) = &plan_json {
+        if let Some(p) = &a.plan_json {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');
             write_atomic(p, s.as_bytes())?;
             phases.mark("write plan");
         }
-        write_image(&output, &k.data, &out)?;
+        write_image(output, &k.data, &out)?;
         phases.mark("write image");
         phases.report();
         let t = out.plan.totals();
@@ -145,77 +182,81 @@ fn cmd_link(args: &[String]) -> Result<()> {
     })();
     if result.is_err() {
         // A stale image from an earlier run must not survive a failed link.
-        let _ = std::fs::remove_file(&output);
-        if let Some(p) = &plan_json {
+        let _ = std::fs::remove_file(output);
+        if let Some(p) = &a.plan_json {
             let _ = std::fs::remove_file(p);
         }
     }
     result
 }
 
-fn cmd_extract(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &["output"], &[])?;
-    let [lib] = pos.as_slice() else {
-        return Err(usage("extract needs exactly one archive"));
-    };
-    let output =
-        PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("extract needs --output"))?);
-    let f = InputFile::read(Path::new(lib))?;
+fn cmd_extract(a: &ExtractArgs) -> Result<()> {
+    let f = InputFile::read(&a.lib)?;
     if !f.data.starts_with(b"!<arch>\n") {
         return Err(err!(Archive, "{}: not an ar archive", f.name));
     }
     let bytes = module_object_bytes(&f.name, &f.data)?;
-    write_atomic(&output, bytes)
+    write_atomic(&a.output, bytes)
 }
 
-fn cmd_inspect(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &[], &["json"])?;
-    let [img] = pos.as_slice() else {
-        return Err(usage("inspect needs exactly one image"));
-    };
-    let f = InputFile::read(Path::new(img))?;
+/// Writes `s` to stdout; a reader that went away (a closed pipe) is not an
+/// error.
+fn print_out(s: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err!(Io, "standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn cmd_inspect(a: &InspectArgs) -> Result<()> {
+    let f = InputFile::read(&a.image)?;
     let plan = prelinker::inspect::inspect(&f.name, &f.data)?;
-    if opt(&opts, "json").is_some() {
-        println!("{}", plan.to_json());
+    if a.json {
+        print_out(&format!("{}\n", plan.to_json()))
     } else {
-        print!("{}", plan.to_text());
+        print_out(&plan.to_text())
     }
-    Ok(())
 }
 
-fn cmd_report(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &["svg"], &[])?;
-    let [log] = pos.as_slice() else {
-        return Err(usage("report needs exactly one boot log"));
-    };
-    let text = std::fs::read_to_string(log)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("{log}: {e}")))?;
-    let r = prelinker::report::parse_log(log, &text)?;
-    if let Some(p) = opt(&opts, "svg") {
-        write_atomic(Path::new(p), prelinker::report::svg(&r)?.as_bytes())?;
+fn cmd_report(a: &ReportArgs) -> Result<()> {
+    let name = a.log.display().to_string();
+    let text = std::fs::read_to_string(&a.log).map_err(|e| err!(Io, "{name}: {e}"))?;
+    let r = prelinker::report::parse_log(&name, &text)?;
+    if let Some(p) = &a.svg {
+        write_atomic(p, prelinker::report::svg(&r)?.as_bytes())?;
     }
-    print!("{}", prelinker::report::table(&r));
-    Ok(())
+    print_out(&prelinker::report::table(&r))
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("link") => cmd_link(&args[1..]),
-        Some("extract") => cmd_extract(&args[1..]),
-        Some("inspect") => cmd_inspect(&args[1..]),
-        Some("report") => cmd_report(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with status 0, errors to stderr
+            // with status 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
-        _ => Err(usage("missing or unknown command")),
+    };
+    let (name, r) = match &cli.command {
+        Command::Link(a) => ("link", cmd_link(a)),
+        Command::Extract(a) => ("extract", cmd_extract(a)),
+        Command::Inspect(a) => ("inspect", cmd_inspect(a)),
+        Command::Report(a) => ("report", cmd_report(a)),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::Usage => {
+            eprintln!("prelinker: error: {e}\n(see `prelinker {name} --help`)");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("prelinker: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

@@ -13,6 +13,8 @@ use std::process::Command;
 
 struct Run {
     ok: bool,
+    /// The exit status.
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -24,6 +26,7 @@ fn prelinker(args: &[&str]) -> Run {
         .unwrap();
     Run {
         ok: o.status.success(),
+        code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
@@ -376,4 +379,111 @@ fn written_image_equals_in_memory_image() {
         std::fs::read(&again).unwrap() == only_a.image,
         "stale bytes survived a relink"
     );
+}
+
+/// Every command has `--help` with the exit statuses; a bad command line
+/// exits with 2, a link or input error with 1.
+#[test]
+fn help_and_exit_status() {
+    for cmd in [
+        &["--help"][..],
+        &["link", "--help"],
+        &["extract", "--help"],
+        &["inspect", "--help"],
+        &["report", "--help"],
+        &["help", "link"],
+    ] {
+        let r = prelinker(cmd);
+        assert_eq!(r.code, Some(0), "{cmd:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Usage: prelinker")
+                && r.stdout.contains("Exit status:")
+                && r.stdout.contains("2  usage error"),
+            "{cmd:?}: {}",
+            r.stdout
+        );
+    }
+    let r = prelinker(&["link", "--help"]);
+    for opt in [
+        "--kernel",
+        "--output",
+        "--slot-align",
+        "--plan-json",
+        "[MODULE]...",
+    ] {
+        assert!(r.stdout.contains(opt), "{opt} missing from: {}", r.stdout);
+    }
+    // Usage errors: no command, an unknown one, a missing or unknown option,
+    // a bad number, an option without its value, a bad slot alignment.
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("kernel.elf");
+    std::fs::write(&k, synth::kernel_elf(&def())).unwrap();
+    let k = k.to_str().unwrap();
+    let out = dir.path().join("image.elf");
+    let out = out.to_str().unwrap();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["link", "--kernel", k],
+        &["link", "--kernel", k, "--output", out, "--bogus"],
+        &[
+            "link",
+            "--kernel",
+            k,
+            "--output",
+            out,
+            "--slot-align",
+            "lots",
+        ],
+        &["link", "--kernel", k, "--output"],
+        &["link", "--kernel", k, "--output", out, "--slot-align", "3"],
+        &["inspect"],
+        &["inspect", "a", "b"],
+        &["extract", "lib.a"],
+        &["report"],
+    ] {
+        let r = prelinker(args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.is_empty(), "{args:?}: no message");
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{args:?} wrote the output"
+        );
+    }
+    // A link error and an input error.
+    let bad = dir.path().join("bad.o");
+    std::fs::write(&bad, b"junk").unwrap();
+    let r = prelinker(&[
+        "link",
+        "--kernel",
+        k,
+        "--output",
+        out,
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.o"), "{}", r.stderr);
+    let r = prelinker(&["inspect", dir.path().join("missing.elf").to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("missing.elf"), "{}", r.stderr);
+    // Options work in either spelling and after the positionals; a repeated
+    // option takes its last value.
+    let m = dir.path().join("m.o");
+    std::fs::write(&m, ModBuilder::new("m").build()).unwrap();
+    let out_arg = format!("--output={out}");
+    let r = prelinker(&[
+        "link",
+        m.to_str().unwrap(),
+        "--slot-align",
+        "0x10",
+        "--kernel",
+        k,
+        &out_arg,
+        "--slot-align=0x2000",
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = prelinker(&["inspect", "--json", out]);
+    assert!(r.ok, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["slot_align"], 0x2000);
 }
