@@ -36,7 +36,7 @@ pub(crate) fn read_at(f: &File, len: u64, off: u64, n: u64) -> Option<Vec<u8>> {
 /// parse then says what is wrong).
 pub(crate) fn headers(f: &File, len: u64) -> Option<(Vec<Shdr>, usize)> {
     let h = read_at(f, len, 0, 64)?;
-    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+    if !elf::is_elf64_le(&h) {
         return None;
     }
     let (shoff, shentsize, shnum, shstrndx) = (
@@ -82,7 +82,7 @@ pub(crate) fn read_module_parts(f: &File, buf: &mut [u8]) -> std::io::Result<boo
     }
     f.read_exact_at(&mut buf[..64], 0)?;
     let h = &buf[..64];
-    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+    if !elf::is_elf64_le(h) {
         return Ok(false);
     }
     let field = |b: &[u8], at, n| le(b, at, n).unwrap_or(0);
