@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use prelinker::error::{ErrorKind, Result};
-use prelinker::image::{discard_old, write_atomic, write_image};
+use prelinker::image::{check_outputs, discard_old, stage, stage_image, write_atomic};
 use prelinker::input::{InputFile, module_object_bytes};
 use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
@@ -149,48 +149,56 @@ impl Phases {
 
 fn cmd_link(a: &LinkArgs) -> Result<()> {
     let output = &a.output;
-    let result = (|| {
-        let mut phases = Phases::new();
-        let _old = discard_old(output);
-        let k = prelinker::kernel::read_kernel(&a.kernel)?;
-        phases.mark("read kernel");
-        let opts = LinkOptions {
-            slot_align: a.slot_align,
-        };
-        let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
-        phases.mark("read and link modules");
-        if let Some(p) = &a.plan_json {
+    let mut inputs = vec![("the kernel", a.kernel.as_path())];
+    inputs.extend(a.modules.iter().map(|m| ("the module input", m.as_path())));
+    let mut outputs = vec![("--output", output.as_path())];
+    outputs.extend(a.plan_json.iter().map(|p| ("--plan-json", p.as_path())));
+    check_outputs(&inputs, &outputs)?;
+    let mut phases = Phases::new();
+    // An earlier image stays as it is until the new one has replaced it; a
+    // failed link leaves it (and an earlier plan) untouched.
+    let old = discard_old(output);
+    let k = prelinker::kernel::read_kernel(&a.kernel)?;
+    phases.mark("read kernel");
+    let opts = LinkOptions {
+        slot_align: a.slot_align,
+    };
+    let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
+    phases.mark("read and link modules");
+    let plan = match &a.plan_json {
+        Some(p) => {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');
-            write_atomic(p, s.as_bytes())?;
+            let staged = stage(p, s.as_bytes())?;
             phases.mark("write plan");
+            Some(staged)
         }
-        write_image(output, &k.data, &out)?;
-        phases.mark("write image");
-        phases.report();
-        let t = out.plan.totals();
-        eprintln!(
-            "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",
-            out.plan.modules.len(),
-            t.used.total(),
-            t.slots.total(),
-            t.page_aligned.total(),
-            t.relocs_recorded,
-            output.display()
-        );
-        Ok(())
-    })();
-    if result.is_err() {
-        // A stale image from an earlier run must not survive a failed link.
-        let _ = std::fs::remove_file(output);
-        if let Some(p) = &a.plan_json {
-            let _ = std::fs::remove_file(p);
-        }
+        None => None,
+    };
+    let image = stage_image(output, &k.data, &out)?;
+    phases.mark("write image");
+    image.commit()?;
+    let _closing = old.close_in_background();
+    if let Some(p) = plan {
+        p.commit()?;
     }
-    result
+    phases.mark("rename into place");
+    phases.report();
+    let t = out.plan.totals();
+    eprintln!(
+        "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",
+        out.plan.modules.len(),
+        t.used.total(),
+        t.slots.total(),
+        t.page_aligned.total(),
+        t.relocs_recorded,
+        output.display()
+    );
+    Ok(())
 }
 
 fn cmd_extract(a: &ExtractArgs) -> Result<()> {
+    check_outputs(&[("the archive", &a.lib)], &[("--output", &a.output)])?;
     let f = InputFile::read(&a.lib)?;
     if !f.data.starts_with(b"!<arch>\n") {
         return Err(err!(Archive, "{}: not an ar archive", f.name));
@@ -223,6 +231,9 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
 }
 
 fn cmd_report(a: &ReportArgs) -> Result<()> {
+    if let Some(svg) = &a.svg {
+        check_outputs(&[("the boot log", &a.log)], &[("--svg", svg)])?;
+    }
     let name = a.log.display().to_string();
     let text = std::fs::read_to_string(&a.log).map_err(|e| err!(Io, "{name}: {e}"))?;
     let r = prelinker::report::parse_log(&name, &text)?;

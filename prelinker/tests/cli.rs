@@ -8,6 +8,7 @@ use common::*;
 use object::SectionKind;
 use prelinker::relocate::*;
 use prelinker::synth::{self, KernelSpec};
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -269,24 +270,196 @@ fn tls_is_rejected() {
     fails(&def(), &[("tls.o", b.build())], &["tls.o", ".tdata", "TLS"]);
 }
 
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A failed link leaves an earlier image and plan exactly as they were (and
+/// no temporary file).
 #[test]
-fn failed_link_removes_stale_output() {
-    let (_dir, out, r) = link_files(&def(), &[("ok.o", ModBuilder::new("ok").build())]);
+fn failed_link_leaves_earlier_outputs_untouched() {
+    let (dir, out, r) = link_files(&def(), &[("ok.o", ModBuilder::new("ok").build())]);
     assert!(r.ok, "{}", r.stderr);
-    assert!(out.exists());
-    let dir = out.parent().unwrap();
-    let bad = dir.join("bad.o");
+    let plan = dir.path().join("plan.json");
+    let (old_image, old_plan) = (std::fs::read(&out).unwrap(), std::fs::read(&plan).unwrap());
+    let before = files_in(dir.path());
+    let bad = dir.path().join("bad.o");
     std::fs::write(&bad, b"junk").unwrap();
-    let r = prelinker(&[
-        "link",
-        "--kernel",
-        dir.join("kernel.elf").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
-    assert!(!r.ok);
-    assert!(!out.exists());
+    // Junk, and a module whose symbol does not resolve (found only after
+    // every input was read and laid out).
+    let und = dir.path().join("und.o");
+    std::fs::write(&und, with_reloc("und", "no_such_thing", R_PLT32, -4)).unwrap();
+    for m in [&bad, &und] {
+        let r = prelinker(&[
+            "link",
+            "--kernel",
+            dir.path().join("kernel.elf").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--plan-json",
+            plan.to_str().unwrap(),
+            dir.path().join("ok.o").to_str().unwrap(),
+            m.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert!(
+            std::fs::read(&out).unwrap() == old_image,
+            "the old image changed"
+        );
+        assert_eq!(
+            std::fs::read(&plan).unwrap(),
+            old_plan,
+            "the old plan changed"
+        );
+        let mut now = files_in(dir.path());
+        now.retain(|n| n != "bad.o" && n != "und.o");
+        assert_eq!(now, before, "files left behind or removed");
+    }
+}
+
+/// Every byte of every file in `dir`, to see that a refused command changed
+/// nothing.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    files_in(dir)
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let data = if p.is_dir() {
+                Vec::new()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            (n, data)
+        })
+        .collect()
+}
+
+/// An output that is an input, links to one (symbolic or hard link, or a
+/// path spelt differently), or is the other output is refused before
+/// anything is read or written, naming both paths.
+#[test]
+fn output_that_is_an_input_is_refused() {
+    let (dir, out, r) = link_files(&def(), &[("m.o", ModBuilder::new("m").build())]);
+    assert!(r.ok, "{}", r.stderr);
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    std::os::unix::fs::symlink(d.join("kernel.elf"), d.join("k-sym.elf")).unwrap();
+    std::fs::hard_link(d.join("m.o"), d.join("m-hard.o")).unwrap();
+    std::os::unix::fs::symlink(&out, d.join("image-sym.elf")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("boot.log"), b"REPORT {}\n").unwrap();
+    std::fs::write(
+        d.join("lib.a"),
+        ar(&[("m.o", &ModBuilder::new("m").build())]),
+    )
+    .unwrap();
+    let link = |output: &str, plan: Option<&str>, kernel: &str| {
+        let mut v = vec![
+            "link".to_string(),
+            "--kernel".into(),
+            kernel.into(),
+            "--output".into(),
+            output.into(),
+        ];
+        if let Some(pl) = plan {
+            v.extend(["--plan-json".into(), pl.into()]);
+        }
+        v.push(p("m.o"));
+        v
+    };
+    let kernel = p("kernel.elf");
+    let cases: Vec<(Vec<String>, [String; 2])> = vec![
+        // --output is the kernel, by its own path and spelt differently.
+        (
+            link(&kernel, None, &kernel),
+            [kernel.clone(), kernel.clone()],
+        ),
+        (
+            link(&format!("{}/sub/../kernel.elf", d.display()), None, &kernel),
+            ["sub/../kernel.elf".into(), kernel.clone()],
+        ),
+        // A symbolic link to the kernel, a hard link to a module.
+        (
+            link(&p("k-sym.elf"), None, &kernel),
+            [p("k-sym.elf"), kernel.clone()],
+        ),
+        (
+            link(&p("m-hard.o"), None, &kernel),
+            [p("m-hard.o"), p("m.o")],
+        ),
+        // The kernel is a symbolic link to the output.
+        (
+            link(&p("image.elf"), None, &p("image-sym.elf")),
+            [p("image.elf"), p("image-sym.elf")],
+        ),
+        // --plan-json is a module input, or the kernel.
+        (
+            link(&p("new.elf"), Some(&p("m.o")), &kernel),
+            [p("m.o"), p("m.o")],
+        ),
+        (
+            link(&p("new.elf"), Some(&p("k-sym.elf")), &kernel),
+            [p("k-sym.elf"), kernel.clone()],
+        ),
+        // --output and --plan-json are one file, existing or not.
+        (
+            link(&p("new.elf"), Some(&p("new.elf")), &kernel),
+            [p("new.elf"), p("new.elf")],
+        ),
+        (
+            link(&p("image.elf"), Some(&p("image-sym.elf")), &kernel),
+            [p("image-sym.elf"), p("image.elf")],
+        ),
+        // An output that is a directory or a device.
+        (
+            link(&p("sub"), None, &kernel),
+            [p("sub"), "not a regular file".into()],
+        ),
+        (
+            link("/dev/null", None, &kernel),
+            ["/dev/null".into(), "not a regular file".into()],
+        ),
+        // extract and report.
+        (
+            vec!["extract".into(), p("lib.a"), "--output".into(), p("lib.a")],
+            [p("lib.a"), "the archive".into()],
+        ),
+        (
+            vec![
+                "report".into(),
+                p("boot.log"),
+                "--svg".into(),
+                p("boot.log"),
+            ],
+            [p("boot.log"), "the boot log".into()],
+        ),
+    ];
+    for (args, want) in cases {
+        let before = snapshot(d);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = prelinker(&a);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        for w in &want {
+            assert!(
+                r.stderr.contains(w.as_str()),
+                "{args:?}: `{w}` missing from: {}",
+                r.stderr
+            );
+        }
+        assert!(snapshot(d) == before, "{args:?} changed the directory");
+    }
+    assert!(
+        std::fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
 
 #[test]
