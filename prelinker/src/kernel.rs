@@ -160,12 +160,21 @@ fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 /// Reads a kernel ELF for linking without reading the contents of its class
-/// regions and table area, which the link replaces anyway (they read as zeros).
+/// regions and table area, which the link replaces anyway (they read as
+/// zeros). The kernel must be a regular file of at most
+/// [`crate::input::MAX_INPUT_SIZE`] bytes that starts as an ELF file.
 pub fn read_kernel(path: &std::path::Path) -> Result<crate::InputFile> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
-    let f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
+    let (f, len) = crate::input::open_input(path, &name)?;
+    let mut magic = [0u8; 4];
+    if len < 4 || {
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut magic, 0).map_err(io)?;
+        magic != object::elf::ELFMAG
+    } {
+        bail!(Malformed, "{name}: not an ELF file (bad magic)");
+    }
     let Some(skip) = replaced_ranges(&f, len) else {
         return crate::InputFile::read(path);
     };

@@ -1,11 +1,12 @@
 //! `prelinker` command line: `link`, `extract`, `inspect` and `report`,
 //! parsed with clap. Exit status: 0 on success, 1 for a link or input error,
-//! 2 for a usage error (see [`EXIT_STATUS`]).
+//! 2 for a usage error (see [`EXIT_STATUS`]). Inputs are limited to
+//! [`MAX_INPUT_SIZE`] bytes.
 
 use clap::{Args, Parser, Subcommand};
 use prelinker::error::{ErrorKind, Result};
 use prelinker::image::{check_outputs, discard_old, stage, stage_image, write_atomic};
-use prelinker::input::{InputFile, module_object_bytes};
+use prelinker::input::{AR_MAGIC, InputFile, MAX_INPUT_SIZE, module_object_bytes};
 use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
 use std::path::PathBuf;
@@ -19,6 +20,16 @@ Exit status:
      no output is written)
   2  usage error (bad command line)";
 
+/// What every `--help` ends with: the input limits and the exit status.
+fn after_help() -> String {
+    format!(
+        "Inputs (kernel, modules, archives, images, boot logs) must be regular files of\n\
+         at most {MAX_INPUT_SIZE} bytes ({} MiB); a module object is read only in the\n\
+         parts the link uses.\n\n{EXIT_STATUS}",
+        MAX_INPUT_SIZE >> 20
+    )
+}
+
 /// Exit status of a link or input error.
 const EXIT_ERROR: u8 = 1;
 /// Exit status of a usage error (clap uses the same for its own).
@@ -29,7 +40,7 @@ const EXIT_USAGE: u8 = 2;
     name = "prelinker",
     version,
     about = "Prelinks module objects into the module regions of a kernel image",
-    after_help = EXIT_STATUS,
+    after_help = after_help(),
     subcommand_required = true,
     arg_required_else_help = true
 )]
@@ -42,17 +53,17 @@ struct Cli {
 enum Command {
     /// Lays the modules out in the kernel's module regions, resolves and
     /// relocates them and writes the bootable image with its module table.
-    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    #[command(after_help = after_help(), args_override_self = true)]
     Link(LinkArgs),
     /// Writes the one member of a staticlib archive that is a module object.
-    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    #[command(after_help = after_help(), args_override_self = true)]
     Extract(ExtractArgs),
     /// Prints the prelinked layout of an image, read from its module table.
-    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    #[command(after_help = after_help(), args_override_self = true)]
     Inspect(InspectArgs),
     /// Prints the reclaimed-memory report of a saved boot log (its REPORT
     /// line) and optionally draws the region map.
-    #[command(after_help = EXIT_STATUS, args_override_self = true)]
+    #[command(after_help = after_help(), args_override_self = true)]
     Report(ReportArgs),
 }
 
@@ -199,10 +210,7 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
 
 fn cmd_extract(a: &ExtractArgs) -> Result<()> {
     check_outputs(&[("the archive", &a.lib)], &[("--output", &a.output)])?;
-    let f = InputFile::read(&a.lib)?;
-    if !f.data.starts_with(b"!<arch>\n") {
-        return Err(err!(Archive, "{}: not an ar archive", f.name));
-    }
+    let f = InputFile::read_with_magic(&a.lib, AR_MAGIC, "an ar archive")?;
     let bytes = module_object_bytes(&f.name, &f.data)?;
     write_atomic(&a.output, bytes)
 }
@@ -221,7 +229,7 @@ fn print_out(s: &str) -> Result<()> {
 }
 
 fn cmd_inspect(a: &InspectArgs) -> Result<()> {
-    let f = InputFile::read(&a.image)?;
+    let f = InputFile::read_with_magic(&a.image, &object::elf::ELFMAG, "an ELF file")?;
     let plan = prelinker::inspect::inspect(&f.name, &f.data)?;
     if a.json {
         print_out(&format!("{}\n", plan.to_json()))
@@ -234,9 +242,10 @@ fn cmd_report(a: &ReportArgs) -> Result<()> {
     if let Some(svg) = &a.svg {
         check_outputs(&[("the boot log", &a.log)], &[("--svg", svg)])?;
     }
-    let name = a.log.display().to_string();
-    let text = std::fs::read_to_string(&a.log).map_err(|e| err!(Io, "{name}: {e}"))?;
-    let r = prelinker::report::parse_log(&name, &text)?;
+    let f = InputFile::read(&a.log)?;
+    let text = std::str::from_utf8(&f.data)
+        .map_err(|e| err!(Report, "{}: not UTF-8 text: {e}", f.name))?;
+    let r = prelinker::report::parse_log(&f.name, text)?;
     if let Some(p) = &a.svg {
         write_atomic(p, prelinker::report::svg(&r)?.as_bytes())?;
     }

@@ -660,3 +660,66 @@ fn help_and_exit_status() {
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(j["slot_align"], 0x2000);
 }
+
+/// Special files and junk given to any command are refused with exit status
+/// 1 and the file named; a large junk file is refused from its first bytes
+/// (the command runs in a data limit smaller than the file).
+#[test]
+fn special_and_junk_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = d.join("kernel.elf");
+    std::fs::write(&k, synth::kernel_elf(&def())).unwrap();
+    let junk = d.join("junk.bin");
+    std::fs::write(&junk, b"not an object at all").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&junk)
+        .unwrap()
+        .set_len(200 << 20)
+        .unwrap();
+    let m = d.join("m.o");
+    std::fs::write(&m, ModBuilder::new("m").build()).unwrap();
+    let out = d.join("out.elf");
+    let (k, m, out) = (
+        k.to_str().unwrap(),
+        m.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    for bad in ["/dev/zero", junk.to_str().unwrap()] {
+        let want = if bad == "/dev/zero" {
+            "not a regular file"
+        } else {
+            "bad magic"
+        };
+        for args in [
+            vec!["link", "--kernel", k, "--output", out, m, bad],
+            vec!["link", "--kernel", bad, "--output", out, m],
+            vec!["inspect", bad],
+            vec!["extract", bad, "--output", out],
+        ] {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg("ulimit -d 131072 && exec \"$@\"")
+                .arg("sh")
+                .arg(env!("CARGO_BIN_EXE_prelinker"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{bad}: ")) && stderr.contains(want),
+                "{args:?}: {stderr}"
+            );
+            assert!(!std::path::Path::new(out).exists());
+        }
+    }
+    let r = prelinker(&["report", "/dev/zero"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/dev/zero: not a regular file"),
+        "{}",
+        r.stderr
+    );
+}
