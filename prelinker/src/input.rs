@@ -180,9 +180,30 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
     }
     match name {
         None | Some("") => bail!(Modinfo, "{file}: .modinfo has no name= entry"),
+        Some(n) if !valid_module_name(n) => bail!(
+            Modinfo,
+            "{file}: module name `{}` is not valid: a module name is a lowercase letter followed by at most {} lowercase letters, digits or underscores ([a-z][a-z0-9_]{{0,{}}})",
+            n.escape_debug(),
+            MAX_MODULE_NAME - 1,
+            MAX_MODULE_NAME - 1
+        ),
         Some(n) => info.name = n.to_string(),
     }
     Ok(info)
+}
+
+/// The longest module name, in bytes.
+pub const MAX_MODULE_NAME: usize = 32;
+
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, a
+/// lowercase ASCII letter followed by at most 31 lowercase letters, digits
+/// or underscores.
+pub fn valid_module_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() <= MAX_MODULE_NAME
+        && b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 fn has_modinfo(data: &[u8]) -> bool {
@@ -443,5 +464,57 @@ impl<'a> ModuleObject<'a> {
             Some(s) => String::from_utf8_lossy(s.name()).into_owned(),
             None => format!("#{index}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        let long = "a".repeat(MAX_MODULE_NAME);
+        for ok in [
+            "a",
+            "pci",
+            "uart_com1",
+            "e1000",
+            "a_",
+            "z9_9",
+            long.as_str(),
+        ] {
+            assert!(valid_module_name(ok), "{ok}");
+        }
+        let too_long = "a".repeat(MAX_MODULE_NAME + 1);
+        for bad in [
+            "",
+            "Pci",
+            "pCi",
+            "9lives",
+            "_x",
+            "has-dash",
+            "a.b",
+            "a b",
+            "caf\u{e9}",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_module_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_name_is_reported_with_the_file() {
+        let e = parse_modinfo("x.o", b"abi=1\0name=Bad-Name\0").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Modinfo);
+        assert!(
+            e.message()
+                .starts_with("x.o: module name `Bad-Name` is not valid")
+                && e.message().contains("[a-z][a-z0-9_]{0,31}"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_modinfo("x.o", b"abi=1\0name=ok_1\0").unwrap().name,
+            "ok_1"
+        );
     }
 }

@@ -723,3 +723,31 @@ fn special_and_junk_inputs() {
         r.stderr
     );
 }
+
+/// Module names are `[a-z][a-z0-9_]{0,31}`: anything else is refused,
+/// naming the file and the name.
+#[test]
+fn bad_module_names() {
+    let long = "n".repeat(33);
+    for bad in [
+        "Upper",
+        "9lives",
+        "has-dash",
+        "_under",
+        "dot.ted",
+        long.as_str(),
+    ] {
+        let m = ModBuilder::new(bad).build();
+        fails(
+            &def(),
+            &[("bad.o", m)],
+            &[
+                &format!("bad.o: module name `{bad}` is not valid"),
+                "[a-z][a-z0-9_]{0,31}",
+            ],
+        );
+    }
+    let ok = "n".repeat(32);
+    let (_dir, _out, r) = link_files(&def(), &[("ok.o", ModBuilder::new(&ok).build())]);
+    assert!(r.ok, "{}", r.stderr);
+}

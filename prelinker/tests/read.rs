@@ -246,7 +246,7 @@ fn reading_files_links_like_reading_them_whole() {
         let at = data.windows(5).position(|w| w == b"name=").unwrap() + 5;
         let len = data[at..].iter().position(|&b| b == 0).unwrap();
         assert!(len >= 3, "module name too short to rename");
-        let new = format!("{:0>width$}", format!("m{i}"), width = len);
+        let new = format!("m{i:0>w$}", w = len - 1);
         data[at..at + len].copy_from_slice(new.as_bytes());
         let p = dir.path().join(format!("{new}.o"));
         std::fs::write(&p, data).unwrap();
