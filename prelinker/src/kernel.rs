@@ -132,6 +132,31 @@ impl Kernel {
         let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
         area(file, &e, MODTABLE_SECTION)
     }
+
+    /// Finds the class regions and the `.modtable` area of a prelinked
+    /// image (without its exports), checking that they lie inside the file.
+    pub fn image_areas(file: &str, data: &[u8]) -> Result<(PerClass<Area>, Area)> {
+        let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
+        let get = |name| -> Result<Area> {
+            let a = area(file, &e, name)?;
+            if a.file_off
+                .checked_add(a.size)
+                .is_none_or(|end| end > data.len() as u64)
+            {
+                bail!(
+                    Kernel,
+                    "{file}: section {name} lies past the end of the file (truncated?)"
+                );
+            }
+            Ok(a)
+        };
+        let regions = PerClass([
+            get(REGION_SECTIONS[0])?,
+            get(REGION_SECTIONS[1])?,
+            get(REGION_SECTIONS[2])?,
+        ]);
+        Ok((regions, get(MODTABLE_SECTION)?))
+    }
 }
 
 /// File ranges of the sections whose contents the link replaces (the class

