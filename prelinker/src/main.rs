@@ -248,9 +248,7 @@ fn cmd_report(a: &ReportArgs) -> Result<()> {
         check_outputs(&[("the boot log", &a.log)], &[("--svg", svg)])?;
     }
     let f = InputFile::read(&a.log)?;
-    let text = std::str::from_utf8(&f.data)
-        .map_err(|e| err!(Report, "{}: not UTF-8 text: {e}", f.name))?;
-    let r = prelinker::report::parse_log(&f.name, text)?;
+    let r = prelinker::report::parse_log(&f.name, &f.data)?;
     if let Some(p) = &a.svg {
         write_atomic(p, prelinker::report::svg(&r)?.as_bytes())?;
     }

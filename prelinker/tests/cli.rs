@@ -842,3 +842,60 @@ fn inspect_verifies_checksums() {
         r.stderr
     );
 }
+
+/// `report` reads a boot log that has bytes which are not UTF-8 outside its
+/// REPORT line (firmware noise, a module's garbage, CRLF line ends).
+#[test]
+fn report_reads_a_log_with_non_utf8_bytes() {
+    let report = serde_json::json!({
+        "policy": "compact",
+        "modules": [{
+            "name": "uart_com1", "result": "kept", "reason": null,
+            "slot": {"text": 4096, "rodata": 4096, "data": 0},
+            "used": {"text": 300, "rodata": 20, "data": 0},
+            "packed": {"text": 300, "rodata": 20, "data": 0},
+            "old_addr": {"text": "0x1000", "rodata": "0x9000", "data": "0x11000"},
+            "new_addr": {"text": "0x1000", "rodata": "0x9000", "data": "0x11000"},
+            "relocs_redone": 7, "probe_ns": 12000
+        }],
+        "regions": {
+            "text": {"size": 8192, "reclaimed_bytes": 4096, "freed": [["0x2000", "0x3000"]]},
+            "rodata": {"size": 8192, "freed": []},
+            "data": {"size": 8192, "freed": []}
+        },
+        "reclaimed_bytes": 4096, "failed_bytes": 0, "padding_bytes": 0, "tail_bytes": 4096
+    });
+    let mut log =
+        b"\x1b[2J\x1b[01;01HSeaBIOS (version \xff\xfe)\r\nBooting from ROM..\xc3\x28\r\n".to_vec();
+    log.extend_from_slice(
+        format!("[   0.1] INFO  modules: 1 in the table\r\nREPORT {report}\r\n").as_bytes(),
+    );
+    log.extend_from_slice(b"qemu: \x80\x81 terminating\n");
+    assert!(std::str::from_utf8(&log).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("boot.log");
+    std::fs::write(&p, &log).unwrap();
+    let svg = dir.path().join("map.svg");
+    let r = prelinker(&[
+        "report",
+        p.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("uart_com1") && r.stdout.contains("reclaimed 4096 bytes"),
+        "{}",
+        r.stdout
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // Without a REPORT line the error names the log.
+    std::fs::write(&p, b"\xff\xfe no report\n").unwrap();
+    let r = prelinker(&["report", p.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("boot.log: no REPORT line"),
+        "{}",
+        r.stderr
+    );
+}
