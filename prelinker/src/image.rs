@@ -107,7 +107,7 @@ impl Drop for Closing {
 /// close of a replaced file frees every page it had (milliseconds for an
 /// image of tens of MiB), which then need not hold up the caller. If the
 /// link fails the old file stays exactly as it was.
-pub fn discard_old(path: &Path) -> OldOutput {
+pub fn hold_old_output(path: &Path) -> OldOutput {
     let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
     OldOutput(is_file.then(|| File::open(path).ok()).flatten())
 }
@@ -341,9 +341,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("image.elf");
         std::fs::write(&dest, b"old image").unwrap();
-        drop(discard_old(&dest));
+        drop(hold_old_output(&dest));
         assert_eq!(std::fs::read(&dest).unwrap(), b"old image");
-        let old = discard_old(&dest);
+        let old = hold_old_output(&dest);
         write_atomic(&dest, b"new image").unwrap();
         drop(old.close_in_background());
         assert_eq!(std::fs::read(&dest).unwrap(), b"new image");

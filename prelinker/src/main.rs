@@ -5,7 +5,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use prelinker::error::{ErrorKind, Result};
-use prelinker::image::{check_outputs, discard_old, stage, stage_image, write_atomic};
+use prelinker::image::{check_outputs, hold_old_output, stage, stage_image, write_atomic};
 use prelinker::input::{AR_MAGIC, InputFile, MAX_INPUT_SIZE, module_object_bytes};
 use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
@@ -18,7 +18,8 @@ Exit status:
   0  success
   1  link or input error (an input is missing, malformed or does not link;
      no output is written)
-  2  usage error (bad command line)";
+  2  usage error (a bad command line, or an output that is an input, a link
+     to one, the other output or not a regular file; nothing is touched)";
 
 /// What every `--help` ends with: the input limits and the exit status.
 fn after_help() -> String {
@@ -169,7 +170,7 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
     let mut phases = Phases::new();
     // An earlier image stays as it is until the new one has replaced it; a
     // failed link leaves it (and an earlier plan) untouched.
-    let old = discard_old(output);
+    let old = hold_old_output(output);
     let k = prelinker::kernel::read_kernel(&a.kernel)?;
     phases.mark("read kernel");
     let opts = LinkOptions {
