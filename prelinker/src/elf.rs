@@ -11,73 +11,99 @@ use crate::{bail, err};
 use object::LittleEndian;
 use object::read::elf::{FileHeader as _, Rela as _, SectionHeader as _, Sym as _};
 
+// The ELF constants the prelinker uses, as the raw integers of the header
+// fields it compares them with. The values are `object::elf`'s (whose
+// constants are typed wrappers: `.0` is the raw value).
+
 /// `e_type` of a relocatable object.
-pub const ET_REL: u16 = 1;
+pub const ET_REL: u16 = object::elf::ET_REL.0;
 /// `e_type` of an executable.
-pub const ET_EXEC: u16 = 2;
+pub const ET_EXEC: u16 = object::elf::ET_EXEC.0;
 /// `e_machine` of x86_64.
-pub const EM_X86_64: u16 = 62;
+pub const EM_X86_64: u16 = object::elf::EM_X86_64.0;
 /// Section type: program data.
-pub const SHT_PROGBITS: u32 = 1;
+pub const SHT_PROGBITS: u32 = object::elf::SHT_PROGBITS.0;
 /// Section type: symbol table.
-pub const SHT_SYMTAB: u32 = 2;
+pub const SHT_SYMTAB: u32 = object::elf::SHT_SYMTAB.0;
 /// Section type: string table.
-pub const SHT_STRTAB: u32 = 3;
+pub const SHT_STRTAB: u32 = object::elf::SHT_STRTAB.0;
 /// Section type: relocations with addends.
-pub const SHT_RELA: u32 = 4;
+pub const SHT_RELA: u32 = object::elf::SHT_RELA.0;
 /// Section type: zero-filled, no file bytes.
-pub const SHT_NOBITS: u32 = 8;
+pub const SHT_NOBITS: u32 = object::elf::SHT_NOBITS.0;
 /// Section type: relocations without addends.
-pub const SHT_REL: u32 = 9;
+pub const SHT_REL: u32 = object::elf::SHT_REL.0;
 /// Section type: extended section indices of a symbol table.
-pub const SHT_SYMTAB_SHNDX: u32 = 18;
+pub const SHT_SYMTAB_SHNDX: u32 = object::elf::SHT_SYMTAB_SHNDX.0;
 /// Section flag: writable.
-pub const SHF_WRITE: u64 = 1;
+pub const SHF_WRITE: u64 = object::elf::SHF_WRITE.0;
 /// Section flag: occupies memory.
-pub const SHF_ALLOC: u64 = 2;
+pub const SHF_ALLOC: u64 = object::elf::SHF_ALLOC.0;
 /// Section flag: executable.
-pub const SHF_EXECINSTR: u64 = 4;
+pub const SHF_EXECINSTR: u64 = object::elf::SHF_EXECINSTR.0;
 /// Section flag: thread-local storage.
-pub const SHF_TLS: u64 = 0x400;
+pub const SHF_TLS: u64 = object::elf::SHF_TLS.0;
 /// Undefined section index.
-pub const SHN_UNDEF: u16 = 0;
+pub const SHN_UNDEF: u16 = object::elf::SHN_UNDEF.0;
 /// Absolute symbol.
-pub const SHN_ABS: u16 = 0xfff1;
+pub const SHN_ABS: u16 = object::elf::SHN_ABS.0;
 /// Common symbol.
-pub const SHN_COMMON: u16 = 0xfff2;
+pub const SHN_COMMON: u16 = object::elf::SHN_COMMON.0;
 /// Extended section index.
-pub const SHN_XINDEX: u16 = 0xffff;
+pub const SHN_XINDEX: u16 = object::elf::SHN_XINDEX.0;
 /// Symbol binding: local.
-pub const STB_LOCAL: u8 = 0;
+pub const STB_LOCAL: u8 = object::elf::STB_LOCAL.0;
 /// Symbol binding: global.
-pub const STB_GLOBAL: u8 = 1;
+pub const STB_GLOBAL: u8 = object::elf::STB_GLOBAL.0;
 /// Symbol binding: weak.
-pub const STB_WEAK: u8 = 2;
+pub const STB_WEAK: u8 = object::elf::STB_WEAK.0;
 /// Symbol type: section.
-pub const STT_SECTION: u8 = 3;
+pub const STT_SECTION: u8 = object::elf::STT_SECTION.0;
 /// Symbol type: thread-local.
-pub const STT_TLS: u8 = 6;
+pub const STT_TLS: u8 = object::elf::STT_TLS.0;
+/// `e_ident[EI_CLASS]` of a 64-bit file.
+const ELFCLASS64: u8 = object::elf::ELFCLASS64.0;
+/// `e_ident[EI_CLASS]` of a 32-bit file.
+const ELFCLASS32: u8 = object::elf::ELFCLASS32.0;
+/// `e_ident[EI_DATA]` of a little-endian file.
+const ELFDATA2LSB: u8 = object::elf::ELFDATA2LSB.0;
+
+/// Whether `header` (at least the first 6 bytes of a file) starts an ELF64
+/// little-endian file: the only kind the prelinker reads.
+pub fn is_elf64_le(header: &[u8]) -> bool {
+    header.len() >= 6
+        && header[..4] == object::elf::ELFMAG
+        && header[4] == ELFCLASS64
+        && header[5] == ELFDATA2LSB
+}
 
 /// Name of an `e_machine` value, for messages.
 pub fn machine_name(m: u16) -> String {
+    const EM_386: u16 = object::elf::EM_386.0;
+    const EM_ARM: u16 = object::elf::EM_ARM.0;
+    const EM_AARCH64: u16 = object::elf::EM_AARCH64.0;
+    const EM_RISCV: u16 = object::elf::EM_RISCV.0;
     match m {
-        3 => "i386 (EM_386)".into(),
-        62 => "x86_64".into(),
-        40 => "ARM".into(),
-        183 => "AArch64".into(),
-        243 => "RISC-V".into(),
+        EM_386 => "i386 (EM_386)".into(),
+        EM_X86_64 => "x86_64".into(),
+        EM_ARM => "ARM".into(),
+        EM_AARCH64 => "AArch64".into(),
+        EM_RISCV => "RISC-V".into(),
         _ => format!("machine {m}"),
     }
 }
 
 /// Name of an `e_type` value, for messages.
 pub fn type_name(t: u16) -> &'static str {
+    const ET_NONE: u16 = object::elf::ET_NONE.0;
+    const ET_DYN: u16 = object::elf::ET_DYN.0;
+    const ET_CORE: u16 = object::elf::ET_CORE.0;
     match t {
-        0 => "ET_NONE",
-        1 => "a relocatable object (ET_REL)",
-        2 => "an executable (ET_EXEC)",
-        3 => "a shared object or PIE (ET_DYN)",
-        4 => "a core file (ET_CORE)",
+        ET_NONE => "ET_NONE",
+        ET_REL => "a relocatable object (ET_REL)",
+        ET_EXEC => "an executable (ET_EXEC)",
+        ET_DYN => "a shared object or PIE (ET_DYN)",
+        ET_CORE => "a core file (ET_CORE)",
         _ => "an ELF file of unknown type",
     }
 }
@@ -194,22 +220,22 @@ impl<'a> ElfFile<'a> {
     /// classes are reported with their machine so that an i386 object gets a
     /// clear message.
     pub fn parse(data: &'a [u8]) -> Result<ElfFile<'a>> {
-        if data.len() < 4 || data[..4] != *b"\x7fELF" {
+        if data.len() < 4 || data[..4] != object::elf::ELFMAG {
             bail!(Malformed, "not an ELF file (bad magic)");
         }
         if data.len() < 20 {
             bail!(Malformed, "truncated ELF header ({} bytes)", data.len());
         }
         let machine = u16::from_le_bytes([data[18], data[19]]);
-        if data[4] != 2 {
+        if data[4] != ELFCLASS64 {
             bail!(
                 WrongKind,
                 "{}-bit ELF for {}: expected a 64-bit x86_64 object",
-                if data[4] == 1 { 32 } else { 0 },
+                if data[4] == ELFCLASS32 { 32 } else { 0 },
                 machine_name(machine)
             );
         }
-        if data[5] != 1 {
+        if data[5] != ELFDATA2LSB {
             bail!(WrongKind, "big-endian ELF: expected little-endian x86_64");
         }
         if data.len() < 64 {
@@ -429,55 +455,120 @@ fn cstr_at(tab: &[u8], at: usize) -> Option<&[u8]> {
     Some(std::ffi::CStr::from_bytes_until_nul(rest).ok()?.to_bytes())
 }
 
-/// Name of an x86_64 relocation type, for messages.
+/// Name of an x86_64 relocation type, for messages (object's name for it,
+/// or `R_X86_64_<n>` for a number it does not know).
 pub fn reloc_name(t: u32) -> String {
-    const NAMES: [&str; 43] = [
-        "R_X86_64_NONE",
-        "R_X86_64_64",
-        "R_X86_64_PC32",
-        "R_X86_64_GOT32",
-        "R_X86_64_PLT32",
-        "R_X86_64_COPY",
-        "R_X86_64_GLOB_DAT",
-        "R_X86_64_JUMP_SLOT",
-        "R_X86_64_RELATIVE",
-        "R_X86_64_GOTPCREL",
-        "R_X86_64_32",
-        "R_X86_64_32S",
-        "R_X86_64_16",
-        "R_X86_64_PC16",
-        "R_X86_64_8",
-        "R_X86_64_PC8",
-        "R_X86_64_DTPMOD64",
-        "R_X86_64_DTPOFF64",
-        "R_X86_64_TPOFF64",
-        "R_X86_64_TLSGD",
-        "R_X86_64_TLSLD",
-        "R_X86_64_DTPOFF32",
-        "R_X86_64_GOTTPOFF",
-        "R_X86_64_TPOFF32",
-        "R_X86_64_PC64",
-        "R_X86_64_GOTOFF64",
-        "R_X86_64_GOTPC32",
-        "R_X86_64_GOT64",
-        "R_X86_64_GOTPCREL64",
-        "R_X86_64_GOTPC64",
-        "R_X86_64_GOTPLT64",
-        "R_X86_64_PLTOFF64",
-        "R_X86_64_SIZE32",
-        "R_X86_64_SIZE64",
-        "R_X86_64_GOTPC32_TLSDESC",
-        "R_X86_64_TLSDESC_CALL",
-        "R_X86_64_TLSDESC",
-        "R_X86_64_IRELATIVE",
-        "R_X86_64_RELATIVE64",
-        "R_X86_64_39",
-        "R_X86_64_40",
-        "R_X86_64_GOTPCRELX",
-        "R_X86_64_REX_GOTPCRELX",
-    ];
-    NAMES
-        .get(t as usize)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| format!("R_X86_64_<{t}>"))
+    object::elf::machine_names(object::elf::EM_X86_64)
+        .r
+        .name(object::elf::RelocationType(t))
+        .map_or_else(|| format!("R_X86_64_<{t}>"), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use goblin::elf::{header as gh, reloc as gr, section_header as gs, sym as gy};
+
+    /// object's constants, as this module takes them, agree with goblin's
+    /// (an independent copy of the ELF specification's numbers).
+    #[test]
+    fn constants_agree_with_goblin() {
+        assert_eq!(
+            [ET_REL, ET_EXEC, EM_X86_64],
+            [gh::ET_REL, gh::ET_EXEC, gh::EM_X86_64]
+        );
+        assert_eq!(
+            [
+                SHT_PROGBITS,
+                SHT_SYMTAB,
+                SHT_STRTAB,
+                SHT_RELA,
+                SHT_NOBITS,
+                SHT_REL,
+                SHT_SYMTAB_SHNDX
+            ],
+            [
+                gs::SHT_PROGBITS,
+                gs::SHT_SYMTAB,
+                gs::SHT_STRTAB,
+                gs::SHT_RELA,
+                gs::SHT_NOBITS,
+                gs::SHT_REL,
+                gs::SHT_SYMTAB_SHNDX
+            ]
+        );
+        assert_eq!(
+            [SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS],
+            [gs::SHF_WRITE, gs::SHF_ALLOC, gs::SHF_EXECINSTR, gs::SHF_TLS].map(u64::from)
+        );
+        assert_eq!(
+            [SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX].map(u32::from),
+            [gs::SHN_UNDEF, gs::SHN_ABS, gs::SHN_COMMON, gs::SHN_XINDEX]
+        );
+        assert_eq!(
+            [STB_LOCAL, STB_GLOBAL, STB_WEAK, STT_SECTION, STT_TLS],
+            [
+                gy::STB_LOCAL,
+                gy::STB_GLOBAL,
+                gy::STB_WEAK,
+                gy::STT_SECTION,
+                gy::STT_TLS
+            ]
+        );
+        assert_eq!(
+            [ELFCLASS32, ELFCLASS64, ELFDATA2LSB],
+            [gh::ELFCLASS32, gh::ELFCLASS64, gh::ELFDATA2LSB]
+        );
+        use crate::relocate::*;
+        assert_eq!(
+            [
+                R_NONE,
+                R_64,
+                R_PC32,
+                R_PLT32,
+                R_GOTPCREL,
+                R_32,
+                R_32S,
+                R_PC64,
+                R_GOTPCRELX,
+                R_REX_GOTPCRELX
+            ],
+            [
+                gr::R_X86_64_NONE,
+                gr::R_X86_64_64,
+                gr::R_X86_64_PC32,
+                gr::R_X86_64_PLT32,
+                gr::R_X86_64_GOTPCREL,
+                gr::R_X86_64_32,
+                gr::R_X86_64_32S,
+                gr::R_X86_64_PC64,
+                gr::R_X86_64_GOTPCRELX,
+                gr::R_X86_64_REX_GOTPCRELX
+            ]
+        );
+    }
+
+    #[test]
+    fn names_for_messages() {
+        // goblin names the types it knows without the `R_` prefix.
+        let mut known = 0;
+        for t in 0..=42 {
+            let g = gr::r_to_str(t, gh::EM_X86_64);
+            if g != "R_UNKNOWN_X86_64" {
+                assert_eq!(reloc_name(t), format!("R_{g}"), "type {t}");
+                known += 1;
+            }
+        }
+        assert_eq!(known, 40);
+        assert_eq!(reloc_name(0), "R_X86_64_NONE");
+        assert_eq!(reloc_name(4), "R_X86_64_PLT32");
+        assert_eq!(reloc_name(9999), "R_X86_64_<9999>");
+        assert_eq!(machine_name(3), "i386 (EM_386)");
+        assert_eq!(machine_name(62), "x86_64");
+        assert_eq!(type_name(1), "a relocatable object (ET_REL)");
+        assert_eq!(type_name(3), "a shared object or PIE (ET_DYN)");
+        assert!(is_elf64_le(b"\x7fELF\x02\x01"));
+        assert!(!is_elf64_le(b"\x7fELF\x01\x01") && !is_elf64_le(b"\x7fELF\x02\x02"));
+        assert!(!is_elf64_le(b"!<arch>\n") && !is_elf64_le(b"\x7fEL"));
+    }
 }

@@ -43,6 +43,9 @@ pub enum ErrorKind {
     RegionOverflow,
     /// The module table does not fit the `.modtable` area.
     TableOverflow,
+    /// A prelinked image's module bytes or module table do not match the
+    /// checksums the table records.
+    Checksum,
     /// A saved boot log has no usable `REPORT` line.
     Report,
     /// An expectation file (`link --expect`) is malformed or names an

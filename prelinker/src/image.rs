@@ -1,6 +1,8 @@
 //! Writing output files atomically (a temporary file in the destination's
-//! directory, renamed over the destination only once it is complete), and
-//! writing a prelinked image as the kernel's bytes plus patches.
+//! directory, renamed over the destination only once it is complete; on
+//! failure only the temporary file is removed), writing a prelinked image as
+//! the kernel's bytes plus patches, and refusing outputs that would
+//! overwrite an input ([`check_outputs`]).
 
 use crate::err;
 use crate::error::Result;
@@ -8,61 +10,90 @@ use crate::link::{Patch, Prelinked};
 use std::fs::File;
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Creates a temporary file next to `path`, lets `fill` write it, and renames
-/// it over `path`. On error no file is left behind (and `path` is untouched).
-fn with_temp(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let base = path
-        .file_name()
-        .ok_or_else(|| err!(Io, "{}: not a file name", path.display()))?
-        .to_string_lossy();
-    let mut tmp = None;
-    for i in 0..100u32 {
-        let p = dir.join(format!(".{base}.tmp{}.{i}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => {
-                tmp = Some((p, f));
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(err!(
-                    Io,
-                    "{}: cannot create a temporary file: {e}",
-                    p.display()
-                ));
-            }
-        }
-    }
-    let (tmp_path, mut f) =
-        tmp.ok_or_else(|| err!(Io, "{}: cannot create a temporary file", dir.display()))?;
-    let r = fill(&mut f)
-        .and_then(|_| f.flush())
-        .map_err(|e| err!(Io, "{}: write failed: {e}", tmp_path.display()))
-        .and_then(|_| {
-            drop(f);
-            std::fs::rename(&tmp_path, path)
-                .map_err(|e| err!(Io, "{}: cannot rename into place: {e}", path.display()))
-        });
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    r
+/// An output written to a temporary file in its destination's directory,
+/// not yet in place: [`Staged::commit`] renames it over the destination;
+/// dropping it uncommitted removes the temporary file (and only that: the
+/// destination, if it exists, is never touched).
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
 }
 
-/// An earlier output being freed in the background; dropping it waits.
-pub struct Discarded(Option<std::thread::JoinHandle<()>>);
+impl Staged {
+    /// Creates a temporary file next to `path` and lets `fill` write it.
+    fn new(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<Staged> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let base = path
+            .file_name()
+            .ok_or_else(|| err!(Io, "{}: not a file name", path.display()))?
+            .to_string_lossy();
+        let mut tmp = None;
+        for i in 0..100u32 {
+            let p = dir.join(format!(".{base}.tmp{}.{i}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+            {
+                Ok(f) => {
+                    tmp = Some((p, f));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(err!(
+                        Io,
+                        "{}: cannot create a temporary file: {e}",
+                        p.display()
+                    ));
+                }
+            }
+        }
+        let (tmp, mut f) =
+            tmp.ok_or_else(|| err!(Io, "{}: cannot create a temporary file", dir.display()))?;
+        // From here on, dropping `staged` removes the temporary file.
+        let staged = Staged {
+            tmp,
+            dest: path.to_path_buf(),
+            done: false,
+        };
+        fill(&mut f)
+            .and_then(|_| f.flush())
+            .map_err(|e| err!(Io, "{}: write failed: {e}", staged.tmp.display()))?;
+        Ok(staged)
+    }
 
-impl Drop for Discarded {
+    /// Renames the temporary file over the destination.
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.dest)
+            .map_err(|e| err!(Io, "{}: cannot rename into place: {e}", self.dest.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// An earlier output, kept open while its replacement is written.
+pub struct OldOutput(Option<File>);
+
+/// An earlier output being closed on another thread; dropping it waits.
+pub struct Closing(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Closing {
     fn drop(&mut self) {
         if let Some(h) = self.0.take() {
             let _ = h.join();
@@ -70,26 +101,36 @@ impl Drop for Discarded {
     }
 }
 
-/// Removes the regular file at `path` (an earlier output), if there is one,
-/// and frees its pages on another thread while the caller goes on: the
-/// last close of a large file frees every page (milliseconds for an image
-/// of tens of MiB), so the file is kept open, unlinked here, and closed on
-/// that thread, as lld does. If it cannot be removed, nothing is done (the
-/// final rename replaces it).
-pub fn discard_old(path: &Path) -> Discarded {
+/// Opens the regular file at `path` (an earlier output), if there is one,
+/// without changing it. Once the new output has been renamed over it,
+/// [`OldOutput::close_in_background`] closes it on another thread: the last
+/// close of a replaced file frees every page it had (milliseconds for an
+/// image of tens of MiB), which then need not hold up the caller. If the
+/// link fails the old file stays exactly as it was.
+pub fn hold_old_output(path: &Path) -> OldOutput {
     let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
-    let Some(f) = is_file.then(|| File::open(path).ok()).flatten() else {
-        return Discarded(None);
-    };
-    if std::fs::remove_file(path).is_err() {
-        return Discarded(None);
-    }
-    Discarded(Some(std::thread::spawn(move || drop(f))))
+    OldOutput(is_file.then(|| File::open(path).ok()).flatten())
 }
 
-/// Writes `bytes` to `path` atomically.
+impl OldOutput {
+    /// Closes the old file on another thread (call once it has been
+    /// replaced).
+    pub fn close_in_background(mut self) -> Closing {
+        Closing(self.0.take().map(|f| std::thread::spawn(move || drop(f))))
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, to be renamed over it
+/// by [`Staged::commit`].
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    Staged::new(path, |f| f.write_all(bytes))
+}
+
+/// Writes `bytes` to `path` atomically: an existing file at `path` is
+/// replaced only once the new contents are complete, and left as it was if
+/// writing them fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    with_temp(path, |f| f.write_all(bytes))
+    stage(path, bytes)?.commit()
 }
 
 /// Gaps between patches up to this size are written as zeros, so that
@@ -144,12 +185,18 @@ fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> st
     Ok(())
 }
 
-/// Writes the prelinked image to `path` atomically: the kernel's bytes
-/// outside the replaced areas, then the patches. The replaced areas are left
-/// as holes where nothing is written (they read as zeros), so the unused
-/// tails of the regions cost no I/O.
+/// Writes the prelinked image to `path` atomically (see [`stage_image`]).
 pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
-    with_temp(path, |f| {
+    stage_image(path, kernel, p)?.commit()
+}
+
+/// Writes the prelinked image to a temporary file next to `path`, to be
+/// renamed over it by [`Staged::commit`]: the kernel's bytes outside the
+/// replaced areas, then the patches. The replaced areas are left as holes
+/// where nothing is written (they read as zeros), so the unused tails of the
+/// regions cost no I/O.
+pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> {
+    Staged::new(path, |f| {
         f.set_len(kernel.len() as u64)?;
         let mut at = 0u64;
         for &(s, e) in p
@@ -164,4 +211,141 @@ pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
         }
         write_patches(f, &p.replaced, &p.patches)
     })
+}
+
+/// What identifies a file for [`check_outputs`]: the device and inode it
+/// resolves to (following symbolic links), if it exists, and its canonical
+/// path (for a file that does not exist yet, its directory's canonical path
+/// joined with its name).
+struct Identity {
+    id: Option<(u64, u64)>,
+    canonical: PathBuf,
+}
+
+fn identity(path: &Path) -> Identity {
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match (abs.parent(), abs.file_name()) {
+            (Some(d), Some(n)) => std::fs::canonicalize(d)
+                .map(|d| d.join(n))
+                .unwrap_or_else(|_| abs.clone()),
+            _ => abs.clone(),
+        }
+    });
+    Identity { id, canonical }
+}
+
+impl Identity {
+    fn same(&self, other: &Identity) -> bool {
+        self.canonical == other.canonical || (self.id.is_some() && self.id == other.id)
+    }
+}
+
+/// Refuses outputs that would destroy an input or each other: an output that
+/// is an input, or links to one (a symbolic or hard link: the same device
+/// and inode, or the same canonical path), or that is another output. Each
+/// path comes with what it is for the message (`"--output"`, `"the kernel"`).
+/// An output that exists must be a regular file (or a link to one): the
+/// rename that puts the new file in place would replace a device node, and
+/// cannot replace a directory. Nothing is read or written besides the
+/// paths' metadata; call it before anything else.
+pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    let ins: Vec<Identity> = inputs.iter().map(|(_, p)| identity(p)).collect();
+    let outs: Vec<Identity> = outputs.iter().map(|(_, p)| identity(p)).collect();
+    for (i, (what, path)) in outputs.iter().enumerate() {
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.is_file()
+        {
+            return Err(err!(
+                Usage,
+                "{what} {} exists and is not a regular file; nothing was written",
+                path.display()
+            ));
+        }
+        if let Some(j) = ins.iter().position(|x| x.same(&outs[i])) {
+            let (iwhat, ipath) = inputs[j];
+            return Err(err!(
+                Usage,
+                "{what} {} is the same file as {iwhat} {} (or a link to it): writing it would destroy that input; nothing was written",
+                path.display(),
+                ipath.display()
+            ));
+        }
+        if let Some(j) = (0..i).find(|&j| outs[j].same(&outs[i])) {
+            let (owhat, opath) = outputs[j];
+            return Err(err!(
+                Usage,
+                "{what} {} is the same file as {owhat} {}: one output would overwrite the other; nothing was written",
+                path.display(),
+                opath.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The destination changes only on commit; an uncommitted or failed
+    /// output leaves no temporary file and the destination as it was.
+    #[test]
+    fn staged_output_replaces_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        std::fs::write(&dest, b"old").unwrap();
+        let s = stage(&dest, b"new").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        assert_eq!(
+            names(dir.path()).len(),
+            2,
+            "the temporary file is beside it"
+        );
+        s.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        drop(stage(&dest, b"dropped").unwrap());
+        let e = Staged::new(&dest, |f| {
+            f.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(e.message().contains("disk full"), "{e}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+        // A destination that cannot be replaced (a non-empty directory).
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("keep"), b"k").unwrap();
+        assert!(write_atomic(&sub, b"x").is_err());
+        assert_eq!(names(dir.path()), ["out.bin", "sub"]);
+        assert_eq!(std::fs::read(sub.join("keep")).unwrap(), b"k");
+    }
+
+    /// An old output kept open survives a failed link as it was, and after
+    /// being replaced it is closed without touching the new file.
+    #[test]
+    fn old_output_is_only_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("image.elf");
+        std::fs::write(&dest, b"old image").unwrap();
+        drop(hold_old_output(&dest));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old image");
+        let old = hold_old_output(&dest);
+        write_atomic(&dest, b"new image").unwrap();
+        drop(old.close_in_background());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new image");
+    }
 }

@@ -8,6 +8,67 @@ use modtable::Class;
 use modtable::modinfo::{self, ABI_VERSION, MODINFO_SECTION, PROBE_SYMBOL, SELFTEST_SYMBOL};
 use std::collections::HashMap;
 
+/// The largest input file the prelinker reads (module object, archive,
+/// kernel, image or boot log): 256 MiB. A larger file is refused before
+/// anything but its metadata is read; real inputs are a few MiB (a module
+/// object under 100 KiB, its staticlib archive about 7 MiB, a kernel with
+/// three 16 MiB regions about 50 MiB).
+pub const MAX_INPUT_SIZE: u64 = 256 << 20;
+
+/// How many bytes of a file are read first to tell what it is.
+const HEAD: u64 = 64;
+
+/// Opens an input after checking that it is a regular file (not a
+/// directory, device or pipe, which could not be read or never end) of at
+/// most [`MAX_INPUT_SIZE`] bytes; returns it with its length. `name` is
+/// used in messages.
+pub fn open_input(path: &std::path::Path, name: &str) -> Result<(std::fs::File, u64)> {
+    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+    let check = |m: &std::fs::Metadata| -> Result<u64> {
+        if !m.is_file() {
+            let what = if m.is_dir() {
+                "a directory"
+            } else {
+                "a device, pipe or socket"
+            };
+            bail!(
+                Io,
+                "{name}: not a regular file ({what}); inputs must be files"
+            );
+        }
+        if m.len() > MAX_INPUT_SIZE {
+            bail!(
+                Io,
+                "{name}: {} bytes, more than the {MAX_INPUT_SIZE} bytes (256 MiB) the prelinker reads from one input",
+                m.len()
+            );
+        }
+        Ok(m.len())
+    };
+    // Checked before opening: opening a pipe would wait for a writer.
+    check(&std::fs::metadata(path).map_err(io)?)?;
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = check(&f.metadata().map_err(io)?)?;
+    Ok((f, len))
+}
+
+/// Reads `n` bytes at `off` of `f`, failing if the file is shorter.
+fn read_exact(f: &std::fs::File, name: &str, buf: &mut [u8], off: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.read_exact_at(buf, off)
+        .map_err(|e| err!(Io, "{name}: cannot read: {e}"))
+}
+
+/// The first bytes of a file of `len` bytes (at most [`HEAD`]).
+fn head(f: &std::fs::File, name: &str, len: u64) -> Result<Vec<u8>> {
+    let mut h = vec![0u8; len.min(HEAD) as usize];
+    read_exact(f, name, &mut h, 0)?;
+    Ok(h)
+}
+
+/// The magic bytes of an `ar` archive.
+pub const AR_MAGIC: &[u8] = b"!<arch>\n";
+
 /// An input file read into memory.
 #[derive(Clone, Debug)]
 pub struct InputFile {
@@ -18,34 +79,56 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    /// Reads a file.
+    /// Reads a whole input (a regular file of at most [`MAX_INPUT_SIZE`]
+    /// bytes: see [`open_input`]).
     pub fn read(path: &std::path::Path) -> Result<InputFile> {
         let name = path.display().to_string();
-        let data = std::fs::read(path).map_err(|e| err!(Io, "{name}: cannot read: {e}"))?;
+        let (f, len) = open_input(path, &name)?;
+        let mut data = vec![0u8; len as usize];
+        read_exact(&f, &name, &mut data, 0)?;
+        Ok(InputFile { name, data })
+    }
+
+    /// Reads a whole input that must start with `magic` (which says what it
+    /// is in the message, `what`), checking its first bytes before reading
+    /// the rest.
+    pub fn read_with_magic(path: &std::path::Path, magic: &[u8], what: &str) -> Result<InputFile> {
+        let name = path.display().to_string();
+        let (f, len) = open_input(path, &name)?;
+        if !head(&f, &name, len)?.starts_with(magic) {
+            bail!(Malformed, "{name}: not {what} (bad magic)");
+        }
+        let mut data = vec![0u8; len as usize];
+        read_exact(&f, &name, &mut data, 0)?;
         Ok(InputFile { name, data })
     }
 }
 
-/// Reads the parts of the module object at `path` that the link uses into
-/// `buf`, which is resized to the file's length; `name` is used in messages.
-/// Bytes outside those parts are left as they were (a buffer reused from an
-/// earlier file keeps that file's bytes there), so `buf` must only be parsed
-/// as a module object. A file that is not an ELF object with readable
-/// headers (an archive, or a malformed file) is read whole.
+/// Reads the module input at `path` into `buf`; `name` is used in messages.
+/// The input must be a regular file of at most [`MAX_INPUT_SIZE`] bytes
+/// whose first bytes say it is an ELF file or an `ar` archive. An ELF object
+/// is read as a compact copy of the parts the link uses (its headers, the
+/// allocated sections, symbols, strings, `.modinfo` and the relocations of
+/// allocated sections; the section table points at them, and every other
+/// section is empty), so `buf` ends up the size of those parts, not of the
+/// file. An archive, and an ELF file whose headers cannot be read that way
+/// (the parser then says what is wrong), are read whole.
 pub fn read_module(path: &std::path::Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
-    use std::io::Read;
-    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    buf.resize(len as usize, 0);
-    // Debug builds poison what is not read, so that a parser reading outside
-    // the parts read fails the tests instead of seeing an earlier file's bytes.
-    if cfg!(debug_assertions) {
-        buf.fill(0xa5);
+    let (f, len) = open_input(path, name)?;
+    let h = head(&f, name, len)?;
+    if !h.starts_with(AR_MAGIC) && !h.starts_with(&object::elf::ELFMAG) {
+        bail!(
+            Malformed,
+            "{name}: not an ELF file or ar archive (bad magic)"
+        );
     }
-    if !crate::sparse::read_module_parts(&f, buf).map_err(io)? {
+    if h.starts_with(AR_MAGIC)
+        || !crate::sparse::read_module_parts(&f, len, buf)
+            .map_err(|e| err!(Io, "{name}: cannot read: {e}"))?
+    {
         buf.clear();
-        f.read_to_end(buf).map_err(io)?;
+        buf.resize(len as usize, 0);
+        read_exact(&f, name, buf, 0)?;
     }
     Ok(())
 }
@@ -97,9 +180,30 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
     }
     match name {
         None | Some("") => bail!(Modinfo, "{file}: .modinfo has no name= entry"),
+        Some(n) if !valid_module_name(n) => bail!(
+            Modinfo,
+            "{file}: module name `{}` is not valid: a module name is a lowercase letter followed by at most {} lowercase letters, digits or underscores ([a-z][a-z0-9_]{{0,{}}})",
+            n.escape_debug(),
+            MAX_MODULE_NAME - 1,
+            MAX_MODULE_NAME - 1
+        ),
         Some(n) => info.name = n.to_string(),
     }
     Ok(info)
+}
+
+/// The longest module name, in bytes.
+pub const MAX_MODULE_NAME: usize = 32;
+
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, a
+/// lowercase ASCII letter followed by at most 31 lowercase letters, digits
+/// or underscores.
+pub fn valid_module_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() <= MAX_MODULE_NAME
+        && b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 fn has_modinfo(data: &[u8]) -> bool {
@@ -109,7 +213,7 @@ fn has_modinfo(data: &[u8]) -> bool {
 /// If `data` is an `ar` archive, returns its one member with a `.modinfo`
 /// section; otherwise returns `data` unchanged.
 pub fn module_object_bytes<'a>(file: &str, data: &'a [u8]) -> Result<&'a [u8]> {
-    if !data.starts_with(b"!<arch>\n") {
+    if !data.starts_with(AR_MAGIC) {
         return Ok(data);
     }
     let ar = object::read::archive::ArchiveFile::parse(data)
@@ -360,5 +464,57 @@ impl<'a> ModuleObject<'a> {
             Some(s) => String::from_utf8_lossy(s.name()).into_owned(),
             None => format!("#{index}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        let long = "a".repeat(MAX_MODULE_NAME);
+        for ok in [
+            "a",
+            "pci",
+            "uart_com1",
+            "e1000",
+            "a_",
+            "z9_9",
+            long.as_str(),
+        ] {
+            assert!(valid_module_name(ok), "{ok}");
+        }
+        let too_long = "a".repeat(MAX_MODULE_NAME + 1);
+        for bad in [
+            "",
+            "Pci",
+            "pCi",
+            "9lives",
+            "_x",
+            "has-dash",
+            "a.b",
+            "a b",
+            "caf\u{e9}",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_module_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_name_is_reported_with_the_file() {
+        let e = parse_modinfo("x.o", b"abi=1\0name=Bad-Name\0").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Modinfo);
+        assert!(
+            e.message()
+                .starts_with("x.o: module name `Bad-Name` is not valid")
+                && e.message().contains("[a-z][a-z0-9_]{0,31}"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_modinfo("x.o", b"abi=1\0name=ok_1\0").unwrap().name,
+            "ok_1"
+        );
     }
 }

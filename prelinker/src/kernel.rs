@@ -148,6 +148,31 @@ impl Kernel {
         let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
         area(file, &e, MODTABLE_SECTION)
     }
+
+    /// Finds the class regions and the `.modtable` area of a prelinked
+    /// image (without its exports), checking that they lie inside the file.
+    pub fn image_areas(file: &str, data: &[u8]) -> Result<(PerClass<Area>, Area)> {
+        let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
+        let get = |name| -> Result<Area> {
+            let a = area(file, &e, name)?;
+            if a.file_off
+                .checked_add(a.size)
+                .is_none_or(|end| end > data.len() as u64)
+            {
+                bail!(
+                    Kernel,
+                    "{file}: section {name} lies past the end of the file (truncated?)"
+                );
+            }
+            Ok(a)
+        };
+        let regions = PerClass([
+            get(REGION_SECTIONS[0])?,
+            get(REGION_SECTIONS[1])?,
+            get(REGION_SECTIONS[2])?,
+        ]);
+        Ok((regions, get(MODTABLE_SECTION)?))
+    }
 }
 
 /// File ranges of the sections whose contents the link replaces (the class
@@ -176,12 +201,21 @@ fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 /// Reads a kernel ELF for linking without reading the contents of its class
-/// regions and table area, which the link replaces anyway (they read as zeros).
+/// regions and table area, which the link replaces anyway (they read as
+/// zeros). The kernel must be a regular file of at most
+/// [`crate::input::MAX_INPUT_SIZE`] bytes that starts as an ELF file.
 pub fn read_kernel(path: &std::path::Path) -> Result<crate::InputFile> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
-    let f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
+    let (f, len) = crate::input::open_input(path, &name)?;
+    let mut magic = [0u8; 4];
+    if len < 4 || {
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut magic, 0).map_err(io)?;
+        magic != object::elf::ELFMAG
+    } {
+        bail!(Malformed, "{name}: not an ELF file (bad magic)");
+    }
     let Some(skip) = replaced_ranges(&f, len) else {
         return crate::InputFile::read(path);
     };

@@ -15,8 +15,12 @@
 //! [`kernel`] (the kernel's sections and exports), [`expect`] (which modules
 //! are expected to be kept), [`order`], [`layout`],
 //! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
-//! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
-//! and [`synth`] (synthetic kernels for tests and benchmarks).
+//! [`plan`] (the layout report), [`image`] (atomic output, and refusing
+//! outputs that would overwrite an input), [`inspect`] (reading an image
+//! back and verifying its checksums), [`report`] (boot-log reports), and
+//! [`synth`] (synthetic kernels for tests and benchmarks). Inputs are read
+//! with bounds ([`input::MAX_INPUT_SIZE`]; a module object only in the
+//! parts the link uses).
 
 pub mod elf;
 pub mod error;

@@ -132,10 +132,12 @@ impl Source<'_> {
     fn with_object<R>(&self, i: usize, f: impl FnOnce(&ModuleObject<'_>) -> R) -> Option<R> {
         let (name, data): (String, Cow<'_, [u8]>) = match self {
             Source::Memory(m) => (m[i].name.clone(), Cow::Borrowed(&m[i].data)),
-            Source::Files(p) => (
-                p[i].display().to_string(),
-                Cow::Owned(std::fs::read(p[i]).ok()?),
-            ),
+            Source::Files(p) => {
+                let name = p[i].display().to_string();
+                let mut buf = Vec::new();
+                crate::input::read_module(p[i], &name, &mut buf).ok()?;
+                (name, Cow::Owned(buf))
+            }
         };
         let bytes = module_object_bytes(&name, &data).ok()?;
         let obj = ModuleObject::parse(&name, bytes).ok()?;

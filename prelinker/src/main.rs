@@ -1,79 +1,152 @@
 //! `prelinker` command line: `link`, `extract`, `inspect`, `report` and
-//! `expect`.
+//! `expect`,
+//! parsed with clap. Exit status: 0 on success, 1 for a link or input error,
+//! 2 for a usage error (see [`EXIT_STATUS`]). Inputs are limited to
+//! [`MAX_INPUT_SIZE`] bytes.
 
-use prelinker::error::{Error, ErrorKind, Result};
-use prelinker::image::{discard_old, write_atomic, write_image};
-use prelinker::input::{InputFile, module_object_bytes};
+use clap::{Args, Parser, Subcommand};
+use prelinker::error::{ErrorKind, Result};
+use prelinker::image::{check_outputs, hold_old_output, stage, stage_image, write_atomic};
+use prelinker::input::{AR_MAGIC, InputFile, MAX_INPUT_SIZE, module_object_bytes};
 use prelinker::link::link_files;
 use prelinker::{LinkOptions, err};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  prelinker link --kernel KERNEL.elf --output IMAGE.elf [--slot-align N] [--expect FILE] [--plan-json FILE] MODULE...
-  prelinker expect BOOT.log --output FILE
-  prelinker extract LIB.a --output X.o
-  prelinker inspect IMAGE [--json]
-  prelinker report BOOT.log [--svg MAP.svg]";
+/// What every `--help` says about the exit status.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  link or input error (an input is missing, malformed or does not link;
+     no output is written)
+  2  usage error (a bad command line, or an output that is an input, a link
+     to one, the other output or not a regular file; nothing is touched)";
 
-fn usage(msg: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
+/// What every `--help` ends with: the input limits and the exit status.
+fn after_help() -> String {
+    format!(
+        "Inputs (kernel, modules, archives, images, boot logs) must be regular files of\n\
+         at most {MAX_INPUT_SIZE} bytes ({} MiB); a module object is read only in the\n\
+         parts the link uses.\n\n{EXIT_STATUS}",
+        MAX_INPUT_SIZE >> 20
+    )
 }
 
-/// Parsed `(name, value)` options.
-type Options = Vec<(String, String)>;
+/// Exit status of a link or input error.
+const EXIT_ERROR: u8 = 1;
+/// Exit status of a usage error (clap uses the same for its own).
+const EXIT_USAGE: u8 = 2;
 
-/// Parses `--flag VALUE`/`--flag=VALUE` options; returns (options, positional).
-fn parse_args(
-    args: &[String],
-    with_value: &[&str],
-    switches: &[&str],
-) -> Result<(Options, Vec<String>)> {
-    let (mut opts, mut pos) = (Vec::new(), Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(flag) = a.strip_prefix("--").filter(|f| !f.is_empty()) {
-            let (name, inline) = match flag.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (flag, None),
-            };
-            if with_value.contains(&name) {
-                let v = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| usage(format!("--{name} needs a value")))?,
-                };
-                opts.push((name.to_string(), v));
-            } else if switches.contains(&name) && inline.is_none() {
-                opts.push((name.to_string(), String::new()));
-            } else {
-                return Err(usage(format!("unknown option {a}")));
-            }
-        } else if a == "--" {
-            pos.extend(it.by_ref().cloned());
-        } else {
-            pos.push(a.clone());
-        }
-    }
-    Ok((opts, pos))
+#[derive(Parser)]
+#[command(
+    name = "prelinker",
+    version,
+    about = "Prelinks module objects into the module regions of a kernel image",
+    after_help = after_help(),
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn opt<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    opts.iter()
-        .rev()
-        .find(|o| o.0 == name)
-        .map(|o| o.1.as_str())
+#[derive(Subcommand)]
+enum Command {
+    /// Lays the modules out in the kernel's module regions, resolves and
+    /// relocates them and writes the bootable image with its module table.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Link(LinkArgs),
+    /// Writes the one member of a staticlib archive that is a module object.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Extract(ExtractArgs),
+    /// Verifies the module table and every module's checksum in an image,
+    /// as the kernel does at boot, and prints the prelinked layout.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Inspect(InspectArgs),
+    /// Prints the reclaimed-memory report of a saved boot log (its REPORT
+    /// line) and optionally draws the region map.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Report(ReportArgs),
+    /// Writes an expectation for `link --expect` from a saved boot log: the
+    /// modules that boot kept, one name a line.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Expect(ExpectArgs),
 }
 
-fn parse_size(s: &str) -> Result<u64> {
+#[derive(Args)]
+struct LinkArgs {
+    /// The kernel ELF, with empty module regions (or an image prelinked
+    /// before: its regions and table are replaced).
+    #[arg(long, value_name = "KERNEL.elf")]
+    kernel: PathBuf,
+    /// Where the image is written.
+    #[arg(long, value_name = "IMAGE.elf")]
+    output: PathBuf,
+    /// Alignment of every slot, a power of two (decimal or 0x hex). The
+    /// default is the kernel's packing alignment, so that with a correct
+    /// expectation nothing moves at boot; 4096 suits the `holes` policy.
+    #[arg(long, value_name = "N", default_value_t = prelinker::link::DEFAULT_SLOT_ALIGN, value_parser = parse_size)]
+    slot_align: u64,
+    /// Modules expected to be kept, one name a line (`#` comments): they
+    /// get the first slots (dependency order kept), the others the last.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
+    /// Also write the layout plan as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    plan_json: Option<PathBuf>,
+    /// Module objects, or staticlib archives with one module member each.
+    #[arg(value_name = "MODULE")]
+    modules: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExtractArgs {
+    /// The staticlib archive.
+    #[arg(value_name = "LIB.a")]
+    lib: PathBuf,
+    /// Where the module object is written.
+    #[arg(long, value_name = "X.o")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A prelinked image.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// Print the plan as JSON (the format of `link --plan-json`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExpectArgs {
+    /// A saved boot log with the kernel's REPORT line.
+    #[arg(value_name = "BOOT.log")]
+    log: PathBuf,
+    /// Where the expectation is written.
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A saved boot log with the kernel's REPORT line.
+    #[arg(value_name = "BOOT.log")]
+    log: PathBuf,
+    /// Also draw the region map (before and after) as SVG to MAP.svg.
+    #[arg(long, value_name = "MAP.svg")]
+    svg: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let v = if let Some(h) = s.strip_prefix("0x") {
         u64::from_str_radix(h, 16).ok()
     } else {
         s.parse().ok()
     };
-    v.ok_or_else(|| usage(format!("bad number {s}")))
+    v.ok_or_else(|| format!("bad number {s}"))
 }
 
 /// Wall-clock time of each phase of `link`, printed to stderr when the
@@ -108,145 +181,149 @@ impl Phases {
     }
 }
 
-fn cmd_link(args: &[String]) -> Result<()> {
-    let (opts, modules) = parse_args(
-        args,
-        &["kernel", "output", "slot-align", "plan-json", "expect"],
-        &[],
-    )?;
-    let kernel = opt(&opts, "kernel").ok_or_else(|| usage("link needs --kernel"))?;
-    let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("link needs --output"))?);
-    let slot_align = opt(&opts, "slot-align")
-        .map(parse_size)
-        .transpose()?
-        .unwrap_or(prelinker::link::DEFAULT_SLOT_ALIGN);
-    let expect = match opt(&opts, "expect") {
+fn cmd_link(a: &LinkArgs) -> Result<()> {
+    let output = &a.output;
+    let mut inputs = vec![("the kernel", a.kernel.as_path())];
+    inputs.extend(a.modules.iter().map(|m| ("the module input", m.as_path())));
+    inputs.extend(a.expect.iter().map(|e| ("the expectation", e.as_path())));
+    let mut outputs = vec![("--output", output.as_path())];
+    outputs.extend(a.plan_json.iter().map(|p| ("--plan-json", p.as_path())));
+    check_outputs(&inputs, &outputs)?;
+    let mut phases = Phases::new();
+    // An earlier image stays as it is until the new one has replaced it; a
+    // failed link leaves it (and an earlier plan) untouched.
+    let old = hold_old_output(output);
+    let k = prelinker::kernel::read_kernel(&a.kernel)?;
+    phases.mark("read kernel");
+    let expect = match &a.expect {
         None => None,
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("{f}: cannot read: {e}")))?;
-            Some(prelinker::expect::Expectation::parse(f, &text)?)
+        Some(p) => {
+            let f = InputFile::read(p)?;
+            let text = std::str::from_utf8(&f.data)
+                .map_err(|e| err!(Expectation, "{}: not UTF-8 text: {e}", f.name))?;
+            Some(prelinker::expect::Expectation::parse(&f.name, text)?)
         }
     };
-    let plan_json = opt(&opts, "plan-json").map(PathBuf::from);
-    let result = (|| {
-        let mut phases = Phases::new();
-        let _old = discard_old(&output);
-        let k = prelinker::kernel::read_kernel(Path::new(kernel))?;
-        phases.mark("read kernel");
-        let out = link_files(
-            &k.name,
-            &k.data,
-            &modules,
-            &LinkOptions { slot_align, expect },
-        )?;
-        phases.mark("read and link modules");
-        if let Some(p) = &plan_json {
+    let opts = LinkOptions {
+        slot_align: a.slot_align,
+        expect,
+    };
+    let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
+    phases.mark("read and link modules");
+    let plan = match &a.plan_json {
+        Some(p) => {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
             s.push('\n');
-            write_atomic(p, s.as_bytes())?;
+            let staged = stage(p, s.as_bytes())?;
             phases.mark("write plan");
+            Some(staged)
         }
-        write_image(&output, &k.data, &out)?;
-        phases.mark("write image");
-        phases.report();
-        let t = out.plan.totals();
-        eprintln!(
-            "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",
-            out.plan.modules.len(),
-            t.used.total(),
-            t.slots.total(),
-            t.page_aligned.total(),
-            t.relocs_recorded,
-            output.display()
-        );
-        Ok(())
-    })();
-    if result.is_err() {
-        // A stale image from an earlier run must not survive a failed link.
-        let _ = std::fs::remove_file(&output);
-        if let Some(p) = &plan_json {
-            let _ = std::fs::remove_file(p);
-        }
+        None => None,
+    };
+    let image = stage_image(output, &k.data, &out)?;
+    phases.mark("write image");
+    image.commit()?;
+    let _closing = old.close_in_background();
+    if let Some(p) = plan {
+        p.commit()?;
     }
-    result
+    phases.mark("rename into place");
+    phases.report();
+    let t = out.plan.totals();
+    eprintln!(
+        "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",
+        out.plan.modules.len(),
+        t.used.total(),
+        t.slots.total(),
+        t.page_aligned.total(),
+        t.relocs_recorded,
+        output.display()
+    );
+    Ok(())
 }
 
-fn cmd_extract(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &["output"], &[])?;
-    let [lib] = pos.as_slice() else {
-        return Err(usage("extract needs exactly one archive"));
-    };
-    let output =
-        PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("extract needs --output"))?);
-    let f = InputFile::read(Path::new(lib))?;
-    if !f.data.starts_with(b"!<arch>\n") {
-        return Err(err!(Archive, "{}: not an ar archive", f.name));
-    }
+fn cmd_extract(a: &ExtractArgs) -> Result<()> {
+    check_outputs(&[("the archive", &a.lib)], &[("--output", &a.output)])?;
+    let f = InputFile::read_with_magic(&a.lib, AR_MAGIC, "an ar archive")?;
     let bytes = module_object_bytes(&f.name, &f.data)?;
-    write_atomic(&output, bytes)
+    write_atomic(&a.output, bytes)
 }
 
-fn cmd_inspect(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &[], &["json"])?;
-    let [img] = pos.as_slice() else {
-        return Err(usage("inspect needs exactly one image"));
-    };
-    let f = InputFile::read(Path::new(img))?;
+/// Writes `s` to stdout; a reader that went away (a closed pipe) is not an
+/// error.
+fn print_out(s: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err!(Io, "standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn cmd_inspect(a: &InspectArgs) -> Result<()> {
+    let f = InputFile::read_with_magic(&a.image, &object::elf::ELFMAG, "an ELF file")?;
     let plan = prelinker::inspect::inspect(&f.name, &f.data)?;
-    if opt(&opts, "json").is_some() {
-        println!("{}", plan.to_json());
+    if a.json {
+        print_out(&format!("{}\n", plan.to_json()))
     } else {
-        print!("{}", plan.to_text());
+        print_out(&format!(
+            "{}checksums verified: the module table and {} modules\n",
+            plan.to_text(),
+            plan.modules.len()
+        ))
     }
-    Ok(())
 }
 
-fn cmd_report(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &["svg"], &[])?;
-    let [log] = pos.as_slice() else {
-        return Err(usage("report needs exactly one boot log"));
-    };
-    let text = std::fs::read_to_string(log)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("{log}: {e}")))?;
-    let r = prelinker::report::parse_log(log, &text)?;
-    if let Some(p) = opt(&opts, "svg") {
-        write_atomic(Path::new(p), prelinker::report::svg(&r)?.as_bytes())?;
+fn cmd_report(a: &ReportArgs) -> Result<()> {
+    if let Some(svg) = &a.svg {
+        check_outputs(&[("the boot log", &a.log)], &[("--svg", svg)])?;
     }
-    print!("{}", prelinker::report::table(&r));
-    Ok(())
+    let f = InputFile::read(&a.log)?;
+    let r = prelinker::report::parse_log(&f.name, &f.data)?;
+    if let Some(p) = &a.svg {
+        write_atomic(p, prelinker::report::svg(&r)?.as_bytes())?;
+    }
+    print_out(&prelinker::report::table(&r))
 }
 
-fn cmd_expect(args: &[String]) -> Result<()> {
-    let (opts, pos) = parse_args(args, &["output"], &[])?;
-    let [log] = pos.as_slice() else {
-        return Err(usage("expect needs exactly one boot log"));
-    };
-    let output = PathBuf::from(opt(&opts, "output").ok_or_else(|| usage("expect needs --output"))?);
-    let bytes = std::fs::read(log).map_err(|e| Error::new(ErrorKind::Io, format!("{log}: {e}")))?;
-    let r = prelinker::report::parse_log(log, &String::from_utf8_lossy(&bytes))?;
-    write_atomic(&output, prelinker::expect::from_report(log, &r).as_bytes())
+fn cmd_expect(a: &ExpectArgs) -> Result<()> {
+    check_outputs(&[("the boot log", &a.log)], &[("--output", &a.output)])?;
+    let f = InputFile::read(&a.log)?;
+    let r = prelinker::report::parse_log(&f.name, &f.data)?;
+    write_atomic(
+        &a.output,
+        prelinker::expect::from_report(&f.name, &r).as_bytes(),
+    )
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("link") => cmd_link(&args[1..]),
-        Some("extract") => cmd_extract(&args[1..]),
-        Some("inspect") => cmd_inspect(&args[1..]),
-        Some("report") => cmd_report(&args[1..]),
-        Some("expect") => cmd_expect(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with status 0, errors to stderr
+            // with status 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
-        _ => Err(usage("missing or unknown command")),
+    };
+    let (name, r) = match &cli.command {
+        Command::Link(a) => ("link", cmd_link(a)),
+        Command::Extract(a) => ("extract", cmd_extract(a)),
+        Command::Inspect(a) => ("inspect", cmd_inspect(a)),
+        Command::Report(a) => ("report", cmd_report(a)),
+        Command::Expect(a) => ("expect", cmd_expect(a)),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::Usage => {
+            eprintln!("prelinker: error: {e}\n(see `prelinker {name} --help`)");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("prelinker: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

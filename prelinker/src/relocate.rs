@@ -19,25 +19,25 @@ use modtable::{Class, PerClass, RelocKind};
 use std::collections::HashMap;
 
 /// `R_X86_64_NONE`.
-pub const R_NONE: u32 = 0;
+pub const R_NONE: u32 = object::elf::R_X86_64_NONE.0;
 /// `R_X86_64_64`.
-pub const R_64: u32 = 1;
+pub const R_64: u32 = object::elf::R_X86_64_64.0;
 /// `R_X86_64_PC32`.
-pub const R_PC32: u32 = 2;
+pub const R_PC32: u32 = object::elf::R_X86_64_PC32.0;
 /// `R_X86_64_PLT32`.
-pub const R_PLT32: u32 = 4;
+pub const R_PLT32: u32 = object::elf::R_X86_64_PLT32.0;
 /// `R_X86_64_GOTPCREL`.
-pub const R_GOTPCREL: u32 = 9;
+pub const R_GOTPCREL: u32 = object::elf::R_X86_64_GOTPCREL.0;
 /// `R_X86_64_32`.
-pub const R_32: u32 = 10;
+pub const R_32: u32 = object::elf::R_X86_64_32.0;
 /// `R_X86_64_32S`.
-pub const R_32S: u32 = 11;
+pub const R_32S: u32 = object::elf::R_X86_64_32S.0;
 /// `R_X86_64_PC64`.
-pub const R_PC64: u32 = 24;
+pub const R_PC64: u32 = object::elf::R_X86_64_PC64.0;
 /// `R_X86_64_GOTPCRELX`.
-pub const R_GOTPCRELX: u32 = 41;
+pub const R_GOTPCRELX: u32 = object::elf::R_X86_64_GOTPCRELX.0;
 /// `R_X86_64_REX_GOTPCRELX`.
-pub const R_REX_GOTPCRELX: u32 = 42;
+pub const R_REX_GOTPCRELX: u32 = object::elf::R_X86_64_REX_GOTPCRELX.0;
 
 /// `Reloc::section` of a GOT entry.
 pub const GOT_SECTION: u32 = u32::MAX;

@@ -3,23 +3,34 @@
 //! memory map of each class region before (slots as prelinked) and after
 //! (kept modules where they were packed, freed ranges).
 
-use crate::bail;
 use crate::error::Result;
+use crate::{bail, err};
 use report::{Outcome, Report};
 use std::fmt::Write;
 
 const CLASSES: [&str; 3] = ["text", "rodata", "data"];
 
-/// Finds and parses the `REPORT` line of a boot log; `name` is used in errors.
-pub fn parse_log(name: &str, log: &str) -> Result<Report> {
-    match report::find_in_log(log) {
-        Ok(r) => Ok(r),
-        Err(report::ReadError::NoReport) => bail!(
+/// Finds and parses the `REPORT` line of a boot log; `name` is used in
+/// errors. The log is bytes, not text: a serial console carries whatever the
+/// firmware, the boot loader or a faulting module printed, so only the
+/// `REPORT` line itself must be UTF-8.
+pub fn parse_log(name: &str, log: &[u8]) -> Result<Report> {
+    let Some((n, line)) = log.split(|&b| b == b'\n').enumerate().find_map(|(n, l)| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        Some((n + 1, l.strip_prefix(report::LINE_PREFIX.as_bytes())?))
+    }) else {
+        bail!(
             Report,
             "{name}: no REPORT line (did the boot reach the module report?)"
-        ),
-        Err(e) => bail!(Report, "{name}: {e}"),
-    }
+        );
+    };
+    let line = std::str::from_utf8(line).map_err(|e| {
+        err!(
+            Report,
+            "{name}: the REPORT line (line {n}) is not valid UTF-8: {e}"
+        )
+    })?;
+    report::parse_line(line).map_err(|e| err!(Report, "{name}: line {n}: {e}"))
 }
 
 /// The report as the kernel's console table (the shared renderer).
@@ -151,7 +162,7 @@ mod tests {
     use super::*;
     use report::{Classes, Hex, Module};
 
-    fn log() -> String {
+    fn log_text() -> String {
         let m = Module {
             name: "a".into(),
             result: Outcome::Kept,
@@ -217,7 +228,7 @@ mod tests {
 
     #[test]
     fn renders_table_and_svg() {
-        let r = parse_log("boot.log", &log()).unwrap();
+        let r = parse_log("boot.log", log_text().as_bytes()).unwrap();
         let t = table(&r);
         assert!(
             t.contains("b<x>") && t.contains("no device") && t.contains("4096>100"),
@@ -234,14 +245,39 @@ mod tests {
         );
     }
 
+    /// Bytes that are not UTF-8 anywhere but on the REPORT line (and CRLF
+    /// line ends) do not matter.
     #[test]
-    fn missing_or_bad_report_is_an_error() {
-        let e = parse_log("boot.log", "no report here\n").unwrap_err();
-        assert!(e.message().contains("boot.log: no REPORT line"), "{e}");
-        let e = parse_log("x.log", "REPORT {oops\n").unwrap_err();
+    fn non_utf8_bytes_outside_the_report_line() {
+        let mut log: Vec<u8> = b"SeaBIOS \xff\xfe\r\n\x1b[2J garbage \xc3\x28 \x80\r\n".to_vec();
+        log.extend_from_slice(
+            log_text()
+                .trim_start_matches("noise\n")
+                .replace('\n', "\r\n")
+                .as_bytes(),
+        );
+        log.extend_from_slice(b"after \xf0\x28\x8c\x28\n\xff");
+        assert!(std::str::from_utf8(&log).is_err());
+        let r = parse_log("boot.log", &log).unwrap();
+        assert_eq!(r, parse_log("boot.log", log_text().as_bytes()).unwrap());
+        assert!(table(&r).contains("no device"));
+        // On the REPORT line itself they are an error, naming the line.
+        let e = parse_log("boot.log", b"x\nREPORT {\"policy\":\"\xff\"}\n").unwrap_err();
         assert!(
             e.message()
-                .contains("x.log: the REPORT line is not a valid report"),
+                .contains("boot.log: the REPORT line (line 2) is not valid UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_report_is_an_error() {
+        let e = parse_log("boot.log", b"no report here\n").unwrap_err();
+        assert!(e.message().contains("boot.log: no REPORT line"), "{e}");
+        let e = parse_log("x.log", b"REPORT {oops\n").unwrap_err();
+        assert!(
+            e.message()
+                .contains("x.log: line 1: the REPORT line is not a valid report"),
             "{e}"
         );
     }

@@ -1,8 +1,9 @@
-//! Reading an ELF file without the parts the link replaces: a kernel's
+//! Reading an ELF file without the parts the link does not use: a kernel's
 //! module regions and table area are read as zeros instead (the buffer is
 //! allocated zeroed, a fresh mapping at that size, and only the other byte
 //! ranges are read into it), so the regions cost neither a copy nor a page
-//! fault. The parser sees a file of the right length either way.
+//! fault, and the parser sees a file of the right length; a module object
+//! is read as a compact copy of just the sections the link uses.
 
 use crate::elf;
 use std::fs::File;
@@ -36,7 +37,7 @@ pub(crate) fn read_at(f: &File, len: u64, off: u64, n: u64) -> Option<Vec<u8>> {
 /// parse then says what is wrong).
 pub(crate) fn headers(f: &File, len: u64) -> Option<(Vec<Shdr>, usize)> {
     let h = read_at(f, len, 0, 64)?;
-    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+    if !elf::is_elf64_le(&h) {
         return None;
     }
     let (shoff, shentsize, shnum, shstrndx) = (
@@ -66,71 +67,96 @@ pub(crate) fn headers(f: &File, len: u64) -> Option<(Vec<Shdr>, usize)> {
     Some((out, shstrndx as usize))
 }
 
-/// Reads the parts of a module object that the link uses into `buf`, which
-/// is as long as the file: the ELF header, the section table, and the
-/// contents of the section-name table, every `SHF_ALLOC` section, the symbol
-/// and string tables, `.modinfo`, and the `RELA` sections that apply to
-/// `SHF_ALLOC` sections, with reads merged where less than a page apart.
-/// Debug information and its relocations (half of a typical module object)
-/// are not read, and the rest of `buf` is left as it was. Returns `false`,
-/// having read only part of the headers, if they cannot be read this way
-/// (then the whole file must be read, and the parser says what is wrong).
-pub(crate) fn read_module_parts(f: &File, buf: &mut [u8]) -> std::io::Result<bool> {
-    let len = buf.len() as u64;
-    if len < 64 {
+/// Offset of `e_phoff` in the ELF64 header.
+const E_PHOFF: usize = 0x20;
+/// Offset of `e_shoff` in the ELF64 header.
+const E_SHOFF: usize = 0x28;
+/// Offset of `e_phnum` in the ELF64 header.
+const E_PHNUM: usize = 0x38;
+/// Size of the ELF64 header and of one ELF64 section header.
+const EHDR_SIZE: usize = 64;
+const SHDR_SIZE: usize = 64;
+/// Offsets of `sh_offset` and `sh_size` in an ELF64 section header.
+const SH_OFFSET: usize = 0x18;
+const SH_SIZE: usize = 0x20;
+
+/// Reads the parts of the module object `f` (of `len` bytes) that the link
+/// uses into `buf`, as a compact ELF file of their size rather than the
+/// file's: the ELF header, the section table, and the contents of every
+/// `SHF_ALLOC` section, the symbol and string tables (the section-name
+/// table among them), `.modinfo`, and the `RELA` sections that apply to
+/// `SHF_ALLOC` sections, read with reads merged where less than a page
+/// apart and laid out one after the other. The section table is rewritten
+/// to match: the header's `e_shoff` points at the copy after the header,
+/// each section read points at its new place, and every other section
+/// (debug information and its relocations, half of a typical module object)
+/// keeps its name, type, flags and links but gets an empty range; program
+/// headers are dropped. Every byte of `buf` is written, so a buffer reused
+/// from an earlier file keeps none of its bytes, and its length is what was
+/// read. Returns `false`, having read only the headers, if they cannot be
+/// read this way (the caller then reads the file whole, and the parser says
+/// what is wrong).
+pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    if len < EHDR_SIZE as u64 {
         return Ok(false);
     }
-    f.read_exact_at(&mut buf[..64], 0)?;
-    let h = &buf[..64];
-    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+    let mut h = [0u8; EHDR_SIZE];
+    f.read_exact_at(&mut h, 0)?;
+    if !elf::is_elf64_le(&h) {
         return Ok(false);
     }
     let field = |b: &[u8], at, n| le(b, at, n).unwrap_or(0);
     let (shoff, shentsize, shnum, shstrndx) = (
-        field(h, 0x28, 8),
-        field(h, 0x3a, 2),
-        field(h, 0x3c, 2),
-        field(h, 0x3e, 2),
+        field(&h, E_SHOFF, 8),
+        field(&h, 0x3a, 2),
+        field(&h, 0x3c, 2),
+        field(&h, 0x3e, 2),
     );
-    let table_end = shoff.checked_add(64 * shnum);
-    if shentsize != 64 || shnum == 0 || shstrndx >= shnum || table_end.is_none_or(|e| e > len) {
+    let table_end = shoff.checked_add(SHDR_SIZE as u64 * shnum);
+    if shentsize != SHDR_SIZE as u64
+        || shnum == 0
+        || shstrndx >= shnum
+        || table_end.is_none_or(|e| e > len)
+    {
         return Ok(false);
     }
-    let (t0, t1) = (shoff as usize, table_end.unwrap() as usize);
-    f.read_exact_at(&mut buf[t0..t1], shoff)?;
+    // At most 65535 headers: 4 MiB.
+    let mut sht = vec![0u8; SHDR_SIZE * shnum as usize];
+    f.read_exact_at(&mut sht, shoff)?;
     // (type, flags, offset, size, info, name) of section i.
-    let sh = |buf: &[u8], i: u64| {
-        let s = &buf[t0 + 64 * i as usize..];
+    let sh = |sht: &[u8], i: u64| {
+        let s = &sht[SHDR_SIZE * i as usize..];
         (
             field(s, 4, 4) as u32,
             field(s, 8, 8),
-            field(s, 0x18, 8),
-            field(s, 0x20, 8),
+            field(s, SH_OFFSET, 8),
+            field(s, SH_SIZE, 8),
             field(s, 0x2c, 4),
             field(s, 0, 4),
         )
     };
     let in_file = |off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= len);
-    let (_, _, names_off, names_size, _, _) = sh(buf, shstrndx);
+    let (_, _, names_off, names_size, _, _) = sh(&sht, shstrndx);
     if !in_file(names_off, names_size) {
         return Ok(false);
     }
-    let (n0, n1) = (names_off as usize, (names_off + names_size) as usize);
-    f.read_exact_at(&mut buf[n0..n1], names_off)?;
+    let mut names = vec![0u8; names_size as usize];
+    f.read_exact_at(&mut names, names_off)?;
     let modinfo = modtable::modinfo::MODINFO_SECTION.as_bytes();
     let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(16);
     for i in 1..shnum {
-        let (typ, flags, off, size, info, name) = sh(buf, i);
-        if i == shstrndx || typ == elf::SHT_NOBITS || size == 0 {
+        let (typ, flags, off, size, info, name) = sh(&sht, i);
+        if typ == elf::SHT_NOBITS || size == 0 {
             continue;
         }
-        let wanted = flags & elf::SHF_ALLOC != 0
+        let wanted = i == shstrndx
+            || flags & elf::SHF_ALLOC != 0
             || matches!(
                 typ,
                 elf::SHT_SYMTAB | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
             )
-            || (typ == elf::SHT_RELA && info < shnum && sh(buf, info).1 & elf::SHF_ALLOC != 0)
-            || buf[n0..n1]
+            || (typ == elf::SHT_RELA && info < shnum && sh(&sht, info).1 & elf::SHF_ALLOC != 0)
+            || names
                 .get(name as usize..)
                 .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0));
         if wanted {
@@ -140,18 +166,46 @@ pub(crate) fn read_module_parts(f: &File, buf: &mut [u8]) -> std::io::Result<boo
             ranges.push((off, off + size));
         }
     }
+    drop(names);
     ranges.sort_unstable();
-    let mut at: Option<(u64, u64)> = None;
-    for (s, e) in ranges.into_iter().chain([(u64::MAX, u64::MAX)]) {
-        match at {
-            Some((a, b)) if s > b.saturating_add(4096) || s == u64::MAX => {
-                f.read_exact_at(&mut buf[a as usize..b as usize], a)?;
-                at = Some((s, e));
-            }
-            Some((a, b)) => at = Some((a, b.max(e))),
-            None => at = Some((s, e)),
+    // Merged ranges: (start, end) in the file and where they go in `buf`.
+    let mut merged: Vec<(u64, u64, u64)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1.saturating_add(4096) => last.1 = last.1.max(e),
+            _ => merged.push((s, e, 0)),
         }
     }
+    let mut at = (EHDR_SIZE + sht.len()) as u64;
+    for m in &mut merged {
+        m.2 = at;
+        at += m.1 - m.0;
+    }
+    buf.clear();
+    buf.resize(at as usize, 0);
+    for &(s, e, to) in &merged {
+        f.read_exact_at(&mut buf[to as usize..(to + e - s) as usize], s)?;
+    }
+    for i in 1..shnum {
+        let (typ, _, off, size, _, _) = sh(&sht, i);
+        if typ == elf::SHT_NOBITS {
+            continue;
+        }
+        let k = merged.partition_point(|m| m.0 <= off);
+        let new = match k.checked_sub(1).map(|k| merged[k]) {
+            Some((s, e, to)) if size > 0 && off + size <= e => Some((to + off - s, size)),
+            _ => None,
+        };
+        let (new_off, new_size) = new.unwrap_or((0, 0));
+        let s = &mut sht[SHDR_SIZE * i as usize..][..SHDR_SIZE];
+        s[SH_OFFSET..SH_OFFSET + 8].copy_from_slice(&new_off.to_le_bytes());
+        s[SH_SIZE..SH_SIZE + 8].copy_from_slice(&new_size.to_le_bytes());
+    }
+    h[E_PHOFF..E_PHOFF + 8].fill(0);
+    h[E_PHNUM..E_PHNUM + 2].fill(0);
+    h[E_SHOFF..E_SHOFF + 8].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+    buf[..EHDR_SIZE].copy_from_slice(&h);
+    buf[EHDR_SIZE..EHDR_SIZE + sht.len()].copy_from_slice(&sht);
     Ok(true)
 }
 

@@ -2,6 +2,9 @@
 //! ELF executable with the sections the prelinker needs (`.text`,
 //! `.kexports`, the three module regions, `.modtable`).
 
+use crate::elf::{
+    EM_X86_64, ET_EXEC, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_PROGBITS, SHT_STRTAB,
+};
 use crate::kernel::{KEXPORT_NAME_LEN, KEXPORT_SIZE, MODTABLE_SECTION, REGION_SECTIONS};
 use crate::layout::align_up;
 use modtable::PerClass;
@@ -90,20 +93,20 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
     let mut secs = vec![
         Sec {
             name: ".text",
-            flags: 6,
+            flags: SHF_ALLOC | SHF_EXECINSTR,
             addr: KERNEL_TEXT,
             data: vec![0xc3; 0x1000],
             align: 4096,
         },
         Sec {
             name: ".kexports",
-            flags: 2,
+            flags: SHF_ALLOC,
             addr: KERNEL_TEXT + 0x1000,
             data: kexports,
             align: 8,
         },
     ];
-    let flags = [6u64, 2, 3];
+    let flags = [SHF_ALLOC | SHF_EXECINSTR, SHF_ALLOC, SHF_ALLOC | SHF_WRITE];
     for i in 0..3 {
         secs.push(Sec {
             name: REGION_SECTIONS[i],
@@ -115,7 +118,7 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
     }
     secs.push(Sec {
         name: MODTABLE_SECTION,
-        flags: 2,
+        flags: SHF_ALLOC,
         addr: after,
         data: vec![0; spec.modtable_size as usize],
         align: 4096,
@@ -155,7 +158,7 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
     for (i, s) in secs.iter().enumerate() {
         sh(
             name_offs[i],
-            1,
+            SHT_PROGBITS,
             s.flags,
             s.addr,
             offs[i],
@@ -165,7 +168,7 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
     }
     sh(
         name_offs[secs.len()],
-        3,
+        SHT_STRTAB,
         0,
         0,
         shstr_off,
@@ -174,13 +177,13 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
     );
     let shnum = secs.len() as u16 + 2;
     let h = &mut out[..64];
-    h[..4].copy_from_slice(b"\x7fELF");
-    h[4] = 2;
-    h[5] = 1;
-    h[6] = 1;
-    h[16..18].copy_from_slice(&2u16.to_le_bytes());
-    h[18..20].copy_from_slice(&62u16.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h[..4].copy_from_slice(&object::elf::ELFMAG);
+    h[4] = object::elf::ELFCLASS64.0;
+    h[5] = object::elf::ELFDATA2LSB.0;
+    h[6] = object::elf::EV_CURRENT.0;
+    h[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
+    h[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+    h[20..24].copy_from_slice(&u32::from(object::elf::EV_CURRENT.0).to_le_bytes());
     h[24..32].copy_from_slice(&KERNEL_TEXT.to_le_bytes());
     h[40..48].copy_from_slice(&shoff.to_le_bytes());
     h[52..54].copy_from_slice(&64u16.to_le_bytes());

@@ -8,11 +8,14 @@ use common::*;
 use object::SectionKind;
 use prelinker::relocate::*;
 use prelinker::synth::{self, KernelSpec};
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::process::Command;
 
 struct Run {
     ok: bool,
+    /// The exit status.
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -24,6 +27,7 @@ fn prelinker(args: &[&str]) -> Run {
         .unwrap();
     Run {
         ok: o.status.success(),
+        code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
@@ -271,24 +275,196 @@ fn tls_is_rejected() {
     fails(&def(), &[("tls.o", b.build())], &["tls.o", ".tdata", "TLS"]);
 }
 
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A failed link leaves an earlier image and plan exactly as they were (and
+/// no temporary file).
 #[test]
-fn failed_link_removes_stale_output() {
-    let (_dir, out, r) = link_files(&def(), &[("ok.o", ModBuilder::new("ok").build())]);
+fn failed_link_leaves_earlier_outputs_untouched() {
+    let (dir, out, r) = link_files(&def(), &[("ok.o", ModBuilder::new("ok").build())]);
     assert!(r.ok, "{}", r.stderr);
-    assert!(out.exists());
-    let dir = out.parent().unwrap();
-    let bad = dir.join("bad.o");
+    let plan = dir.path().join("plan.json");
+    let (old_image, old_plan) = (std::fs::read(&out).unwrap(), std::fs::read(&plan).unwrap());
+    let before = files_in(dir.path());
+    let bad = dir.path().join("bad.o");
     std::fs::write(&bad, b"junk").unwrap();
-    let r = prelinker(&[
-        "link",
-        "--kernel",
-        dir.join("kernel.elf").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
-    assert!(!r.ok);
-    assert!(!out.exists());
+    // Junk, and a module whose symbol does not resolve (found only after
+    // every input was read and laid out).
+    let und = dir.path().join("und.o");
+    std::fs::write(&und, with_reloc("und", "no_such_thing", R_PLT32, -4)).unwrap();
+    for m in [&bad, &und] {
+        let r = prelinker(&[
+            "link",
+            "--kernel",
+            dir.path().join("kernel.elf").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--plan-json",
+            plan.to_str().unwrap(),
+            dir.path().join("ok.o").to_str().unwrap(),
+            m.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert!(
+            std::fs::read(&out).unwrap() == old_image,
+            "the old image changed"
+        );
+        assert_eq!(
+            std::fs::read(&plan).unwrap(),
+            old_plan,
+            "the old plan changed"
+        );
+        let mut now = files_in(dir.path());
+        now.retain(|n| n != "bad.o" && n != "und.o");
+        assert_eq!(now, before, "files left behind or removed");
+    }
+}
+
+/// Every byte of every file in `dir`, to see that a refused command changed
+/// nothing.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    files_in(dir)
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let data = if p.is_dir() {
+                Vec::new()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            (n, data)
+        })
+        .collect()
+}
+
+/// An output that is an input, links to one (symbolic or hard link, or a
+/// path spelt differently), or is the other output is refused before
+/// anything is read or written, naming both paths.
+#[test]
+fn output_that_is_an_input_is_refused() {
+    let (dir, out, r) = link_files(&def(), &[("m.o", ModBuilder::new("m").build())]);
+    assert!(r.ok, "{}", r.stderr);
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    std::os::unix::fs::symlink(d.join("kernel.elf"), d.join("k-sym.elf")).unwrap();
+    std::fs::hard_link(d.join("m.o"), d.join("m-hard.o")).unwrap();
+    std::os::unix::fs::symlink(&out, d.join("image-sym.elf")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("boot.log"), b"REPORT {}\n").unwrap();
+    std::fs::write(
+        d.join("lib.a"),
+        ar(&[("m.o", &ModBuilder::new("m").build())]),
+    )
+    .unwrap();
+    let link = |output: &str, plan: Option<&str>, kernel: &str| {
+        let mut v = vec![
+            "link".to_string(),
+            "--kernel".into(),
+            kernel.into(),
+            "--output".into(),
+            output.into(),
+        ];
+        if let Some(pl) = plan {
+            v.extend(["--plan-json".into(), pl.into()]);
+        }
+        v.push(p("m.o"));
+        v
+    };
+    let kernel = p("kernel.elf");
+    let cases: Vec<(Vec<String>, [String; 2])> = vec![
+        // --output is the kernel, by its own path and spelt differently.
+        (
+            link(&kernel, None, &kernel),
+            [kernel.clone(), kernel.clone()],
+        ),
+        (
+            link(&format!("{}/sub/../kernel.elf", d.display()), None, &kernel),
+            ["sub/../kernel.elf".into(), kernel.clone()],
+        ),
+        // A symbolic link to the kernel, a hard link to a module.
+        (
+            link(&p("k-sym.elf"), None, &kernel),
+            [p("k-sym.elf"), kernel.clone()],
+        ),
+        (
+            link(&p("m-hard.o"), None, &kernel),
+            [p("m-hard.o"), p("m.o")],
+        ),
+        // The kernel is a symbolic link to the output.
+        (
+            link(&p("image.elf"), None, &p("image-sym.elf")),
+            [p("image.elf"), p("image-sym.elf")],
+        ),
+        // --plan-json is a module input, or the kernel.
+        (
+            link(&p("new.elf"), Some(&p("m.o")), &kernel),
+            [p("m.o"), p("m.o")],
+        ),
+        (
+            link(&p("new.elf"), Some(&p("k-sym.elf")), &kernel),
+            [p("k-sym.elf"), kernel.clone()],
+        ),
+        // --output and --plan-json are one file, existing or not.
+        (
+            link(&p("new.elf"), Some(&p("new.elf")), &kernel),
+            [p("new.elf"), p("new.elf")],
+        ),
+        (
+            link(&p("image.elf"), Some(&p("image-sym.elf")), &kernel),
+            [p("image-sym.elf"), p("image.elf")],
+        ),
+        // An output that is a directory or a device.
+        (
+            link(&p("sub"), None, &kernel),
+            [p("sub"), "not a regular file".into()],
+        ),
+        (
+            link("/dev/null", None, &kernel),
+            ["/dev/null".into(), "not a regular file".into()],
+        ),
+        // extract and report.
+        (
+            vec!["extract".into(), p("lib.a"), "--output".into(), p("lib.a")],
+            [p("lib.a"), "the archive".into()],
+        ),
+        (
+            vec![
+                "report".into(),
+                p("boot.log"),
+                "--svg".into(),
+                p("boot.log"),
+            ],
+            [p("boot.log"), "the boot log".into()],
+        ),
+    ];
+    for (args, want) in cases {
+        let before = snapshot(d);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = prelinker(&a);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        for w in &want {
+            assert!(
+                r.stderr.contains(w.as_str()),
+                "{args:?}: `{w}` missing from: {}",
+                r.stderr
+            );
+        }
+        assert!(snapshot(d) == before, "{args:?} changed the directory");
+    }
+    assert!(
+        std::fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
 
 #[test]
@@ -380,5 +556,384 @@ fn written_image_equals_in_memory_image() {
     assert!(
         std::fs::read(&again).unwrap() == only_a.image,
         "stale bytes survived a relink"
+    );
+}
+
+/// Every command has `--help` with the exit statuses; a bad command line
+/// exits with 2, a link or input error with 1.
+#[test]
+fn help_and_exit_status() {
+    for cmd in [
+        &["--help"][..],
+        &["link", "--help"],
+        &["extract", "--help"],
+        &["inspect", "--help"],
+        &["report", "--help"],
+        &["help", "link"],
+    ] {
+        let r = prelinker(cmd);
+        assert_eq!(r.code, Some(0), "{cmd:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Usage: prelinker")
+                && r.stdout.contains("Exit status:")
+                && r.stdout.contains("2  usage error"),
+            "{cmd:?}: {}",
+            r.stdout
+        );
+    }
+    let r = prelinker(&["link", "--help"]);
+    for opt in [
+        "--kernel",
+        "--output",
+        "--slot-align",
+        "--plan-json",
+        "[MODULE]...",
+    ] {
+        assert!(r.stdout.contains(opt), "{opt} missing from: {}", r.stdout);
+    }
+    // Usage errors: no command, an unknown one, a missing or unknown option,
+    // a bad number, an option without its value, a bad slot alignment.
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("kernel.elf");
+    std::fs::write(&k, synth::kernel_elf(&def())).unwrap();
+    let k = k.to_str().unwrap();
+    let out = dir.path().join("image.elf");
+    let out = out.to_str().unwrap();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["link", "--kernel", k],
+        &["link", "--kernel", k, "--output", out, "--bogus"],
+        &[
+            "link",
+            "--kernel",
+            k,
+            "--output",
+            out,
+            "--slot-align",
+            "lots",
+        ],
+        &["link", "--kernel", k, "--output"],
+        &["link", "--kernel", k, "--output", out, "--slot-align", "3"],
+        &["inspect"],
+        &["inspect", "a", "b"],
+        &["extract", "lib.a"],
+        &["report"],
+    ] {
+        let r = prelinker(args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.is_empty(), "{args:?}: no message");
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{args:?} wrote the output"
+        );
+    }
+    // A link error and an input error.
+    let bad = dir.path().join("bad.o");
+    std::fs::write(&bad, b"junk").unwrap();
+    let r = prelinker(&[
+        "link",
+        "--kernel",
+        k,
+        "--output",
+        out,
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.o"), "{}", r.stderr);
+    let r = prelinker(&["inspect", dir.path().join("missing.elf").to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("missing.elf"), "{}", r.stderr);
+    // Options work in either spelling and after the positionals; a repeated
+    // option takes its last value.
+    let m = dir.path().join("m.o");
+    std::fs::write(&m, ModBuilder::new("m").build()).unwrap();
+    let out_arg = format!("--output={out}");
+    let r = prelinker(&[
+        "link",
+        m.to_str().unwrap(),
+        "--slot-align",
+        "0x10",
+        "--kernel",
+        k,
+        &out_arg,
+        "--slot-align=0x2000",
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = prelinker(&["inspect", "--json", out]);
+    assert!(r.ok, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["slot_align"], 0x2000);
+}
+
+/// Special files and junk given to any command are refused with exit status
+/// 1 and the file named; a large junk file is refused from its first bytes
+/// (the command runs in a data limit smaller than the file).
+#[test]
+fn special_and_junk_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = d.join("kernel.elf");
+    std::fs::write(&k, synth::kernel_elf(&def())).unwrap();
+    let junk = d.join("junk.bin");
+    std::fs::write(&junk, b"not an object at all").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&junk)
+        .unwrap()
+        .set_len(200 << 20)
+        .unwrap();
+    let m = d.join("m.o");
+    std::fs::write(&m, ModBuilder::new("m").build()).unwrap();
+    let out = d.join("out.elf");
+    let (k, m, out) = (
+        k.to_str().unwrap(),
+        m.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    for bad in ["/dev/zero", junk.to_str().unwrap()] {
+        let want = if bad == "/dev/zero" {
+            "not a regular file"
+        } else {
+            "bad magic"
+        };
+        for args in [
+            vec!["link", "--kernel", k, "--output", out, m, bad],
+            vec!["link", "--kernel", bad, "--output", out, m],
+            vec!["inspect", bad],
+            vec!["extract", bad, "--output", out],
+        ] {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg("ulimit -d 131072 && exec \"$@\"")
+                .arg("sh")
+                .arg(env!("CARGO_BIN_EXE_prelinker"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{bad}: ")) && stderr.contains(want),
+                "{args:?}: {stderr}"
+            );
+            assert!(!std::path::Path::new(out).exists());
+        }
+    }
+    let r = prelinker(&["report", "/dev/zero"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/dev/zero: not a regular file"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Module names are `[a-z][a-z0-9_]{0,31}`: anything else is refused,
+/// naming the file and the name.
+#[test]
+fn bad_module_names() {
+    let long = "n".repeat(33);
+    for bad in [
+        "Upper",
+        "9lives",
+        "has-dash",
+        "_under",
+        "dot.ted",
+        long.as_str(),
+    ] {
+        let m = ModBuilder::new(bad).build();
+        fails(
+            &def(),
+            &[("bad.o", m)],
+            &[
+                &format!("bad.o: module name `{bad}` is not valid"),
+                "[a-z][a-z0-9_]{0,31}",
+            ],
+        );
+    }
+    let ok = "n".repeat(32);
+    let (_dir, _out, r) = link_files(&def(), &[("ok.o", ModBuilder::new(&ok).build())]);
+    assert!(r.ok, "{}", r.stderr);
+}
+
+/// The file range of section `name` of an ELF file.
+fn section_file_range(data: &[u8], name: &str) -> (usize, usize) {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(data).unwrap();
+    let (off, size) = f.section_by_name(name).unwrap().file_range().unwrap();
+    (off as usize, size as usize)
+}
+
+/// `inspect` verifies the checksums the kernel checks at boot: one flipped
+/// byte of a module's text makes it fail naming that module and both
+/// checksums; one in the table fails the table checksum; a byte in slot
+/// padding (not part of any module) changes nothing.
+#[test]
+fn inspect_verifies_checksums() {
+    let nic = {
+        let mut b = ModBuilder::new("nic");
+        let s = b.undef("kapi_log");
+        let t = b.text;
+        let o = b.code(&[0x90; 8]);
+        b.reloc(t, o, s, -4, R_PLT32);
+        b.build()
+    };
+    let mods = [("pci.o", ModBuilder::new("pci").build()), ("nic.o", nic)];
+    let (dir, out, r) = link_files(&def(), &mods);
+    assert!(r.ok, "{}", r.stderr);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(plan["modules"][1]["name"], "nic");
+    let stored = plan["modules"][1]["checksum"].as_str().unwrap().to_string();
+    let r = prelinker(&["inspect", out.to_str().unwrap()]);
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("checksums verified: the module table and 2 modules"),
+        "{}",
+        r.stdout
+    );
+    let good = std::fs::read(&out).unwrap();
+    let (text, _) = section_file_range(&good, ".modules.text");
+    let nic_text = text
+        + plan["modules"][1]["classes"]["text"]["slot_off"]
+            .as_u64()
+            .unwrap() as usize;
+    let used = plan["modules"][1]["classes"]["text"]["size"]
+        .as_u64()
+        .unwrap() as usize;
+    let run = |image: &[u8]| {
+        let p = dir.path().join("damaged.elf");
+        std::fs::write(&p, image).unwrap();
+        prelinker(&["inspect", p.to_str().unwrap()])
+    };
+    // Every byte of the module's text counts: the first, one in the
+    // relocated field, the last.
+    for at in [0, 17, used - 1] {
+        let mut bad = good.clone();
+        bad[nic_text + at] ^= 0x01;
+        let r = run(&bad);
+        assert_eq!(r.code, Some(1), "byte {at}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("module `nic` (#1): checksum mismatch")
+                && r.stderr.contains(&format!("table {stored}"))
+                && r.stderr.contains("image bytes 0x"),
+            "byte {at}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("`pci`"), "{}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+    // Padding after the module's used bytes is not checked (nor by the
+    // kernel).
+    let mut pad = good.clone();
+    pad[nic_text + used] ^= 0xff;
+    assert!(run(&pad).ok);
+    // The table: a byte of its strings (the module names).
+    let (tab, _) = section_file_range(&good, ".modtable");
+    let at = good[tab..tab + 4096]
+        .windows(6)
+        .position(|w| w == b"pcinic")
+        .unwrap();
+    let mut bad = good.clone();
+    bad[tab + at] = b'q';
+    let r = run(&bad);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("module table checksum") && r.stderr.contains("does not match stored"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `report` reads a boot log that has bytes which are not UTF-8 outside its
+/// REPORT line (firmware noise, a module's garbage, CRLF line ends).
+#[test]
+fn report_reads_a_log_with_non_utf8_bytes() {
+    use report::{Classes, Hex, Module, Outcome, Report};
+    let addr = Classes {
+        text: Hex(0x1000),
+        rodata: Hex(0x9000),
+        data: Hex(0x11000),
+    };
+    let m = Module {
+        name: "uart_com1".into(),
+        result: Outcome::Kept,
+        reason: None,
+        reason_kind: None,
+        depends: vec![],
+        slot: Classes {
+            text: 4096,
+            rodata: 4096,
+            data: 0,
+        },
+        used: Classes {
+            text: 300,
+            rodata: 20,
+            data: 0,
+        },
+        packed: Classes {
+            text: 300,
+            rodata: 20,
+            data: 0,
+        },
+        predicted: None,
+        bytes_moved: 0,
+        old_addr: addr,
+        new_addr: Classes {
+            text: Some(addr.text),
+            rodata: Some(addr.rodata),
+            data: Some(addr.data),
+        },
+        relocs_redone: 7,
+        probe_ns: 12000,
+        move_ns: 0,
+        memmove_ns: 0,
+        selftest: None,
+        released: None,
+        leak: None,
+    };
+    let mut r = Report {
+        policy: "compact".into(),
+        modules: vec![m],
+        reclaimed_bytes: 4096,
+        ..Report::default()
+    };
+    r.regions.text.freed = vec![[Hex(0x2000), Hex(0x3000)]];
+    let report = r.to_json();
+    let mut log =
+        b"\x1b[2J\x1b[01;01HSeaBIOS (version \xff\xfe)\r\nBooting from ROM..\xc3\x28\r\n".to_vec();
+    log.extend_from_slice(
+        format!("[   0.1] INFO  modules: 1 in the table\r\nREPORT {report}\r\n").as_bytes(),
+    );
+    log.extend_from_slice(b"qemu: \x80\x81 terminating\n");
+    assert!(std::str::from_utf8(&log).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("boot.log");
+    std::fs::write(&p, &log).unwrap();
+    let svg = dir.path().join("map.svg");
+    let r = prelinker(&[
+        "report",
+        p.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("uart_com1") && r.stdout.contains("reclaimed 4096 bytes"),
+        "{}",
+        r.stdout
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // Without a REPORT line the error names the log.
+    std::fs::write(&p, b"\xff\xfe no report\n").unwrap();
+    let r = prelinker(&["report", p.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("boot.log: no REPORT line"),
+        "{}",
+        r.stderr
     );
 }

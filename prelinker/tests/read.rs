@@ -1,7 +1,9 @@
 //! Reading module files: only the parts the link uses are read (debug
-//! information is skipped), a buffer reused from file to file gives the same
-//! link as reading every file whole, and an archive or a malformed file is
-//! read whole so the parser can say what is wrong.
+//! information is skipped) into a compact copy, a buffer reused from file to
+//! file gives the same link as reading every file whole, an archive or an
+//! ELF file with unreadable headers is read whole so the parser can say
+//! what is wrong, and anything else, special files and oversized files are
+//! refused before they are read.
 
 mod common;
 
@@ -21,6 +23,13 @@ fn section_range(data: &[u8], name: &str) -> (usize, usize) {
     (off as usize, (off + size) as usize)
 }
 
+/// The data of section `name` as a parser of `data` (a whole file or what
+/// `read_module` read) sees it.
+fn section_data(data: &[u8], name: &str) -> Vec<u8> {
+    let e = prelinker::elf::ElfFile::parse(data).unwrap();
+    e.section_data(e.section_by_name(name).unwrap()).to_vec()
+}
+
 #[test]
 fn debug_sections_are_not_read() {
     let mut b = ModBuilder::new("dbg");
@@ -31,37 +40,168 @@ fn debug_sections_are_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("dbg.o");
     std::fs::write(&p, &data).unwrap();
-    let mut buf = vec![0x5a; data.len()];
+    let mut buf = vec![0x5a; 2 * data.len()];
     read_module(&p, "dbg.o", &mut buf).unwrap();
-    assert_eq!(buf.len(), data.len());
-    let (d0, d1) = section_range(&data, ".debug_info");
+    // What was read is a compact ELF file of the used sections only.
     assert!(
-        buf[d0..d1].iter().all(|&x| x == buf[d0] && x != 0x11),
+        buf.len() + 20000 <= data.len(),
+        "{} bytes read of {}",
+        buf.len(),
+        data.len()
+    );
+    assert!(
+        !buf.windows(64).any(|w| w.iter().all(|&x| x == 0x11)),
         "the debug section was read"
     );
+    assert!(section_data(&buf, ".debug_info").is_empty());
+    let (d0, d1) = section_range(&data, ".debug_info");
+    assert_eq!(d1 - d0, 20000);
     for name in [".text", ".modinfo", ".symtab", ".strtab"] {
-        let (s, e) = section_range(&data, name);
-        assert_eq!(buf[s..e], data[s..e], "{name} was not read");
+        assert_eq!(
+            section_data(&buf, name),
+            section_data(&data, name),
+            "{name} differs"
+        );
     }
-    // The same buffer, now longer than the next file: resized to it.
+    let whole = prelinker::prepare::prepare("dbg.o", &data).unwrap();
+    let read = prelinker::prepare::prepare("dbg.o", &buf).unwrap();
+    assert_eq!(read.image, whole.image);
+    assert_eq!(read.layout, whole.layout);
+    // The same buffer for a smaller file: exactly what a fresh buffer gets.
     let small = ModBuilder::new("small").build();
     let q = dir.path().join("small.o");
     std::fs::write(&q, &small).unwrap();
     read_module(&q, "small.o", &mut buf).unwrap();
-    assert_eq!(buf.len(), small.len());
+    let mut fresh = Vec::new();
+    read_module(&q, "small.o", &mut fresh).unwrap();
+    assert!(
+        buf == fresh,
+        "a reused buffer kept bytes of the earlier file"
+    );
+    assert!(buf.len() <= small.len());
+}
+
+/// A module object in a file far larger than its sections (a sparse tail)
+/// costs memory for its sections, not for the file: the buffer stays small,
+/// the link is the same, and the prelinker runs in a data limit a whole
+/// read would exceed.
+#[test]
+fn memory_follows_the_sections_not_the_file() {
+    let data = {
+        let mut b = ModBuilder::new("sparse");
+        let s = b.undef("kapi_log");
+        let t = b.text;
+        let o = b.code(&[0; 8]);
+        b.reloc(t, o, s, -4, prelinker::relocate::R_PLT32);
+        b.build()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sparse.o");
+    std::fs::write(&p, &data).unwrap();
+    let size = 240u64 << 20;
+    assert!(size <= prelinker::input::MAX_INPUT_SIZE);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let mut buf = Vec::new();
+    read_module(&p, "sparse.o", &mut buf).unwrap();
+    assert!(buf.len() <= data.len(), "{} bytes read", buf.len());
+    assert!(
+        buf.capacity() < 1 << 20,
+        "{} bytes allocated",
+        buf.capacity()
+    );
+    let spec = KernelSpec::default();
+    let kernel = synth::kernel_elf(&spec);
+    let opts = LinkOptions::default();
+    let mem = prelinker::link("kernel.elf", &kernel, &[input("sparse.o", data)], &opts).unwrap();
+    let from_file = prelinker::link_files("kernel.elf", &kernel, &[&p], &opts).unwrap();
+    assert_eq!(
+        from_file.plan.modules[0].checksum,
+        mem.plan.modules[0].checksum
+    );
+    assert!(from_file.apply(&kernel) == mem.image);
+    // The command line, with a data limit of 160 MiB: reading the file whole
+    // would need 240.
+    let k = dir.path().join("kernel.elf");
+    std::fs::write(&k, &kernel).unwrap();
+    let out = dir.path().join("image.elf");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -d 163840 && exec \"$0\" link --kernel \"$1\" --output \"$2\" \"$3\"")
+        .arg(env!("CARGO_BIN_EXE_prelinker"))
+        .args([&k, &out, &p])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(std::fs::read(&out).unwrap() == mem.image);
 }
 
 #[test]
-fn archives_and_junk_are_read_whole() {
+fn archives_are_read_whole_and_junk_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let m = ModBuilder::new("nic").build();
     let a = ar(&[("nic.o", &m)]);
-    for (name, data) in [("libnic.a", a), ("junk.o", b"hello, world".to_vec())] {
+    // An archive, and an ELF file whose headers are cut short (the parser
+    // says what is wrong), are read whole.
+    for (name, data) in [("libnic.a", a), ("short.o", m[..40].to_vec())] {
         let p = dir.path().join(name);
         std::fs::write(&p, &data).unwrap();
         let mut buf = vec![0x5a; 7];
         read_module(&p, name, &mut buf).unwrap();
         assert_eq!(buf, data, "{name}");
+    }
+    // Anything else is refused from its first bytes.
+    let p = dir.path().join("junk.o");
+    std::fs::write(&p, b"hello, world").unwrap();
+    let e = read_module(&p, "junk.o", &mut Vec::new()).unwrap_err();
+    assert!(
+        e.message()
+            .contains("junk.o: not an ELF file or ar archive"),
+        "{e}"
+    );
+}
+
+/// Inputs that are not regular files, or larger than the limit, are
+/// refused before they are read, with the file named, by every reader.
+#[test]
+fn special_and_oversized_inputs_are_refused() {
+    use prelinker::input::MAX_INPUT_SIZE;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.o");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let huge = dir.path().join("huge.o");
+    std::fs::write(&huge, ModBuilder::new("huge").build()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&huge)
+        .unwrap()
+        .set_len(MAX_INPUT_SIZE + 1)
+        .unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let cases: [(&Path, &str); 4] = [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (&fifo, "not a regular file"),
+        (&sub, "not a regular file (a directory)"),
+        (&huge, "268435457 bytes, more than the 268435456 bytes"),
+    ];
+    for (p, want) in cases {
+        let name = p.display().to_string();
+        let e = read_module(p, &name, &mut Vec::new()).unwrap_err();
+        assert!(e.message().contains(&format!("{name}: {want}")), "{e}");
+        let e = InputFile::read(p).unwrap_err();
+        assert!(e.message().contains(&format!("{name}: {want}")), "{e}");
+        let e = prelinker::kernel::read_kernel(p).unwrap_err();
+        assert!(e.message().contains(&format!("{name}: {want}")), "{e}");
     }
 }
 
@@ -106,7 +246,7 @@ fn reading_files_links_like_reading_them_whole() {
         let at = data.windows(5).position(|w| w == b"name=").unwrap() + 5;
         let len = data[at..].iter().position(|&b| b == 0).unwrap();
         assert!(len >= 3, "module name too short to rename");
-        let new = format!("{:0>width$}", format!("m{i}"), width = len);
+        let new = format!("m{i:0>w$}", w = len - 1);
         data[at..at + len].copy_from_slice(new.as_bytes());
         let p = dir.path().join(format!("{new}.o"));
         std::fs::write(&p, data).unwrap();

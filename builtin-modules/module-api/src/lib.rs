@@ -72,7 +72,7 @@ pub mod __private {
 ///
 /// ```ignore
 /// module_api::module! {
-///     name: "pci",                        // [a-z][a-z0-9_]*
+///     name: "pci",                        // [a-z][a-z0-9_]{0,31}
 ///     depends: ["acpi_x"],                // optional: modules probed (and kept) first
 ///     exports: [pci_find_device],         // optional: functions from export_fn!
 ///     probe: probe,                       // fn(&mut ProbeContext) -> Result<(), ProbeError>
@@ -98,11 +98,11 @@ macro_rules! module {
             );
             const _: () = ::core::assert!(
                 $crate::modinfo::valid_name($name),
-                "module name must match [a-z][a-z0-9_]*"
+                "module name must match [a-z][a-z0-9_]{{0,31}}"
             );
             $($(const _: () = ::core::assert!(
                 $crate::modinfo::valid_name($dep),
-                "dependency name must match [a-z][a-z0-9_]*"
+                "dependency name must match [a-z][a-z0-9_]{{0,31}}"
             );)*)?
             // Every exported name must be a function of this crate.
             $($(const _: () = { let _ = $exp; };)*)?

@@ -19,11 +19,12 @@ pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// Whether `name` is a valid module name: 1..=47 bytes of `[a-z0-9_]`,
-/// starting with a letter.
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, 1..=32
+/// bytes starting with a letter (the rule the prelinker enforces at link
+/// time).
 pub const fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
-    if b.is_empty() || b.len() > 47 || !b[0].is_ascii_lowercase() {
+    if b.is_empty() || b.len() > 32 || !b[0].is_ascii_lowercase() {
         return false;
     }
     let mut i = 0;
@@ -58,5 +59,7 @@ mod tests {
         assert!(!valid_name("1abc"));
         assert!(!valid_name("uart-com1"));
         assert!(!valid_name("Uart"));
+        assert!(valid_name("abcdefghijklmnopqrstuvwxyz_01234"));
+        assert!(!valid_name("abcdefghijklmnopqrstuvwxyz_012345"));
     }
 }
