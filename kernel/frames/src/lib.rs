@@ -1,7 +1,9 @@
 //! Physical frame allocator over 4 KiB frames.
 //!
 //! [`FrameAllocator`] keeps one bit per frame (1 = used or unavailable, 0 =
-//! free) in a caller-provided bitmap, so it needs no heap and works the same
+//! free) in a caller-provided bitmap of `u64` words, viewed as a `bitvec`
+//! bit slice (whose searches and fills go a word at a time), so it needs
+//! no heap and works the same
 //! in the kernel (bitmap carved out of RAM at boot) and on the host (bitmap in
 //! a `Vec`, for the unit tests below).
 //!
@@ -19,6 +21,7 @@
 //! is a [`FrameError`] that leaves the allocator unchanged.
 #![cfg_attr(not(test), no_std)]
 
+use bitvec::prelude::{BitSlice, Lsb0};
 use core::fmt;
 
 /// Size of one frame in bytes.
@@ -127,8 +130,8 @@ pub const fn bitmap_words(nframes: u64) -> usize {
 
 /// Bitmap frame allocator over the frames `base .. base + nframes * 4 KiB`.
 pub struct FrameAllocator<'a> {
-    /// One bit per frame, 1 = used. Bits past `nframes` are always 1.
-    bits: &'a mut [u64],
+    /// One bit per frame, 1 = used (exactly `nframes` bits).
+    bits: &'a mut BitSlice<u64, Lsb0>,
     /// Frame number (address / 4 KiB) of the first covered frame.
     base: u64,
     /// Number of covered frames.
@@ -162,8 +165,8 @@ impl<'a> FrameAllocator<'a> {
         if bits.len() < needed {
             return Err(FrameError::BitmapTooSmall { needed });
         }
-        let bits = &mut bits[..needed];
-        bits.fill(u64::MAX);
+        let bits = &mut BitSlice::from_slice_mut(&mut bits[..needed])[..nframes as usize];
+        bits.fill(true);
         Ok(FrameAllocator {
             bits,
             base: base.0 / FRAME_SIZE,
@@ -229,14 +232,9 @@ impl<'a> FrameAllocator<'a> {
         if last <= first {
             return 0;
         }
-        let (lo, hi) = (first - self.base, last - self.base);
-        let mut taken = 0;
-        for i in lo..hi {
-            if !self.bit(i) {
-                self.set_bit(i, true);
-                taken += 1;
-            }
-        }
+        let range = &mut self.bits[(first - self.base) as usize..(last - self.base) as usize];
+        let taken = range.count_zeros() as u64;
+        range.fill(true);
         self.free -= taken;
         taken
     }
@@ -329,31 +327,13 @@ impl<'a> FrameAllocator<'a> {
     }
 
     fn bit(&self, i: u64) -> bool {
-        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
-    }
-
-    fn set_bit(&mut self, i: u64, used: bool) {
-        let w = &mut self.bits[(i / 64) as usize];
-        if used {
-            *w |= 1 << (i % 64);
-        } else {
-            *w &= !(1 << (i % 64));
-        }
+        self.bits[i as usize]
     }
 
     /// Marks `[lo, hi)` used or free and keeps the counters right. The caller
     /// has checked that every bit in the range has the opposite value.
     fn set_range(&mut self, lo: u64, hi: u64, used: bool) {
-        let mut i = lo;
-        while i < hi {
-            if i.is_multiple_of(64) && hi - i >= 64 {
-                self.bits[(i / 64) as usize] = if used { u64::MAX } else { 0 };
-                i += 64;
-            } else {
-                self.set_bit(i, used);
-                i += 1;
-            }
-        }
+        self.bits[lo as usize..hi as usize].fill(used);
         let n = hi - lo;
         if used {
             self.free -= n;
@@ -365,19 +345,13 @@ impl<'a> FrameAllocator<'a> {
 
     /// First index in `[lo, hi)` whose bit equals `want_used`.
     fn find(&self, lo: u64, hi: u64, want_used: bool) -> Option<u64> {
-        let mut i = lo;
-        while i < hi {
-            let w = self.bits[(i / 64) as usize];
-            let w = if want_used { w } else { !w };
-            // Ignore bits below `i` in this word.
-            let w = w & (u64::MAX << (i % 64));
-            if w != 0 {
-                let found = (i / 64) * 64 + u64::from(w.trailing_zeros());
-                return (found < hi).then_some(found);
-            }
-            i = (i / 64 + 1) * 64;
-        }
-        None
+        let range = self.bits.get(lo as usize..hi as usize)?;
+        let found = if want_used {
+            range.first_one()
+        } else {
+            range.first_zero()
+        };
+        found.map(|i| lo + i as u64)
     }
 
     fn first_clear(&self, lo: u64, hi: u64) -> Option<u64> {
