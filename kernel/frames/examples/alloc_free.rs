@@ -35,7 +35,7 @@ fn main() {
             held.push((a.alloc(count, align).unwrap(), count));
             ops += 1;
             // Free one in four, scattered, as they come.
-            if seed % 4 == 0 {
+            if seed.is_multiple_of(4) {
                 let i = (seed >> 8) as usize % held.len();
                 let (p, n) = held.swap_remove(i);
                 a.free(p, n).unwrap();
