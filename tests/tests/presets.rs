@@ -353,3 +353,39 @@ fn preset_minimal() {
     );
     assert_eq!(report["console"], "uart_com1");
 }
+
+/// A driver binds every device it matches, not only the first: three
+/// e1000 NICs on the pc machine, each bound with its own MAC address read
+/// from its EEPROM, and the self-test checks all three.
+#[test]
+fn every_matching_device_is_bound() {
+    let out =
+        run_qemu(&QemuConfig::for_preset("pc").args(["-device", "e1000", "-device", "e1000"]));
+    out.assert_passed();
+    let macs: std::collections::BTreeSet<&str> = out
+        .serial
+        .lines()
+        .filter(|l| l.contains("[e1000] e1000: 00:"))
+        .filter_map(|l| l.rsplit("eth e1000 ").next())
+        .collect();
+    assert_eq!(
+        macs.len(),
+        3,
+        "three NICs with distinct MACs: {}",
+        out.describe()
+    );
+    assert!(
+        out.serial.contains("EEPROM MAC of 3 NIC(s) read again"),
+        "{}",
+        out.describe()
+    );
+    let r = out.expect_report();
+    let m = r["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "e1000")
+        .unwrap();
+    assert_eq!(m["result"], "kept");
+    assert_eq!(m["selftest"], "passed");
+}

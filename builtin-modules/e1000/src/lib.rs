@@ -1,22 +1,25 @@
 //! Module `e1000`: the Intel 82540EM gigabit NIC (PCI 8086:100e, QEMU's
-//! default `-device e1000`). The probe finds the device through the `pci`
-//! module, maps BAR0, reads the MAC address from the EEPROM through the EERD
-//! register and checks it is a valid unicast address.
+//! default `-device e1000`). The probe binds every such device the `pci`
+//! module finds, not just the first: for each it maps BAR0, reads the MAC
+//! address from the EEPROM through the EERD register, checks it is a valid
+//! unicast address and registers the device. It fails only if none works.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 mod eeprom;
 
+use alloc::vec::Vec;
 use module_api::mmio::Mmio;
 use module_api::msg::MsgBuf;
 use module_api::pci::{self, Bar, KernelConfig, PciDevice};
 use module_api::sync::OnceCell;
 use module_api::time::KernelClock;
-use module_api::{ProbeContext, ProbeError, device, info};
+use module_api::{ProbeContext, ProbeError, device, info, warn};
 
 module_api::module! {
     name: "e1000",
@@ -25,8 +28,9 @@ module_api::module! {
     selftest: selftest,
 }
 
-/// The register window and the MAC address read at probe time.
-static NIC: OnceCell<(Mmio, [u8; 6])> = OnceCell::new();
+/// Every bound NIC: its register window and the MAC address read at probe
+/// time.
+static NICS: OnceCell<Vec<(Mmio, [u8; 6])>> = OnceCell::new();
 
 module_api::import_fn! {
     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
@@ -38,12 +42,32 @@ const DEVICE: u16 = 0x100e;
 const REGS_LEN: u64 = 0x20000;
 
 fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
+    let mut nics = Vec::new();
+    let mut first_error = None;
     let mut dev = PciDevice::default();
-    if !pci_find_device(VENDOR, DEVICE, 0, &mut dev) {
-        return Err(ProbeError::no_device(format_args!(
-            "no PCI device {VENDOR:04x}:{DEVICE:04x}"
-        )));
+    let mut index = 0;
+    while pci_find_device(VENDOR, DEVICE, index, &mut dev) {
+        index += 1;
+        match bind(&dev) {
+            Ok(nic) => nics.push(nic),
+            Err(e) => {
+                warn!("e1000: {dev}: not bound");
+                first_error.get_or_insert(e);
+            }
+        }
     }
+    if nics.is_empty() {
+        return Err(first_error.unwrap_or_else(|| {
+            ProbeError::no_device(format_args!("no PCI device {VENDOR:04x}:{DEVICE:04x}"))
+        }));
+    }
+    let _ = NICS.set(nics);
+    Ok(())
+}
+
+/// Binds one device: maps its registers, reads and checks its MAC address,
+/// registers it.
+fn bind(dev: &PciDevice) -> Result<(Mmio, [u8; 6]), ProbeError> {
     let Some(Bar::Memory { base, .. }) = dev.bar(0) else {
         return Err(ProbeError::unsupported(format_args!(
             "{dev}: BAR0 is not an assigned memory BAR ({:#010x})",
@@ -64,22 +88,26 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
         name.as_str()
     );
     device::register(name.as_str())?;
-    let _ = NIC.set((regs, mac));
-    Ok(())
+    Ok((regs, mac))
 }
 
 /// After compaction: the EEPROM still gives the MAC address the probe read.
 fn selftest() -> Result<(), ProbeError> {
-    let (regs, mac) = NIC
+    let nics = NICS
         .get()
         .ok_or_else(|| ProbeError::io(format_args!("e1000 selftest before probe")))?;
-    eeprom::check_status(regs)?;
-    let again = eeprom::read_mac(regs, &KernelClock)?;
-    if again != *mac {
-        return Err(ProbeError::io(format_args!(
-            "EEPROM MAC changed since the probe"
-        )));
+    for (regs, mac) in nics {
+        eeprom::check_status(regs)?;
+        let again = eeprom::read_mac(regs, &KernelClock)?;
+        if again != *mac {
+            return Err(ProbeError::io(format_args!(
+                "EEPROM MAC changed since the probe"
+            )));
+        }
     }
-    info!("e1000: selftest: EEPROM MAC read again, unchanged");
+    info!(
+        "e1000: selftest: EEPROM MAC of {} NIC(s) read again, unchanged",
+        nics.len()
+    );
     Ok(())
 }
