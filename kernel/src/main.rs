@@ -5,14 +5,15 @@
 //! trampoline enables long mode and calls [`kernel_main`] in the higher half,
 //! which brings up, in order: COM1 and logging, the GDT/TSS and IDT, the
 //! PVH memory map and command line, the frame allocator, the kernel's own
-//! page tables, the heap, the PICs and PIT, the TSC, and interrupts. Then it
+//! page tables, the heap and the boot CPU's per-CPU area, the PICs and PIT,
+//! the TSC, and interrupts. Then it
 //! runs the boot self-tests and exits QEMU (status 33) or, with `halt` on the
 //! command line, idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
 //! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
 //! [`arch::gdt`], [`arch::idt`], [`arch::irq`], [`arch::tsc`],
-//! [`mm::frames`], [`mm::paging`], [`mm::heap`].
+//! [`arch::percpu`], [`mm::frames`], [`mm::paging`], [`mm::heap`].
 #![no_std]
 #![no_main]
 
@@ -101,6 +102,12 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
+    // The initial APIC id (CPUID leaf 1) names the CPU before its local
+    // APIC is mapped.
+    let initial_apic_id = core::arch::x86_64::__cpuid(1).ebx >> 24;
+    let Some(cpu0) = arch::percpu::init_boot_cpu(initial_apic_id) else {
+        panic!("no memory for the boot CPU's per-CPU area");
+    };
 
     let stack = match mm::stack::alloc(KERNEL_STACK_PAGES) {
         Ok(s) => s,
@@ -113,6 +120,10 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         stack.top,
         stack.guard
     );
+    cpu0.stack_top
+        .store(stack.top, core::sync::atomic::Ordering::Relaxed);
+    cpu0.stack_guard
+        .store(stack.guard, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: `stack` was just mapped for this purpose and nothing else uses
     // it; `kernel_main_on_stack` never returns.
     unsafe { mm::stack::switch_to(stack.top, kernel_main_on_stack) }

@@ -11,9 +11,9 @@
 //!
 //! An exception first goes to the hook installed with
 //! [`set_exception_hook`]. If there is none, or it returns `false`, the
-//! kernel prints the vector, its name, the error code, RIP, CS, RFLAGS, RSP,
-//! SS, CR2 (for #PF and #DF, naming a kernel stack overflow) and all general registers on COM1 and exits QEMU with
-//! failure.
+//! kernel prints the vector, its name, the error code, the CPU and its APIC
+//! id, RIP, CS, RFLAGS, RSP, SS, CR2 (for #PF and #DF, naming a kernel stack
+//! overflow) and all general registers on COM1 and exits QEMU with failure.
 //!
 //! Double fault, NMI and machine check run on their own IST stacks
 //! ([`crate::arch::gdt`]).
@@ -339,6 +339,9 @@ pub fn report_exception(frame: &TrapFrame) {
         "\nEXCEPTION: vector {} {} ({}), error code {:#x}",
         frame.vector, mnemonic, name, frame.error_code
     );
+    if let Some(cpu) = crate::arch::percpu::current() {
+        let _ = writeln!(w, "  on CPU {} (APIC id {})", cpu.index, cpu.apic_id);
+    }
     if frame.vector == DOUBLE_FAULT
         && (crate::mm::stack::is_guard_page(read_cr2())
             || crate::mm::stack::is_guard_page(frame.rsp.wrapping_sub(8)))

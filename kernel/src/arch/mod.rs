@@ -3,6 +3,7 @@
 pub mod gdt;
 pub mod idt;
 pub mod irq;
+pub mod percpu;
 pub mod port;
 pub mod tsc;
 
