@@ -6,14 +6,16 @@
 //! which brings up, in order: COM1 and logging, the GDT/TSS and IDT, the
 //! PVH memory map and command line, the frame allocator, the kernel's own
 //! page tables, the heap and the boot CPU's per-CPU area, the PICs and PIT,
-//! the TSC, and interrupts. Then it
-//! runs the boot self-tests and exits QEMU (status 33) or, with `halt` on the
-//! command line, idles.
+//! the TSC, interrupts, the local APIC and the other CPUs ([`smp`]), which
+//! idle while the boot CPU runs the boot self-tests and the module phase.
+//! Then it exits QEMU (status 33) or, with `halt` on the command line,
+//! idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
 //! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
 //! [`arch::gdt`], [`arch::idt`], [`arch::irq`], [`arch::tsc`],
-//! [`arch::percpu`], [`mm::frames`], [`mm::paging`], [`mm::heap`].
+//! [`arch::apic`], [`arch::percpu`], [`arch::smp`], [`smp`],
+//! [`mm::frames`], [`mm::paging`], [`mm::heap`].
 #![no_std]
 #![no_main]
 
@@ -34,6 +36,7 @@ pub mod panic;
 pub mod pvh;
 pub mod selftest;
 pub mod serial;
+pub mod smp;
 
 use arch::{gdt, idt, irq, tsc};
 use mm::{frames, heap, paging};
@@ -102,10 +105,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
-    // The initial APIC id (CPUID leaf 1) names the CPU before its local
-    // APIC is mapped.
-    let initial_apic_id = core::arch::x86_64::__cpuid(1).ebx >> 24;
-    let Some(cpu0) = arch::percpu::init_boot_cpu(initial_apic_id) else {
+    let Some(cpu0) = arch::percpu::init_boot_cpu(arch::apic::initial_id()) else {
         panic!("no memory for the boot CPU's per-CPU area");
     };
 
@@ -153,6 +153,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         tsc::CALIBRATION_MS
     );
     arch::enable_interrupts();
+    smp::init();
 
     selftest::run();
 

@@ -11,9 +11,10 @@
 //! The kernel sends the end-of-interrupt after the handler returns and
 //! filters spurious IRQ 7 / IRQ 15.
 //!
-//! The PICs deliver to the boot CPU only. The handler table is atomics; the
-//! mask registers' read-modify-write is serialised by a spin lock with
-//! interrupts off, as any CPU may register a handler.
+//! The PICs deliver to the boot CPU only (its local APIC's LINT0; the other
+//! CPUs mask theirs). The handler table is atomics; the mask registers'
+//! read-modify-write is serialised by a spin lock with interrupts off, as
+//! any CPU may register a handler.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

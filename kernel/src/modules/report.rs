@@ -207,6 +207,7 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
     j.key("free_frames_before").u64(t.free_frames_before as u64);
     j.key("free_frames_after").u64(t.free_frames_after as u64);
     j.key("wx_pages").u64(t.wx_pages as u64);
+    crate::smp::write_report(&mut j);
     let console = crate::kapi::module_console_active().map(super::name_of);
     j.key("console").opt_str(console);
     let k = cost(mods);

@@ -1,0 +1,434 @@
+//! Starting the application processors and running functions on other
+//! CPUs.
+//!
+//! **Start-up.** [`Starter::start`] gives an AP its per-CPU area, a guarded
+//! kernel stack, three guarded IST stacks and its own GDT/TSS, patches the
+//! trampoline ([`crate::arch::trampoline`]) for it and sends INIT, waits
+//! 10 ms, then two STARTUP IPIs 200 µs apart. The AP claims its area in
+//! [`ap_main`] (state `WAITING` → `ALIVE`), loads its tables and the shared
+//! IDT, sets up its local APIC, calibrates and starts its timer, goes
+//! online and idles with interrupts on (`READY`). An AP that does not claim
+//! its area in [`ALIVE_TIMEOUT_MS`] is abandoned (the boot CPU wins the
+//! state change, so a late AP halts without touching anything) and sent an
+//! INIT, which parks it in wait-for-SIPI.
+//!
+//! **Calls.** [`call_on`] and [`call_on_all`] post a `&dyn Fn()` in the
+//! target's mailbox, send [`apic::CALL_VECTOR`] and wait until it ran. The
+//! function runs in the target's interrupt handler (interrupts off), so it
+//! must be short and must not wait for the caller. While waiting, a caller
+//! runs requests posted to itself, so two CPUs calling each other do not
+//! deadlock. Callers must not hold a spin lock.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::gdt::CpuTables;
+use crate::arch::percpu::{self, MAX_CPUS, PerCpu, mailbox, state};
+use crate::arch::trampoline::{Trampoline, TrampolineError};
+use crate::arch::{apic, tsc};
+use crate::mm::stack::{self, StackError};
+
+/// Pages of an AP's kernel stack.
+pub const AP_STACK_PAGES: usize = 16;
+/// Pages of each IST stack of an AP.
+pub const IST_STACK_PAGES: usize = 4;
+/// How long an AP has to reach its Rust entry after the STARTUP IPIs.
+pub const ALIVE_TIMEOUT_MS: u64 = 500;
+/// How long an AP that answered has to finish its set-up.
+pub const READY_TIMEOUT_MS: u64 = 2000;
+/// How long a caller waits for a call to start running.
+pub const CALL_TIMEOUT_MS: u64 = 1000;
+
+// ---- start-up ----------------------------------------------------------------
+
+/// CR0 and CR4 of the boot CPU, which every AP copies.
+static BSP_CR0: AtomicU64 = AtomicU64::new(0);
+static BSP_CR4: AtomicU64 = AtomicU64::new(0);
+
+/// Why an AP did not start.
+#[derive(Clone, Copy, Debug)]
+pub enum StartError {
+    /// No per-CPU area (index out of range or heap full).
+    NoArea,
+    /// No stack for it.
+    Stack(StackError),
+    /// The local APIC did not accept an IPI.
+    Send,
+    /// It did not reach its entry in time.
+    NoAnswer,
+    /// It reached its entry but did not finish its set-up in time.
+    NotReady,
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::NoArea => f.write_str("no per-CPU area"),
+            StartError::Stack(e) => write!(f, "no stack: {e:?}"),
+            StartError::Send => f.write_str("the local APIC did not send the IPI"),
+            StartError::NoAnswer => write!(f, "did not answer within {ALIVE_TIMEOUT_MS} ms"),
+            StartError::NotReady => {
+                write!(f, "answered but was not ready within {READY_TIMEOUT_MS} ms")
+            }
+        }
+    }
+}
+
+/// A started AP.
+pub struct Started {
+    /// Its per-CPU area.
+    pub cpu: &'static PerCpu,
+    /// Time from the INIT IPI until it was ready.
+    pub ns: u64,
+}
+
+/// Starts APs one at a time while the trampoline is installed.
+pub struct Starter {
+    tramp: Trampoline,
+    cr3: u64,
+}
+
+fn wait_until(ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let limit = tsc::frequency_hz().saturating_mul(ms) / 1000;
+    let t0 = tsc::read();
+    loop {
+        if done() {
+            return true;
+        }
+        if tsc::read().wrapping_sub(t0) >= limit {
+            return done();
+        }
+        core::hint::spin_loop();
+    }
+}
+
+fn send(apic_id: u32, icr: u32) -> Result<(), StartError> {
+    if apic::send(apic_id, icr) {
+        Ok(())
+    } else {
+        Err(StartError::Send)
+    }
+}
+
+impl Starter {
+    /// Installs the trampoline. Needs the local APIC mapped and set up on
+    /// the boot CPU.
+    pub fn new() -> Result<Starter, TrampolineError> {
+        use x86_64::registers::control::{Cr0, Cr3, Cr4};
+        BSP_CR0.store(Cr0::read_raw(), Ordering::Relaxed);
+        BSP_CR4.store(Cr4::read_raw(), Ordering::Relaxed);
+        let (frame, _) = Cr3::read_raw();
+        Ok(Starter {
+            tramp: Trampoline::install()?,
+            cr3: frame.start_address().as_u64(),
+        })
+    }
+
+    /// Starts the AP with APIC id `apic_id` as CPU `index`; with `sipi`
+    /// false the STARTUP IPIs are left out (it then cannot answer). What a
+    /// CPU that did not start was given (area, stacks) stays allocated.
+    pub fn start(&self, index: usize, apic_id: u32, sipi: bool) -> Result<Started, StartError> {
+        let cpu = percpu::create(index, apic_id, &[]).ok_or(StartError::NoArea)?;
+        let stack = stack::alloc(AP_STACK_PAGES).map_err(StartError::Stack)?;
+        let mut ist = [0u64; 3];
+        for top in ist.iter_mut() {
+            *top = stack::alloc(IST_STACK_PAGES)
+                .map_err(StartError::Stack)?
+                .top;
+        }
+        cpu.stack_top.store(stack.top, Ordering::Relaxed);
+        cpu.stack_guard.store(stack.guard, Ordering::Relaxed);
+        cpu.set_tables(CpuTables::new(ist));
+        self.tramp.prepare(
+            self.cr3,
+            stack.top,
+            cpu as *const PerCpu as u64,
+            ap_start64 as *const () as u64,
+        );
+
+        let t0 = tsc::read();
+        send(apic_id, smpboot::ipi::init_assert())?;
+        send(apic_id, smpboot::ipi::init_deassert())?;
+        tsc::delay_ns(smpboot::ipi::INIT_DELAY_US * 1000);
+        if sipi {
+            let icr = smpboot::ipi::startup(self.tramp.start_address())
+                .expect("the trampoline page is aligned and below 1 MiB");
+            for _ in 0..2 {
+                send(apic_id, icr)?;
+                tsc::delay_ns(smpboot::ipi::STARTUP_DELAY_US * 1000);
+            }
+        }
+        let answered = wait_until(ALIVE_TIMEOUT_MS, || {
+            cpu.boot_state.load(Ordering::Acquire) != state::WAITING
+        });
+        if !answered
+            && cpu
+                .boot_state
+                .compare_exchange(
+                    state::WAITING,
+                    state::ABANDONED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            // Park it in wait-for-SIPI, so it cannot run the trampoline
+            // after it is gone.
+            let _ = send(apic_id, smpboot::ipi::init_assert());
+            let _ = send(apic_id, smpboot::ipi::init_deassert());
+            return Err(StartError::NoAnswer);
+        }
+        if !wait_until(READY_TIMEOUT_MS, || {
+            cpu.boot_state.load(Ordering::Acquire) == state::READY
+        }) {
+            return Err(StartError::NotReady);
+        }
+        Ok(Started {
+            cpu,
+            ns: tsc::ticks_to_ns(tsc::read().wrapping_sub(t0)),
+        })
+    }
+
+    /// Removes the trampoline (every AP that answered is past it; the
+    /// others were sent an INIT).
+    pub fn finish(self) {
+        self.tramp.remove();
+    }
+}
+
+/// First kernel code of an AP, jumped to by the trampoline with the per-CPU
+/// area in `rdi`, the kernel's CR3 in `rsi` and its stack loaded.
+#[unsafe(naked)]
+unsafe extern "C" fn ap_start64() -> ! {
+    core::arch::naked_asm!(
+        // The kernel's page tables: the trampoline's identity mapping is
+        // not in them. This code and the stack are mapped the same in both.
+        "mov cr3, rsi",
+        "xor ebp, ebp",
+        "call {main}",
+        "ud2",
+        main = sym ap_main,
+    )
+}
+
+/// Rust entry of an AP (interrupts off, GS base at `cpu`).
+extern "C" fn ap_main(cpu: &'static PerCpu) -> ! {
+    if cpu
+        .boot_state
+        .compare_exchange(
+            state::WAITING,
+            state::ALIVE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // The boot CPU gave up on this CPU: use nothing shared.
+        crate::exit::halt_forever();
+    }
+    // SAFETY: the boot CPU's CR0 and CR4 describe the same paging mode the
+    // trampoline set up (PE, PG, WP; PAE) plus caching and FPU bits that are
+    // valid on every CPU of the machine.
+    unsafe {
+        x86_64::registers::control::Cr0::write_raw(BSP_CR0.load(Ordering::Relaxed));
+        x86_64::registers::control::Cr4::write_raw(BSP_CR4.load(Ordering::Relaxed));
+    }
+    match cpu.tables() {
+        Some(t) => t.load(),
+        None => crate::exit::halt_forever(),
+    }
+    crate::arch::idt::init();
+    apic::init_local(false);
+    cpu.seen_apic_id.store(apic::id(), Ordering::Relaxed);
+    let hz = apic::calibrate_timer();
+    cpu.timer_hz.store(hz, Ordering::Relaxed);
+    cpu.online.store(true, Ordering::Release);
+    apic::start_timer(hz);
+    cpu.boot_state.store(state::READY, Ordering::Release);
+    idle()
+}
+
+/// Idles with interrupts on, forever (APs between requests).
+pub fn idle() -> ! {
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+// ---- calls ---------------------------------------------------------------------
+
+/// A function to run on another CPU.
+pub type CallFn<'a> = &'a (dyn Fn() + Sync);
+
+/// Why a call did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No such CPU, or it is not online.
+    NotOnline(usize),
+    /// The CPU did not take the request in time (it was withdrawn).
+    Timeout(usize),
+}
+
+impl core::fmt::Display for CallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CallError::NotOnline(i) => write!(f, "CPU {i} is not online"),
+            CallError::Timeout(i) => {
+                write!(
+                    f,
+                    "CPU {i} did not take the call within {CALL_TIMEOUT_MS} ms"
+                )
+            }
+        }
+    }
+}
+
+/// Runs the request pending for the calling CPU, if any.
+pub fn service() {
+    let Some(me) = percpu::current() else {
+        return;
+    };
+    let mb = &me.mailbox;
+    if mb
+        .state
+        .compare_exchange(
+            mailbox::POSTED,
+            mailbox::RUNNING,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        let p = mb.func.load(Ordering::Relaxed) as *const CallFn<'static>;
+        // SAFETY: a caller stored the address of its `CallFn` before
+        // posting, and keeps it alive until it sees DONE (or withdraws the
+        // request, which it cannot do once it is RUNNING).
+        let f = unsafe { *p };
+        f();
+        mb.runs.fetch_add(1, Ordering::Relaxed);
+        mb.state.store(mailbox::DONE, Ordering::Release);
+    }
+}
+
+fn target(index: usize) -> Result<&'static PerCpu, CallError> {
+    percpu::cpu(index)
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .ok_or(CallError::NotOnline(index))
+}
+
+/// Claims `t`'s mailbox and posts `f` to it.
+fn post(t: &'static PerCpu, f: &CallFn<'_>) -> Result<(), CallError> {
+    let mb = &t.mailbox;
+    let claimed = wait_until(CALL_TIMEOUT_MS, || {
+        let ok = mb
+            .state
+            .compare_exchange(
+                mailbox::FREE,
+                mailbox::CLAIMED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if !ok {
+            service();
+        }
+        ok
+    });
+    if !claimed {
+        return Err(CallError::Timeout(t.index));
+    }
+    mb.func
+        .store(f as *const CallFn<'_> as usize, Ordering::Relaxed);
+    mb.state.store(mailbox::POSTED, Ordering::Release);
+    apic::send(t.apic_id, smpboot::ipi::fixed(apic::CALL_VECTOR));
+    Ok(())
+}
+
+/// Waits until the request posted to `t` ran (or withdraws it if it was
+/// not taken in time), then frees the mailbox.
+fn finish(t: &'static PerCpu) -> Result<(), CallError> {
+    let mb = &t.mailbox;
+    let limit = tsc::frequency_hz().saturating_mul(CALL_TIMEOUT_MS) / 1000;
+    let t0 = tsc::read();
+    loop {
+        match mb.state.load(Ordering::Acquire) {
+            mailbox::DONE => {
+                mb.state.store(mailbox::FREE, Ordering::Release);
+                return Ok(());
+            }
+            mailbox::POSTED
+                if tsc::read().wrapping_sub(t0) >= limit
+                    && mb
+                        .state
+                        .compare_exchange(
+                            mailbox::POSTED,
+                            mailbox::FREE,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok() =>
+            {
+                return Err(CallError::Timeout(t.index));
+            }
+            _ => {
+                service();
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Runs `f` on CPU `index` and waits until it returned (on the calling CPU
+/// it runs directly).
+pub fn call_on(index: usize, f: CallFn<'_>) -> Result<(), CallError> {
+    let t = target(index)?;
+    if percpu::current().is_some_and(|me| me.index == index) {
+        f();
+        return Ok(());
+    }
+    post(t, &f)?;
+    finish(t)
+}
+
+/// Runs `f` on every online CPU, the calling one included, and waits for
+/// all. Returns on how many CPUs it ran, or the first CPU that missed it.
+pub fn call_on_all(f: CallFn<'_>) -> Result<usize, CallError> {
+    let me = percpu::index();
+    let mut posted: [Option<&'static PerCpu>; MAX_CPUS] = [None; MAX_CPUS];
+    let mut first_err = None;
+    for t in percpu::online().filter(|c| c.index != me) {
+        match post(t, &f) {
+            Ok(()) => posted[t.index] = Some(t),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    f();
+    let mut ran = 1;
+    for t in posted.iter().flatten() {
+        match finish(t) {
+            Ok(()) => ran += 1,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(ran), Err)
+}
+
+/// The bytes of firmware memory (ACPI tables) at physical `phys`, if the
+/// direct map covers them.
+pub fn firmware_bytes(phys: u64, len: usize) -> Option<&'static [u8]> {
+    let last = phys.checked_add(len.max(1) as u64 - 1)?;
+    let direct =
+        |p: u64| crate::mm::paging::virt_to_phys(crate::mm::paging::phys_to_virt(p)) == Some(p);
+    if !direct(phys) || !direct(last) {
+        return None;
+    }
+    // SAFETY: the direct map covers `phys..=last` (checked at both ends; it
+    // is one contiguous mapping from physical 0) and is never unmapped; the
+    // firmware's tables there are only read.
+    Some(unsafe {
+        core::slice::from_raw_parts(crate::mm::paging::phys_to_virt(phys) as *const u8, len)
+    })
+}

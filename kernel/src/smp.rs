@@ -1,0 +1,291 @@
+//! The other CPUs at boot: found in the ACPI MADT, started, parked, and
+//! reported.
+//!
+//! [`init`] (after the TSC is calibrated and interrupts are on) finds the
+//! RSDP (PVH start info, else the EBDA and BIOS area), the MADT, and the
+//! local APIC; sets up the boot CPU's local APIC and timer; then starts
+//! every other CPU the MADT lists as enabled, one at a time
+//! ([`crate::arch::smp`]). Each CPU started is logged with its APIC id and
+//! start-up time; one that does not answer in time is logged and left out,
+//! and boot goes on. The started CPUs idle (`hlt`, interrupts on) while the
+//! boot CPU probes the modules; they take IPI calls.
+//! Finally every CPU runs a call that checks it sees its own APIC id.
+//!
+//! Command-line options:
+//!
+//! | option | effect |
+//! |---|---|
+//! | `smp_skip_sipi=ID` | send no STARTUP IPI to the CPU with APIC id `ID` (it is reported as not started) |
+//!
+//! The `REPORT` line gets `cpus` (`present`, `started`, `apic_ids` of the
+//! started CPUs in index order, `not_started` with APIC id and reason).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use reclaim::json::Json;
+use smpboot::madt::Madt;
+use smpboot::plan::{Action, plan, present};
+use spin::Once;
+
+use crate::arch::apic;
+use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::smp::{self as arch_smp, Starter};
+
+/// A CPU that is present but was not started.
+struct Missing {
+    apic_id: u32,
+    reason: String,
+}
+
+/// What bring-up found and did.
+struct Summary {
+    present: usize,
+    /// (CPU index, APIC id) of every started CPU, the boot CPU first.
+    started: Vec<(usize, u32)>,
+    not_started: Vec<Missing>,
+}
+
+static SUMMARY: Once<Summary> = Once::new();
+
+fn parse_u32(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// The RSDP's physical address: from the PVH start info, else searched in
+/// the first KiB of the EBDA and in the BIOS area (ACPI 6.5, 5.2.5.1).
+fn find_rsdp() -> Option<u64> {
+    if let Some(p) = crate::pvh::boot_info().and_then(|b| b.rsdp) {
+        return Some(p);
+    }
+    let ebda = arch_smp::firmware_bytes(0x40e, 2)
+        .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])) << 4)
+        .filter(|&e| (0x8_0000..0xa_0000).contains(&e));
+    let areas = [ebda.map(|e| (e, 1024)), Some((0xe_0000, 0x2_0000))];
+    areas.into_iter().flatten().find_map(|(base, len)| {
+        let bytes = arch_smp::firmware_bytes(base, len)?;
+        smpboot::acpi::scan_for_rsdp(bytes).map(|off| base + off as u64)
+    })
+}
+
+/// The MADT's bytes.
+fn find_madt() -> Result<(u64, &'static [u8]), String> {
+    let rsdp = find_rsdp().ok_or("no ACPI RSDP found")?;
+    smpboot::acpi::find_table(
+        rsdp,
+        &mut |p, l| arch_smp::firmware_bytes(p, l),
+        smpboot::madt::SIGNATURE,
+        0,
+    )
+    .map_err(|e| format!("no usable MADT (RSDP at {rsdp:#x}): {e:?}"))
+}
+
+/// Sets up the boot CPU's local APIC and timer and starts the other CPUs.
+/// Needs the boot CPU's per-CPU area, the calibrated TSC and interrupts on.
+pub fn init() {
+    let Some(bsp) = percpu::current() else {
+        log::error!("smp: the boot CPU has no per-CPU area; running on one CPU");
+        return single(0, "no per-CPU area");
+    };
+    if !apic::present() {
+        log::warn!("smp: this CPU has no local APIC; running on one CPU");
+        return single(bsp.apic_id, "no local APIC");
+    }
+    let (madt_phys, cpus, madt_lapic) = match find_madt().and_then(|(phys, bytes)| {
+        let m = Madt::parse(bytes).map_err(|e| format!("MADT at {phys:#x} refused: {e:?}"))?;
+        Ok((phys, m.cpus().collect::<Vec<_>>(), m.lapic_addr()))
+    }) {
+        Ok(found) => found,
+        Err(e) => {
+            log::warn!("smp: {e}; starting no other CPU");
+            (0, Vec::new(), apic::msr_base())
+        }
+    };
+    let lapic = apic::msr_base();
+    if lapic != madt_lapic {
+        log::warn!(
+            "apic: MADT names the local APIC at {madt_lapic:#x}, IA32_APIC_BASE at {lapic:#x}; using the latter"
+        );
+    }
+    if let Err(e) = apic::map(lapic) {
+        log::error!("apic: cannot map the local APIC at {lapic:#x}: {e}; running on one CPU");
+        return single(bsp.apic_id, "local APIC not mapped");
+    }
+    apic::init_local(true);
+    let bsp_id = apic::id();
+    bsp.seen_apic_id.store(bsp_id, Ordering::Relaxed);
+    let hz = apic::calibrate_timer();
+    bsp.timer_hz.store(hz, Ordering::Relaxed);
+    apic::start_timer(hz);
+    log::info!(
+        "apic: local APIC at {lapic:#x}, version {:#x}, boot CPU APIC id {bsp_id}; timer clock {} kHz (calibrated against the TSC over {} us), {} Hz on every CPU",
+        apic::version() & 0xff,
+        hz / 1000,
+        apic::CALIBRATION_US,
+        apic::TIMER_HZ
+    );
+    if bsp_id != bsp.apic_id {
+        log::warn!(
+            "smp: boot CPU's local APIC id {bsp_id} differs from its initial APIC id {}",
+            bsp.apic_id
+        );
+    }
+
+    let skip = crate::cmdline::get("smp_skip_sipi").and_then(parse_u32);
+    let plan = plan(cpus.iter().copied(), bsp_id, MAX_CPUS, skip);
+    let enabled = cpus.iter().filter(|c| c.enabled).count();
+    log::info!(
+        "smp: MADT at {madt_phys:#x} lists {} CPUs ({enabled} enabled), {} present; boot CPU is APIC id {bsp_id}",
+        cpus.len(),
+        present(&plan)
+    );
+    if let Some(id) = skip
+        && !plan
+            .iter()
+            .any(|p| p.cpu.apic_id == id && matches!(p.action, Action::Start { .. }))
+    {
+        log::warn!("smp_skip_sipi={id}: no CPU to start has that APIC id");
+    }
+
+    let mut summary = Summary {
+        present: present(&plan),
+        started: Vec::new(),
+        not_started: Vec::new(),
+    };
+    let mut starter = None;
+    if plan
+        .iter()
+        .any(|p| matches!(p.action, Action::Start { .. }))
+    {
+        match Starter::new() {
+            Ok(s) => starter = Some(s),
+            Err(e) => log::error!("smp: cannot install the AP trampoline: {e}"),
+        }
+    }
+    for p in &plan {
+        let id = p.cpu.apic_id;
+        match p.action {
+            Action::Boot => summary.started.push((0, id)),
+            Action::Start { index, sipi } => {
+                if !sipi {
+                    log::warn!("smp_skip_sipi={id}: sending APIC id {id} INIT but no STARTUP IPI");
+                }
+                let result = match &starter {
+                    Some(s) => s.start(index, id, sipi).map_err(|e| e.to_string()),
+                    None => Err(String::from("no trampoline")),
+                };
+                match result {
+                    Ok(s) => {
+                        let seen = s.cpu.seen_apic_id.load(Ordering::Relaxed);
+                        log::info!(
+                            "smp: CPU {index} (APIC id {id}) started in {} us; its local APIC reads id {seen}, timer clock {} kHz",
+                            s.ns / 1000,
+                            s.cpu.timer_hz.load(Ordering::Relaxed) / 1000
+                        );
+                        if seen != id {
+                            log::warn!("smp: CPU {index} reads APIC id {seen}, the MADT says {id}");
+                        }
+                        summary.started.push((index, id));
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "smp: CPU with APIC id {id} not started: {e}; boot goes on without it"
+                        );
+                        summary.not_started.push(Missing {
+                            apic_id: id,
+                            reason: e,
+                        });
+                    }
+                }
+            }
+            Action::Leave(l) if l.present() => {
+                log::warn!("smp: CPU with APIC id {id} not started: {}", l.reason());
+                summary.not_started.push(Missing {
+                    apic_id: id,
+                    reason: String::from(l.reason()),
+                });
+            }
+            Action::Leave(l) => log::debug!("smp: MADT entry APIC id {id}: {}", l.reason()),
+        }
+    }
+    if let Some(s) = starter {
+        s.finish();
+    }
+    let ids: Vec<String> = summary
+        .started
+        .iter()
+        .map(|(_, id)| id.to_string())
+        .collect();
+    log::info!(
+        "smp: {} of {} CPUs started (APIC ids {}); the boot CPU probes, the others idle",
+        summary.started.len(),
+        summary.present,
+        ids.join(" ")
+    );
+    SUMMARY.call_once(|| summary);
+    check_calls();
+}
+
+/// Records a one-CPU machine.
+fn single(apic_id: u32, why: &str) {
+    log::info!("smp: 1 CPU ({why})");
+    SUMMARY.call_once(|| Summary {
+        present: 1,
+        started: alloc::vec![(0, apic_id)],
+        not_started: Vec::new(),
+    });
+}
+
+/// Runs a call on every CPU at once; each must see its own APIC id.
+fn check_calls() {
+    let seen: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+    let r = arch_smp::call_on_all(&|| {
+        seen[percpu::index()].store(u64::from(apic::id()), Ordering::SeqCst);
+    });
+    let bad: Vec<String> = percpu::online()
+        .filter(|c| seen[c.index].load(Ordering::SeqCst) != u64::from(c.apic_id))
+        .map(|c| format!("CPU {}", c.index))
+        .collect();
+    match r {
+        Ok(n) if bad.is_empty() => {
+            log::info!("smp: IPI call on all CPUs ran on {n}, each saw its own local APIC id")
+        }
+        Ok(_) => log::error!("smp: IPI call saw a wrong APIC id on {}", bad.join(", ")),
+        Err(e) => log::error!("smp: IPI call on all CPUs failed: {e}"),
+    }
+}
+
+/// Writes the `cpus` object into the `REPORT` JSON.
+pub fn write_report(j: &mut Json) {
+    j.key("cpus").begin_object();
+    match SUMMARY.get() {
+        Some(s) => {
+            j.key("present").u64(s.present as u64);
+            j.key("started").u64(s.started.len() as u64);
+            j.key("apic_ids").begin_array();
+            for &(_, id) in &s.started {
+                j.u64(u64::from(id));
+            }
+            j.end_array();
+            j.key("not_started").begin_array();
+            for m in &s.not_started {
+                j.begin_object()
+                    .key("apic_id")
+                    .u64(u64::from(m.apic_id))
+                    .key("reason")
+                    .str(&m.reason)
+                    .end_object();
+            }
+            j.end_array();
+        }
+        None => {
+            j.key("present").u64(1).key("started").u64(1);
+        }
+    }
+    j.end_object();
+}
