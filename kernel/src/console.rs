@@ -104,6 +104,8 @@ fn acquire() -> Option<spin::MutexGuard<'static, ()>> {
             ABANDONED.store(true, Ordering::Relaxed);
             return None;
         }
+        // Interrupts are off: a TLB shootdown must not wait for this CPU.
+        crate::arch::smp::service_shootdown();
         core::hint::spin_loop();
     }
 }

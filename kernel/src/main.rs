@@ -157,6 +157,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
 
     selftest::run();
 
+    smp::begin_module_phase();
     if let Err(e) = modules::boot() {
         log::error!("modules: {e}");
         exit::failure();
@@ -168,6 +169,10 @@ extern "C" fn kernel_main_on_stack() -> ! {
         frames::free_frames(),
         heap::used_bytes()
     );
+    if let Err(e) = smp::after_boot() {
+        log::error!("{e}");
+        exit::failure();
+    }
 
     match cmdline::get("fault") {
         Some("pagefault") => {

@@ -8,7 +8,7 @@
 //! ([`crate::arch::smp`]). Each CPU started is logged with its APIC id and
 //! start-up time; one that does not answer in time is logged and left out,
 //! and boot goes on. The started CPUs idle (`hlt`, interrupts on) while the
-//! boot CPU probes the modules; they take IPI calls.
+//! boot CPU probes the modules; they take IPI calls and TLB shootdowns.
 //! Finally every CPU runs a call that checks it sees its own APIC id.
 //!
 //! Command-line options:
@@ -18,7 +18,8 @@
 //! | `smp_skip_sipi=ID` | send no STARTUP IPI to the CPU with APIC id `ID` (it is reported as not started) |
 //!
 //! The `REPORT` line gets `cpus` (`present`, `started`, `apic_ids` of the
-//! started CPUs in index order, `not_started` with APIC id and reason).
+//! started CPUs in index order, `not_started` with APIC id and reason) and
+//! `tlb_shootdowns`, the shootdowns the module phase needed.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -49,6 +50,8 @@ struct Summary {
 }
 
 static SUMMARY: Once<Summary> = Once::new();
+/// Shootdowns before the module phase began.
+static MODULE_PHASE_START: AtomicU64 = AtomicU64::new(0);
 
 fn parse_u32(s: &str) -> Option<u32> {
     match s.strip_prefix("0x") {
@@ -260,7 +263,17 @@ fn check_calls() {
     }
 }
 
-/// Writes the `cpus` object into the `REPORT` JSON.
+/// Marks the start of the module phase (for [`module_phase_shootdowns`]).
+pub fn begin_module_phase() {
+    MODULE_PHASE_START.store(arch_smp::shootdowns(), Ordering::Relaxed);
+}
+
+/// TLB shootdowns since [`begin_module_phase`].
+pub fn module_phase_shootdowns() -> u64 {
+    arch_smp::shootdowns() - MODULE_PHASE_START.load(Ordering::Relaxed)
+}
+
+/// Writes the `cpus` object and `tlb_shootdowns` into the `REPORT` JSON.
 pub fn write_report(j: &mut Json) {
     j.key("cpus").begin_object();
     match SUMMARY.get() {
@@ -288,4 +301,17 @@ pub fn write_report(j: &mut Json) {
         }
     }
     j.end_object();
+    j.key("tlb_shootdowns").u64(module_phase_shootdowns());
+}
+
+/// After boot: logs what the module phase needed.
+pub fn after_boot() -> Result<(), String> {
+    log::info!(
+        "smp: {} CPUs online; the module phase needed {} TLB shootdowns ({} in all, {} IPIs)",
+        percpu::online().count(),
+        module_phase_shootdowns(),
+        arch_smp::shootdowns(),
+        arch_smp::shootdown_ipis()
+    );
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! Starting the application processors and running functions on other
-//! CPUs.
+//! Starting the application processors, running functions on other CPUs,
+//! and TLB shootdown.
 //!
 //! **Start-up.** [`Starter::start`] gives an AP its per-CPU area, a guarded
 //! kernel stack, three guarded IST stacks and its own GDT/TSS, patches the
@@ -18,13 +18,25 @@
 //! must be short and must not wait for the caller. While waiting, a caller
 //! runs requests posted to itself, so two CPUs calling each other do not
 //! deadlock. Callers must not hold a spin lock.
+//!
+//! **Shootdown.** [`shootdown`] is called by the page-table code, under its
+//! lock, after it changed or removed mappings: every other online CPU gets
+//! [`apic::SHOOTDOWN_VECTOR`], flushes the range and acknowledges the
+//! request's generation, and the caller waits for every acknowledgement
+//! before the change is final (and before freed page-table frames are
+//! reused). A CPU that spins on the page-table lock with interrupts off
+//! flushes pending requests while it spins ([`service_shootdown`]), so the
+//! lock holder's wait always ends. A CPU that does not acknowledge within
+//! [`SHOOTDOWN_TIMEOUT_MS`] is taken offline and reported.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::gdt::CpuTables;
 use crate::arch::percpu::{self, MAX_CPUS, PerCpu, mailbox, state};
 use crate::arch::trampoline::{Trampoline, TrampolineError};
 use crate::arch::{apic, tsc};
+use crate::console::EmergencyWriter;
+use crate::mm::PAGE_SIZE;
 use crate::mm::stack::{self, StackError};
 
 /// Pages of an AP's kernel stack.
@@ -37,6 +49,8 @@ pub const ALIVE_TIMEOUT_MS: u64 = 500;
 pub const READY_TIMEOUT_MS: u64 = 2000;
 /// How long a caller waits for a call to start running.
 pub const CALL_TIMEOUT_MS: u64 = 1000;
+/// How long a shootdown waits for each acknowledgement.
+pub const SHOOTDOWN_TIMEOUT_MS: u64 = 1000;
 
 // ---- start-up ----------------------------------------------------------------
 
@@ -241,6 +255,8 @@ extern "C" fn ap_main(cpu: &'static PerCpu) -> ! {
     cpu.seen_apic_id.store(apic::id(), Ordering::Relaxed);
     let hz = apic::calibrate_timer();
     cpu.timer_hz.store(hz, Ordering::Relaxed);
+    cpu.shootdown_ack
+        .store(SHOOT_GEN.load(Ordering::Acquire), Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
     apic::start_timer(hz);
     cpu.boot_state.store(state::READY, Ordering::Release);
@@ -282,8 +298,9 @@ impl core::fmt::Display for CallError {
     }
 }
 
-/// Runs the request pending for the calling CPU, if any.
+/// Runs pending requests for the calling CPU: shootdowns, then its call.
 pub fn service() {
+    service_shootdown();
     let Some(me) = percpu::current() else {
         return;
     };
@@ -414,6 +431,110 @@ pub fn call_on_all(f: CallFn<'_>) -> Result<usize, CallError> {
         }
     }
     first_err.map_or(Ok(ran), Err)
+}
+
+// ---- TLB shootdown -----------------------------------------------------------
+
+static SHOOT_LOCK: AtomicBool = AtomicBool::new(false);
+/// Generation of the latest request (CPUs acknowledge by storing it).
+static SHOOT_GEN: AtomicU64 = AtomicU64::new(0);
+static SHOOT_START: AtomicU64 = AtomicU64::new(0);
+static SHOOT_LEN: AtomicU64 = AtomicU64::new(0);
+/// Shootdowns that reached at least one other CPU.
+static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
+/// Shootdown IPIs sent.
+static SHOOTDOWN_IPIS: AtomicU64 = AtomicU64::new(0);
+
+/// Flushes `[virt, virt + len)` from the calling CPU's TLB: page by page up
+/// to 64 pages, else the whole (non-global) TLB.
+fn flush_local(virt: u64, len: u64) {
+    if len / PAGE_SIZE > 64 {
+        x86_64::instructions::tlb::flush_all();
+    } else {
+        let mut v = virt;
+        while v < virt.saturating_add(len) {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(v));
+            v += PAGE_SIZE;
+        }
+    }
+}
+
+/// Flushes the calling CPU's TLB for the current shootdown request if it
+/// has not yet, and acknowledges it. Safe to call anywhere, any time.
+pub fn service_shootdown() {
+    let Some(me) = percpu::current() else {
+        return;
+    };
+    let gen_now = SHOOT_GEN.load(Ordering::Acquire);
+    if me.shootdown_ack.load(Ordering::Relaxed) >= gen_now {
+        return;
+    }
+    flush_local(
+        SHOOT_START.load(Ordering::Relaxed),
+        SHOOT_LEN.load(Ordering::Relaxed),
+    );
+    me.shootdown_flushes.fetch_add(1, Ordering::Relaxed);
+    me.shootdown_ack.store(gen_now, Ordering::Release);
+}
+
+/// Makes every other online CPU flush `[virt, virt + len)` from its TLB and
+/// waits until all did (the caller flushed its own). Does nothing while no
+/// other CPU is online.
+pub fn shootdown(virt: u64, len: u64) {
+    let me = percpu::index();
+    if !percpu::online().any(|c| c.index != me) {
+        return;
+    }
+    crate::arch::without_interrupts(|| {
+        while SHOOT_LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            service_shootdown();
+            core::hint::spin_loop();
+        }
+        SHOOT_START.store(virt, Ordering::Relaxed);
+        SHOOT_LEN.store(len, Ordering::Relaxed);
+        let gen_now = SHOOT_GEN.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(c) = percpu::current() {
+            c.shootdown_ack.store(gen_now, Ordering::Relaxed);
+        }
+        let mut targets: [Option<&'static PerCpu>; MAX_CPUS] = [None; MAX_CPUS];
+        let mut sent = 0;
+        for t in percpu::online().filter(|c| c.index != me) {
+            if apic::send(t.apic_id, smpboot::ipi::fixed(apic::SHOOTDOWN_VECTOR)) {
+                sent += 1;
+            }
+            targets[t.index] = Some(t);
+        }
+        for t in targets.iter().flatten() {
+            let acked = wait_until(SHOOTDOWN_TIMEOUT_MS, || {
+                t.shootdown_ack.load(Ordering::Acquire) >= gen_now
+            });
+            if !acked {
+                t.online.store(false, Ordering::Release);
+                use core::fmt::Write;
+                let _ = writeln!(
+                    EmergencyWriter,
+                    "smp: CPU {} (APIC id {}) did not acknowledge TLB shootdown {gen_now} within {SHOOTDOWN_TIMEOUT_MS} ms; taken offline",
+                    t.index, t.apic_id
+                );
+            }
+        }
+        SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
+        SHOOTDOWN_IPIS.fetch_add(sent, Ordering::Relaxed);
+        SHOOT_LOCK.store(false, Ordering::Release);
+    });
+}
+
+/// TLB shootdowns so far that reached at least one other CPU.
+pub fn shootdowns() -> u64 {
+    SHOOTDOWNS.load(Ordering::Relaxed)
+}
+
+/// Shootdown IPIs sent so far.
+pub fn shootdown_ipis() -> u64 {
+    SHOOTDOWN_IPIS.load(Ordering::Relaxed)
 }
 
 /// The bytes of firmware memory (ACPI tables) at physical `phys`, if the
