@@ -16,6 +16,8 @@
 //! | option | effect |
 //! |---|---|
 //! | `smp_skip_sipi=ID` | send no STARTUP IPI to the CPU with APIC id `ID` (it is reported as not started) |
+//! | `smp_test=ipi` | after boot, run a call on each CPU and on all at once; print `SMP_CALLS {json}` with the APIC id each call read from its local APIC and each CPU's timer ticks |
+//! | `smp_test=shootdown` | after boot, let every AP read a page, unmap it on the boot CPU, let every AP read it again (it must fault), print `SHOOTDOWN {json}`, then read it unguarded on the last AP: the page-fault report names that CPU |
 //!
 //! The `REPORT` line gets `cpus` (`present`, `started`, `apic_ids` of the
 //! started CPUs in index order, `not_started` with APIC id and reason) and
@@ -31,9 +33,16 @@ use smpboot::madt::Madt;
 use smpboot::plan::{Action, plan, present};
 use spin::Once;
 
-use crate::arch::apic;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::smp::{self as arch_smp, Starter};
+use crate::arch::{apic, tsc};
+use crate::mm::{PAGE_SIZE, frames, paging};
+
+/// The page the shootdown test maps and unmaps (in the local APIC's PML4
+/// slot, 2 MiB above it).
+const TEST_PAGE: u64 = apic::LAPIC_VIRT + (2 << 20);
+/// What the shootdown test writes there.
+const TEST_MARKER: u64 = 0x5a5a_0000_0bad_f00d;
 
 /// A CPU that is present but was not started.
 struct Missing {
@@ -304,7 +313,13 @@ pub fn write_report(j: &mut Json) {
     j.key("tlb_shootdowns").u64(module_phase_shootdowns());
 }
 
-/// After boot: logs what the module phase needed.
+/// True if `addr` lies in the shootdown test's page.
+pub fn is_test_page(addr: u64) -> bool {
+    (TEST_PAGE..TEST_PAGE + PAGE_SIZE).contains(&addr)
+}
+
+/// After boot: logs what the module phase needed and runs the
+/// `smp_test=` option, if any.
 pub fn after_boot() -> Result<(), String> {
     log::info!(
         "smp: {} CPUs online; the module phase needed {} TLB shootdowns ({} in all, {} IPIs)",
@@ -313,5 +328,181 @@ pub fn after_boot() -> Result<(), String> {
         arch_smp::shootdowns(),
         arch_smp::shootdown_ipis()
     );
+    match crate::cmdline::get("smp_test") {
+        None => Ok(()),
+        Some("ipi") => ipi_test(),
+        Some("shootdown") => shootdown_test(),
+        Some(other) => Err(format!("smp_test={other}: expected ipi or shootdown")),
+    }
+}
+
+/// What a call saw on the CPU it ran on: (CPU index from GS, APIC id from
+/// the local APIC), packed into one word.
+fn pack(index: usize, apic_id: u32) -> u64 {
+    (index as u64) << 32 | u64::from(apic_id)
+}
+
+fn calls_json(j: &mut Json, key: &str, seen: &[AtomicU64; MAX_CPUS]) {
+    j.key(key).begin_array();
+    for c in percpu::online() {
+        let v = seen[c.index].load(Ordering::SeqCst);
+        j.begin_object().key("cpu").u64(c.index as u64);
+        j.key("apic_id").u64(u64::from(c.apic_id));
+        if v == u64::MAX {
+            j.key("ran_on").null().key("seen_apic_id").null();
+        } else {
+            j.key("ran_on").u64(v >> 32);
+            j.key("seen_apic_id").u64(v & 0xffff_ffff);
+        }
+        j.end_object();
+    }
+    j.end_array();
+}
+
+/// `smp_test=ipi`.
+fn ipi_test() -> Result<(), String> {
+    let each: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+    let cpus: Vec<usize> = percpu::online().map(|c| c.index).collect();
+    for &i in &cpus {
+        arch_smp::call_on(i, &|| {
+            let (index, id) = (percpu::index(), apic::id());
+            each[i].store(pack(index, id), Ordering::SeqCst);
+            log::info!("smp_test=ipi: call for CPU {i} ran on CPU {index}, local APIC id {id}");
+        })
+        .map_err(|e| format!("smp_test=ipi: call on CPU {i}: {e}"))?;
+    }
+    // All at once: every CPU logs at the same time (the lines must not mix).
+    let all: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+    let ran = arch_smp::call_on_all(&|| {
+        let (index, id) = (percpu::index(), apic::id());
+        all[index].store(pack(index, id), Ordering::SeqCst);
+        for line in 0..3 {
+            log::info!(
+                "smp_test=ipi: call on all CPUs, line {line} from CPU {index} with local APIC id {id}"
+            );
+        }
+    })
+    .map_err(|e| format!("smp_test=ipi: call on all CPUs: {e}"))?;
+
+    // Every CPU's own timer keeps ticking.
+    let before: Vec<u64> = cpus.iter().map(|&i| ticks(i)).collect();
+    let window_ns = 100_000_000;
+    let t0 = tsc::read();
+    tsc::delay_ns(window_ns);
+    let elapsed = tsc::ticks_to_ns(tsc::read() - t0);
+    let mut j = Json::new();
+    j.begin_object();
+    calls_json(&mut j, "each", &each);
+    calls_json(&mut j, "all", &all);
+    j.key("all_ran").u64(ran as u64);
+    j.key("timer_window_ns").u64(elapsed);
+    j.key("timers").begin_array();
+    for (&i, b) in cpus.iter().zip(before) {
+        let hz = percpu::cpu(i).map_or(0, |c| c.timer_hz.load(Ordering::Relaxed));
+        j.begin_object()
+            .key("cpu")
+            .u64(i as u64)
+            .key("clock_hz")
+            .u64(hz)
+            .key("ticks")
+            .u64(ticks(i) - b)
+            .end_object();
+    }
+    j.end_array();
+    j.key("tick_hz").u64(apic::TIMER_HZ);
+    j.end_object();
+    crate::kprintln!("SMP_CALLS {}", j.finish());
     Ok(())
+}
+
+fn ticks(index: usize) -> u64 {
+    percpu::cpu(index).map_or(0, |c| c.timer_ticks.load(Ordering::Relaxed))
+}
+
+/// `smp_test=shootdown`: ends with a page fault on an AP.
+fn shootdown_test() -> Result<(), String> {
+    let aps: Vec<(usize, u32)> = percpu::online()
+        .filter(|c| c.index != 0)
+        .map(|c| (c.index, c.apic_id))
+        .collect();
+    let Some(&(last, last_id)) = aps.last() else {
+        return Err(String::from("smp_test=shootdown: no other CPU is online"));
+    };
+    let frame = frames::alloc_zeroed(1, 1).map_err(|e| format!("smp_test=shootdown: {e:?}"))?;
+    paging::map_range(TEST_PAGE, frame.0, PAGE_SIZE, paging::Flags::RW)
+        .map_err(|e| format!("smp_test=shootdown: map: {e}"))?;
+    arch_smp::probe_write(TEST_PAGE, TEST_MARKER)
+        .map_err(|a| format!("smp_test=shootdown: write faulted at {a:#x}"))?;
+
+    let read_on = |index: usize| -> Result<Result<u64, u64>, String> {
+        let r = AtomicU64::new(0);
+        let faulted = AtomicU64::new(0);
+        arch_smp::call_on(index, &|| match arch_smp::probe_read(TEST_PAGE) {
+            Ok(v) => r.store(v, Ordering::SeqCst),
+            Err(cr2) => {
+                r.store(cr2, Ordering::SeqCst);
+                faulted.store(1, Ordering::SeqCst);
+            }
+        })
+        .map_err(|e| format!("smp_test=shootdown: {e}"))?;
+        let v = r.load(Ordering::SeqCst);
+        Ok(if faulted.load(Ordering::SeqCst) != 0 {
+            Err(v)
+        } else {
+            Ok(v)
+        })
+    };
+    // Every AP reads the page: its TLB now holds the translation.
+    let before: Vec<Result<u64, u64>> = aps
+        .iter()
+        .map(|&(i, _)| read_on(i))
+        .collect::<Result<_, _>>()?;
+    let s0 = arch_smp::shootdowns();
+    paging::unmap_range(TEST_PAGE, PAGE_SIZE)
+        .map_err(|e| format!("smp_test=shootdown: unmap: {e}"))?;
+    let shootdowns = arch_smp::shootdowns() - s0;
+    let after: Vec<Result<u64, u64>> = aps
+        .iter()
+        .map(|&(i, _)| read_on(i))
+        .collect::<Result<_, _>>()?;
+    let _ = frames::free(frame, 1);
+
+    let hex = |v: u64| format!("{v:#x}");
+    let mut j = Json::new();
+    j.begin_object();
+    j.key("page").str(&hex(TEST_PAGE));
+    j.key("marker").str(&hex(TEST_MARKER));
+    j.key("shootdowns").u64(shootdowns);
+    j.key("cpus").begin_array();
+    for ((&(i, id), b), a) in aps.iter().zip(&before).zip(&after) {
+        j.begin_object().key("cpu").u64(i as u64);
+        j.key("apic_id").u64(u64::from(id));
+        for (key, r) in [("before", b), ("after", a)] {
+            j.key(key).begin_object();
+            match r {
+                Ok(v) => j.key("value").str(&hex(*v)).key("fault").null(),
+                Err(cr2) => j.key("value").null().key("fault").str(&hex(*cr2)),
+            };
+            j.end_object();
+        }
+        j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+    crate::kprintln!("SHOOTDOWN {}", j.finish());
+
+    log::info!(
+        "smp_test=shootdown: CPU {last} (APIC id {last_id}) reads the unmapped page {TEST_PAGE:#x} without a fix-up"
+    );
+    let v = AtomicU64::new(0);
+    arch_smp::call_on(last, &|| {
+        if let Some(x) = arch_smp::touch_unmapped(TEST_PAGE) {
+            v.store(x, Ordering::SeqCst);
+        }
+    })
+    .map_err(|e| format!("smp_test=shootdown: {e}"))?;
+    Err(format!(
+        "smp_test=shootdown: CPU {last} read {:#x} from the unmapped page: a stale TLB entry",
+        v.load(Ordering::SeqCst)
+    ))
 }

@@ -7,13 +7,20 @@ use std::path::Path;
 impl BootOutcome {
     /// The JSON object on the `REPORT ` line, if the kernel printed one.
     pub fn report(&self) -> Option<Value> {
+        self.json_line("REPORT")
+    }
+
+    /// The JSON value on the first line starting with `tag` and a space
+    /// (`REPORT`, `SMP_CALLS`, ...), if the kernel printed one.
+    pub fn json_line(&self, tag: &str) -> Option<Value> {
+        let prefix = format!("{tag} ");
         let line = self
             .serial
             .lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix("REPORT "))?;
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix.as_str()))?;
         Some(
             serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("REPORT line is not JSON ({e}): {line}")),
+                .unwrap_or_else(|e| panic!("{tag} line is not JSON ({e}): {line}")),
         )
     }
 

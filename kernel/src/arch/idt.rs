@@ -320,6 +320,9 @@ pub fn init() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => {
+            if crate::arch::smp::fix_probe_fault(frame) {
+                return;
+            }
             if crate::arch::percpu::index() == 0
                 && let Some(hook) = exception_hook()
                 && hook(frame)

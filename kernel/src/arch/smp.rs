@@ -537,6 +537,112 @@ pub fn shootdown_ipis() -> u64 {
     SHOOTDOWN_IPIS.load(Ordering::Relaxed)
 }
 
+// ---- fault-tolerant accesses (for the shootdown test) ------------------------
+
+core::arch::global_asm!(
+    ".section .text.smp_probe, \"ax\"",
+    ".global smp_probe_read",
+    "smp_probe_read:",
+    "    xor edx, edx",
+    ".global smp_probe_read_insn",
+    "smp_probe_read_insn:",
+    "    mov rax, qword ptr [rdi]",
+    "    ret",
+    ".global smp_probe_write",
+    "smp_probe_write:",
+    "    xor edx, edx",
+    "    xor eax, eax",
+    ".global smp_probe_write_insn",
+    "smp_probe_write_insn:",
+    "    mov qword ptr [rdi], rsi",
+    "    ret",
+    ".global smp_probe_fixup",
+    "smp_probe_fixup:",
+    "    mov edx, 1",
+    "    ret",
+    ".global smp_touch",
+    "smp_touch:",
+    "    mov rax, qword ptr [rdi]",
+    "    ret",
+    ".text",
+);
+
+#[repr(C)]
+struct ProbeResult {
+    value: u64,
+    faulted: u64,
+}
+
+unsafe extern "C" {
+    fn smp_probe_read(addr: u64) -> ProbeResult;
+    fn smp_probe_write(addr: u64, value: u64) -> ProbeResult;
+    fn smp_touch(addr: u64) -> u64;
+    static smp_probe_read_insn: u8;
+    static smp_probe_write_insn: u8;
+    static smp_probe_fixup: u8;
+}
+
+fn probe_result(r: ProbeResult) -> Result<u64, u64> {
+    if r.faulted != 0 {
+        Err(r.value)
+    } else {
+        Ok(r.value)
+    }
+}
+
+/// Reads the `u64` at `addr` (8-byte aligned, in RAM or unmapped) on the
+/// calling CPU; a page fault does not end the kernel but returns
+/// `Err(cr2)`.
+pub fn probe_read(addr: u64) -> Result<u64, u64> {
+    if !addr.is_multiple_of(8)
+        || crate::mm::paging::translate(addr)
+            .is_some_and(|t| t.1.contains(crate::mm::paging::Flags::NO_CACHE))
+    {
+        return Err(addr);
+    }
+    // SAFETY: the probe reads 8 aligned bytes at `addr`, which is not
+    // device memory (checked); if the read faults, the exception dispatcher
+    // resumes at the fix-up (`fix_probe_fault`) and the result is an error.
+    probe_result(unsafe { smp_probe_read(addr) })
+}
+
+/// Writes `value` at `addr` on the calling CPU, which must be a page the
+/// caller mapped for itself; a page fault returns `Err(cr2)`.
+pub fn probe_write(addr: u64, value: u64) -> Result<(), u64> {
+    if !addr.is_multiple_of(8) || !crate::smp::is_test_page(addr) {
+        return Err(addr);
+    }
+    // SAFETY: `addr` lies in the shootdown test's own page (checked), which
+    // nothing else uses; a fault resumes at the fix-up.
+    probe_result(unsafe { smp_probe_write(addr, value) }).map(|_| ())
+}
+
+/// Reads `addr` without a fix-up, if the page tables do not map it: on a
+/// CPU that flushed its TLB this page-faults and the exception report ends
+/// the kernel; a stale TLB entry would let it read the old frame.
+pub fn touch_unmapped(addr: u64) -> Option<u64> {
+    if !addr.is_multiple_of(8) || crate::mm::paging::translate(addr).is_some() {
+        return None;
+    }
+    // SAFETY: nothing is mapped at `addr`, so the read either faults (the
+    // intended outcome) or, through a stale TLB entry, reads the RAM frame
+    // that was mapped there, which has no side effect.
+    Some(unsafe { smp_touch(addr) })
+}
+
+/// Called by the exception dispatcher first: a page fault of a probe's
+/// access resumes at its fix-up with CR2 as the value.
+pub(crate) fn fix_probe_fault(frame: &mut crate::arch::TrapFrame) -> bool {
+    let read = (&raw const smp_probe_read_insn) as u64;
+    let write = (&raw const smp_probe_write_insn) as u64;
+    if frame.vector != crate::arch::idt::PAGE_FAULT || (frame.rip != read && frame.rip != write) {
+        return false;
+    }
+    frame.rax = x86_64::registers::control::Cr2::read_raw();
+    frame.rip = (&raw const smp_probe_fixup) as u64;
+    true
+}
+
 /// The bytes of firmware memory (ACPI tables) at physical `phys`, if the
 /// direct map covers them.
 pub fn firmware_bytes(phys: u64, len: usize) -> Option<&'static [u8]> {
