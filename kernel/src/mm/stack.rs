@@ -8,8 +8,8 @@
 //! its own IST stack and reports the overflow.
 //!
 //! The kernel moves from the boot stack (in `.bss`, unguarded) to a stack
-//! from [`alloc`] right after the heap is up. Every other CPU gets its
-//! kernel stack and its IST stacks from [`alloc`] too.
+//! from [`alloc()`](fn@alloc) right after the heap is up. Every other CPU
+//! gets its kernel stack and its IST stacks from [`alloc()`](fn@alloc) too.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
