@@ -3,6 +3,7 @@
 #   make run                      boot build/image.elf under QEMU, serial on the terminal
 #   make run CMDLINE="halt"       pass a kernel command line
 #   make run ACCEL=kvm            use KVM (needs a usable /dev/kvm)
+#   make run SMP=4                number of CPUs (default 2)
 #   make run PRESET=virtio        a machine preset: pc (default), q35-iommu,
 #                                 virtio, minimal (tests/presets/<name>.args),
 #                                 prelinked with its expectation
@@ -18,6 +19,7 @@
 MACHINE    ?= pc
 ACCEL      ?= tcg
 MEM        ?= 256M
+SMP        ?= 2
 QEMU_EXTRA ?=
 CMDLINE    ?=
 PRESET     ?= pc
@@ -65,7 +67,7 @@ PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 # The console is COM1 on the terminal with QEMU's monitor multiplexed
 # (Ctrl-A X quits, Ctrl-A C toggles the monitor), given explicitly rather than
 # by -nographic so that it survives -nodefaults (PRESET=minimal).
-QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
+QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
 	-display none -serial mon:stdio -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)

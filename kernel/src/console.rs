@@ -8,10 +8,11 @@
 //! out even if the sink or the console lock is broken.
 //!
 //! Writes are serialised by a spin lock held with interrupts disabled, so a
-//! line from an interrupt handler never interleaves with another line.
+//! line from an interrupt handler or from another CPU never interleaves
+//! with another line.
 
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
@@ -20,6 +21,14 @@ pub type Sink = fn(&[u8]);
 
 static SINK: AtomicUsize = AtomicUsize::new(0);
 static LOCK: Mutex<()> = Mutex::new(());
+/// CPU index + 1 of the CPU holding `LOCK` (0: none).
+static HOLDER: AtomicUsize = AtomicUsize::new(0);
+/// How long a writer waits for another CPU to release the console before
+/// it takes the lock for abandoned (that CPU died holding it, or its write
+/// was cut off) and writes to COM1 directly from then on.
+const WAIT_LIMIT_MS: u64 = 2000;
+/// Set once a writer waited [`WAIT_LIMIT_MS`] in vain.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
 
 /// Makes `sink` the console (or COM1 again with `None`).
 pub fn set_sink(sink: Option<Sink>) {
@@ -51,16 +60,54 @@ pub fn write(bytes: &[u8]) {
 /// Runs `f` with exclusive access to the console (interrupts disabled), so a
 /// multi-part message comes out in one piece.
 ///
-/// The kernel runs on one CPU and holds the lock only with interrupts off,
-/// so finding it taken means this is a nested write (a sink that logs, an
-/// exception or NMI inside a write) or a write abandoned by a fault that was
-/// recovered from. Waiting would deadlock; such writes go straight to COM1
-/// instead, bypassing the sink.
+/// The lock is held only with interrupts off. Finding it held by another
+/// CPU, a writer waits for it. Finding it held by its own CPU means this is
+/// a nested write (a sink that logs, an exception or NMI inside a write) or
+/// a write abandoned by a fault that was recovered from: waiting would
+/// deadlock, so such writes go straight to COM1, bypassing the sink. So do
+/// all writes once one waited [`WAIT_LIMIT_MS`] for another CPU in vain.
 pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| match LOCK.try_lock() {
-        Some(_guard) => f(&mut ConsoleWriter { com1_only: false }),
-        None => f(&mut ConsoleWriter { com1_only: true }),
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let me = crate::arch::percpu::index() + 1;
+        let guard = if HOLDER.load(Ordering::Acquire) == me || ABANDONED.load(Ordering::Relaxed) {
+            None
+        } else {
+            acquire()
+        };
+        match guard {
+            Some(guard) => {
+                HOLDER.store(me, Ordering::Release);
+                let r = f(&mut ConsoleWriter { com1_only: false });
+                HOLDER.store(0, Ordering::Release);
+                drop(guard);
+                r
+            }
+            None => f(&mut ConsoleWriter { com1_only: true }),
+        }
     })
+}
+
+/// Takes the lock, waiting for another CPU at most [`WAIT_LIMIT_MS`] (or,
+/// before the TSC is calibrated, a fixed number of tries).
+fn acquire() -> Option<spin::MutexGuard<'static, ()>> {
+    let hz = crate::arch::tsc::frequency_hz();
+    let limit = hz.saturating_mul(WAIT_LIMIT_MS) / 1000;
+    let t0 = crate::arch::tsc::read();
+    let mut tries = 0u64;
+    loop {
+        if let Some(g) = LOCK.try_lock() {
+            return Some(g);
+        }
+        tries += 1;
+        let waited = crate::arch::tsc::read().wrapping_sub(t0);
+        if (hz != 0 && waited >= limit) || (hz == 0 && tries >= 10_000_000) {
+            ABANDONED.store(true, Ordering::Relaxed);
+            return None;
+        }
+        // Interrupts are off: a TLB shootdown must not wait for this CPU.
+        crate::arch::smp::service_shootdown();
+        core::hint::spin_loop();
+    }
 }
 
 /// Writes straight to COM1 without locking: for panic and exception reports.
@@ -137,8 +184,10 @@ impl log::Log for Logger {
             return;
         }
         use fmt::Write;
-        let ns = crate::arch::tsc::now_ns();
         with_console(|w| {
+            // Read under the lock, so lines from several CPUs come out in
+            // the order of their time stamps.
+            let ns = crate::arch::tsc::now_ns();
             let _ = writeln!(
                 w,
                 "[{:>4}.{:06}] {:<5} {}",

@@ -5,13 +5,16 @@
 //! trampoline enables long mode and calls [`kernel_main`] in the higher half,
 //! which brings up, in order: COM1 and logging, the GDT/TSS and IDT, the
 //! PVH memory map and command line, the frame allocator, the kernel's own
-//! page tables, the heap, the PICs and PIT, the TSC, and interrupts. Then it
-//! runs the boot self-tests and exits QEMU (status 33) or, with `halt` on the
-//! command line, idles.
+//! page tables, the heap and the boot CPU's per-CPU area, the PICs and PIT,
+//! the TSC, interrupts, the local APIC and the other CPUs ([`smp`]), which
+//! idle while the boot CPU runs the boot self-tests and the module phase.
+//! Then it exits QEMU (status 33) or, with `halt` on the command line,
+//! idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
 //! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
 //! [`arch::gdt`], [`arch::idt`], [`arch::irq`], [`arch::tsc`],
+//! [`arch::apic`], [`arch::percpu`], [`arch::smp`], [`smp`],
 //! [`mm::frames`], [`mm::paging`], [`mm::heap`].
 #![no_std]
 #![no_main]
@@ -33,6 +36,7 @@ pub mod panic;
 pub mod pvh;
 pub mod selftest;
 pub mod serial;
+pub mod smp;
 
 use arch::{gdt, idt, irq, tsc};
 use mm::{frames, heap, paging};
@@ -101,6 +105,9 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
+    let Some(cpu0) = arch::percpu::init_boot_cpu(arch::apic::initial_id()) else {
+        panic!("no memory for the boot CPU's per-CPU area");
+    };
 
     let stack = match mm::stack::alloc(KERNEL_STACK_PAGES) {
         Ok(s) => s,
@@ -113,6 +120,10 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         stack.top,
         stack.guard
     );
+    cpu0.stack_top
+        .store(stack.top, core::sync::atomic::Ordering::Relaxed);
+    cpu0.stack_guard
+        .store(stack.guard, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: `stack` was just mapped for this purpose and nothing else uses
     // it; `kernel_main_on_stack` never returns.
     unsafe { mm::stack::switch_to(stack.top, kernel_main_on_stack) }
@@ -142,9 +153,11 @@ extern "C" fn kernel_main_on_stack() -> ! {
         tsc::CALIBRATION_MS
     );
     arch::enable_interrupts();
+    smp::init();
 
     selftest::run();
 
+    smp::begin_module_phase();
     if let Err(e) = modules::boot() {
         log::error!("modules: {e}");
         exit::failure();
@@ -156,6 +169,10 @@ extern "C" fn kernel_main_on_stack() -> ! {
         frames::free_frames(),
         heap::used_bytes()
     );
+    if let Err(e) = smp::after_boot() {
+        log::error!("{e}");
+        exit::failure();
+    }
 
     match cmdline::get("fault") {
         Some("pagefault") => {

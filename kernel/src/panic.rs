@@ -46,5 +46,8 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         let _ = write!(w, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
     }
     let _ = writeln!(w, ": {}", info.message());
+    if let Some(cpu) = crate::arch::percpu::current() {
+        let _ = writeln!(w, "  on CPU {} (APIC id {})", cpu.index, cpu.apic_id);
+    }
     crate::exit::failure()
 }

@@ -3,9 +3,9 @@
 //! [`run_qemu`] boots the image (`build/image.elf` in the workspace, or the
 //! file named by the `PLK_IMAGE` environment variable) with the same device
 //! setup as `make run`: `-no-reboot`, no display, COM1 on stdout,
-//! `isa-debug-exit` on port 0xf4, 256 MiB by default, TCG by default
-//! (`PLK_ACCEL=kvm` to change). It captures the serial output and kills QEMU
-//! after a wall-clock timeout.
+//! `isa-debug-exit` on port 0xf4, 256 MiB and 2 CPUs by default, TCG by
+//! default (`PLK_ACCEL=kvm` to change). It captures the serial output and
+//! kills QEMU after a wall-clock timeout.
 //!
 //! The kernel exits QEMU with status 33 for success and 35 for failure;
 //! [`BootOutcome::passed`] is true only for 33 (a triple fault exits 0).
@@ -83,6 +83,8 @@ pub struct QemuConfig {
     pub cmdline: String,
     /// Guest memory (`-m`).
     pub memory: String,
+    /// Number of CPUs (`-smp`).
+    pub smp: u32,
     /// Machine type (`-machine`).
     pub machine: String,
     /// Accelerator: `tcg` or `kvm`.
@@ -101,6 +103,7 @@ impl Default for QemuConfig {
             image: default_image(),
             cmdline: String::new(),
             memory: "256M".into(),
+            smp: 2,
             machine: "pc".into(),
             accel: std::env::var("PLK_ACCEL").unwrap_or_else(|_| "tcg".into()),
             extra_args: Vec::new(),
@@ -132,6 +135,12 @@ impl QemuConfig {
     /// Sets the guest memory size (`-m`).
     pub fn memory(mut self, memory: &str) -> Self {
         self.memory = memory.into();
+        self
+    }
+
+    /// Sets the number of CPUs (`-smp`).
+    pub fn smp(mut self, cpus: u32) -> Self {
+        self.smp = cpus;
         self
     }
 
@@ -175,6 +184,8 @@ impl QemuConfig {
             &format!("{},accel={}", self.machine, self.accel),
             "-m",
             &self.memory,
+            "-smp",
+            &self.smp.to_string(),
             "-display",
             "none",
             "-serial",
@@ -427,6 +438,8 @@ mod tests {
         .args(["-device", "e1000"]);
         let a = cfg.qemu_args();
         let joined = a.join(" ");
+        assert!(joined.contains("-smp 2"), "two CPUs by default: {joined}");
+        assert!(cfg.clone().smp(8).qemu_args().join(" ").contains("-smp 8"));
         assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
         assert!(joined.contains("-no-reboot"));
         assert!(joined.contains("-m 512M"));

@@ -10,16 +10,24 @@ impl BootOutcome {
     /// The JSON object on the `REPORT ` line, if the kernel printed one;
     /// panics if it does not match the report schema.
     pub fn report(&self) -> Option<Value> {
+        let v = self.json_line("REPORT")?;
+        if let Err(e) = serde_json::from_value::<report::Report>(v.clone()) {
+            panic!("REPORT line does not match the report schema ({e}): {v}");
+        }
+        Some(v)
+    }
+
+    /// The JSON value on the first line starting with `tag` and a space
+    /// (`REPORT`, `SMP_CALLS`, ...), if the kernel printed one.
+    pub fn json_line(&self, tag: &str) -> Option<Value> {
+        let prefix = format!("{tag} ");
         let line = self
             .serial
             .lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix(report::LINE_PREFIX))?;
-        if let Err(e) = report::parse_line(line) {
-            panic!("REPORT line does not match the report schema ({e}): {line}");
-        }
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix.as_str()))?;
         Some(
             serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("REPORT line is not JSON ({e}): {line}")),
+                .unwrap_or_else(|e| panic!("{tag} line is not JSON ({e}): {line}")),
         )
     }
 

@@ -311,6 +311,28 @@ pub struct Cost {
     pub probe_ns: u64,
 }
 
+/// A CPU that was not started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotStarted {
+    /// Its local APIC id.
+    pub apic_id: u64,
+    /// Why it did not start.
+    pub reason: String,
+}
+
+/// The CPUs of the machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpus {
+    /// CPUs the ACPI MADT lists as enabled (1 without an MADT).
+    pub present: u64,
+    /// CPUs running (the boot CPU included).
+    pub started: u64,
+    /// The running CPUs' local APIC ids, in CPU index order.
+    pub apic_ids: Vec<u64>,
+    /// The CPUs that did not answer, with why.
+    pub not_started: Vec<NotStarted>,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -375,6 +397,10 @@ pub struct Report {
     pub modules_ns: u64,
     /// Time from kernel entry to the report.
     pub boot_ns: u64,
+    /// The CPUs.
+    pub cpus: Cpus,
+    /// TLB shootdowns the module phase needed.
+    pub tlb_shootdowns: u64,
 }
 
 impl Report {
@@ -531,6 +557,11 @@ pub fn render(r: &Report) -> String {
         s,
         "prediction: {} of {} modules as expected; {} bytes moved, {} relocations redone",
         p.as_expected, predicted, p.bytes_moved, p.relocs_redone
+    );
+    let _ = writeln!(
+        s,
+        "cpus: {} of {} started (APIC ids {:?}); the module phase needed {} TLB shootdowns",
+        r.cpus.started, r.cpus.present, r.cpus.apic_ids, r.tlb_shootdowns
     );
     let k = &r.cost;
     let _ = writeln!(

@@ -1,7 +1,9 @@
 //! The IDT, the interrupt entry stubs and the exception reporter.
 //!
 //! Vectors 0–31 are CPU exceptions, 32–47 the remapped 8259 IRQs (see
-//! [`crate::arch::irq`]). Each vector has a naked entry stub that pushes a
+//! [`crate::arch::irq`]), 240–255 the local APIC's timer, error, IPI and
+//! spurious vectors (see [`crate::arch::apic`]). One IDT serves every CPU.
+//! Each vector has a naked entry stub that pushes a
 //! zero error code when the CPU does not push one, then the vector number,
 //! and jumps to a common stub. The common stub saves all 15 general
 //! registers, building a [`TrapFrame`] on the stack, calls [`trap_dispatch`]
@@ -10,10 +12,12 @@
 //! RFLAGS, registers) is therefore what the interrupted code resumes with.
 //!
 //! An exception first goes to the hook installed with
-//! [`set_exception_hook`]. If there is none, or it returns `false`, the
-//! kernel prints the vector, its name, the error code, RIP, CS, RFLAGS, RSP,
-//! SS, CR2 (for #PF and #DF, naming a kernel stack overflow) and all general registers on COM1 and exits QEMU with
-//! failure.
+//! [`set_exception_hook`] (on the boot CPU only: probes and self-tests run
+//! there, and the hook's state is that CPU's). If there is none, or it
+//! returns `false`, the kernel prints the vector, its name, the error code,
+//! the CPU and its APIC id, RIP, CS, RFLAGS, RSP, SS, CR2 (for #PF and #DF,
+//! naming a kernel stack overflow) and all general registers on COM1 and
+//! exits QEMU with failure.
 //!
 //! Double fault, NMI and machine check run on their own IST stacks
 //! ([`crate::arch::gdt`]).
@@ -190,8 +194,8 @@ unsafe extern "C" fn isr_common() {
 macro_rules! stubs {
     ($( $name:ident = $vec:literal $kind:ident ),* $(,)?) => {
         $( stubs!(@one $name, $vec, $kind); )*
-        /// Entry stub of each vector 0..NUM_STUBS.
-        static STUBS: [unsafe extern "C" fn(); NUM_STUBS] = [$($name),*];
+        /// Each vector with a gate and its entry stub.
+        static STUBS: [(u8, unsafe extern "C" fn()); NUM_STUBS] = [$(($vec, $name)),*];
     };
     (@one $name:ident, $vec:literal, noerr) => {
         #[unsafe(naked)]
@@ -216,8 +220,9 @@ macro_rules! stubs {
     };
 }
 
-/// Vectors with entry stubs: 32 exceptions and 16 legacy IRQs.
-pub const NUM_STUBS: usize = 48;
+/// Vectors with entry stubs: 32 exceptions, 16 legacy IRQs and 16 local
+/// APIC vectors.
+pub const NUM_STUBS: usize = 64;
 
 stubs! {
     isr0 = 0 noerr, isr1 = 1 noerr, isr2 = 2 noerr, isr3 = 3 noerr,
@@ -232,6 +237,10 @@ stubs! {
     isr36 = 36 noerr, isr37 = 37 noerr, isr38 = 38 noerr, isr39 = 39 noerr,
     isr40 = 40 noerr, isr41 = 41 noerr, isr42 = 42 noerr, isr43 = 43 noerr,
     isr44 = 44 noerr, isr45 = 45 noerr, isr46 = 46 noerr, isr47 = 47 noerr,
+    isr240 = 240 noerr, isr241 = 241 noerr, isr242 = 242 noerr, isr243 = 243 noerr,
+    isr244 = 244 noerr, isr245 = 245 noerr, isr246 = 246 noerr, isr247 = 247 noerr,
+    isr248 = 248 noerr, isr249 = 249 noerr, isr250 = 250 noerr, isr251 = 251 noerr,
+    isr252 = 252 noerr, isr253 = 253 noerr, isr254 = 254 noerr, isr255 = 255 noerr,
 }
 
 // ---- the table -------------------------------------------------------------
@@ -278,19 +287,20 @@ struct Idt([Gate; 256]);
 
 static IDT: Once<Idt> = Once::new();
 
-/// Builds and loads the IDT. Needs [`gdt::init`] first.
+/// Builds (once) and loads the IDT on the calling CPU. Needs [`gdt::init`]
+/// first.
 pub fn init() {
     let idt = IDT.call_once(|| {
         let cs = gdt::selectors().code.0;
         let mut idt = Idt([Gate::MISSING; 256]);
-        for (vector, stub) in STUBS.iter().enumerate() {
+        for &(vector, stub) in STUBS.iter() {
             let ist = match vector {
                 8 => gdt::DOUBLE_FAULT_IST,
                 2 => gdt::NMI_IST,
                 18 => gdt::MACHINE_CHECK_IST,
                 _ => 0,
             };
-            idt.0[vector] = Gate::interrupt(*stub as usize as u64, cs, ist);
+            idt.0[usize::from(vector)] = Gate::interrupt(stub as usize as u64, cs, ist);
         }
         idt
     });
@@ -310,7 +320,11 @@ pub fn init() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => {
-            if let Some(hook) = exception_hook()
+            if crate::arch::smp::fix_probe_fault(frame) {
+                return;
+            }
+            if crate::arch::percpu::index() == 0
+                && let Some(hook) = exception_hook()
                 && hook(frame)
             {
                 return;
@@ -319,6 +333,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::exit::failure();
         }
         32..=47 => crate::arch::irq::dispatch(frame),
+        240..=255 => crate::arch::apic::dispatch(frame),
         v => log::warn!("unexpected interrupt vector {v}"),
     }
 }
@@ -339,6 +354,9 @@ pub fn report_exception(frame: &TrapFrame) {
         "\nEXCEPTION: vector {} {} ({}), error code {:#x}",
         frame.vector, mnemonic, name, frame.error_code
     );
+    if let Some(cpu) = crate::arch::percpu::current() {
+        let _ = writeln!(w, "  on CPU {} (APIC id {})", cpu.index, cpu.apic_id);
+    }
     if frame.vector == DOUBLE_FAULT
         && (crate::mm::stack::is_guard_page(read_cr2())
             || crate::mm::stack::is_guard_page(frame.rsp.wrapping_sub(8)))

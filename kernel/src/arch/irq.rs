@@ -10,6 +10,11 @@
 //! [`register`], which also unmasks the line; [`unregister`] masks it again.
 //! The kernel sends the end-of-interrupt after the handler returns and
 //! filters spurious IRQ 7 / IRQ 15.
+//!
+//! The PICs deliver to the boot CPU only (its local APIC's LINT0; the other
+//! CPUs mask theirs). The handler table is atomics; the mask registers'
+//! read-modify-write is serialised by a spin lock with interrupts off, as
+//! any CPU may register a handler.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -54,6 +59,8 @@ static HANDLERS: [AtomicUsize; NUM_IRQS as usize] =
 static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+/// Serialises changes of the PIC mask registers across CPUs.
+static MASK_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
 /// Remaps the PICs, programs the PIT. Interrupts stay disabled; the caller
 /// enables them with [`crate::arch::enable_interrupts`].
@@ -93,6 +100,7 @@ fn set_masked(irq: u8, masked: bool) {
     let port = if irq < 8 { PIC1_DATA } else { PIC2_DATA };
     let bit = 1u8 << (irq % 8);
     crate::arch::without_interrupts(|| {
+        let _guard = MASK_LOCK.lock();
         // SAFETY: reading and writing the PIC mask register only changes
         // which lines are delivered.
         unsafe {

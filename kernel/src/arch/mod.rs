@@ -1,9 +1,14 @@
-//! x86_64 specifics: descriptor tables, exceptions, interrupts, timers.
+//! x86_64 specifics: descriptor tables, exceptions, interrupts, timers,
+//! the local APIC, per-CPU areas and starting the other CPUs.
 
+pub mod apic;
 pub mod gdt;
 pub mod idt;
 pub mod irq;
+pub mod percpu;
 pub mod port;
+pub mod smp;
+pub mod trampoline;
 pub mod tsc;
 
 pub use idt::TrapFrame;

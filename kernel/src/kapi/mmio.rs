@@ -23,16 +23,23 @@ const WINDOW: u64 = 0xffff_c000_0000_0000;
 /// Claimed ranges: (phys, len, owner).
 static CLAIMS: Mutex<Vec<(u64, u64, usize)>> = Mutex::new(Vec::new());
 
+/// Runs `f` on the claims with interrupts off (module IRQ handlers check
+/// them too, on any CPU).
+fn claims<R>(f: impl FnOnce(&mut Vec<(u64, u64, usize)>) -> R) -> R {
+    crate::arch::without_interrupts(|| f(&mut CLAIMS.lock()))
+}
+
 pub(super) fn init() {
     use crate::mm::paging::{Flags, map_range};
     let flags = Flags::RW | Flags::NO_CACHE;
     map_range(WINDOW, HOLE_START, HOLE_END - HOLE_START, flags)
         .expect("cannot map the MMIO window");
     // The local APIC and I/O APIC belong to the kernel.
-    let mut c = CLAIMS.lock();
-    c.clear();
-    c.push((0xfec0_0000, 0x1000, super::KERNEL));
-    c.push((0xfee0_0000, 0x1000, super::KERNEL));
+    claims(|c| {
+        c.clear();
+        c.push((0xfec0_0000, 0x1000, super::KERNEL));
+        c.push((0xfee0_0000, 0x1000, super::KERNEL));
+    });
 }
 
 fn virt(phys: u64) -> u64 {
@@ -51,12 +58,16 @@ pub extern "C" fn kapi_mmio_map(phys: u64, len: u64) -> u64 {
             return 0;
         }
         let me = owner();
-        let mut claims = CLAIMS.lock();
-        if claims.iter().any(|&(p, l, _)| phys < p + l && p < end) {
+        let taken = claims(|claims| {
+            let busy = claims.iter().any(|&(p, l, _)| phys < p + l && p < end);
+            if !busy {
+                claims.push((phys, len, me));
+            }
+            busy
+        });
+        if taken {
             return 0;
         }
-        claims.push((phys, len, me));
-        drop(claims);
         resources::with(me, |r| r.mmio.push((phys, len)));
         virt(phys)
     })
@@ -64,9 +75,7 @@ pub extern "C" fn kapi_mmio_map(phys: u64, len: u64) -> u64 {
 crate::export_symbol!(kapi_mmio_map);
 
 pub(super) fn unclaim(phys: u64, len: u64, module: usize) {
-    CLAIMS
-        .lock()
-        .retain(|&(p, l, o)| !(p == phys && l == len && o == module));
+    claims(|c| c.retain(|&(p, l, o)| !(p == phys && l == len && o == module)));
 }
 
 /// The violation an access would be, or `None` if it is allowed.
@@ -78,9 +87,11 @@ fn violation_of(addr: u64, width: u32) -> Option<Abort> {
     }
     let me = owner();
     let ok = addr >= WINDOW
-        && CLAIMS.lock().iter().any(|&(p, l, o)| {
-            let v = virt(p);
-            o == me && addr >= v && addr + width as u64 <= v + l
+        && claims(|c| {
+            c.iter().any(|&(p, l, o)| {
+                let v = virt(p);
+                o == me && addr >= v && addr + width as u64 <= v + l
+            })
         });
     if ok {
         None

@@ -36,17 +36,25 @@ pub const KERNEL: usize = usize::MAX;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(KERNEL);
 
-/// The module whose code is running (its table index), or [`KERNEL`].
+/// The calling CPU's record of the running module (each CPU runs its own
+/// module code; before the per-CPU areas exist, one global record).
+fn current() -> &'static AtomicUsize {
+    crate::arch::percpu::current().map_or(&CURRENT, |c| &c.module_owner)
+}
+
+/// The module whose code is running on this CPU (its table index), or
+/// [`KERNEL`].
 pub fn owner() -> usize {
-    CURRENT.load(Ordering::SeqCst)
+    current().load(Ordering::SeqCst)
 }
 
 /// Runs `f` with `module` as the running module, restoring the previous
 /// owner afterwards. The kernel wraps every call into module code in this.
 pub fn run_as<R>(module: usize, f: impl FnOnce() -> R) -> R {
-    let prev = CURRENT.swap(module, Ordering::SeqCst);
+    let cur = current();
+    let prev = cur.swap(module, Ordering::SeqCst);
     let r = f();
-    CURRENT.store(prev, Ordering::SeqCst);
+    cur.store(prev, Ordering::SeqCst);
     r
 }
 

@@ -16,13 +16,16 @@ pub fn read(bdf: u32, offset: u32, width: u32) -> u32 {
     if offset >= 256 || !matches!(width, 1 | 2 | 4) || !offset.is_multiple_of(width) {
         return u32::MAX;
     }
-    let _g = LOCK.lock();
-    // SAFETY: 0xCF8/0xCFC are the PCI configuration ports, owned by the kernel
-    // and serialised by LOCK.
-    let dword = unsafe {
-        super::ports::port_write(0xcf8, 4, address(bdf, offset));
-        super::ports::port_read(0xcfc, 4)
-    };
+    // Interrupts off: a module's IRQ handler may read configuration space.
+    let dword = crate::arch::without_interrupts(|| {
+        let _g = LOCK.lock();
+        // SAFETY: 0xCF8/0xCFC are the PCI configuration ports, owned by the
+        // kernel and serialised by LOCK.
+        unsafe {
+            super::ports::port_write(0xcf8, 4, address(bdf, offset));
+            super::ports::port_read(0xcfc, 4)
+        }
+    });
     let shift = (offset & 3) * 8;
     match width {
         4 => dword,
@@ -35,19 +38,22 @@ pub fn write(bdf: u32, offset: u32, width: u32, value: u32) {
     if offset >= 256 || !matches!(width, 1 | 2 | 4) || !offset.is_multiple_of(width) {
         return;
     }
-    let _g = LOCK.lock();
-    // SAFETY: as in `read`; a narrow write is a read-modify-write of the dword.
-    unsafe {
-        super::ports::port_write(0xcf8, 4, address(bdf, offset));
-        let v = if width == 4 {
-            value
-        } else {
-            let shift = (offset & 3) * 8;
-            let mask = ((1u32 << (width * 8)) - 1) << shift;
-            (super::ports::port_read(0xcfc, 4) & !mask) | ((value << shift) & mask)
-        };
-        super::ports::port_write(0xcfc, 4, v);
-    }
+    crate::arch::without_interrupts(|| {
+        let _g = LOCK.lock();
+        // SAFETY: as in `read`; a narrow write is a read-modify-write of the
+        // dword.
+        unsafe {
+            super::ports::port_write(0xcf8, 4, address(bdf, offset));
+            let v = if width == 4 {
+                value
+            } else {
+                let shift = (offset & 3) * 8;
+                let mask = ((1u32 << (width * 8)) - 1) << shift;
+                (super::ports::port_read(0xcfc, 4) & !mask) | ((value << shift) & mask)
+            };
+            super::ports::port_write(0xcfc, 4, v);
+        }
+    })
 }
 
 /// `kapi_pci_read`.

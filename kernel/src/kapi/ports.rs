@@ -9,6 +9,12 @@ use spin::Mutex;
 /// Claimed ranges: (first port, count, owner).
 static CLAIMS: Mutex<Vec<(u16, u16, usize)>> = Mutex::new(Vec::new());
 
+/// Runs `f` on the claims with interrupts off (module IRQ handlers check
+/// them too, on any CPU).
+fn claims<R>(f: impl FnOnce(&mut Vec<(u16, u16, usize)>) -> R) -> R {
+    crate::arch::without_interrupts(|| f(&mut CLAIMS.lock()))
+}
+
 /// Ports the kernel keeps for itself: PIC, PIT, PS/2-port B/speaker gate,
 /// the debug-exit device, the second PIC and PCI configuration mechanism 1.
 const KERNEL_PORTS: &[(u16, u16)] = &[
@@ -21,11 +27,12 @@ const KERNEL_PORTS: &[(u16, u16)] = &[
 ];
 
 pub(super) fn init() {
-    let mut c = CLAIMS.lock();
-    c.clear();
-    for &(base, count) in KERNEL_PORTS {
-        c.push((base, count, super::KERNEL));
-    }
+    claims(|c| {
+        c.clear();
+        for &(base, count) in KERNEL_PORTS {
+            c.push((base, count, super::KERNEL));
+        }
+    })
 }
 
 fn overlaps(a: (u16, u16), b: (u16, u16)) -> bool {
@@ -73,15 +80,18 @@ pub extern "C" fn kapi_port_claim(base: u16, count: u16) -> i32 {
             return Status::Invalid as i32;
         }
         let me = owner();
-        let mut claims = CLAIMS.lock();
-        if claims
-            .iter()
-            .any(|&(b, c, _)| overlaps((b, c), (base, count)))
-        {
+        let taken = claims(|claims| {
+            let busy = claims
+                .iter()
+                .any(|&(b, c, _)| overlaps((b, c), (base, count)));
+            if !busy {
+                claims.push((base, count, me));
+            }
+            busy
+        });
+        if taken {
             return Status::Busy as i32;
         }
-        claims.push((base, count, me));
-        drop(claims);
         resources::with(me, |r| r.ports.push((base, count)));
         Status::Ok as i32
     })
@@ -89,9 +99,7 @@ pub extern "C" fn kapi_port_claim(base: u16, count: u16) -> i32 {
 crate::export_symbol!(kapi_port_claim);
 
 pub(super) fn unclaim(base: u16, count: u16, module: usize) {
-    CLAIMS
-        .lock()
-        .retain(|&(b, c, o)| !(b == base && c == count && o == module));
+    claims(|c| c.retain(|&(b, c, o)| !(b == base && c == count && o == module)));
 }
 
 /// The violation an access would be, or `None` if it is allowed.
@@ -103,10 +111,10 @@ fn violation_of(port: u16, width: u32) -> Option<Abort> {
     }
     let me = owner();
     let end = port as u32 + width;
-    let ok = CLAIMS
-        .lock()
-        .iter()
-        .any(|&(b, c, o)| o == me && port as u32 >= b as u32 && end <= b as u32 + c as u32);
+    let ok = claims(|c| {
+        c.iter()
+            .any(|&(b, c, o)| o == me && port as u32 >= b as u32 && end <= b as u32 + c as u32)
+    });
     if ok {
         None
     } else {

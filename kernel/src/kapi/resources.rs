@@ -47,9 +47,11 @@ pub static TABLE: Mutex<Vec<Resources>> = Mutex::new(Vec::new());
 
 /// Prepares records for `n` modules (called once, before the first probe).
 pub fn init_modules(n: usize) {
-    let mut t = TABLE.lock();
-    t.clear();
-    t.resize_with(n, Resources::default);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut t = TABLE.lock();
+        t.clear();
+        t.resize_with(n, Resources::default);
+    })
 }
 
 /// Runs `f` on the record of `module` (interrupts off: IRQ handlers of

@@ -19,9 +19,11 @@
 //! ([`unmap_image_alias`]); [`wx_alias_frames`] checks this on the live
 //! tables.
 //!
-//! Other users of the address space: the module API's uncached MMIO window
-//! at `0xffff_c000_0000_0000`, the boot self-test's scratch range at
-//! `0xffff_e000_0000_0000` and the guarded kernel stacks at
+//! Other users of the address space: the module-phase image alias at
+//! [`IMAGE_ALIAS_BASE`], the module API's uncached MMIO window at
+//! `0xffff_c000_0000_0000`, the local APIC and the SMP test page at
+//! `0xffff_d000_0000_0000` ([`crate::arch::apic`]), the boot self-test's
+//! scratch range at `0xffff_e000_0000_0000` and the guarded kernel stacks at
 //! `0xffff_ff00_0000_0000` ([`crate::mm::stack`]). Pick a fresh PML4 slot
 //! for anything new.
 //!
@@ -35,8 +37,15 @@
 //! became empty, and flush the TLB. They never allocate or free the mapped
 //! physical memory itself. Page-table frames come from [`crate::mm::frames`].
 //! The functions lock with interrupts disabled and act on the live tables
-//! (CR3). Reading the tables (statistics, W+X and alias checks) is the
-//! host-tested [`pagewalk`] crate's.
+//! (CR3), which every CPU shares. Reading the tables (statistics, W+X and
+//! alias checks) is the host-tested [`pagewalk`] crate's.
+//!
+//! With other CPUs online, [`unmap_range`] and [`protect_range`] end with a
+//! TLB shootdown ([`crate::arch::smp::shootdown`]) before they return, and
+//! page tables they empty are freed only after it, so no CPU keeps a stale
+//! translation or walks a freed table. (New mappings need none: no CPU
+//! caches a not-present entry.) A CPU waiting for the lock flushes pending
+//! shootdowns while it spins, so the holder's wait for it always ends.
 
 use core::fmt;
 
@@ -51,7 +60,7 @@ use crate::mm::{HUGE_PAGE_SIZE, PAGE_SIZE, align_down, align_up};
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
 /// Virtual address of the temporary writable alias of the text and rodata
 /// ranges (the start of the text range's frames), during the module phase.
-pub const IMAGE_ALIAS_BASE: u64 = 0xffff_d000_0000_0000;
+pub const IMAGE_ALIAS_BASE: u64 = 0xffff_b000_0000_0000;
 
 const PTE_PRESENT: u64 = 1 << 0;
 const PTE_WRITABLE: u64 = 1 << 1;
@@ -232,7 +241,13 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 fn locked<R>(f: impl FnOnce(u64) -> R) -> R {
     crate::arch::without_interrupts(|| {
-        let _guard = LOCK.lock();
+        let _guard = loop {
+            if let Some(g) = LOCK.try_lock() {
+                break g;
+            }
+            crate::arch::smp::service_shootdown();
+            core::hint::spin_loop();
+        };
         f(live_root())
     })
 }
@@ -371,27 +386,35 @@ fn split_2m(e: *mut u64) -> Result<(), PagingError> {
     Ok(())
 }
 
-/// If the page table under the PD entry for `virt` is empty, frees it.
-fn release_empty_pt(root: u64, virt: u64, live: bool) {
-    let Some(pde) = pd_entry_existing(root, virt) else {
-        return;
-    };
+/// If the page table under the PD entry for `virt` is empty, unlinks it and
+/// returns its frame, to be freed once no CPU can still walk it.
+fn unlink_empty_pt(root: u64, virt: u64) -> Option<u64> {
+    let pde = pd_entry_existing(root, virt)?;
     let v = read(pde);
     if v & PTE_PRESENT == 0 || v & PTE_HUGE != 0 {
-        return;
+        return None;
     }
     let pt = v & ADDR_MASK;
     if (0..512).any(|i| read(entry(pt, i)) & PTE_PRESENT != 0) {
-        return;
+        return None;
     }
     write(pde, 0);
-    if live {
-        // INVLPG also drops cached paging-structure entries, so the table
-        // can be reused right away.
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(virt));
-    }
+    Some(pt)
+}
+
+fn free_table(pt: u64) {
     if let Err(e) = frames::free(PhysAddr(pt), 1) {
         log::error!("paging: freeing empty page table {pt:#x}: {e}");
+    }
+}
+
+/// [`flush`], and on the live tables the same on every other online CPU.
+/// Any INVLPG or CR3 reload also drops cached paging-structure entries, so
+/// page tables unlinked before this can be reused after it.
+fn flush_everywhere(root: u64, virt: u64, len: u64) {
+    flush(root, virt, len);
+    if root == live_root() {
+        crate::arch::smp::shootdown(virt, len);
     }
 }
 
@@ -453,9 +476,7 @@ fn map_in(root: u64, virt: u64, phys: u64, len: u64, flags: Flags) -> Result<(),
             write(pde, p | pte | PTE_HUGE);
             if old & PTE_PRESENT != 0 {
                 // An empty page table (checked above) left by an unmap.
-                if root == live_root() {
-                    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(v));
-                }
+                flush_everywhere(root, v, PAGE_SIZE);
                 let _ = frames::free(PhysAddr(old & ADDR_MASK), 1);
             }
             v += HUGE_PAGE_SIZE;
@@ -473,7 +494,6 @@ fn map_in(root: u64, virt: u64, phys: u64, len: u64, flags: Flags) -> Result<(),
 
 fn unmap_in(root: u64, virt: u64, len: u64) -> Result<(), PagingError> {
     let end = check_range(virt, len)?;
-    let live = root == live_root();
     let mut v = virt;
     while v < end {
         match walk(root, v) {
@@ -502,16 +522,28 @@ fn unmap_in(root: u64, virt: u64, len: u64) -> Result<(), PagingError> {
             }
         }
     }
-    // Free the page tables of every touched 2 MiB window that became empty.
+    // Unlink the page tables of every touched 2 MiB window that became
+    // empty; free them once every CPU has flushed.
+    let mut unlinked = [0u64; 16];
+    let mut n = 0;
     let mut w = align_down(virt, HUGE_PAGE_SIZE);
     while w < end {
-        release_empty_pt(root, w, live);
+        if let Some(pt) = unlink_empty_pt(root, w) {
+            if n == unlinked.len() {
+                flush_everywhere(root, virt, len);
+                unlinked.iter().for_each(|&pt| free_table(pt));
+                n = 0;
+            }
+            unlinked[n] = pt;
+            n += 1;
+        }
         w = match w.checked_add(HUGE_PAGE_SIZE) {
             Some(next) => next,
             None => break,
         };
     }
-    flush(root, virt, len);
+    flush_everywhere(root, virt, len);
+    unlinked[..n].iter().for_each(|&pt| free_table(pt));
     Ok(())
 }
 
@@ -553,7 +585,7 @@ fn protect_in(root: u64, virt: u64, len: u64, flags: Flags) -> Result<(), Paging
             Walk::Unmapped { .. } => unreachable!("checked above, under the lock"),
         }
     }
-    flush(root, virt, len);
+    flush_everywhere(root, virt, len);
     Ok(())
 }
 

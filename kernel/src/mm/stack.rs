@@ -8,7 +8,8 @@
 //! its own IST stack and reports the overflow.
 //!
 //! The kernel moves from the boot stack (in `.bss`, unguarded) to a stack
-//! from [`alloc`] right after the heap is up.
+//! from [`alloc()`](fn@alloc) right after the heap is up. Every other CPU
+//! gets its kernel stack and its IST stacks from [`alloc()`](fn@alloc) too.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,9 +25,10 @@ pub const MAX_STACKS: u64 = 256;
 
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 
-/// Guard pages of the first stacks, for the lock-free check the double-fault
-/// report makes.
-static GUARDS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+/// Guard page of every stack, for the lock-free check the double-fault
+/// report makes (on any CPU).
+static GUARDS: [AtomicU64; MAX_STACKS as usize] =
+    [const { AtomicU64::new(0) }; MAX_STACKS as usize];
 
 /// A mapped kernel stack.
 #[derive(Clone, Copy, Debug)]
@@ -83,8 +85,8 @@ pub fn alloc(pages: usize) -> Result<KernelStack, StackError> {
     })
 }
 
-/// True if `addr` lies in the guard page of one of the first 16 stacks.
-/// Takes no lock, so exception handlers may call it.
+/// True if `addr` lies in the guard page of a stack. Takes no lock, so
+/// exception handlers may call it.
 pub fn is_guard_page(addr: u64) -> bool {
     GUARDS.iter().any(|g| {
         let g = g.load(Ordering::SeqCst);

@@ -176,6 +176,8 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         boot_to_modules_ns: t.boot_to_modules_ns,
         modules_ns: t.modules_ns,
         boot_ns: crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read()),
+        cpus: crate::smp::cpus_report(),
+        tlb_shootdowns: crate::smp::module_phase_shootdowns(),
     }
 }
 

@@ -1,0 +1,33 @@
+//! The pure parts of starting the other CPUs, kept out of the kernel so they
+//! build and are tested on the host:
+//!
+//! - [`acpi`]: finding the RSDP and walking the RSDT/XSDT to a table;
+//! - [`madt`]: parsing the MADT (ACPI "APIC" table): the local APICs and
+//!   their enabled flags, the local APIC address;
+//! - [`plan`]: which listed CPU the kernel starts, and why it leaves others;
+//! - [`ipi`]: the xAPIC interrupt-command values of INIT, STARTUP and fixed
+//!   IPIs;
+//! - [`timer`]: local APIC timer calibration arithmetic.
+//!
+//! The kernel reads the memory and the hardware; this crate only interprets
+//! bytes and numbers it is given.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod ipi;
+pub mod madt;
+pub mod plan;
+pub mod timer;
+
+/// Little-endian `u32` at `off` (the caller checked the bounds).
+fn le32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Little-endian `u64` at `off` (the caller checked the bounds).
+fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from(le32(b, off)) | u64::from(le32(b, off + 4)) << 32
+}
