@@ -11,29 +11,25 @@
 //! line from an interrupt handler never interleaves with another line.
 
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Mutex;
+
+use crate::arch::fn_cell::AtomicFn;
 
 /// A console sink: receives raw UTF-8 bytes (`\n` line ends).
 pub type Sink = fn(&[u8]);
 
-static SINK: AtomicUsize = AtomicUsize::new(0);
+static SINK: AtomicFn<Sink> = AtomicFn::none();
 static LOCK: Mutex<()> = Mutex::new(());
 
 /// Makes `sink` the console (or COM1 again with `None`).
 pub fn set_sink(sink: Option<Sink>) {
-    SINK.store(sink.map_or(0, |f| f as usize), Ordering::SeqCst);
+    SINK.store(sink);
 }
 
 /// The current sink, if a driver installed one.
 pub fn sink() -> Option<Sink> {
-    match SINK.load(Ordering::SeqCst) {
-        0 => None,
-        // SAFETY: non-zero values are only ever stored by `set_sink` from a
-        // valid `fn(&[u8])` pointer.
-        p => Some(unsafe { core::mem::transmute::<usize, Sink>(p) }),
-    }
+    SINK.load()
 }
 
 fn raw_write(bytes: &[u8]) {

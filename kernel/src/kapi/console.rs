@@ -2,28 +2,25 @@
 //! kernel console.
 
 use super::{owner, resources, run_as, service};
+use crate::arch::fn_cell::AtomicFn;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use modtable::abi::Status;
 
-const NONE: usize = 0;
-static WRITE: AtomicUsize = AtomicUsize::new(NONE);
+/// The module's write function; `remove` clears it (and restores the
+/// built-in console) before that module's memory is reused.
+static WRITE: AtomicFn<extern "C" fn(*const u8, usize)> = AtomicFn::none();
 static OWNER: AtomicUsize = AtomicUsize::new(super::KERNEL);
 
 /// The module that is the console, if any.
 pub fn module_console_active() -> Option<usize> {
-    (WRITE.load(Ordering::SeqCst) != NONE).then(|| OWNER.load(Ordering::SeqCst))
+    WRITE.is_some().then(|| OWNER.load(Ordering::SeqCst))
 }
 
 fn sink(bytes: &[u8]) {
-    let w = WRITE.load(Ordering::SeqCst);
-    if w == NONE {
+    let Some(f) = WRITE.load() else {
         crate::serial::write_bytes(bytes);
         return;
-    }
-    // SAFETY: stored by `kapi_console_register` from a module's
-    // `extern "C" fn(*const u8, usize)`; `remove` clears it (and restores the
-    // built-in console) before that module's memory is reused.
-    let f = unsafe { core::mem::transmute::<usize, extern "C" fn(*const u8, usize)>(w) };
+    };
     run_as(OWNER.load(Ordering::SeqCst), || {
         f(bytes.as_ptr(), bytes.len())
     });
@@ -33,11 +30,11 @@ fn sink(bytes: &[u8]) {
 pub extern "C" fn kapi_console_register(write: extern "C" fn(*const u8, usize)) -> i32 {
     service(|| {
         let me = owner();
-        if WRITE.load(Ordering::SeqCst) != NONE {
+        if WRITE.is_some() {
             return Status::Busy as i32;
         }
         OWNER.store(me, Ordering::SeqCst);
-        WRITE.store(write as usize, Ordering::SeqCst);
+        WRITE.store(Some(write));
         resources::with(me, |r| r.console = true);
         crate::console::set_sink(Some(sink));
         Status::Ok as i32
@@ -48,7 +45,7 @@ crate::export_symbol!(kapi_console_register);
 pub(super) fn remove(module: usize) {
     if OWNER.load(Ordering::SeqCst) == module {
         crate::console::set_sink(None);
-        WRITE.store(NONE, Ordering::SeqCst);
+        WRITE.store(None);
         OWNER.store(super::KERNEL, Ordering::SeqCst);
     }
 }

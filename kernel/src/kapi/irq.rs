@@ -4,22 +4,21 @@
 //! service that is changing it.
 
 use super::{owner, resources, run_as, service};
+use crate::arch::fn_cell::AtomicFn;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use modtable::abi::Status;
 
 const LINES: usize = 16;
-const NONE: usize = 0;
 
-static HANDLER: [AtomicUsize; LINES] = [const { AtomicUsize::new(NONE) }; LINES];
+/// Module handlers by line; `remove` clears an entry before the module's
+/// memory is reused.
+static HANDLER: [AtomicFn<extern "C" fn(usize)>; LINES] = [const { AtomicFn::none() }; LINES];
 static DATA: [AtomicUsize; LINES] = [const { AtomicUsize::new(0) }; LINES];
 static OWNER: [AtomicUsize; LINES] = [const { AtomicUsize::new(super::KERNEL) }; LINES];
 
 /// Number of IRQ lines with a module handler (for leak checks).
 pub fn registered() -> usize {
-    HANDLER
-        .iter()
-        .filter(|h| h.load(Ordering::SeqCst) != NONE)
-        .count()
+    HANDLER.iter().filter(|h| h.is_some()).count()
 }
 
 fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
@@ -27,14 +26,9 @@ fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
     if l >= LINES {
         return;
     }
-    let h = HANDLER[l].load(Ordering::SeqCst);
-    if h == NONE {
+    let Some(f) = HANDLER[l].load() else {
         return;
-    }
-    // SAFETY: non-NONE values are stored only by `kapi_irq_register`, from an
-    // `extern "C" fn(usize)` of a module that is still loaded: `remove` clears
-    // the entry before the module's memory is reused.
-    let f = unsafe { core::mem::transmute::<usize, extern "C" fn(usize)>(h) };
+    };
     let data = DATA[l].load(Ordering::SeqCst);
     run_as(OWNER[l].load(Ordering::SeqCst), || f(data));
 }
@@ -46,7 +40,7 @@ pub extern "C" fn kapi_irq_register(irq: u32, handler: extern "C" fn(usize), dat
             return Status::NotFound as i32;
         };
         let l = line as usize;
-        if l >= LINES || HANDLER[l].load(Ordering::SeqCst) != NONE {
+        if l >= LINES || HANDLER[l].is_some() {
             return Status::NotFound as i32;
         }
         // Lines the kernel uses (timer, cascade) are refused here.
@@ -56,7 +50,7 @@ pub extern "C" fn kapi_irq_register(irq: u32, handler: extern "C" fn(usize), dat
         let me = owner();
         DATA[l].store(data, Ordering::SeqCst);
         OWNER[l].store(me, Ordering::SeqCst);
-        HANDLER[l].store(handler as usize, Ordering::SeqCst);
+        HANDLER[l].store(Some(handler));
         resources::with(me, |r| r.irqs.push(line));
         Status::Ok as i32
     })
@@ -66,7 +60,7 @@ crate::export_symbol!(kapi_irq_register);
 pub(super) fn remove(line: u8, module: usize) {
     let l = line as usize;
     if OWNER[l].load(Ordering::SeqCst) == module {
-        HANDLER[l].store(NONE, Ordering::SeqCst);
+        HANDLER[l].store(None);
         OWNER[l].store(super::KERNEL, Ordering::SeqCst);
         let _ = crate::arch::irq::unregister(line);
     }
