@@ -98,7 +98,7 @@ image: kernel modules
 # The same plus the fault-injection modules, for the boot tests.
 test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
-		$(BUILD)/modules/*.o $(wildcard $(BUILD)/fault-modules/*.o)
+		$(BUILD)/modules/*.o $(sort $(wildcard $(BUILD)/fault-modules/*.o))
 
 run: ensure-qemu check-accel image $(PRESET_DEPS)
 	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"

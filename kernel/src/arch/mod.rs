@@ -1,5 +1,6 @@
 //! x86_64 specifics: descriptor tables, exceptions, interrupts, timers.
 
+pub mod checked_copy;
 pub mod fn_cell;
 pub mod gdt;
 pub mod idt;

@@ -1,8 +1,13 @@
 //! `kapi_console_register`: a module (the 16550 driver for COM1) becomes the
 //! kernel console.
+//!
+//! Each console write calls the module under guard ([`guard::call_writer`]);
+//! if the write faults or breaks a rule, the module stops being the
+//! console, the fault is charged to it, and the text goes to COM1 directly.
 
-use super::{owner, resources, run_as, service};
+use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
+use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use modtable::abi::Status;
 
@@ -21,23 +26,30 @@ fn sink(bytes: &[u8]) {
         crate::serial::write_bytes(bytes);
         return;
     };
-    run_as(OWNER.load(Ordering::SeqCst), || {
-        f(bytes.as_ptr(), bytes.len())
-    });
+    let module = OWNER.load(Ordering::SeqCst);
+    if let Some(a) = guard::call_writer(module, f, bytes) {
+        remove(module);
+        crate::serial::write_bytes(bytes);
+        ::log::error!(
+            "module {}: console write: {a}; console back on COM1",
+            crate::modules::name_of(module)
+        );
+        guard::runtime_fault(module, Place::Console, a);
+    }
 }
 
 /// Makes the running module's `write` the console.
 pub extern "C" fn kapi_console_register(write: extern "C" fn(*const u8, usize)) -> i32 {
-    service(|| {
+    service("kapi_console_register", || {
         let me = owner();
         if WRITE.is_some() {
-            return Status::Busy as i32;
+            return Ok(Status::Busy as i32);
         }
         OWNER.store(me, Ordering::SeqCst);
         WRITE.store(Some(write));
         resources::with(me, |r| r.console = true);
         crate::console::set_sink(Some(sink));
-        Status::Ok as i32
+        Ok(Status::Ok as i32)
     })
 }
 crate::export_symbol!(kapi_console_register);

@@ -4,7 +4,7 @@
 //! released and poisoned, and the next module overwrites them.
 
 use super::guard::{self, Outcome};
-use super::{Leak, Module, NAMES, Reason, Totals, image, remap, report, stale};
+use super::{Leak, Module, NAMES, Reason, Totals, health, image, remap, report, stale};
 use crate::arch::tsc;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -86,6 +86,7 @@ pub fn boot() -> Result<(), String> {
                 released: None,
                 leak: None,
                 selftest: None,
+                runtime_faults: Vec::new(),
             }
         })
         .collect();
@@ -94,6 +95,7 @@ pub fn boot() -> Result<(), String> {
     let mut cursors = Cursors::new(h.region_base);
     for i in 0..n {
         step(&table, &mut mods, i, policy, budget_ms, &mut cursors);
+        health::collect(&mut mods, "probe");
     }
 
     let plans = PerClass(Class::ALL.map(|c| {
@@ -115,6 +117,7 @@ pub fn boot() -> Result<(), String> {
 
     measure_memmove(&mut mods);
     run_selftests(&mut mods, budget_ms);
+    health::collect(&mut mods, "self-test");
 
     let totals = Totals {
         policy,

@@ -7,9 +7,11 @@
 //! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
+//! - [`health`]: callbacks of modules that faulted after their probe;
 //! - [`stale`]: naming the module behind a stale call into freed code.
 
 pub mod guard;
+pub mod health;
 pub mod image;
 mod load;
 mod remap;
@@ -120,6 +122,8 @@ pub struct Module {
     /// Self-test result of a kept module: `Some(Ok)`, `Some(Err(reason))`,
     /// or `None` if it has none.
     pub selftest: Option<Result<(), String>>,
+    /// Its callbacks (IRQ handlers, console writes) that ended early.
+    pub runtime_faults: Vec<health::RuntimeFault>,
 }
 
 static NAMES: Once<Vec<&'static str>> = Once::new();

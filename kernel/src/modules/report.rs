@@ -74,6 +74,17 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
         Some(Ok(())) => j.key("selftest").str("passed"),
         Some(Err(e)) => j.key("selftest").str(&format!("failed: {e}")),
     };
+    j.key("runtime_faults").begin_array();
+    for f in &m.runtime_faults {
+        j.begin_object();
+        j.key("where").str(&f.place);
+        j.key("kind").str(f.kind);
+        j.key("reason").str(&f.reason);
+        j.key("at").opt_str(f.at.as_deref());
+        j.key("during").opt_str(f.during.as_deref());
+        j.end_object();
+    }
+    j.end_array();
     match &m.released {
         None => j.key("released").null(),
         Some(r) => j
@@ -258,11 +269,15 @@ pub fn print(mods: &[Module], t: &Totals) {
         } else {
             String::from("-")
         };
-        let reason = m
-            .expunged
-            .as_ref()
-            .map(|r| format!("{r}"))
-            .unwrap_or_default();
+        let reason = match &m.expunged {
+            Some(r) => format!("{r}"),
+            None => m
+                .runtime_faults
+                .iter()
+                .map(|f| format!("{}: {}", f.place, f.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         kprintln!(
             "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9}  {}",
             m.name,
