@@ -6,8 +6,9 @@
 //! which brings up, in order: COM1 and logging, the GDT/TSS and IDT, the
 //! PVH memory map and command line, the frame allocator, the kernel's own
 //! page tables, the heap, the PICs and PIT, the TSC, and interrupts. Then it
-//! runs the boot self-tests and exits QEMU (status 33) or, with `halt` on the
-//! command line, idles.
+//! runs the boot self-tests and the module phase and exits QEMU (status 33,
+//! or 37 if a kept module failed its self-test or faulted later) or, with
+//! `halt` on the command line, idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
 //! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
@@ -186,6 +187,18 @@ extern "C" fn kernel_main_on_stack() -> ! {
         loop {
             x86_64::instructions::hlt();
         }
+    }
+    let degraded = modules::health::degraded();
+    if !degraded.is_empty() {
+        for (name, why) in degraded {
+            log::warn!("module {name}: {why}");
+        }
+        log::warn!(
+            "exit: degraded: {} kept module(s) failed after their probe: {}",
+            degraded.len(),
+            modules::health::degraded_names().join(", ")
+        );
+        exit::degraded()
     }
     log::info!("exit: success");
     exit::success()

@@ -50,14 +50,24 @@ pub fn table(r: &Value) -> String {
     let _ = writeln!(s, "policy {}", r["policy"].as_str().unwrap_or("?"));
     let _ = writeln!(
         s,
-        "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9}  reason",
-        "module", "result", "text slot>pack", "rodata", "data", "relocs", "probe us"
+        "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9} {:<8} reason",
+        "module", "result", "text slot>pack", "rodata", "data", "relocs", "probe us", "selftest"
     );
     for m in modules(r) {
         let cls = |c: &str| format!("{}>{}", num(&m["slot"][c]), num(&m["packed"][c]));
+        let selftest = match m["selftest"].as_str() {
+            Some("passed") => "ok",
+            Some(_) => "FAIL",
+            None => "-",
+        };
+        let reason = match (m["reason"].as_str(), m["selftest_error"].as_str()) {
+            (Some(r), _) => r.to_string(),
+            (None, Some(e)) => format!("selftest failed: {e}"),
+            (None, None) => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9}  {}",
+            "{:<18} {:<9} {:>15} {:>15} {:>13} {:>7} {:>9} {:<8} {}",
             m["name"].as_str().unwrap_or("?"),
             m["result"].as_str().unwrap_or("?"),
             cls("text"),
@@ -65,7 +75,8 @@ pub fn table(r: &Value) -> String {
             cls("data"),
             num(&m["relocs_redone"]),
             num(&m["probe_ns"]) / 1000,
-            m["reason"].as_str().unwrap_or("")
+            selftest,
+            reason
         );
     }
     let _ = writeln!(
@@ -222,7 +233,7 @@ mod tests {
     use super::*;
 
     const LOG: &str = r#"noise
-REPORT {"policy":"compact","modules":[{"name":"a","result":"kept","reason":null,"slot":{"text":4096,"rodata":0,"data":0},"used":{"text":100,"rodata":0,"data":0},"packed":{"text":100,"rodata":0,"data":0},"old_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"relocs_redone":3,"probe_ns":5000},{"name":"b<x>","result":"expunged","reason":"no device","slot":{"text":4096,"rodata":0,"data":0},"used":{"text":50,"rodata":0,"data":0},"packed":{"text":0,"rodata":0,"data":0},"old_addr":{"text":"0x2000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":null,"rodata":null,"data":null},"relocs_redone":0,"probe_ns":7000}],"regions":{"text":{"size":8192,"reclaimed_bytes":4096,"freed":[["0x2000","0x3000"]]},"rodata":{"size":8192,"freed":[]},"data":{"size":8192,"freed":[]}},"reclaimed_bytes":4096,"failed_bytes":4096,"padding_bytes":0,"tail_bytes":0}
+REPORT {"policy":"compact","modules":[{"name":"a","result":"kept","reason":null,"slot":{"text":4096,"rodata":0,"data":0},"used":{"text":100,"rodata":0,"data":0},"packed":{"text":100,"rodata":0,"data":0},"old_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":"0x1000","rodata":"0x9000","data":"0x11000"},"relocs_redone":3,"probe_ns":5000,"selftest":"failed","selftest_error":"MAC changed"},{"name":"b<x>","result":"expunged","reason":"no device","slot":{"text":4096,"rodata":0,"data":0},"used":{"text":50,"rodata":0,"data":0},"packed":{"text":0,"rodata":0,"data":0},"old_addr":{"text":"0x2000","rodata":"0x9000","data":"0x11000"},"new_addr":{"text":null,"rodata":null,"data":null},"relocs_redone":0,"probe_ns":7000}],"regions":{"text":{"size":8192,"reclaimed_bytes":4096,"freed":[["0x2000","0x3000"]]},"rodata":{"size":8192,"freed":[]},"data":{"size":8192,"freed":[]}},"reclaimed_bytes":4096,"failed_bytes":4096,"padding_bytes":0,"tail_bytes":0}
 "#;
 
     #[test]
@@ -233,6 +244,13 @@ REPORT {"policy":"compact","modules":[{"name":"a","result":"kept","reason":null,
             t.contains("b<x>") && t.contains("no device") && t.contains("4096>100"),
             "{t}"
         );
+        let a = t.lines().find(|l| l.starts_with("a ")).unwrap();
+        assert!(
+            a.contains(" FAIL ") && a.ends_with("selftest failed: MAC changed"),
+            "{a}"
+        );
+        let b = t.lines().find(|l| l.starts_with("b<x>")).unwrap();
+        assert!(b.contains(" -        no device"), "{b}");
         let s = svg(&r).unwrap();
         assert!(
             s.starts_with("<svg") && s.contains("b&lt;x&gt;") && s.contains("freed 0x2000..0x3000")

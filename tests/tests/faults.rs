@@ -2,9 +2,10 @@
 //! probes page-fault, divide by zero, execute an invalid opcode, panic, never
 //! return, wait forever in a kernel service, pass hostile arguments or bad
 //! buffers to services, free memory wrongly, or acquire resources and then
-//! fail; and a kept module whose IRQ handler faults during a later probe.
-//! Each must be expunged (or marked) with its own reason, boot must
-//! complete, and nothing may leak.
+//! fail; a kept module whose IRQ handler faults during a later probe; and a
+//! kept module whose self-test fails. Each must be expunged (or marked) with
+//! its own reason, boot must complete (degraded, because of the last two),
+//! and nothing may leak.
 
 use boot_tests::report::names_with_result;
 use boot_tests::{BootOutcome, QemuConfig, run_qemu, workspace_root};
@@ -24,7 +25,9 @@ fn boot() -> &'static (BootOutcome, Value) {
     static BOOT: OnceLock<(BootOutcome, Value)> = OnceLock::new();
     BOOT.get_or_init(|| {
         let out = run_qemu(&test_image());
-        out.assert_passed();
+        // fault_selftest and fault_irq_owner degrade the boot, nothing else
+        // may stop it.
+        out.assert_degraded();
         let r = out.expect_report();
         (out, r)
     })
@@ -255,9 +258,56 @@ fn released_resources_are_claimed_again_and_held_irqs_are_busy() {
 }
 
 #[test]
+fn a_failed_selftest_degrades_the_boot() {
+    let (out, r) = boot();
+    let m = module(r, "fault_selftest");
+    assert_eq!(m["result"], "kept", "{m}");
+    assert_eq!(m["selftest"], "failed", "{m}");
+    assert_eq!(
+        m["selftest_error"],
+        "deliberate self-test failure (read 41, expected 42)"
+    );
+    // The other kept modules passed theirs, or have none.
+    for k in r["modules"].as_array().unwrap() {
+        if k["result"] == "kept" && k["name"] != "fault_selftest" {
+            assert!(
+                k["selftest"] == "passed" || k["selftest"].is_null(),
+                "{}: {}",
+                k["name"],
+                k["selftest"]
+            );
+            assert!(k["selftest_error"].is_null());
+        }
+    }
+    assert_eq!(r["health"], "degraded");
+    assert_eq!(
+        r["degraded"],
+        serde_json::json!(["fault_irq_owner", "fault_selftest"])
+    );
+    // The console table shows it, and the boot ends "degraded" (status 37).
+    let row = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with("fault_selftest ") && l.contains(" kept "))
+        .unwrap_or_else(|| panic!("no table row: {}", out.describe()));
+    assert!(
+        row.contains(" FAIL ")
+            && row
+                .ends_with("selftest failed: deliberate self-test failure (read 41, expected 42)"),
+        "{row}"
+    );
+    let header = out.line_with("relocs  probe us").expect("table header");
+    assert!(header.contains("selftest reason"), "{header}");
+    assert!(out.serial.contains(
+        "exit: degraded: 2 kept module(s) failed after their probe: fault_irq_owner, fault_selftest"
+    ));
+    assert!(!out.serial.contains("exit: success"));
+}
+
+#[test]
 fn probe_budget_is_settable() {
     let out = run_qemu(&test_image().cmdline("probe_budget_ms=30"));
-    out.assert_passed();
+    out.assert_degraded();
     let r = out.expect_report();
     assert_eq!(r["probe_budget_ms"].as_u64(), Some(30));
     let hang = module(&r, "fault_hang");

@@ -1,13 +1,16 @@
-//! Modules whose callbacks (IRQ handlers, console writes) faulted, panicked
-//! or broke a service's rules after their probe: the guard records each
-//! such fault as it happens, the loader moves them into the modules'
-//! records, and the report shows them.
+//! Kept modules that went wrong after their probe: a self-test that failed
+//! at the final address, or a callback (IRQ handler, console write) that
+//! faulted, panicked or broke a service's rules. Either makes the boot
+//! "degraded": it completes, the report names the module, and the kernel
+//! leaves QEMU with [`crate::exit::degraded`] instead of success.
 
 use super::Module;
 use super::guard;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use modtable::Class;
+use spin::Once;
 
 /// A callback of a module that ended early, as the report shows it.
 #[derive(Clone, Debug)]
@@ -59,4 +62,41 @@ pub fn collect(mods: &mut [Module], phase: &str) {
     if lost > 0 {
         log::error!("modules: {lost} more callback faults were not recorded");
     }
+}
+
+/// Why a kept module makes the boot degraded, if it does.
+pub fn problem(m: &Module) -> Option<String> {
+    if !m.kept {
+        return None;
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let Some(Err(e)) = &m.selftest {
+        why.push(format!("selftest failed: {e}"));
+    }
+    for f in &m.runtime_faults {
+        why.push(format!("{}: {}", f.place, f.reason));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+static DEGRADED: Once<Vec<(&'static str, String)>> = Once::new();
+
+/// Remembers which kept modules are in trouble, for [`degraded`].
+pub fn record(mods: &[Module]) {
+    DEGRADED.call_once(|| {
+        mods.iter()
+            .filter_map(|m| problem(m).map(|p| (m.name, p)))
+            .collect()
+    });
+}
+
+/// The kept modules that failed their self-test or faulted later, with why
+/// (empty if none, or before the module phase ended).
+pub fn degraded() -> &'static [(&'static str, String)] {
+    DEGRADED.get().map_or(&[], Vec::as_slice)
+}
+
+/// Names of [`degraded`] modules.
+pub fn degraded_names() -> Vec<&'static str> {
+    degraded().iter().map(|(n, _)| *n).collect()
 }

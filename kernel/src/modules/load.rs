@@ -118,6 +118,7 @@ pub fn boot() -> Result<(), String> {
     measure_memmove(&mut mods);
     run_selftests(&mut mods, budget_ms);
     health::collect(&mut mods, "self-test");
+    health::record(&mods);
 
     let totals = Totals {
         policy,

@@ -7,7 +7,8 @@
 //! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
-//! - [`health`]: callbacks of modules that faulted after their probe;
+//! - [`health`]: kept modules whose self-test failed or whose callbacks
+//!   faulted later, which make the boot "degraded";
 //! - [`stale`]: naming the module behind a stale call into freed code.
 
 pub mod guard;

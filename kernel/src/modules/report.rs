@@ -69,11 +69,13 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
     j.key("probe_ns").u64(m.probe_ns);
     j.key("move_ns").u64(m.move_ns);
     j.key("memmove_ns").u64(m.memmove_ns);
-    match &m.selftest {
-        None => j.key("selftest").null(),
-        Some(Ok(())) => j.key("selftest").str("passed"),
-        Some(Err(e)) => j.key("selftest").str(&format!("failed: {e}")),
+    let (selftest, selftest_error) = match &m.selftest {
+        None => (None, None),
+        Some(Ok(())) => (Some("passed"), None),
+        Some(Err(e)) => (Some("failed"), Some(e.as_str())),
     };
+    j.key("selftest").opt_str(selftest);
+    j.key("selftest_error").opt_str(selftest_error);
     j.key("runtime_faults").begin_array();
     for f in &m.runtime_faults {
         j.begin_object();
@@ -170,6 +172,21 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
     j.end_array();
     j.key("kept")
         .u64(mods.iter().filter(|m| m.kept).count() as u64);
+    let degraded: Vec<&str> = mods
+        .iter()
+        .filter(|m| super::health::problem(m).is_some())
+        .map(|m| m.name)
+        .collect();
+    j.key("health").str(if degraded.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    });
+    j.key("degraded").begin_array();
+    for name in degraded {
+        j.str(name);
+    }
+    j.end_array();
     j.key("expunged")
         .u64(mods.iter().filter(|m| !m.kept).count() as u64);
     j.key("reclaimed_bytes")
@@ -248,7 +265,7 @@ pub fn print(mods: &[Module], t: &Totals) {
     kprintln!();
     kprintln!("Reclaimed-memory report (policy {})", t.policy.name());
     kprintln!(
-        "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9}  reason",
+        "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9} {:<8} reason",
         "module",
         "result",
         "text slot>pack",
@@ -257,7 +274,8 @@ pub fn print(mods: &[Module], t: &Totals) {
         "old text",
         "new text",
         "relocs",
-        "probe us"
+        "probe us",
+        "selftest"
     );
     for m in mods {
         let cls = |c: Class| {
@@ -271,15 +289,15 @@ pub fn print(mods: &[Module], t: &Totals) {
         };
         let reason = match &m.expunged {
             Some(r) => format!("{r}"),
-            None => m
-                .runtime_faults
-                .iter()
-                .map(|f| format!("{}: {}", f.place, f.reason))
-                .collect::<Vec<_>>()
-                .join("; "),
+            None => super::health::problem(m).unwrap_or_default(),
+        };
+        let selftest = match &m.selftest {
+            None => "-",
+            Some(Ok(())) => "ok",
+            Some(Err(_)) => "FAIL",
         };
         kprintln!(
-            "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9}  {}",
+            "{:<16} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>9} {:<8} {}",
             m.name,
             if m.kept { "kept" } else { "expunged" },
             cls(Class::Text),
@@ -289,6 +307,7 @@ pub fn print(mods: &[Module], t: &Totals) {
             new,
             m.relocs_redone,
             m.probe_ns / 1000,
+            selftest,
             reason
         );
     }
