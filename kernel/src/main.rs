@@ -78,6 +78,23 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         fs.bitmap.1
     );
 
+    let free_bytes = fs.free_frames * frames::FRAME_SIZE;
+    if free_bytes < mm::MIN_FREE_BYTES {
+        // What -m would give MIN_FREE_BYTES: the image, the bitmap, the
+        // minimum, and what the firmware keeps at the top of RAM (the
+        // usable top rounded up to a whole MiB, as QEMU sizes RAM).
+        let top = boot.usable_top();
+        let firmware = top.next_multiple_of(MIB) - top;
+        let bitmap = fs.bitmap.1 - fs.bitmap.0;
+        let need = (fs.reserved_below + bitmap + mm::MIN_FREE_BYTES + firmware).div_ceil(MIB);
+        log::error!(
+            "memory: {} KiB free above the kernel image, the kernel needs {} KiB: give the machine at least {need} MiB of RAM (QEMU -m {need}M)",
+            free_bytes / 1024,
+            mm::MIN_FREE_BYTES / 1024
+        );
+        exit::failure();
+    }
+
     let ps = match paging::init(boot.usable_top()) {
         Ok(s) => s,
         Err(e) => panic!("building the kernel page tables failed: {e}"),
@@ -98,8 +115,15 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         panic!("the low identity map is still present");
     }
 
-    match heap::init() {
-        Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
+    let heap_size = heap::size_for(free_bytes);
+    match heap::init(heap_size) {
+        Ok(phys) if heap_size < heap::MAX_HEAP_SIZE => log::info!(
+            "heap: {} KiB at physical {phys:#x} (reduced from {} KiB: {} KiB free)",
+            heap_size / 1024,
+            heap::MAX_HEAP_SIZE / 1024,
+            free_bytes / 1024
+        ),
+        Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap_size / 1024),
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
 
