@@ -19,6 +19,12 @@
 //! taken with interrupts disabled ([`locked`]), so a handler never spins on
 //! a lock the code it interrupted holds.
 
+// Unsafe code only in the documented seams, one function each: the module
+// buffer copy (`buffer::copy`), the port and MMIO accesses after their
+// checks (`ports::raw`, `mmio::access`), freeing a recorded heap block
+// (`memory::free_raw`) and firmware tables in the direct map
+// (`acpi::phys_bytes`).
+#![deny(unsafe_code)]
 // `Abort` carries its message inline (it is also built in exception hooks,
 // where nothing may allocate), so it is large; services return it only when
 // a module's call ends, so the size costs nothing on the normal path.

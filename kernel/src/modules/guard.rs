@@ -30,15 +30,14 @@
 //! budget spent while the module is inside a non-waiting service leaves the
 //! cut-off to that service's return.
 
-use core::arch::naked_asm;
-use core::cell::UnsafeCell;
+mod switch;
+
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::idt::TrapFrame;
+use switch::Shared;
+pub use switch::run;
 
-/// Value [`probe_enter`] returns when the call was cut short.
-const ESCAPED: i64 = i64::MIN;
 /// Guarded calls that may be nested (probe, IRQ handler, console write).
 const MAX_DEPTH: usize = 4;
 /// Nested service calls whose names are kept for reports.
@@ -296,11 +295,6 @@ pub struct RuntimeFault {
     pub during: Option<usize>,
 }
 
-/// Saved context of [`probe_enter`]: rbx, rbp, r12-r15, rsp, return rip.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct JmpBuf([u64; 8]);
-
 #[derive(Clone, Copy)]
 struct Frame {
     module: usize,
@@ -346,15 +340,7 @@ impl State {
     }
 }
 
-/// Kernel state shared between guarded calls and the hooks.
-struct Cell<T>(UnsafeCell<T>);
-// SAFETY: the kernel runs on one CPU and the value is only reached through
-// `with_state`, which runs with interrupts disabled and refuses to nest, so
-// no two references to it ever exist at once; `T: Send` because the value
-// is handed between the interrupted code and its interrupt handlers.
-unsafe impl<T: Send> Sync for Cell<T> {}
-
-static STATE: Cell<State> = Cell(UnsafeCell::new(State {
+static STATE: Shared<State> = Shared::new(State {
     frames: [None; MAX_DEPTH],
     depth: 0,
     services: [""; MAX_SERVICES],
@@ -362,89 +348,17 @@ static STATE: Cell<State> = Cell(UnsafeCell::new(State {
     runtime: [None; MAX_RUNTIME_FAULTS],
     runtime_lost: 0,
     last_failure: None,
-}));
-/// Set while `with_state` runs: a fault in there is a kernel bug.
-static BUSY: AtomicBool = AtomicBool::new(false);
-/// Saved contexts, one per frame; written by `probe_enter`, read by
-/// `probe_escape`, outside `with_state`.
-static JMP: Cell<[JmpBuf; MAX_DEPTH]> = Cell(UnsafeCell::new([JmpBuf([0; 8]); MAX_DEPTH]));
+});
 
 /// Runs `f` on the guard state with interrupts off. `None` if it is already
 /// in use (an exception inside the guard itself).
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
-    crate::arch::without_interrupts(|| {
-        if BUSY.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        // SAFETY: interrupts are off and BUSY was clear, so this is the only
-        // reference to the state (see `Cell`).
-        let r = f(unsafe { &mut *STATE.0.get() });
-        BUSY.store(false, Ordering::SeqCst);
-        Some(r)
-    })
+    STATE.with(f)
 }
 
-fn jmp_buf(depth: usize) -> *mut JmpBuf {
-    // SAFETY: in bounds (depth < MAX_DEPTH); only a raw pointer is formed.
-    unsafe { (JMP.0.get() as *mut JmpBuf).add(depth) }
-}
-
-/// Saves the context `probe_escape` returns to in `buf`, then calls
-/// `entry(a0, a1)` with interrupts enabled if `irq_on` is non-zero, and
-/// disabled again after it (so no hook can find a half-set-up frame).
-#[unsafe(naked)]
-unsafe extern "C" fn probe_enter(
-    entry: u64,
-    buf: *mut JmpBuf,
-    a0: u64,
-    a1: u64,
-    irq_on: u64,
-) -> i64 {
-    naked_asm!(
-        "mov [rsi + 0x00], rbx",
-        "mov [rsi + 0x08], rbp",
-        "mov [rsi + 0x10], r12",
-        "mov [rsi + 0x18], r13",
-        "mov [rsi + 0x20], r14",
-        "mov [rsi + 0x28], r15",
-        "lea rax, [rsp + 8]",
-        "mov [rsi + 0x30], rax",
-        "mov rax, [rsp]",
-        "mov [rsi + 0x38], rax",
-        "mov rax, rdi",
-        "mov rdi, rdx",
-        "mov rsi, rcx",
-        // Keep the stack 16-byte aligned at the call, as the ABI wants.
-        "sub rsp, 8",
-        "test r8, r8",
-        "jz 2f",
-        "sti",
-        "2:",
-        "call rax",
-        "cli",
-        "add rsp, 8",
-        "movsxd rax, eax",
-        "ret",
-    )
-}
-
-/// Returns from the `probe_enter` that saved `buf`, with `code` as its
-/// value and interrupts disabled.
-#[unsafe(naked)]
-unsafe extern "C" fn probe_escape(buf: *const JmpBuf, code: i64) -> ! {
-    naked_asm!(
-        "cli",
-        "mov rbx, [rdi + 0x00]",
-        "mov rbp, [rdi + 0x08]",
-        "mov r12, [rdi + 0x10]",
-        "mov r13, [rdi + 0x18]",
-        "mov r14, [rdi + 0x20]",
-        "mov r15, [rdi + 0x28]",
-        "mov rsp, [rdi + 0x30]",
-        "mov rax, rsi",
-        "cld",
-        "jmp qword ptr [rdi + 0x38]",
-    )
+/// Whether the frame of `depth` is live (its call has not returned).
+fn frame_live(depth: usize) -> bool {
+    with_state(|s| depth < s.depth && s.frames[depth].is_some()).unwrap_or(false)
 }
 
 /// How a guarded call ended.
@@ -466,19 +380,14 @@ fn deadline_after(budget_ms: u64) -> u64 {
     crate::arch::tsc::read().saturating_add(ticks)
 }
 
-/// Calls `entry(a0, a1)` as `module` under a new frame.
-///
-/// # Safety
-/// `entry` must be the address of an `extern "C"` function of module code
-/// that is mapped executable, relocated for where it is, and takes at most
-/// two integer arguments.
-unsafe fn enter(
+/// Runs `call` (which jumps into module code, see [`switch`]) as `module`
+/// under a new frame of `kind` with a budget; `call` gets the frame's depth
+/// and returns `None` if the module code was left by an escape.
+fn guarded(
     module: usize,
     kind: Kind,
-    entry: u64,
-    a0: u64,
-    a1: u64,
     budget_ms: u64,
+    call: impl FnOnce(usize) -> Option<i64>,
 ) -> Outcome {
     let were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
@@ -510,11 +419,8 @@ unsafe fn enter(
         )));
     };
     let prev = crate::kapi::set_owner(module);
-    let irq_on = matches!(kind, Kind::Probe) as u64;
-    // SAFETY: `entry` is valid per this function's contract; the context
-    // buffer of depth `d` belongs to this call until it returns or escapes.
-    let code = unsafe { probe_enter(entry, jmp_buf(d), a0, a1, irq_on) };
-    // Interrupts are off again here (probe_enter and probe_escape see to it).
+    let code = call(d);
+    // Interrupts are off again here (the jump in and the escape see to it).
     crate::kapi::set_owner(prev);
     let frame = with_state(|s| {
         let f = s.frames[d].take();
@@ -536,28 +442,15 @@ unsafe fn enter(
     let Some(frame) = frame else {
         return Outcome::Aborted(Abort::violation(format_args!("guard state lost")));
     };
-    if code == ESCAPED {
-        Outcome::Aborted(
+    match code {
+        None => Outcome::Aborted(
             frame
                 .abort
                 .unwrap_or(Abort::violation(format_args!("escaped without a reason"))),
-        )
-    } else if let Some(p) = frame.pending {
-        Outcome::Aborted(p)
-    } else {
-        Outcome::Returned(code as i32)
+        ),
+        Some(_) if frame.pending.is_some() => Outcome::Aborted(frame.pending.unwrap()),
+        Some(code) => Outcome::Returned(code as i32),
     }
-}
-
-/// Calls the probe or self-test at `entry` (an `extern "C" fn() -> i32`)
-/// as the running module ([`crate::kapi::owner`]) with a time budget.
-///
-/// # Safety
-/// `entry` must be the address of an `extern "C" fn() -> i32` in module text
-/// that is mapped executable and relocated for where it is.
-pub unsafe fn run(entry: u64, budget_ms: u64) -> Outcome {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { enter(crate::kapi::owner(), Kind::Probe, entry, 0, 0, budget_ms) }
 }
 
 /// Calls IRQ handler `f(data)` of `module` for line `line`; `Some` if it
@@ -569,19 +462,9 @@ pub fn call_handler(
     data: usize,
 ) -> Option<Abort> {
     let kind = Kind::Callback(Place::Irq(line));
-    // SAFETY: `f` is a function pointer of this signature (a module's,
-    // registered through kapi_irq_register and removed before its memory is
-    // reused).
-    match unsafe {
-        enter(
-            module,
-            kind,
-            f as usize as u64,
-            data as u64,
-            0,
-            CALLBACK_BUDGET_MS,
-        )
-    } {
+    match guarded(module, kind, CALLBACK_BUDGET_MS, |d| {
+        switch::call_handler(d, f, data)
+    }) {
         Outcome::Returned(_) => None,
         Outcome::Aborted(a) => Some(a),
     }
@@ -594,18 +477,10 @@ pub fn call_writer(
     f: extern "C" fn(*const u8, usize),
     bytes: &[u8],
 ) -> Option<Abort> {
-    let (p, n) = (bytes.as_ptr() as u64, bytes.len() as u64);
-    // SAFETY: as in `call_handler`; `bytes` outlives the call.
-    match unsafe {
-        enter(
-            module,
-            Kind::Callback(Place::Console),
-            f as usize as u64,
-            p,
-            n,
-            CALLBACK_BUDGET_MS,
-        )
-    } {
+    let kind = Kind::Callback(Place::Console);
+    match guarded(module, kind, CALLBACK_BUDGET_MS, |d| {
+        switch::call_writer(d, f, bytes)
+    }) {
         Outcome::Returned(_) => None,
         Outcome::Aborted(a) => Some(a),
     }
@@ -665,18 +540,6 @@ pub fn take_runtime_faults() -> ([Option<RuntimeFault>; MAX_RUNTIME_FAULTS], usi
     .unwrap_or(([None; MAX_RUNTIME_FAULTS], 0))
 }
 
-fn escape_via_frame(frame: &mut TrapFrame, depth: usize) {
-    let buf = jmp_buf(depth);
-    frame.rip = probe_escape as *const () as u64;
-    frame.rdi = buf as u64;
-    frame.rsi = ESCAPED as u64;
-    // probe_escape loads its own stack pointer; give iretq a sane one.
-    // SAFETY: reading the saved stack pointer written by probe_enter.
-    frame.rsp = unsafe { (*buf).0[6] } - 64;
-    // Interrupts off until `enter` restores the caller's state.
-    frame.rflags = 0x2;
-}
-
 fn on_exception(frame: &mut TrapFrame) -> bool {
     super::stale::explain(frame);
     // NMI, double fault and machine check are never a module's doing.
@@ -712,7 +575,7 @@ fn on_exception(frame: &mut TrapFrame) -> bool {
     .flatten();
     match target {
         Some(Ok(d)) => {
-            escape_via_frame(frame, d);
+            switch::escape_via_frame(frame, d);
             true
         }
         Some(Err((module, service))) => {
@@ -750,7 +613,7 @@ fn on_tick(frame: &mut TrapFrame) {
     })
     .flatten();
     if let Some(d) = escape_to {
-        escape_via_frame(frame, d);
+        switch::escape_via_frame(frame, d);
     }
 }
 
@@ -768,9 +631,7 @@ pub fn escape(a: Abort) -> ! {
     })
     .flatten();
     match d {
-        // SAFETY: frame `d` is live, so its context was saved by the
-        // probe_enter that is still on the stack below us.
-        Some(d) => unsafe { probe_escape(jmp_buf(d), ESCAPED) },
+        Some(d) => switch::escape(d),
         None => panic!(
             "module {}: {a} (outside any guarded call)",
             super::name_of(crate::kapi::owner())

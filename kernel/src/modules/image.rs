@@ -1,6 +1,11 @@
 //! Where the prelinker put things in this kernel image: the module table and
 //! the three class regions (from [`crate::layout`]), and writable aliases of
 //! region bytes through the direct map.
+//!
+//! One of the loader's unsafe seams: every raw view of module bytes is
+//! formed here, and its callers state why the range is theirs.
+
+#![allow(unsafe_code)]
 
 use crate::layout::{self, KERNEL_VMA};
 use modtable::{Class, PerClass};

@@ -11,9 +11,18 @@
 //!   faulted later, which make the boot "degraded";
 //! - [`stale`]: naming the module behind a stale call into freed code.
 
+// Unsafe code only in the documented seams: `guard::switch` (the jump into
+// module code and back), `image` (views of module bytes), `load` (moving
+// and calling modules) and `stale::maybe_call`.
+#![deny(unsafe_code)]
+
 pub mod guard;
 pub mod health;
 pub mod image;
+// The loader's other unsafe seam: it moves module bytes between slots
+// (through `image`'s aliases), serialises the CPU after writing code, and
+// calls probe and self-test entries (through `guard::run`).
+#[allow(unsafe_code)]
 mod load;
 mod remap;
 mod report;

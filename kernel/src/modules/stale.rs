@@ -103,7 +103,9 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
 }
 
 /// With `stale_call=NAME`, calls the old probe address of expunged module
-/// NAME; the resulting trap ends the boot with a report naming it.
+/// NAME; the resulting trap ends the boot with a report naming it. (An
+/// unsafe seam by purpose: the call into freed code is the demonstration.)
+#[allow(unsafe_code)]
 pub fn maybe_call(mods: &[Module]) -> Result<(), String> {
     let Some(name) = crate::cmdline::get("stale_call") else {
         return Ok(());
