@@ -145,6 +145,17 @@ fn hostile_arguments_get_clean_errors() {
         "unsupported",
         "alloc no-memory, align no-memory, mmio-wrap unsupported, mmio-far no-device, ports unsupported, irq no-device",
     );
+    // A raw MMIO read whose end wraps past 2^64 is outside every claim.
+    assert_expunged(
+        r,
+        "fault_mmio_wrap",
+        "violation",
+        "violation: access to unclaimed MMIO address 0xfffffffffffffffe",
+    );
+    assert_eq!(
+        module(r, "fault_mmio_wrap")["released"]["mmio"].as_u64(),
+        Some(1)
+    );
     // A raw kapi_log claiming a 1 TiB line is refused before it is read.
     assert_expunged(
         r,
