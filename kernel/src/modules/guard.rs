@@ -12,7 +12,7 @@
 //! frame, so a kept module's IRQ handler that faults during another
 //! module's probe is blamed, not the probe.
 //!
-//! Leaving module code early (a longjmp, [`probe_escape`]) skips the frames
+//! Leaving module code early (a longjmp, in [`switch`]) skips the frames
 //! above the saved context without running their destructors. So that this
 //! never skips kernel state:
 //!
@@ -442,14 +442,15 @@ fn guarded(
     let Some(frame) = frame else {
         return Outcome::Aborted(Abort::violation(format_args!("guard state lost")));
     };
-    match code {
-        None => Outcome::Aborted(
+    match (code, frame.pending) {
+        (None, _) => Outcome::Aborted(
             frame
                 .abort
                 .unwrap_or(Abort::violation(format_args!("escaped without a reason"))),
         ),
-        Some(_) if frame.pending.is_some() => Outcome::Aborted(frame.pending.unwrap()),
-        Some(code) => Outcome::Returned(code as i32),
+        // A fault of the module's own callback while its code ran.
+        (Some(_), Some(pending)) => Outcome::Aborted(pending),
+        (Some(code), None) => Outcome::Returned(code as i32),
     }
 }
 
@@ -618,9 +619,9 @@ fn on_tick(frame: &mut TrapFrame) {
 }
 
 /// Ends the innermost guarded call with `a`. Called only by
-/// [`crate::kapi::service`] after the service body returned, and by
-/// `kapi_panic`: nothing of the kernel's is left on the stack above the
-/// saved context but frames without destructors.
+/// [`crate::kapi::service`] (for every service, `kapi_panic` included)
+/// after the service body returned: nothing of the kernel's is left on the
+/// stack above the saved context but frames without destructors.
 pub fn escape(a: Abort) -> ! {
     x86_64::instructions::interrupts::disable();
     let d = with_state(|s| {
