@@ -14,7 +14,8 @@
 #   make test                     host unit tests + QEMU boot tests
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
-# value 0x10) and 35 on failure; 0 means a triple fault.
+# value 0x10), 37 when it booted degraded (0x12: a kept module failed its
+# self-test or faulted later) and 35 on failure; 0 means a triple fault.
 
 MACHINE    ?= pc
 ACCEL      ?= tcg
@@ -131,12 +132,13 @@ preset-images: kernel modules
 # The same plus the fault-injection modules, for the boot tests.
 test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
-		$(BUILD)/modules/*.o $(wildcard $(BUILD)/fault-modules/*.o)
+		$(BUILD)/modules/*.o $(sort $(wildcard $(BUILD)/fault-modules/*.o))
 
 run: ensure-qemu check-accel image $(PRESET_DEPS)
 	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"
 	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
 	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
+	elif [ $$status -eq 37 ]; then echo "qemu: WARNING: kernel booted DEGRADED (exit status 37): a kept module failed its self-test or faulted later; see the selftest column and the warnings above"; exit 3; \
 	elif [ $$status -eq 35 ]; then echo "qemu: kernel reported FAILURE (exit status 35)"; exit 1; \
 	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
 	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi

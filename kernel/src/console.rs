@@ -16,10 +16,12 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
+use crate::arch::fn_cell::AtomicFn;
+
 /// A console sink: receives raw UTF-8 bytes (`\n` line ends).
 pub type Sink = fn(&[u8]);
 
-static SINK: AtomicUsize = AtomicUsize::new(0);
+static SINK: AtomicFn<Sink> = AtomicFn::none();
 static LOCK: Mutex<()> = Mutex::new(());
 /// CPU index + 1 of the CPU holding `LOCK` (0: none).
 static HOLDER: AtomicUsize = AtomicUsize::new(0);
@@ -32,17 +34,12 @@ static ABANDONED: AtomicBool = AtomicBool::new(false);
 
 /// Makes `sink` the console (or COM1 again with `None`).
 pub fn set_sink(sink: Option<Sink>) {
-    SINK.store(sink.map_or(0, |f| f as usize), Ordering::SeqCst);
+    SINK.store(sink);
 }
 
 /// The current sink, if a driver installed one.
 pub fn sink() -> Option<Sink> {
-    match SINK.load(Ordering::SeqCst) {
-        0 => None,
-        // SAFETY: non-zero values are only ever stored by `set_sink` from a
-        // valid `fn(&[u8])` pointer.
-        p => Some(unsafe { core::mem::transmute::<usize, Sink>(p) }),
-    }
+    SINK.load()
 }
 
 fn raw_write(bytes: &[u8]) {

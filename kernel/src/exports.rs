@@ -91,6 +91,9 @@ pub fn find(name: &str) -> Option<u64> {
 macro_rules! export_symbol {
     ($($seg:ident)::+ , $name:expr) => {
         const _: () = {
+            // The record's placement is this macro's business: the one
+            // `link_section` of an export, wherever unsafe code is denied.
+            #[allow(unsafe_code)]
             #[used]
             #[unsafe(link_section = ".kexports")]
             static EXPORT: $crate::exports::KernelExport = $crate::exports::KernelExport {

@@ -8,8 +8,8 @@
 //! page tables, the heap and the boot CPU's per-CPU area, the PICs and PIT,
 //! the TSC, interrupts, the local APIC and the other CPUs ([`smp`]), which
 //! idle while the boot CPU runs the boot self-tests and the module phase.
-//! Then it exits QEMU (status 33) or, with `halt` on the command line,
-//! idles.
+//! Then it exits QEMU (status 33, or 37 if a kept module failed its
+//! self-test or faulted later) or, with `halt` on the command line, idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
 //! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
@@ -81,6 +81,23 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         fs.bitmap.1
     );
 
+    let free_bytes = fs.free_frames * frames::FRAME_SIZE;
+    if free_bytes < mm::MIN_FREE_BYTES {
+        // What -m would give MIN_FREE_BYTES: the image, the bitmap, the
+        // minimum, and what the firmware keeps at the top of RAM (the
+        // usable top rounded up to a whole MiB, as QEMU sizes RAM).
+        let top = boot.usable_top();
+        let firmware = top.next_multiple_of(MIB) - top;
+        let bitmap = fs.bitmap.1 - fs.bitmap.0;
+        let need = (fs.reserved_below + bitmap + mm::MIN_FREE_BYTES + firmware).div_ceil(MIB);
+        log::error!(
+            "memory: {} KiB free above the kernel image, the kernel needs {} KiB: give the machine at least {need} MiB of RAM (QEMU -m {need}M)",
+            free_bytes / 1024,
+            mm::MIN_FREE_BYTES / 1024
+        );
+        exit::failure();
+    }
+
     let ps = match paging::init(boot.usable_top()) {
         Ok(s) => s,
         Err(e) => panic!("building the kernel page tables failed: {e}"),
@@ -101,8 +118,15 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         panic!("the low identity map is still present");
     }
 
-    match heap::init() {
-        Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap::HEAP_SIZE / 1024),
+    let heap_size = heap::size_for(free_bytes);
+    match heap::init(heap_size) {
+        Ok(phys) if heap_size < heap::MAX_HEAP_SIZE => log::info!(
+            "heap: {} KiB at physical {phys:#x} (reduced from {} KiB: {} KiB free)",
+            heap_size / 1024,
+            heap::MAX_HEAP_SIZE / 1024,
+            free_bytes / 1024
+        ),
+        Ok(phys) => log::info!("heap: {} KiB at physical {phys:#x}", heap_size / 1024),
         Err(e) => panic!("no memory for the kernel heap: {e}"),
     }
     let Some(cpu0) = arch::percpu::init_boot_cpu(arch::apic::initial_id()) else {
@@ -216,6 +240,18 @@ extern "C" fn kernel_main_on_stack() -> ! {
         loop {
             x86_64::instructions::hlt();
         }
+    }
+    let degraded = modules::health::degraded();
+    if !degraded.is_empty() {
+        for (name, why) in degraded {
+            log::warn!("module {name}: {why}");
+        }
+        log::warn!(
+            "exit: degraded: {} kept module(s) failed after their probe: {}",
+            degraded.len(),
+            modules::health::degraded_names().join(", ")
+        );
+        exit::degraded()
     }
     log::info!("exit: success");
     exit::success()

@@ -6,28 +6,24 @@
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::fn_cell::AtomicFn;
 use crate::console::EmergencyWriter;
 
 /// Called with the panic information before the kernel dies.
 pub type PanicHook = fn(&PanicInfo<'_>);
 
-static HOOK: AtomicUsize = AtomicUsize::new(0);
+static HOOK: AtomicFn<PanicHook> = AtomicFn::none();
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
 /// Installs (or with `None` removes) the panic hook.
 pub fn set_panic_hook(hook: Option<PanicHook>) {
-    HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+    HOOK.store(hook);
 }
 
 fn hook() -> Option<PanicHook> {
-    match HOOK.load(Ordering::SeqCst) {
-        0 => None,
-        // SAFETY: only `set_panic_hook` stores non-zero values, each a valid
-        // `PanicHook` pointer.
-        p => Some(unsafe { core::mem::transmute::<usize, PanicHook>(p) }),
-    }
+    HOOK.load()
 }
 
 #[panic_handler]

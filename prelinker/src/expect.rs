@@ -147,6 +147,8 @@ mod tests {
             move_ns: 0,
             memmove_ns: 0,
             selftest: None,
+            selftest_error: None,
+            runtime_faults: vec![],
             released: None,
             leak: None,
         };

@@ -200,7 +200,9 @@ mod tests {
             probe_ns: 5000,
             move_ns: 0,
             memmove_ns: 0,
-            selftest: None,
+            selftest: Some("failed".into()),
+            selftest_error: Some("MAC changed".into()),
+            runtime_faults: vec![],
             released: None,
             leak: None,
         };
@@ -215,6 +217,8 @@ mod tests {
             new_addr: Classes::default(),
             used: Classes { text: 50, ..m.used },
             packed: Classes::default(),
+            selftest: None,
+            selftest_error: None,
             ..m.clone()
         };
         let mut r = Report {
@@ -234,6 +238,13 @@ mod tests {
             t.contains("b<x>") && t.contains("no device") && t.contains("4096>100"),
             "{t}"
         );
+        let a = t.lines().find(|l| l.starts_with("a ")).unwrap();
+        assert!(
+            a.contains(" FAIL ") && a.ends_with("selftest failed: MAC changed"),
+            "{a}"
+        );
+        let b = t.lines().find(|l| l.starts_with("b<x>")).unwrap();
+        assert!(b.contains(" -        no device"), "{b}");
         let s = svg(&r).unwrap();
         assert!(
             s.starts_with("<svg") && s.contains("b&lt;x&gt;") && s.contains("freed 0x2000..0x3000")

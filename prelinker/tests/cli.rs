@@ -892,6 +892,8 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         move_ns: 0,
         memmove_ns: 0,
         selftest: None,
+        selftest_error: None,
+        runtime_faults: vec![],
         released: None,
         leak: None,
     };

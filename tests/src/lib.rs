@@ -7,8 +7,10 @@
 //! default (`PLK_ACCEL=kvm` to change). It captures the serial output and
 //! kills QEMU after a wall-clock timeout.
 //!
-//! The kernel exits QEMU with status 33 for success and 35 for failure;
-//! [`BootOutcome::passed`] is true only for 33 (a triple fault exits 0).
+//! The kernel exits QEMU with status 33 for success, 37 for "booted,
+//! degraded" (a kept module failed its self-test or faulted after its
+//! probe) and 35 for failure; [`BootOutcome::passed`] is true only for 33
+//! (a triple fault exits 0), [`BootOutcome::degraded`] only for 37.
 //!
 //! ```no_run
 //! use boot_tests::{QemuConfig, run_qemu};
@@ -29,6 +31,9 @@ use std::time::{Duration, Instant};
 pub const EXIT_SUCCESS: i32 = 33;
 /// QEMU exit status for a kernel that called `exit::failure()`.
 pub const EXIT_FAILURE: i32 = 35;
+/// QEMU exit status for a kernel that called `exit::degraded()`: it booted,
+/// but a kept module failed its self-test or faulted later.
+pub const EXIT_DEGRADED: i32 = 37;
 
 /// The workspace root (parent of this crate's directory), found at run
 /// time: from `CARGO_MANIFEST_DIR` as cargo sets it for the test process, or
@@ -273,6 +278,11 @@ impl BootOutcome {
         self.exit_status == Some(EXIT_FAILURE)
     }
 
+    /// True if the kernel booted degraded (QEMU status 37).
+    pub fn degraded(&self) -> bool {
+        self.exit_status == Some(EXIT_DEGRADED)
+    }
+
     /// The serial output from the kernel banner on (firmware output dropped).
     pub fn kernel_output(&self) -> &str {
         match self.serial.find("plk ") {
@@ -302,6 +312,15 @@ impl BootOutcome {
         assert!(
             self.passed(),
             "kernel did not report success: {}",
+            self.describe()
+        );
+    }
+
+    /// Panics with the serial output unless the kernel booted degraded.
+    pub fn assert_degraded(&self) {
+        assert!(
+            self.degraded(),
+            "kernel did not report a degraded boot: {}",
             self.describe()
         );
     }
@@ -420,11 +439,15 @@ mod tests {
     #[test]
     fn only_status_33_passes() {
         assert!(outcome(Some(33)).passed());
-        for s in [Some(0), Some(1), Some(35), None] {
+        for s in [Some(0), Some(1), Some(35), Some(37), None] {
             assert!(!outcome(s).passed(), "{s:?} must not pass");
         }
         assert!(outcome(Some(35)).failed());
         assert!(!outcome(Some(0)).failed());
+        assert!(outcome(Some(37)).degraded());
+        for s in [Some(33), Some(35), Some(0), None] {
+            assert!(!outcome(s).degraded(), "{s:?} is not degraded");
+        }
     }
 
     #[test]

@@ -81,6 +81,15 @@ fn boot_succeeds_and_reports_the_machine() {
     }
     assert!(k.contains("selftest: all passed"));
     assert!(k.contains("exit: success"));
+    // 256 MiB is plenty: the full heap and two huge pages in the paging test.
+    let heap = out.line_with("heap: ").expect("heap line");
+    assert_eq!(number_after(heap, "heap:"), Some(4096), "{heap}");
+    assert!(!heap.contains("reduced"), "{heap}");
+    assert!(
+        k.contains("count over 2 x 2M + 3 x 4K"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -194,4 +203,61 @@ fn halt_keeps_running_until_killed() {
     assert!(k.contains("selftest: all passed"), "{}", out.describe());
     assert!(k.contains("halt: idling with interrupts on"));
     assert!(!k.contains("exit: success"));
+}
+
+#[test]
+fn below_the_minimum_memory_the_kernel_says_so_and_at_it_boots_smaller() {
+    // Far below any plausible minimum: one line naming the minimum, then
+    // the failure status; no panic.
+    let low = run_qemu(&QemuConfig::default().memory("10M"));
+    low.assert_failed();
+    let k = low.kernel_output();
+    assert_eq!(
+        k.matches("the kernel needs").count(),
+        1,
+        "{}",
+        low.describe()
+    );
+    assert!(!k.contains("PANIC"), "{}", low.describe());
+    let line = low.line_with("the kernel needs").unwrap();
+    let min = number_after(line, "at least").expect("minimum in MiB");
+    assert!(line.contains(&format!("(QEMU -m {min}M)")), "{line}");
+    let free_kib = number_after(line, "memory:").expect("free KiB");
+    let need_kib = number_after(line, "the kernel needs").expect("needed KiB");
+    assert!(free_kib < need_kib, "{line}");
+    // The README states the same minimum.
+    let readme = std::fs::read_to_string(boot_tests::workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("`-m {min}M`")),
+        "README does not state the minimum of {min} MiB"
+    );
+
+    // One MiB below the minimum: refused the same way.
+    let below = run_qemu(&QemuConfig::default().memory(&format!("{}M", min - 1)));
+    below.assert_failed();
+    let line = below.line_with("the kernel needs").expect("refusal line");
+    assert_eq!(number_after(line, "at least"), Some(min), "{line}");
+
+    // At the minimum: it boots, with a smaller heap and paging test region,
+    // and probes the modules as on a big machine.
+    let at = run_qemu(&QemuConfig::default().memory(&format!("{min}M")));
+    at.assert_passed();
+    let heap = at.line_with("heap: ").expect("heap line");
+    let heap_kib = number_after(heap, "heap:").expect("heap KiB");
+    assert!(
+        heap_kib < 4096 && heap.contains("(reduced from 4096 KiB"),
+        "{heap}"
+    );
+    let k = at.kernel_output();
+    assert!(k.contains("selftest: all passed"), "{}", at.describe());
+    assert!(
+        k.contains("selftest: paging: ok (map/protect/unmap/split/translate/count over 1 x 2M"),
+        "{}",
+        at.describe()
+    );
+    let r = at.expect_report();
+    let kept = boot_tests::report::names_with_result(&r, "kept");
+    for name in ["pci", "uart_com1", "e1000", "rtc"] {
+        assert!(kept.iter().any(|k| k == name), "{name} not kept: {kept:?}");
+    }
 }

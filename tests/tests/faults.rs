@@ -1,21 +1,40 @@
 //! Fault isolation: the test image (`make test-image`) adds modules whose
 //! probes page-fault, divide by zero, execute an invalid opcode, panic, never
-//! return, or acquire resources and then fail. Each must be expunged with
-//! its own reason, boot must complete, and nothing may leak.
+//! return, wait forever in a kernel service, pass hostile arguments or bad
+//! buffers to services, free memory wrongly, or acquire resources and then
+//! fail; a kept module whose IRQ handler faults during a later probe; and a
+//! kept module whose self-test fails. Each must be expunged (or marked) with
+//! its own reason, boot must complete (degraded, because of the last two),
+//! and nothing may leak.
 
 use boot_tests::report::names_with_result;
-use boot_tests::{QemuConfig, run_qemu, workspace_root};
+use boot_tests::{BootOutcome, QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
+use std::sync::OnceLock;
 
-fn test_image_report() -> Value {
-    let image = workspace_root().join("build").join("test-image.elf");
-    let cfg = QemuConfig {
-        image,
+fn test_image() -> QemuConfig {
+    QemuConfig {
+        image: workspace_root().join("build").join("test-image.elf"),
         ..QemuConfig::default()
-    };
-    let out = run_qemu(&cfg);
-    out.assert_passed();
-    out.expect_report()
+    }
+}
+
+/// One boot of the test image with the default command line, shared by the
+/// tests of this file.
+fn boot() -> &'static (BootOutcome, Value) {
+    static BOOT: OnceLock<(BootOutcome, Value)> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let out = run_qemu(&test_image());
+        // fault_selftest and fault_irq_owner degrade the boot, nothing else
+        // may stop it.
+        out.assert_degraded();
+        let r = out.expect_report();
+        (out, r)
+    })
+}
+
+fn report() -> &'static Value {
+    &boot().1
 }
 
 fn module<'a>(r: &'a Value, name: &str) -> &'a Value {
@@ -27,9 +46,33 @@ fn module<'a>(r: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} not in the report"))
 }
 
+fn assert_no_leak(m: &Value) {
+    for k in ["heap_bytes", "frames", "irqs"] {
+        assert_eq!(
+            m["leak"][k].as_i64(),
+            Some(0),
+            "{} leaked {k}: {}",
+            m["name"],
+            m["leak"]
+        );
+    }
+}
+
+fn assert_expunged(r: &Value, name: &str, kind: &str, text: &str) {
+    let m = module(r, name);
+    assert_eq!(m["result"], "expunged", "{name}: {m}");
+    assert_eq!(m["reason_kind"], kind, "{name}: {m}");
+    let reason = m["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(text),
+        "{name}: reason {reason:?} lacks {text:?}"
+    );
+    assert_no_leak(m);
+}
+
 #[test]
 fn faulting_probes_are_expunged_and_boot_goes_on() {
-    let r = test_image_report();
+    let r = report();
     let cases = [
         ("fault_pagefault", "fault", "page fault (#PF) (vector 14)"),
         ("fault_divzero", "fault", "divide error (#DE) (vector 0)"),
@@ -39,44 +82,29 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
         ("fault_leak", "io", "deliberate failure"),
     ];
     for (name, kind, text) in cases {
-        let m = module(&r, name);
-        assert_eq!(m["result"], "expunged", "{name}: {m}");
-        assert_eq!(m["reason_kind"], kind, "{name}: {m}");
-        let reason = m["reason"].as_str().unwrap();
-        assert!(
-            reason.contains(text),
-            "{name}: reason {reason:?} lacks {text:?}"
-        );
-        for k in ["heap_bytes", "frames", "irqs"] {
-            assert_eq!(
-                m["leak"][k].as_i64(),
-                Some(0),
-                "{name} leaked {k}: {}",
-                m["leak"]
-            );
-        }
+        assert_expunged(r, name, kind, text);
     }
     // A module whose dependency was expunged is expunged unprobed.
-    let dep = module(&r, "fault_dependent");
+    let dep = module(r, "fault_dependent");
     assert_eq!(dep["result"], "expunged", "{dep}");
     assert_eq!(dep["reason"], "dependency fault_panic expunged");
     assert_eq!(dep["probe_ns"].as_u64(), Some(0), "never probed");
     assert!(dep["leak"].is_null() && dep["released"].is_null(), "{dep}");
     // The page fault names the address the probe touched.
-    let pf = module(&r, "fault_pagefault")["reason"]
+    let pf = module(r, "fault_pagefault")["reason"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(pf.contains("address 0xffff900000000000"), "{pf}");
     // What fault_leak took was really released.
-    let rel = &module(&r, "fault_leak")["released"];
+    let rel = &module(r, "fault_leak")["released"];
     assert_eq!(rel["allocs"].as_u64(), Some(1), "{rel}");
     assert_eq!(rel["alloc_bytes"].as_u64(), Some(65536), "{rel}");
     assert_eq!(rel["irqs"].as_u64(), Some(1), "{rel}");
     assert_eq!(rel["ports"].as_u64(), Some(1), "{rel}");
     assert_eq!(rel["devices"].as_u64(), Some(1), "{rel}");
     // The real drivers after them were still probed and kept.
-    let kept = names_with_result(&r, "kept");
+    let kept = names_with_result(r, "kept");
     for name in ["pci", "uart_com1", "e1000"] {
         assert!(kept.iter().any(|k| k == name), "{name} not kept: {kept:?}");
     }
@@ -84,16 +112,213 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
     assert_eq!(r["wx_pages"].as_u64(), Some(0));
 }
 
+/// `delay_us(u64::MAX)` from a `forbid(unsafe_code)` module: the kernel's
+/// wait must end at the probe's budget, within 10 ms.
+fn check_waiting_service_stops_at_budget(r: &Value) {
+    let budget_ms = r["probe_budget_ms"].as_u64().unwrap();
+    assert_expunged(
+        r,
+        "fault_delay",
+        "hung",
+        &format!("hung: still running after {budget_ms} ms (waiting in kapi_delay_us)"),
+    );
+    let ns = module(r, "fault_delay")["probe_ns"].as_u64().unwrap();
+    let budget_ns = budget_ms * 1_000_000;
+    assert!(
+        (budget_ns..=budget_ns + 10_000_000).contains(&ns),
+        "fault_delay ran {ns} ns against a {budget_ms} ms budget"
+    );
+}
+
+#[test]
+fn a_waiting_service_stops_at_the_budget() {
+    check_waiting_service_stops_at_budget(report());
+}
+
+#[test]
+fn hostile_arguments_get_clean_errors() {
+    let r = report();
+    // Through the safe API: every service said no, with its own status.
+    assert_expunged(
+        r,
+        "fault_hostile",
+        "unsupported",
+        "alloc no-memory, align no-memory, mmio-wrap unsupported, mmio-far no-device, ports unsupported, irq no-device",
+    );
+    // A raw MMIO read whose end wraps past 2^64 is outside every claim.
+    assert_expunged(
+        r,
+        "fault_mmio_wrap",
+        "violation",
+        "violation: access to unclaimed MMIO address 0xfffffffffffffffe",
+    );
+    assert_eq!(
+        module(r, "fault_mmio_wrap")["released"]["mmio"].as_u64(),
+        Some(1)
+    );
+    // A raw kapi_log claiming a 1 TiB line is refused before it is read.
+    assert_expunged(
+        r,
+        "fault_log_huge",
+        "violation",
+        "violation: kapi_log: buffer of 1099511627776 bytes exceeds the 4096-byte limit",
+    );
+}
+
+#[test]
+fn a_fault_inside_a_service_is_the_modules() {
+    let (out, r) = boot();
+    assert_expunged(
+        r,
+        "fault_bad_buffer",
+        "fault",
+        "page fault (#PF) (vector 14) in kernel service kapi_log at address 0xffff810000000000, in the buffer 0xffff810000000000+16 the module passed",
+    );
+    // The kernel stayed consistent: the same service logs for the modules
+    // probed after it, and they are probed as usual.
+    let k = out.kernel_output();
+    let after = &k[k
+        .find("module fault_bad_buffer: expunged")
+        .expect("expunge logged")..];
+    assert!(
+        after.contains("[fault_delay] fault_delay: waiting u64::MAX us in the kernel"),
+        "{}",
+        out.describe()
+    );
+    assert!(!k.contains("EXCEPTION"), "{}", out.describe());
+}
+
+#[test]
+fn a_wrong_free_keeps_the_block_accounted() {
+    let r = report();
+    assert_expunged(
+        r,
+        "fault_free",
+        "violation",
+        "with size 1000, align 8: allocated with size 4096, align 8",
+    );
+    // The block the refused free named was still recorded, and released
+    // with the module (assert_expunged checked the heap came back to where
+    // it was).
+    let rel = &module(r, "fault_free")["released"];
+    assert_eq!(rel["allocs"].as_u64(), Some(1), "{rel}");
+    assert_eq!(rel["alloc_bytes"].as_u64(), Some(4096), "{rel}");
+}
+
+#[test]
+fn a_kept_modules_irq_handler_fault_is_its_own() {
+    let (out, r) = boot();
+    let owner = module(r, "fault_irq_owner");
+    assert_eq!(owner["result"], "kept", "{owner}");
+    let faults = owner["runtime_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{owner}");
+    let f = &faults[0];
+    assert_eq!(f["where"], "IRQ 6 handler", "{f}");
+    assert_eq!(f["kind"], "fault", "{f}");
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("page fault (#PF) (vector 14) at rip 0x")
+            && reason.contains("address 0xffff900000000000"),
+        "{f}"
+    );
+    assert!(
+        f["at"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("fault_irq_owner+0x")),
+        "{f}"
+    );
+    // It happened during another module's probe, which was not blamed: the
+    // interrupt was acknowledged and the line freed (fault_irq_raise got
+    // IRQ 6 again, and it fired again).
+    assert_eq!(f["during"], "probe of fault_irq_raise", "{f}");
+    let raise = module(r, "fault_irq_raise");
+    assert_eq!(raise["result"], "kept", "{raise}");
+    assert!(raise["runtime_faults"].as_array().unwrap().is_empty());
+    assert!(
+        out.serial
+            .contains("[fault_irq_raise] fault_irq_raise: IRQ 6 delivered to the new handler"),
+        "{}",
+        out.describe()
+    );
+    let line = out
+        .line_with("module fault_irq_owner: IRQ 6 handler: page fault")
+        .unwrap_or_else(|| panic!("no fault line: {}", out.describe()));
+    assert!(line.contains("; IRQ 6 disabled"), "{line}");
+}
+
+#[test]
+fn released_resources_are_claimed_again_and_held_irqs_are_busy() {
+    let (out, r) = boot();
+    // fault_reclaim claims fault_leak's ports and IRQ 10 (released when
+    // fault_leak was expunged), then IRQ 6, which fault_irq_raise holds.
+    assert_expunged(
+        r,
+        "fault_reclaim",
+        "busy",
+        "cannot register IRQ 6 handler: Busy",
+    );
+    assert!(
+        out.serial
+            .contains("[fault_reclaim] fault_reclaim: got ports 0x340+16 and IRQ 10 again"),
+        "{}",
+        out.describe()
+    );
+    let rel = &module(r, "fault_reclaim")["released"];
+    assert_eq!(rel["ports"].as_u64(), Some(1), "{rel}");
+    assert_eq!(rel["irqs"].as_u64(), Some(1), "{rel}");
+}
+
+#[test]
+fn a_failed_selftest_degrades_the_boot() {
+    let (out, r) = boot();
+    let m = module(r, "fault_selftest");
+    assert_eq!(m["result"], "kept", "{m}");
+    assert_eq!(m["selftest"], "failed", "{m}");
+    assert_eq!(
+        m["selftest_error"],
+        "deliberate self-test failure (read 41, expected 42)"
+    );
+    // The other kept modules passed theirs, or have none.
+    for k in r["modules"].as_array().unwrap() {
+        if k["result"] == "kept" && k["name"] != "fault_selftest" {
+            assert!(
+                k["selftest"] == "passed" || k["selftest"].is_null(),
+                "{}: {}",
+                k["name"],
+                k["selftest"]
+            );
+            assert!(k["selftest_error"].is_null());
+        }
+    }
+    assert_eq!(r["health"], "degraded");
+    assert_eq!(
+        r["degraded"],
+        serde_json::json!(["fault_irq_owner", "fault_selftest"])
+    );
+    // The console table shows it, and the boot ends "degraded" (status 37).
+    let row = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with("fault_selftest ") && l.contains(" kept "))
+        .unwrap_or_else(|| panic!("no table row: {}", out.describe()));
+    assert!(
+        row.contains(" FAIL ")
+            && row
+                .ends_with("selftest failed: deliberate self-test failure (read 41, expected 42)"),
+        "{row}"
+    );
+    let header = out.line_with("relocs  probe us").expect("table header");
+    assert!(header.contains("selftest reason"), "{header}");
+    assert!(out.serial.contains(
+        "exit: degraded: 2 kept module(s) failed after their probe: fault_irq_owner, fault_selftest"
+    ));
+    assert!(!out.serial.contains("exit: success"));
+}
+
 #[test]
 fn probe_budget_is_settable() {
-    let image = workspace_root().join("build").join("test-image.elf");
-    let cfg = QemuConfig {
-        image,
-        ..QemuConfig::default()
-    }
-    .cmdline("probe_budget_ms=30");
-    let out = run_qemu(&cfg);
-    out.assert_passed();
+    let out = run_qemu(&test_image().cmdline("probe_budget_ms=30"));
+    out.assert_degraded();
     let r = out.expect_report();
     assert_eq!(r["probe_budget_ms"].as_u64(), Some(30));
     let hang = module(&r, "fault_hang");
@@ -104,4 +329,5 @@ fn probe_budget_is_settable() {
         (30_000_000..200_000_000).contains(&ns),
         "hang probe took {ns} ns"
     );
+    check_waiting_service_stops_at_budget(&r);
 }

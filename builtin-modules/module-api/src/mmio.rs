@@ -1,7 +1,7 @@
 //! Memory-mapped registers: map (and claim) a physical range, then access it
 //! by offset through the kernel's MMIO service.
 
-use crate::error::ProbeError;
+use crate::error::{ProbeError, status};
 use crate::sys;
 
 /// Register access by byte offset. [`Mmio`] is the hardware implementation;
@@ -36,21 +36,21 @@ pub struct Mmio {
 
 impl Mmio {
     /// Claims `len` bytes of device memory at physical `phys` and maps them
-    /// uncached.
+    /// uncached. A range that is empty or wraps is unsupported, one outside
+    /// the MMIO hole no-device, one already claimed busy.
     pub fn map(phys: u64, len: u64) -> Result<Mmio, ProbeError> {
         if phys == 0 || len == 0 {
             return Err(ProbeError::unsupported(format_args!(
                 "invalid MMIO range {phys:#x}+{len:#x}"
             )));
         }
-        // SAFETY: mapping only creates a new kernel mapping of device memory
-        // and records the claim; it does not touch existing memory.
-        let virt = unsafe { sys::kapi_mmio_map(phys, len) };
-        if virt == 0 {
-            return Err(ProbeError::busy(format_args!(
-                "cannot map MMIO {phys:#x}+{len:#x}"
-            )));
-        }
+        let mut virt = 0u64;
+        // SAFETY: mapping only records the claim and writes the address it
+        // is reached through to `virt`, a local the kernel may write.
+        let raw = unsafe { sys::kapi_mmio_map(phys, len, &mut virt) };
+        status(raw).map_err(|s| {
+            ProbeError::from_status(s, format_args!("cannot map MMIO {phys:#x}+{len:#x}: {s:?}"))
+        })?;
         Ok(Mmio { phys, virt, len })
     }
 

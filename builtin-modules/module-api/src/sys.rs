@@ -19,7 +19,7 @@ mod imp {
         pub fn kapi_port_claim(base: u16, count: u16) -> i32;
         pub fn kapi_port_in(port: u16, width: u32) -> u32;
         pub fn kapi_port_out(port: u16, width: u32, value: u32);
-        pub fn kapi_mmio_map(phys: u64, len: u64) -> u64;
+        pub fn kapi_mmio_map(phys: u64, len: u64, virt_out: *mut u64) -> i32;
         pub fn kapi_mmio_read(addr: u64, width: u32) -> u64;
         pub fn kapi_mmio_write(addr: u64, width: u32, value: u64);
         pub fn kapi_pci_read(bdf: u32, offset: u32, width: u32) -> u32;
@@ -57,7 +57,7 @@ mod stub {
     pub unsafe fn kapi_port_out(_port: u16, _width: u32, _value: u32) {
         absent("kapi_port_out")
     }
-    pub unsafe fn kapi_mmio_map(_phys: u64, _len: u64) -> u64 {
+    pub unsafe fn kapi_mmio_map(_phys: u64, _len: u64, _virt_out: *mut u64) -> i32 {
         absent("kapi_mmio_map")
     }
     pub unsafe fn kapi_mmio_read(_addr: u64, _width: u32) -> u64 {

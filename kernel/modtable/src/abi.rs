@@ -13,7 +13,7 @@
 //! | `kapi_port_claim` | `(base: u16, count: u16) -> i32` — 0 or a negative [`Status`] |
 //! | `kapi_port_in` | `(port: u16, width: u32) -> u32` — width 1, 2 or 4; port must be claimed |
 //! | `kapi_port_out` | `(port: u16, width: u32, value: u32)` |
-//! | `kapi_mmio_map` | `(phys: u64, len: u64) -> u64` — claims and maps uncached, returns the virtual address or 0 |
+//! | `kapi_mmio_map` | `(phys: u64, len: u64, virt_out: *mut u64) -> i32` — claims the range and writes the (uncached) virtual address it is reached through; 0 or a negative [`Status`] |
 //! | `kapi_mmio_read` | `(addr: u64, width: u32) -> u64` — addr inside a mapping this module claimed |
 //! | `kapi_mmio_write` | `(addr: u64, width: u32, value: u64)` |
 //! | `kapi_pci_read` | `(bdf: u32, offset: u32, width: u32) -> u32` — configuration mechanism 1; all ones if absent |
@@ -31,7 +31,10 @@
 //!
 //! A port, MMIO, IRQ or allocation acquired during a probe is recorded against
 //! the module; if the probe fails the kernel releases all of it. Touching a
-//! port or MMIO address the module did not claim ends the probe as a fault.
+//! port or MMIO address the module did not claim, freeing memory it does not
+//! own, or passing a buffer the kernel cannot read (too long, not module
+//! memory, unmapped) ends the probe as a violation or fault; a waiting
+//! service (`kapi_delay_us`) never waits past the probe's time budget.
 
 /// Names of every symbol the kernel exports to modules.
 pub const KERNEL_SERVICES: &[&str] = &[

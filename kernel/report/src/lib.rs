@@ -147,6 +147,22 @@ pub struct Leak {
     pub irqs: i64,
 }
 
+/// A callback of a kept module that ended early.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeFault {
+    /// Which callback: `IRQ 6 handler`, `console write`.
+    #[serde(rename = "where")]
+    pub place: String,
+    /// `fault`, `panic`, `hung` or `violation`.
+    pub kind: String,
+    /// What happened.
+    pub reason: String,
+    /// Where a CPU fault happened, as `module+offset` in live module text.
+    pub at: Option<String>,
+    /// The probe or self-test that was running then (`probe of NAME`).
+    pub during: Option<String>,
+}
+
 /// One module.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Module {
@@ -183,8 +199,13 @@ pub struct Module {
     pub move_ns: u64,
     /// Time of a plain memmove of the same bytes (moved kept modules).
     pub memmove_ns: u64,
-    /// Self-test result: `passed`, `failed: …`, or none.
+    /// Self-test result: `passed`, `failed`, or none (no self-test, or not kept).
     pub selftest: Option<String>,
+    /// Why the self-test failed.
+    pub selftest_error: Option<String>,
+    /// Callbacks of this kept module (IRQ handlers, console writes) that
+    /// faulted, panicked, hung or broke a rule after its probe.
+    pub runtime_faults: Vec<RuntimeFault>,
     /// What was released after a failed probe.
     pub released: Option<Released>,
     /// Resource deltas around a failed probe.
@@ -397,10 +418,36 @@ pub struct Report {
     pub modules_ns: u64,
     /// Time from kernel entry to the report.
     pub boot_ns: u64,
+    /// `ok`, or `degraded` when a kept module failed its self-test or a
+    /// callback of it faulted (the boot then exits with the degraded status).
+    pub health: String,
+    /// The kept modules that made the boot degraded.
+    pub degraded: Vec<String>,
     /// The CPUs.
     pub cpus: Cpus,
     /// TLB shootdowns the module phase needed.
     pub tlb_shootdowns: u64,
+}
+
+impl Module {
+    /// Why a kept module makes the boot degraded, if it does: its failed
+    /// self-test and its callbacks' faults.
+    pub fn problem(&self) -> Option<String> {
+        if self.result != Outcome::Kept {
+            return None;
+        }
+        let mut why: Vec<String> = Vec::new();
+        if self.selftest.as_deref() == Some("failed") {
+            why.push(format!(
+                "selftest failed: {}",
+                self.selftest_error.as_deref().unwrap_or("?")
+            ));
+        }
+        for f in &self.runtime_faults {
+            why.push(format!("{}: {}", f.place, f.reason));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
 }
 
 impl Report {
@@ -476,7 +523,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "Reclaimed-memory report (policy {})", r.policy);
     let _ = writeln!(
         s,
-        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  reason",
+        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} reason",
         "module",
         "result",
         "expected",
@@ -487,7 +534,8 @@ pub fn render(r: &Report) -> String {
         "new text",
         "moved",
         "relocs",
-        "probe us"
+        "probe us",
+        "selftest"
     );
     for m in &r.modules {
         let cls = |slot: u64, packed: u64| format!("{slot}>{packed}");
@@ -495,9 +543,15 @@ pub fn render(r: &Report) -> String {
             .new_addr
             .text
             .map_or_else(|| String::from("-"), |a| format!("{a}"));
+        let selftest = match m.selftest.as_deref() {
+            None => "-",
+            Some("passed") => "ok",
+            Some(_) => "FAIL",
+        };
+        let reason = m.reason.clone().or_else(|| m.problem()).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  {}",
+            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} {}",
             m.name,
             m.result.name(),
             m.predicted.map_or("-", Outcome::name),
@@ -509,7 +563,8 @@ pub fn render(r: &Report) -> String {
             m.bytes_moved,
             m.relocs_redone,
             m.probe_ns / 1000,
-            m.reason.as_deref().unwrap_or("")
+            selftest,
+            reason
         );
     }
     for (name, a) in r.accounting.iter() {
@@ -551,6 +606,9 @@ pub fn render(r: &Report) -> String {
         "mappings over kernel + live module bytes: {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}, W^X alias frames {}",
         b.k4, b.m2, a.k4, a.m2, r.wx_pages, r.wx_alias_frames
     );
+    if r.health != "ok" {
+        let _ = writeln!(s, "health: {} ({})", r.health, r.degraded.join(", "));
+    }
     let p = &r.prediction;
     let predicted = r.modules.iter().filter(|m| m.predicted.is_some()).count();
     let _ = writeln!(
@@ -624,6 +682,8 @@ mod tests {
             move_ns: 0,
             memmove_ns: 0,
             selftest: Some("passed".into()),
+            selftest_error: None,
+            runtime_faults: vec![],
             released: None,
             leak: None,
         };

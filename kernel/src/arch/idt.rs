@@ -23,10 +23,9 @@
 //! ([`crate::arch::gdt`]).
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use spin::Once;
 
+use crate::arch::fn_cell::AtomicFn;
 use crate::arch::gdt;
 use crate::console::EmergencyWriter;
 
@@ -87,20 +86,15 @@ const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 /// resumes execution with the (possibly modified) frame.
 pub type ExceptionHook = fn(&mut TrapFrame) -> bool;
 
-static EXCEPTION_HOOK: AtomicUsize = AtomicUsize::new(0);
+static EXCEPTION_HOOK: AtomicFn<ExceptionHook> = AtomicFn::none();
 
 /// Installs (or with `None` removes) the exception hook.
 pub fn set_exception_hook(hook: Option<ExceptionHook>) {
-    EXCEPTION_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+    EXCEPTION_HOOK.store(hook);
 }
 
 fn exception_hook() -> Option<ExceptionHook> {
-    match EXCEPTION_HOOK.load(Ordering::SeqCst) {
-        0 => None,
-        // SAFETY: only `set_exception_hook` stores non-zero values, each a
-        // valid `ExceptionHook` pointer.
-        p => Some(unsafe { core::mem::transmute::<usize, ExceptionHook>(p) }),
-    }
+    EXCEPTION_HOOK.load()
 }
 
 /// Mnemonic and name of each exception vector.

@@ -16,9 +16,10 @@
 //! read-modify-write is serialised by a spin lock with interrupts off, as
 //! any CPU may register a handler.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::TrapFrame;
+use crate::arch::fn_cell::AtomicFn;
 use crate::arch::port::{inb, io_wait, outb};
 
 /// Vector of IRQ 0.
@@ -54,9 +55,9 @@ pub enum IrqError {
     NotRegistered(u8),
 }
 
-static HANDLERS: [AtomicUsize; NUM_IRQS as usize] =
-    [const { AtomicUsize::new(0) }; NUM_IRQS as usize];
-static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
+static HANDLERS: [AtomicFn<IrqHandler>; NUM_IRQS as usize] =
+    [const { AtomicFn::none() }; NUM_IRQS as usize];
+static TICK_HOOK: AtomicFn<IrqHandler> = AtomicFn::none();
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// Serialises changes of the PIC mask registers across CPUs.
@@ -122,7 +123,7 @@ fn check(irq: u8) -> Result<usize, IrqError> {
 pub fn register(irq: u8, handler: IrqHandler) -> Result<(), IrqError> {
     let i = check(irq)?;
     HANDLERS[i]
-        .compare_exchange(0, handler as usize, Ordering::SeqCst, Ordering::SeqCst)
+        .set_if_none(handler)
         .map_err(|_| IrqError::AlreadyRegistered(irq))?;
     set_masked(irq, false);
     Ok(())
@@ -132,20 +133,20 @@ pub fn register(irq: u8, handler: IrqHandler) -> Result<(), IrqError> {
 pub fn unregister(irq: u8) -> Result<(), IrqError> {
     let i = check(irq)?;
     set_masked(irq, true);
-    match HANDLERS[i].swap(0, Ordering::SeqCst) {
-        0 => Err(IrqError::NotRegistered(irq)),
-        _ => Ok(()),
+    match HANDLERS[i].swap(None) {
+        None => Err(IrqError::NotRegistered(irq)),
+        Some(_) => Ok(()),
     }
 }
 
 /// True if a handler is registered for `irq`.
 pub fn is_registered(irq: u8) -> bool {
-    irq < NUM_IRQS && HANDLERS[usize::from(irq)].load(Ordering::SeqCst) != 0
+    irq < NUM_IRQS && HANDLERS[usize::from(irq)].is_some()
 }
 
 /// Installs (or with `None` removes) the function called on every timer tick.
 pub fn set_tick_hook(hook: Option<IrqHandler>) {
-    TICK_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+    TICK_HOOK.store(hook);
 }
 
 /// Timer interrupts since [`init`] (one per millisecond).
@@ -156,15 +157,6 @@ pub fn ticks() -> u64 {
 /// Spurious IRQ 7 / IRQ 15 seen.
 pub fn spurious_count() -> u64 {
     SPURIOUS.load(Ordering::Relaxed)
-}
-
-fn load_handler(slot: &AtomicUsize) -> Option<IrqHandler> {
-    match slot.load(Ordering::SeqCst) {
-        0 => None,
-        // SAFETY: only `register` / `set_tick_hook` store non-zero values,
-        // each a valid `IrqHandler` pointer.
-        p => Some(unsafe { core::mem::transmute::<usize, IrqHandler>(p) }),
-    }
 }
 
 /// In-service register of the PIC at `cmd`.
@@ -202,10 +194,10 @@ pub(crate) fn dispatch(frame: &mut TrapFrame) {
     }
     if irq == 0 {
         TICKS.fetch_add(1, Ordering::Relaxed);
-        if let Some(hook) = load_handler(&TICK_HOOK) {
+        if let Some(hook) = TICK_HOOK.load() {
             hook(frame);
         }
-    } else if let Some(handler) = load_handler(&HANDLERS[usize::from(irq)]) {
+    } else if let Some(handler) = HANDLERS[usize::from(irq)].load() {
         handler(frame);
     }
     eoi(irq);

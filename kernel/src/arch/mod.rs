@@ -2,6 +2,8 @@
 //! the local APIC, per-CPU areas and starting the other CPUs.
 
 pub mod apic;
+pub mod checked_copy;
+pub mod fn_cell;
 pub mod gdt;
 pub mod idt;
 pub mod irq;

@@ -2,15 +2,20 @@
 //! RSDP (from the PVH start info, else by scanning the BIOS area) and walks
 //! the XSDT or RSDT; modules get copies of whole tables.
 
-use super::{module_bytes, service};
+use super::{buffer, service};
 use core::sync::atomic::{AtomicU64, Ordering};
 use modtable::abi::Status;
+
+/// Largest buffer `kapi_acpi_table` fills (module-api loads at most 1 MiB).
+const BUF_LIMIT: usize = 16 << 20;
 
 /// Physical address of the RSDT or XSDT, 0 if none was found.
 static ROOT: AtomicU64 = AtomicU64::new(0);
 /// Whether `ROOT` is an XSDT (8-byte entries).
 static ROOT_IS_X: AtomicU64 = AtomicU64::new(0);
 
+/// Firmware memory (ACPI tables, the BIOS area) through the direct map.
+#[allow(unsafe_code)]
 fn phys_bytes(phys: u64, len: usize) -> &'static [u8] {
     let v = crate::mm::paging::phys_to_virt(phys);
     // SAFETY: the direct map covers all physical memory the firmware
@@ -90,28 +95,21 @@ pub fn find(sig: &[u8], index: u32) -> Option<(u64, usize)> {
 /// Copies the `index`th ACPI table with signature `sig` (4 bytes) into
 /// `buf` (up to `buf_len` bytes) and returns its full length, or
 /// `NotFound`.
-///
-/// # Safety
-/// `sig` must be valid for 4 bytes and `buf` for `buf_len` writable bytes.
-pub unsafe extern "C" fn kapi_acpi_table(
+pub extern "C" fn kapi_acpi_table(
     sig: *const u8,
     index: u32,
     buf: *mut u8,
     buf_len: usize,
 ) -> isize {
-    service(|| {
-        // SAFETY: forwarded from this function's contract.
-        let sig = unsafe { module_bytes(sig, 4) };
+    service("kapi_acpi_table", || {
+        let mut sig4 = [0u8; 4];
+        let sig = buffer::read_into("kapi_acpi_table", sig, 4, 4, &mut sig4)?;
         let Some((phys, len)) = find(sig, index) else {
-            return Status::NotFound as isize;
+            return Ok(Status::NotFound as isize);
         };
         let n = len.min(buf_len);
-        if n > 0 {
-            // SAFETY: `buf` is valid for `buf_len >= n` bytes (contract) and
-            // the table bytes come from the direct map.
-            unsafe { core::ptr::copy_nonoverlapping(phys_bytes(phys, n).as_ptr(), buf, n) };
-        }
-        len as isize
+        buffer::write("kapi_acpi_table", buf, &phys_bytes(phys, n)[..n], BUF_LIMIT)?;
+        Ok(len as isize)
     })
 }
 crate::export_symbol!(kapi_acpi_table);

@@ -1,46 +1,55 @@
 //! `kapi_console_register`: a module (the 16550 driver for COM1) becomes the
 //! kernel console.
+//!
+//! Each console write calls the module under guard ([`guard::call_writer`]);
+//! if the write faults or breaks a rule, the module stops being the
+//! console, the fault is charged to it, and the text goes to COM1 directly.
 
-use super::{owner, resources, run_as, service};
+use super::{owner, resources, service};
+use crate::arch::fn_cell::AtomicFn;
+use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use modtable::abi::Status;
 
-const NONE: usize = 0;
-static WRITE: AtomicUsize = AtomicUsize::new(NONE);
+/// The module's write function; `remove` clears it (and restores the
+/// built-in console) before that module's memory is reused.
+static WRITE: AtomicFn<extern "C" fn(*const u8, usize)> = AtomicFn::none();
 static OWNER: AtomicUsize = AtomicUsize::new(super::KERNEL);
 
 /// The module that is the console, if any.
 pub fn module_console_active() -> Option<usize> {
-    (WRITE.load(Ordering::SeqCst) != NONE).then(|| OWNER.load(Ordering::SeqCst))
+    WRITE.is_some().then(|| OWNER.load(Ordering::SeqCst))
 }
 
 fn sink(bytes: &[u8]) {
-    let w = WRITE.load(Ordering::SeqCst);
-    if w == NONE {
+    let Some(f) = WRITE.load() else {
         crate::serial::write_bytes(bytes);
         return;
+    };
+    let module = OWNER.load(Ordering::SeqCst);
+    if let Some(a) = guard::call_writer(module, f, bytes) {
+        remove(module);
+        crate::serial::write_bytes(bytes);
+        ::log::error!(
+            "module {}: console write: {a}; console back on COM1",
+            crate::modules::name_of(module)
+        );
+        guard::runtime_fault(module, Place::Console, a);
     }
-    // SAFETY: stored by `kapi_console_register` from a module's
-    // `extern "C" fn(*const u8, usize)`; `remove` clears it (and restores the
-    // built-in console) before that module's memory is reused.
-    let f = unsafe { core::mem::transmute::<usize, extern "C" fn(*const u8, usize)>(w) };
-    run_as(OWNER.load(Ordering::SeqCst), || {
-        f(bytes.as_ptr(), bytes.len())
-    });
 }
 
 /// Makes the running module's `write` the console.
 pub extern "C" fn kapi_console_register(write: extern "C" fn(*const u8, usize)) -> i32 {
-    service(|| {
+    service("kapi_console_register", || {
         let me = owner();
-        if WRITE.load(Ordering::SeqCst) != NONE {
-            return Status::Busy as i32;
+        if WRITE.is_some() {
+            return Ok(Status::Busy as i32);
         }
         OWNER.store(me, Ordering::SeqCst);
-        WRITE.store(write as usize, Ordering::SeqCst);
+        WRITE.store(Some(write));
         resources::with(me, |r| r.console = true);
         crate::console::set_sink(Some(sink));
-        Status::Ok as i32
+        Ok(Status::Ok as i32)
     })
 }
 crate::export_symbol!(kapi_console_register);
@@ -48,7 +57,7 @@ crate::export_symbol!(kapi_console_register);
 pub(super) fn remove(module: usize) {
     if OWNER.load(Ordering::SeqCst) == module {
         crate::console::set_sink(None);
-        WRITE.store(NONE, Ordering::SeqCst);
+        WRITE.store(None);
         OWNER.store(super::KERNEL, Ordering::SeqCst);
     }
 }

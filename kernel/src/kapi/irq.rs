@@ -1,25 +1,30 @@
 //! `kapi_irq_register`: module interrupt handlers on the legacy IRQ lines.
 //!
 //! The table is lock-free (atomics), so an interrupt never waits for a
-//! service that is changing it.
+//! service that is changing it. Each handler runs under its own guard
+//! ([`guard::call_handler`]): if it faults, panics or breaks a service's
+//! rules, the fault is charged to its module (not to whatever the interrupt
+//! interrupted), the handler is removed and the line masked, and the
+//! interrupt is still acknowledged (the dispatcher sends the EOI after this
+//! returns).
 
-use super::{owner, resources, run_as, service};
+use super::{owner, resources, service};
+use crate::arch::fn_cell::AtomicFn;
+use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use modtable::abi::Status;
 
 const LINES: usize = 16;
-const NONE: usize = 0;
 
-static HANDLER: [AtomicUsize; LINES] = [const { AtomicUsize::new(NONE) }; LINES];
+/// Module handlers by line; `remove` clears an entry before the module's
+/// memory is reused.
+static HANDLER: [AtomicFn<extern "C" fn(usize)>; LINES] = [const { AtomicFn::none() }; LINES];
 static DATA: [AtomicUsize; LINES] = [const { AtomicUsize::new(0) }; LINES];
 static OWNER: [AtomicUsize; LINES] = [const { AtomicUsize::new(super::KERNEL) }; LINES];
 
 /// Number of IRQ lines with a module handler (for leak checks).
 pub fn registered() -> usize {
-    HANDLER
-        .iter()
-        .filter(|h| h.load(Ordering::SeqCst) != NONE)
-        .count()
+    HANDLER.iter().filter(|h| h.is_some()).count()
 }
 
 fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
@@ -27,47 +32,58 @@ fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
     if l >= LINES {
         return;
     }
-    let h = HANDLER[l].load(Ordering::SeqCst);
-    if h == NONE {
+    let Some(f) = HANDLER[l].load() else {
         return;
-    }
-    // SAFETY: non-NONE values are stored only by `kapi_irq_register`, from an
-    // `extern "C" fn(usize)` of a module that is still loaded: `remove` clears
-    // the entry before the module's memory is reused.
-    let f = unsafe { core::mem::transmute::<usize, extern "C" fn(usize)>(h) };
+    };
+    let module = OWNER[l].load(Ordering::SeqCst);
     let data = DATA[l].load(Ordering::SeqCst);
-    run_as(OWNER[l].load(Ordering::SeqCst), || f(data));
+    if let Some(a) = guard::call_handler(module, l as u8, f, data) {
+        disable(l, module);
+        ::log::error!(
+            "module {}: IRQ {l} handler: {a}; IRQ {l} disabled",
+            crate::modules::name_of(module)
+        );
+        guard::runtime_fault(module, Place::Irq(l as u8), a);
+    }
 }
 
-/// Installs `handler(data)` for IRQ `irq` on behalf of the running module.
+/// Removes `module`'s handler of line `l` and masks the line.
+fn disable(l: usize, module: usize) {
+    if OWNER[l].load(Ordering::SeqCst) == module {
+        HANDLER[l].store(None);
+        OWNER[l].store(super::KERNEL, Ordering::SeqCst);
+        let _ = crate::arch::irq::unregister(l as u8);
+    }
+}
+
+/// Installs `handler(data)` for IRQ `irq` on behalf of the running module:
+/// `NotFound` for a line that does not exist, `Busy` for one the kernel or
+/// another module holds.
 pub extern "C" fn kapi_irq_register(irq: u32, handler: extern "C" fn(usize), data: usize) -> i32 {
-    service(|| {
-        let Ok(line) = u8::try_from(irq) else {
-            return Status::NotFound as i32;
+    service("kapi_irq_register", || {
+        let Some(line) = u8::try_from(irq).ok().filter(|&l| (l as usize) < LINES) else {
+            return Ok(Status::NotFound as i32);
         };
         let l = line as usize;
-        if l >= LINES || HANDLER[l].load(Ordering::SeqCst) != NONE {
-            return Status::NotFound as i32;
-        }
-        // Lines the kernel uses (timer, cascade) are refused here.
-        if crate::arch::irq::register(line, dispatch).is_err() {
-            return Status::Busy as i32;
+        if HANDLER[l].is_some() {
+            return Ok(Status::Busy as i32);
         }
         let me = owner();
         DATA[l].store(data, Ordering::SeqCst);
         OWNER[l].store(me, Ordering::SeqCst);
-        HANDLER[l].store(handler as usize, Ordering::SeqCst);
+        HANDLER[l].store(Some(handler));
+        // Lines the kernel uses (timer, cascade) are refused here.
+        if crate::arch::irq::register(line, dispatch).is_err() {
+            HANDLER[l].store(None);
+            OWNER[l].store(super::KERNEL, Ordering::SeqCst);
+            return Ok(Status::Busy as i32);
+        }
         resources::with(me, |r| r.irqs.push(line));
-        Status::Ok as i32
+        Ok(Status::Ok as i32)
     })
 }
 crate::export_symbol!(kapi_irq_register);
 
 pub(super) fn remove(line: u8, module: usize) {
-    let l = line as usize;
-    if OWNER[l].load(Ordering::SeqCst) == module {
-        HANDLER[l].store(NONE, Ordering::SeqCst);
-        OWNER[l].store(super::KERNEL, Ordering::SeqCst);
-        let _ = crate::arch::irq::unregister(line);
-    }
+    disable(line as usize, module);
 }

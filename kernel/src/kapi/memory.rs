@@ -1,56 +1,68 @@
 //! `kapi_alloc` / `kapi_free`: kernel heap memory, tracked per module.
 
 use super::{owner, resources, service};
+use crate::modules::guard::Abort;
 use core::alloc::Layout;
 
 /// Allocates `size` bytes aligned to `align` for the running module; null
 /// when out of memory or for a zero size or bad alignment.
 pub extern "C" fn kapi_alloc(size: usize, align: usize) -> *mut u8 {
-    service(|| {
+    service("kapi_alloc", || {
         let Ok(layout) = Layout::from_size_align(size, align) else {
-            return core::ptr::null_mut();
+            return Ok(core::ptr::null_mut());
         };
-        if size == 0 {
-            return core::ptr::null_mut();
-        }
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc::alloc::alloc(layout) };
-        if !p.is_null() {
-            let me = owner();
-            resources::with(me, |r| r.allocs.insert(p as usize, (size, align)));
-        }
-        p
+        let Some(p) = crate::mm::heap::try_alloc(layout) else {
+            return Ok(core::ptr::null_mut());
+        };
+        let addr = p.as_ptr() as usize;
+        resources::with(owner(), |r| r.allocs.insert(addr, (size, align)));
+        Ok(p.as_ptr())
     })
 }
 crate::export_symbol!(kapi_alloc);
 
-/// Frees an allocation of the running module; a pointer it does not own is a
-/// violation.
-///
-/// # Safety
-/// `ptr` must come from `kapi_alloc` with the same size and alignment.
-pub unsafe extern "C" fn kapi_free(ptr: *mut u8, size: usize, align: usize) {
-    service(|| {
-        let me = owner();
-        let owned = resources::with(me, |r| r.allocs.remove(&(ptr as usize)));
-        match owned.flatten() {
-            Some((s, a)) if s == size && a == align => free_raw(ptr as usize, size, align),
-            _ => crate::modules::guard::violation(
-                crate::modules::guard::Abort::violation(format_args!(
-                    "free of {ptr:p} ({size} bytes) it does not own"
-                )),
-                (),
-            ),
+/// Frees an allocation of the running module. A pointer it does not own,
+/// or a size or alignment other than the block's, is a violation, and the
+/// block stays recorded: it is released with the module.
+pub extern "C" fn kapi_free(ptr: *mut u8, size: usize, align: usize) {
+    service("kapi_free", || {
+        let addr = ptr as usize;
+        let taken = resources::with(owner(), |r| match r.allocs.get(&addr) {
+            Some(&(s, a)) if s == size && a == align => {
+                r.allocs.remove(&addr);
+                Ok(())
+            }
+            other => Err(other.copied()),
+        })
+        .unwrap_or(Err(None));
+        match taken {
+            Ok(()) => {
+                free_raw(addr, size, align);
+                Ok(())
+            }
+            Err(Some((s, a))) => Err(Abort::violation(format_args!(
+                "kapi_free of {addr:#x} with size {size}, align {align}: allocated with size {s}, align {a}"
+            ))),
+            Err(None) => Err(Abort::violation(format_args!(
+                "kapi_free of {addr:#x} ({size} bytes), which it did not allocate"
+            ))),
         }
     })
 }
 crate::export_symbol!(kapi_free);
 
-/// Returns an allocation to the heap.
+/// Returns an allocation to the heap: the one unsafe step of the module
+/// heap, taken only for a block that was just removed from its owner's
+/// record with this exact size and alignment.
+#[allow(unsafe_code)]
 pub(super) fn free_raw(addr: usize, size: usize, align: usize) {
-    if let Ok(layout) = Layout::from_size_align(size, align) {
-        // SAFETY: `addr` was returned by `alloc` with this layout and was
-        // removed from its owner's record, so it is freed exactly once.
-        unsafe { alloc::alloc::dealloc(addr as *mut u8, layout) }
-    }
+    let (Ok(layout), Some(p)) = (
+        Layout::from_size_align(size, align),
+        core::ptr::NonNull::new(addr as *mut u8),
+    ) else {
+        return;
+    };
+    // SAFETY: `addr` was returned by `heap::try_alloc` with this layout (the
+    // record says so) and was removed from the record, so it is freed once.
+    unsafe { crate::mm::heap::free(p, layout) }
 }

@@ -5,11 +5,33 @@
 //! names) is recorded against the module that is running ([`owner`]) in
 //! [`resources`], so a failed probe can be undone with [`release`].
 //!
-//! Services run "inside the kernel": [`service`] marks that, so that a probe
-//! whose time budget runs out while it is inside a service is cut off when
-//! the service returns, never while the kernel holds a lock for it.
+//! Every service body runs inside [`service`] and returns
+//! `Result<_, Abort>`: a module that breaks a service's rules, passes memory
+//! the service cannot read, or runs out of time while a service waits gets
+//! an error, never an escape from inside the service. [`service`] turns the
+//! error into the end of the module's guarded call
+//! ([`crate::modules::guard::escape`]) after the body has returned and
+//! dropped its locks and locals. Memory a module passes in is read and
+//! written only through [`buffer`], with a length limit and a copy that
+//! survives bad addresses.
+//!
+//! Locks that IRQ handlers of modules may also take (through services) are
+//! taken with interrupts disabled ([`locked`]), so a handler never spins on
+//! a lock the code it interrupted holds.
+
+// Unsafe code only in the documented seams, one function each: the module
+// buffer copy (`buffer::copy`), the port and MMIO accesses after their
+// checks (`ports::raw`, `mmio::access`), freeing a recorded heap block
+// (`memory::free_raw`) and firmware tables in the direct map
+// (`acpi::phys_bytes`).
+#![deny(unsafe_code)]
+// `Abort` carries its message inline (it is also built in exception hooks,
+// where nothing may allocate), so it is large; services return it only when
+// a module's call ends, so the size costs nothing on the normal path.
+#![allow(clippy::result_large_err)]
 
 pub mod acpi;
+mod buffer;
 mod console;
 mod device;
 mod irq;
@@ -18,10 +40,13 @@ mod memory;
 mod mmio;
 mod pci;
 mod ports;
+mod probe;
 pub mod resources;
 mod time;
 
+use crate::modules::guard::{self, Abort};
 use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Mutex;
 
 pub use console::module_console_active;
 pub use resources::{ReleaseSummary, release};
@@ -48,44 +73,38 @@ pub fn owner() -> usize {
     current().load(Ordering::SeqCst)
 }
 
+/// Makes `module` the running module and returns the previous one (the
+/// guard sets it around every call into module code).
+pub fn set_owner(module: usize) -> usize {
+    current().swap(module, Ordering::SeqCst)
+}
+
 /// Runs `f` with `module` as the running module, restoring the previous
-/// owner afterwards. The kernel wraps every call into module code in this.
+/// owner afterwards.
 pub fn run_as<R>(module: usize, f: impl FnOnce() -> R) -> R {
-    let cur = current();
-    let prev = cur.swap(module, Ordering::SeqCst);
+    let prev = set_owner(module);
     let r = f();
-    cur.store(prev, Ordering::SeqCst);
+    set_owner(prev);
     r
 }
 
-/// Runs the body of a service: see the module documentation.
-pub fn service<R>(f: impl FnOnce() -> R) -> R {
-    crate::modules::guard::enter_service();
+/// Runs the body `f` of service `name`: its value, or, if it failed (or a
+/// time-out fell due while it ran), the end of the calling module's guarded
+/// call, once `f` and everything it held are gone. `R: Copy`, so nothing
+/// with a destructor is alive when that happens.
+pub fn service<R: Copy>(name: &'static str, f: impl FnOnce() -> Result<R, Abort>) -> R {
+    guard::enter_service(name);
     let r = f();
-    crate::modules::guard::leave_service();
-    r
-}
-
-/// Builds a byte slice from a module-supplied pointer and length.
-///
-/// # Safety
-/// `ptr` must be valid for `len` bytes for the duration of the call; the
-/// module API's safe wrappers only ever pass Rust slices.
-unsafe fn module_bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
-    if len == 0 || ptr.is_null() {
-        return &[];
+    let due = guard::leave_service();
+    match (r, due) {
+        (Ok(v), None) => v,
+        (Err(a), _) | (Ok(_), Some(a)) => guard::escape(a),
     }
-    // SAFETY: guaranteed by the caller (see above).
-    unsafe { core::slice::from_raw_parts(ptr, len) }
 }
 
-/// [`module_bytes`] for the probe-control services in `modules::guard`.
-///
-/// # Safety
-/// As for `module_bytes`.
-pub unsafe fn module_bytes_pub<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
-    // SAFETY: forwarded contract.
-    unsafe { module_bytes(ptr, len) }
+/// Runs `f` on the value behind `m`, locked with interrupts disabled.
+fn locked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    crate::arch::without_interrupts(|| f(&mut m.lock()))
 }
 
 /// Sets up what the services need before the first probe.

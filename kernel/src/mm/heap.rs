@@ -1,7 +1,8 @@
-//! The kernel heap: a fixed [`HEAP_SIZE`] area of contiguous frames, reached
-//! through the direct map, managed by a first-fit linked-list allocator,
-//! plus one more arena given to it later ([`add_arena`]: the tail of the
-//! data range's last live huge page after the module phase).
+//! The kernel heap: one area of contiguous frames ([`MAX_HEAP_SIZE`], less
+//! on a small machine, see [`size_for`]), reached through the direct map,
+//! managed by a first-fit linked-list allocator, plus one more arena given
+//! to it later ([`add_arena`]: the tail of the data range's last live huge
+//! page after the module phase).
 //!
 //! It is the `#[global_allocator]`, so `alloc::{boxed::Box, vec::Vec, ...}`
 //! work after [`init`]. Allocation failure returns null from the allocator
@@ -10,6 +11,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
 use spin::Mutex;
@@ -17,12 +19,15 @@ use spin::Mutex;
 use crate::mm::frames;
 use crate::mm::paging::phys_to_virt;
 
-/// Heap size.
-pub const HEAP_SIZE: usize = 4 << 20;
+/// Heap size on a machine with enough memory.
+pub const MAX_HEAP_SIZE: usize = 4 << 20;
+/// Smallest heap the kernel runs with.
+pub const MIN_HEAP_SIZE: usize = 1 << 20;
 
 static HEAP: Mutex<Heap> = Mutex::new(Heap::empty());
 /// The second arena and its `[start, end)` virtual range.
 static ARENA: Mutex<(Heap, u64, u64)> = Mutex::new((Heap::empty(), 0, 0));
+static SIZE: AtomicUsize = AtomicUsize::new(0);
 
 struct KernelHeap;
 
@@ -67,17 +72,36 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 }
 
-/// Takes [`HEAP_SIZE`] bytes of frames and makes them the heap. Returns the
-/// physical address of the heap area.
-pub fn init() -> Result<u64, frames::OutOfFrames> {
-    let pages = HEAP_SIZE / frames::FRAME_SIZE as usize;
+/// The heap size for a machine with `free_bytes` of free RAM: a quarter of
+/// it, between [`MIN_HEAP_SIZE`] and [`MAX_HEAP_SIZE`], in 64 KiB steps.
+pub const fn size_for(free_bytes: u64) -> usize {
+    let quarter = (free_bytes / 4) as usize & !0xffff;
+    if quarter < MIN_HEAP_SIZE {
+        MIN_HEAP_SIZE
+    } else if quarter > MAX_HEAP_SIZE {
+        MAX_HEAP_SIZE
+    } else {
+        quarter
+    }
+}
+
+/// Takes `size` bytes of frames (a multiple of the frame size) and makes
+/// them the heap. Returns the physical address of the heap area.
+pub fn init(size: usize) -> Result<u64, frames::OutOfFrames> {
+    let pages = size / frames::FRAME_SIZE as usize;
     let phys = frames::alloc(pages, 1)?;
     crate::arch::without_interrupts(|| {
         // SAFETY: the frames were just allocated for the heap alone and are
         // mapped read-write in the direct map for the kernel's lifetime.
-        unsafe { HEAP.lock().init(phys_to_virt(phys.0) as *mut u8, HEAP_SIZE) }
+        unsafe { HEAP.lock().init(phys_to_virt(phys.0) as *mut u8, size) }
     });
+    SIZE.store(size, Ordering::Relaxed);
     Ok(phys.0)
+}
+
+/// The heap's size (0 before [`init`]).
+pub fn size() -> usize {
+    SIZE.load(Ordering::Relaxed)
 }
 
 /// Allocates `layout` from the heap, or `None` when it does not fit.

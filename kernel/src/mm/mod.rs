@@ -5,6 +5,12 @@ pub mod heap;
 pub mod paging;
 pub mod stack;
 
+/// Free RAM the kernel needs above its image: the heap (at least
+/// [`heap::MIN_HEAP_SIZE`]), the kernel stack, page tables, the paging
+/// self-test's 2 MiB-aligned region (with up to 2 MiB lost to alignment)
+/// and the module phase. Below it the kernel stops at boot, saying so.
+pub const MIN_FREE_BYTES: u64 = 5 << 20;
+
 /// 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
 /// 2 MiB.

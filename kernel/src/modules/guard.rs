@@ -1,24 +1,52 @@
 //! Running module code under guard: a CPU exception, a panic, a forbidden
-//! access or an exhausted time budget inside a probe returns control to the
-//! loader with the reason, and the kernel carries on.
+//! use of a service or an exhausted time budget inside module code returns
+//! control to the kernel code that called it, with the reason, and the
+//! kernel carries on.
 //!
-//! [`run`] saves the callee-saved registers and stack pointer (a setjmp)
-//! before calling the module. The exception hook and the timer-tick hook
-//! rewrite the interrupted frame so that `iretq` resumes in [`probe_escape`]
-//! (a longjmp), which restores them and returns [`ESCAPED`] from the call.
-//! The time budget is not enforced while the module is inside a kernel
-//! service (the service may hold a lock); the cut-off then happens as the
-//! service returns.
+//! Every call into module code is guarded: probes and self-tests
+//! ([`run`]), IRQ handlers ([`call_handler`]) and the console's write
+//! function ([`call_writer`]). Each pushes a frame on a small stack (an IRQ
+//! handler may interrupt a probe, a console write may happen inside either)
+//! holding the module, its deadline and a saved context (a setjmp) to
+//! return to. A fault or panic is charged to the module of the innermost
+//! frame, so a kept module's IRQ handler that faults during another
+//! module's probe is blamed, not the probe.
+//!
+//! Leaving module code early (a longjmp, in [`switch`]) skips the frames
+//! above the saved context without running their destructors. So that this
+//! never skips kernel state:
+//!
+//! - kernel services ([`crate::kapi::service`]) never escape from inside:
+//!   they return an error, and [`escape`] is called only after the service
+//!   body returned and its locals were dropped;
+//! - the exception and timer hooks escape only when they interrupted module
+//!   code itself (not a service), so the skipped frames are the module's;
+//! - a fault inside a service is a kernel fault, except in the checked copy
+//!   of module buffers ([`crate::arch::checked_copy`]), which turns it into
+//!   an error the service returns like any other.
+//!
+//! The time budget is checked by the timer tick while module code runs and
+//! by every service that waits ([`check_deadline`]); a tick that finds the
+//! budget spent while the module is inside a non-waiting service leaves the
+//! cut-off to that service's return.
 
-use core::arch::naked_asm;
-use core::cell::UnsafeCell;
+mod switch;
+
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::idt::TrapFrame;
+use switch::Shared;
+pub use switch::run;
 
-/// Value [`probe_enter`] returns when the call was cut short.
-const ESCAPED: i64 = i64::MIN;
+/// Guarded calls that may be nested (probe, IRQ handler, console write).
+const MAX_DEPTH: usize = 4;
+/// Nested service calls whose names are kept for reports.
+const MAX_SERVICES: usize = 8;
+/// Runtime faults of callbacks kept until the loader collects them.
+const MAX_RUNTIME_FAULTS: usize = 8;
+/// Time an IRQ handler or console write may take (enforced by waiting
+/// services; interrupts are off in both).
+pub const CALLBACK_BUDGET_MS: u64 = 10;
 
 /// A short message kept without allocating (faults may happen anywhere).
 #[derive(Clone, Copy)]
@@ -35,6 +63,9 @@ impl Msg {
             len: 0,
         }
     }
+
+    /// Capacity in bytes.
+    pub const CAPACITY: usize = 160;
 
     /// A message formatted from `args` (cut at 160 bytes).
     pub fn from_fmt(args: fmt::Arguments<'_>) -> Msg {
@@ -79,10 +110,37 @@ impl Default for Msg {
     }
 }
 
+/// Where module code was called from, when it is not a probe or self-test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The handler of an IRQ line.
+    Irq(u8),
+    /// The console's write function.
+    Console,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Irq(l) => write!(f, "IRQ {l} handler"),
+            Place::Console => f.write_str("console write"),
+        }
+    }
+}
+
+/// What a guarded call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A probe or self-test (interrupts on, cut off by the timer tick).
+    Probe,
+    /// A callback from interrupt or console context (interrupts stay off).
+    Callback(Place),
+}
+
 /// Why guarded module code did not return normally.
 #[derive(Clone, Copy)]
 pub enum Abort {
-    /// A CPU exception.
+    /// A CPU exception in module code.
     Fault {
         /// Exception vector.
         vector: u64,
@@ -93,15 +151,34 @@ pub enum Abort {
         /// Error code pushed by the CPU (0 if none).
         error: u64,
     },
+    /// A CPU exception inside a kernel service, touching memory the module
+    /// passed to it.
+    ServiceFault {
+        /// The service.
+        service: &'static str,
+        /// Exception vector.
+        vector: u64,
+        /// The address that faulted.
+        addr: u64,
+        /// Start of the buffer the module passed.
+        buf: u64,
+        /// Its length.
+        len: usize,
+    },
     /// The module panicked.
     Panic(Msg),
     /// The module ran past its time budget.
     Hung {
         /// The budget in milliseconds.
         budget_ms: u64,
+        /// The waiting service that noticed, if it was one.
+        service: Option<&'static str>,
     },
     /// The module used a service it may not (unclaimed port, foreign memory).
     Violation(Msg),
+    /// A callback of the module (IRQ handler, console write) ended with this
+    /// (kind name and text) while the module itself was being probed.
+    Callback(Place, &'static str, Msg),
 }
 
 impl Abort {
@@ -113,10 +190,19 @@ impl Abort {
     /// Short kind name for the report.
     pub fn kind(&self) -> &'static str {
         match self {
-            Abort::Fault { .. } => "fault",
+            Abort::Fault { .. } | Abort::ServiceFault { .. } => "fault",
             Abort::Panic(_) => "panic",
             Abort::Hung { .. } => "hung",
             Abort::Violation(_) => "violation",
+            Abort::Callback(_, k, _) => k,
+        }
+    }
+
+    /// The instruction pointer of a fault in module code.
+    pub fn rip(&self) -> Option<u64> {
+        match self {
+            Abort::Fault { rip, .. } => Some(*rip),
+            _ => None,
         }
     }
 }
@@ -142,9 +228,27 @@ impl fmt::Display for Abort {
                 }
                 Ok(())
             }
+            Abort::ServiceFault {
+                service,
+                vector,
+                addr,
+                buf,
+                len,
+            } => write!(
+                f,
+                "{} (vector {vector}) in kernel service {service} at address {addr:#x}, in the buffer {buf:#x}+{len} the module passed",
+                exception_name(*vector)
+            ),
             Abort::Panic(m) => write!(f, "panic: {}", m.as_str()),
-            Abort::Hung { budget_ms } => write!(f, "hung: still running after {budget_ms} ms"),
+            Abort::Hung { budget_ms, service } => {
+                write!(f, "hung: still running after {budget_ms} ms")?;
+                if let Some(s) = service {
+                    write!(f, " (waiting in {s})")?;
+                }
+                Ok(())
+            }
             Abort::Violation(m) => write!(f, "violation: {}", m.as_str()),
+            Abort::Callback(p, _, m) => write!(f, "{p}: {}", m.as_str()),
         }
     }
 }
@@ -177,65 +281,84 @@ pub fn exception_name(vector: u64) -> &'static str {
     NAMES.get(vector as usize).copied().unwrap_or("exception")
 }
 
-/// Saved context of [`probe_enter`]: rbx, rbp, r12-r15, rsp, return rip.
-#[repr(C)]
-struct JmpBuf([u64; 8]);
-
-/// Single-CPU kernel state shared between the loader and the hooks.
-struct Cell<T>(UnsafeCell<T>);
-// SAFETY: the kernel runs on one CPU; each field is written either by the
-// loader with no guarded call running, or by a hook that interrupted the
-// guarded call and finishes before the loader reads it.
-unsafe impl<T> Sync for Cell<T> {}
-
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-static IN_SERVICE: AtomicU32 = AtomicU32::new(0);
-static PENDING_TIMEOUT: AtomicBool = AtomicBool::new(false);
-static DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
-static BUDGET_MS: AtomicU64 = AtomicU64::new(0);
-static JMP: Cell<JmpBuf> = Cell(UnsafeCell::new(JmpBuf([0; 8])));
-static ABORT: Cell<Option<Abort>> = Cell(UnsafeCell::new(None));
-static FAIL: Cell<Option<(i32, Msg)>> = Cell(UnsafeCell::new(None));
-
-/// Calls `entry` (an `extern "C" fn() -> i32`) after saving the context
-/// `probe_escape` returns to.
-#[unsafe(naked)]
-unsafe extern "C" fn probe_enter(entry: u64, buf: *mut JmpBuf) -> i64 {
-    naked_asm!(
-        "mov [rsi + 0x00], rbx",
-        "mov [rsi + 0x08], rbp",
-        "mov [rsi + 0x10], r12",
-        "mov [rsi + 0x18], r13",
-        "mov [rsi + 0x20], r14",
-        "mov [rsi + 0x28], r15",
-        "lea rax, [rsp + 8]",
-        "mov [rsi + 0x30], rax",
-        "mov rax, [rsp]",
-        "mov [rsi + 0x38], rax",
-        // Keep the stack 16-byte aligned at the call, as the ABI wants.
-        "sub rsp, 8",
-        "call rdi",
-        "add rsp, 8",
-        "movsxd rax, eax",
-        "ret",
-    )
+/// A callback that ended early: which module, where, how, and during which
+/// probe or self-test (if one was running).
+#[derive(Clone, Copy)]
+pub struct RuntimeFault {
+    /// The callback's module.
+    pub module: usize,
+    /// The callback.
+    pub place: Place,
+    /// How it ended.
+    pub abort: Abort,
+    /// The module whose probe or self-test was running, if any.
+    pub during: Option<usize>,
 }
 
-/// Returns from the `probe_enter` that saved `buf`, with `code` as its value.
-#[unsafe(naked)]
-unsafe extern "C" fn probe_escape(buf: *const JmpBuf, code: i64) -> ! {
-    naked_asm!(
-        "mov rbx, [rdi + 0x00]",
-        "mov rbp, [rdi + 0x08]",
-        "mov r12, [rdi + 0x10]",
-        "mov r13, [rdi + 0x18]",
-        "mov r14, [rdi + 0x20]",
-        "mov r15, [rdi + 0x28]",
-        "mov rsp, [rdi + 0x30]",
-        "mov rax, rsi",
-        "cld",
-        "jmp qword ptr [rdi + 0x38]",
-    )
+#[derive(Clone, Copy)]
+struct Frame {
+    module: usize,
+    kind: Kind,
+    deadline: u64,
+    budget_ms: u64,
+    /// Service depth when the call began: deeper means "inside a service".
+    service_base: usize,
+    /// An abort that takes effect when the current service returns.
+    pending: Option<Abort>,
+    /// Why the call was cut short (read after the escape).
+    abort: Option<Abort>,
+    /// What `kapi_probe_fail` reported.
+    failure: Option<(i32, Msg)>,
+}
+
+struct State {
+    frames: [Option<Frame>; MAX_DEPTH],
+    depth: usize,
+    services: [&'static str; MAX_SERVICES],
+    service_depth: usize,
+    runtime: [Option<RuntimeFault>; MAX_RUNTIME_FAULTS],
+    runtime_lost: usize,
+    last_failure: Option<(i32, Msg)>,
+}
+
+impl State {
+    fn top(&mut self) -> Option<&mut Frame> {
+        let d = self.depth.checked_sub(1)?;
+        self.frames[d].as_mut()
+    }
+
+    fn in_service(&mut self) -> bool {
+        let depth = self.service_depth;
+        self.top().is_some_and(|t| depth > t.service_base)
+    }
+
+    fn service_name(&self) -> &'static str {
+        match self.service_depth.checked_sub(1) {
+            Some(d) if d < MAX_SERVICES => self.services[d],
+            _ => "a kernel service",
+        }
+    }
+}
+
+static STATE: Shared<State> = Shared::new(State {
+    frames: [None; MAX_DEPTH],
+    depth: 0,
+    services: [""; MAX_SERVICES],
+    service_depth: 0,
+    runtime: [None; MAX_RUNTIME_FAULTS],
+    runtime_lost: 0,
+    last_failure: None,
+});
+
+/// Runs `f` on the guard state with interrupts off. `None` if it is already
+/// in use (an exception inside the guard itself).
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.with(f)
+}
+
+/// Whether the frame of `depth` is live (its call has not returned).
+fn frame_live(depth: usize) -> bool {
+    with_state(|s| depth < s.depth && s.frames[depth].is_some()).unwrap_or(false)
 }
 
 /// How a guarded call ended.
@@ -252,169 +375,324 @@ pub fn install() {
     crate::arch::irq::set_tick_hook(Some(on_tick));
 }
 
-/// Calls the module function at `entry` with a time budget.
-///
-/// # Safety
-/// `entry` must be the address of an `extern "C" fn() -> i32` in module text
-/// that is mapped executable and relocated for where it is.
-pub unsafe fn run(entry: u64, budget_ms: u64) -> Outcome {
-    // SAFETY: no guarded call is running, so nothing else touches these.
-    unsafe {
-        *ABORT.0.get() = None;
-        *FAIL.0.get() = None;
+fn deadline_after(budget_ms: u64) -> u64 {
+    let ticks = crate::arch::tsc::frequency_hz().saturating_mul(budget_ms) / 1000;
+    crate::arch::tsc::read().saturating_add(ticks)
+}
+
+/// Runs `call` (which jumps into module code, see [`switch`]) as `module`
+/// under a new frame of `kind` with a budget; `call` gets the frame's depth
+/// and returns `None` if the module code was left by an escape.
+fn guarded(
+    module: usize,
+    kind: Kind,
+    budget_ms: u64,
+    call: impl FnOnce(usize) -> Option<i64>,
+) -> Outcome {
+    let were_on = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    let depth = with_state(|s| {
+        let d = s.depth;
+        if d >= MAX_DEPTH {
+            return None;
+        }
+        s.frames[d] = Some(Frame {
+            module,
+            kind,
+            deadline: deadline_after(budget_ms),
+            budget_ms,
+            service_base: s.service_depth,
+            pending: None,
+            abort: None,
+            failure: None,
+        });
+        s.depth = d + 1;
+        Some(d)
+    })
+    .flatten();
+    let Some(d) = depth else {
+        if were_on {
+            x86_64::instructions::interrupts::enable();
+        }
+        return Outcome::Aborted(Abort::violation(format_args!(
+            "module calls nested more than {MAX_DEPTH} deep"
+        )));
+    };
+    let prev = crate::kapi::set_owner(module);
+    let code = call(d);
+    // Interrupts are off again here (the jump in and the escape see to it).
+    crate::kapi::set_owner(prev);
+    let frame = with_state(|s| {
+        let f = s.frames[d].take();
+        s.depth = d;
+        if let Some(f) = &f {
+            // An escape out of module code leaves the service depth as it
+            // was; reset it anyway, it is the frame's by construction.
+            s.service_depth = f.service_base;
+            if f.kind == Kind::Probe {
+                s.last_failure = f.failure;
+            }
+        }
+        f
+    })
+    .flatten();
+    if were_on {
+        x86_64::instructions::interrupts::enable();
     }
-    IN_SERVICE.store(0, Ordering::SeqCst);
-    PENDING_TIMEOUT.store(false, Ordering::SeqCst);
-    BUDGET_MS.store(budget_ms, Ordering::SeqCst);
-    let budget_ticks = crate::arch::tsc::frequency_hz().saturating_mul(budget_ms) / 1000;
-    DEADLINE.store(
-        crate::arch::tsc::read().saturating_add(budget_ticks),
-        Ordering::SeqCst,
-    );
-    ACTIVE.store(true, Ordering::SeqCst);
-    // Module code runs with interrupts on, so the tick can cut it off.
-    x86_64::instructions::interrupts::enable();
-    // SAFETY: `entry` is valid per this function's contract; JMP is only used
-    // by this call and the escape that ends it.
-    let code = unsafe { probe_enter(entry, JMP.0.get()) };
-    ACTIVE.store(false, Ordering::SeqCst);
-    DEADLINE.store(u64::MAX, Ordering::SeqCst);
-    if code == ESCAPED {
-        // SAFETY: the hook or service that escaped wrote ABORT before
-        // escaping; no guarded call runs now.
-        let a = unsafe { (*ABORT.0.get()).take() };
-        Outcome::Aborted(a.unwrap_or(Abort::violation(format_args!("escaped without a reason"))))
-    } else {
-        Outcome::Returned(code as i32)
+    let Some(frame) = frame else {
+        return Outcome::Aborted(Abort::violation(format_args!("guard state lost")));
+    };
+    match (code, frame.pending) {
+        (None, _) => Outcome::Aborted(
+            frame
+                .abort
+                .unwrap_or(Abort::violation(format_args!("escaped without a reason"))),
+        ),
+        // A fault of the module's own callback while its code ran.
+        (Some(_), Some(pending)) => Outcome::Aborted(pending),
+        (Some(code), None) => Outcome::Returned(code as i32),
     }
 }
 
-/// The failure the probe reported through `kapi_probe_fail`, if any.
+/// Calls IRQ handler `f(data)` of `module` for line `line`; `Some` if it
+/// was cut short.
+pub fn call_handler(
+    module: usize,
+    line: u8,
+    f: extern "C" fn(usize),
+    data: usize,
+) -> Option<Abort> {
+    let kind = Kind::Callback(Place::Irq(line));
+    match guarded(module, kind, CALLBACK_BUDGET_MS, |d| {
+        switch::call_handler(d, f, data)
+    }) {
+        Outcome::Returned(_) => None,
+        Outcome::Aborted(a) => Some(a),
+    }
+}
+
+/// Calls console write function `f(bytes)` of `module`; `Some` if it was
+/// cut short.
+pub fn call_writer(
+    module: usize,
+    f: extern "C" fn(*const u8, usize),
+    bytes: &[u8],
+) -> Option<Abort> {
+    let kind = Kind::Callback(Place::Console);
+    match guarded(module, kind, CALLBACK_BUDGET_MS, |d| {
+        switch::call_writer(d, f, bytes)
+    }) {
+        Outcome::Returned(_) => None,
+        Outcome::Aborted(a) => Some(a),
+    }
+}
+
+/// The failure the last probe or self-test reported through
+/// `kapi_probe_fail`, if any.
 pub fn take_failure() -> Option<(i32, Msg)> {
-    // SAFETY: called by the loader after the guarded call ended.
-    unsafe { (*FAIL.0.get()).take() }
+    with_state(|s| s.last_failure.take()).flatten()
 }
 
-fn set_abort(a: Abort) {
-    // SAFETY: only the interrupted guarded call could race, and it is not
-    // running while its interrupt hook or its own service call runs.
-    unsafe { *ABORT.0.get() = Some(a) }
+/// Records that a callback of `module` ended with `a` (called by the kapi
+/// once it has disabled the callback). If the module is the one whose probe
+/// or self-test is running, that call ends with it too; otherwise the loader
+/// collects it with [`take_runtime_faults`].
+pub fn runtime_fault(module: usize, place: Place, a: Abort) {
+    with_state(|s| {
+        let outer = s
+            .frames
+            .iter_mut()
+            .take(s.depth)
+            .flatten()
+            .rfind(|f| f.kind == Kind::Probe);
+        let during = outer.as_ref().map(|f| f.module);
+        if let Some(f) = outer
+            && f.module == module
+        {
+            f.pending.get_or_insert(Abort::Callback(
+                place,
+                a.kind(),
+                Msg::from_fmt(format_args!("{a}")),
+            ));
+        }
+        let fault = RuntimeFault {
+            module,
+            place,
+            abort: a,
+            during,
+        };
+        match s.runtime.iter_mut().find(|r| r.is_none()) {
+            Some(slot) => *slot = Some(fault),
+            None => s.runtime_lost += 1,
+        }
+    });
 }
 
-fn escape_via_frame(frame: &mut TrapFrame) {
-    frame.rip = probe_escape as *const () as u64;
-    frame.rdi = JMP.0.get() as u64;
-    frame.rsi = ESCAPED as u64;
-    // probe_escape loads its own stack pointer; give iretq a sane one.
-    // SAFETY: reading the saved stack pointer written by probe_enter.
-    frame.rsp = unsafe { (*JMP.0.get()).0[6] } - 64;
-    frame.rflags = 0x202;
+/// The runtime faults recorded since the last call, oldest first, and how
+/// many did not fit.
+pub fn take_runtime_faults() -> ([Option<RuntimeFault>; MAX_RUNTIME_FAULTS], usize) {
+    with_state(|s| {
+        let lost = core::mem::take(&mut s.runtime_lost);
+        (
+            core::mem::replace(&mut s.runtime, [None; MAX_RUNTIME_FAULTS]),
+            lost,
+        )
+    })
+    .unwrap_or(([None; MAX_RUNTIME_FAULTS], 0))
 }
 
 fn on_exception(frame: &mut TrapFrame) -> bool {
     super::stale::explain(frame);
     // NMI, double fault and machine check are never a module's doing.
-    let fatal = matches!(frame.vector, 2 | 8 | 18);
-    if !ACTIVE.load(Ordering::SeqCst) || IN_SERVICE.load(Ordering::SeqCst) > 0 || fatal {
+    if matches!(frame.vector, 2 | 8 | 18) {
         return false;
+    }
+    // A bad module buffer in a service's checked copy: the copy fails.
+    if crate::arch::checked_copy::fixup(frame) {
+        return true;
     }
     let cr2 = if frame.vector == 14 {
         x86_64::registers::control::Cr2::read_raw()
     } else {
         0
     };
-    set_abort(Abort::Fault {
+    let fault = Abort::Fault {
         vector: frame.vector,
         rip: frame.rip,
         cr2,
         error: frame.error_code,
-    });
-    escape_via_frame(frame);
-    true
+    };
+    let target = with_state(|s| {
+        let in_service = s.in_service();
+        let service = s.service_name();
+        let d = s.depth.checked_sub(1)?;
+        let top = s.frames[d].as_mut()?;
+        if in_service {
+            return Some(Err((top.module, service)));
+        }
+        top.abort = Some(fault);
+        Some(Ok(d))
+    })
+    .flatten();
+    match target {
+        Some(Ok(d)) => {
+            switch::escape_via_frame(frame, d);
+            true
+        }
+        Some(Err((module, service))) => {
+            // No allocation: the kernel is about to report and stop.
+            let _ = writeln!(
+                crate::console::EmergencyWriter,
+                "FAULT in kernel service {service} called by module {}: {fault}",
+                super::name_of(module)
+            );
+            false
+        }
+        None => false,
+    }
 }
 
 fn on_tick(frame: &mut TrapFrame) {
-    if !ACTIVE.load(Ordering::SeqCst) || crate::arch::tsc::read() < DEADLINE.load(Ordering::SeqCst)
-    {
-        return;
+    let now = crate::arch::tsc::read();
+    let escape_to = with_state(|s| {
+        let in_service = s.in_service();
+        let d = s.depth.checked_sub(1)?;
+        let top = s.frames[d].as_mut()?;
+        if top.kind != Kind::Probe || now < top.deadline {
+            return None;
+        }
+        let hung = Abort::Hung {
+            budget_ms: top.budget_ms,
+            service: None,
+        };
+        if in_service {
+            top.pending.get_or_insert(hung);
+            return None;
+        }
+        top.abort = Some(hung);
+        Some(d)
+    })
+    .flatten();
+    if let Some(d) = escape_to {
+        switch::escape_via_frame(frame, d);
     }
-    if IN_SERVICE.load(Ordering::SeqCst) > 0 {
-        PENDING_TIMEOUT.store(true, Ordering::SeqCst);
-        return;
+}
+
+/// Ends the innermost guarded call with `a`. Called only by
+/// [`crate::kapi::service`] (for every service, `kapi_panic` included)
+/// after the service body returned: nothing of the kernel's is left on the
+/// stack above the saved context but frames without destructors.
+pub fn escape(a: Abort) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let d = with_state(|s| {
+        let d = s.depth.checked_sub(1)?;
+        s.frames[d].as_mut()?.abort = Some(a);
+        s.service_depth = s.frames[d].as_ref()?.service_base;
+        Some(d)
+    })
+    .flatten();
+    match d {
+        Some(d) => switch::escape(d),
+        None => panic!(
+            "module {}: {a} (outside any guarded call)",
+            super::name_of(crate::kapi::owner())
+        ),
     }
-    set_abort(Abort::Hung {
-        budget_ms: BUDGET_MS.load(Ordering::SeqCst),
+}
+
+/// Marks entry into kernel service `name`.
+pub fn enter_service(name: &'static str) {
+    with_state(|s| {
+        if let Some(slot) = s.services.get_mut(s.service_depth) {
+            *slot = name;
+        }
+        s.service_depth += 1;
     });
-    escape_via_frame(frame);
 }
 
-fn escape_now(a: Abort) -> ! {
-    set_abort(a);
-    IN_SERVICE.store(0, Ordering::SeqCst);
-    // SAFETY: a guarded call is active (checked by callers), so JMP holds the
-    // context of its probe_enter, which is still on the stack below us.
-    unsafe { probe_escape(JMP.0.get(), ESCAPED) }
-}
-
-/// Marks entry into a kernel service.
-pub fn enter_service() {
-    IN_SERVICE.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Marks the end of a kernel service; a time-out that fell inside it takes
-/// effect now.
-pub fn leave_service() {
-    if IN_SERVICE.fetch_sub(1, Ordering::SeqCst) == 1
-        && ACTIVE.load(Ordering::SeqCst)
-        && PENDING_TIMEOUT.swap(false, Ordering::SeqCst)
-    {
-        escape_now(Abort::Hung {
-            budget_ms: BUDGET_MS.load(Ordering::SeqCst),
-        });
-    }
-}
-
-/// A module broke a service's rules: during a guarded call that ends the
-/// call; otherwise (a kept module after boot) it is logged and the service
-/// returns `default`.
-pub fn violation<T>(a: Abort, default: T) -> T {
-    if ACTIVE.load(Ordering::SeqCst) {
-        escape_now(a);
-    }
-    ::log::error!("module {}: {}", super::name_of(crate::kapi::owner()), a);
-    default
-}
-
-/// `kapi_probe_fail`: the running probe's reason for failing.
-///
-/// # Safety
-/// `msg` must be valid for `len` bytes.
-pub unsafe extern "C" fn kapi_probe_fail(kind: i32, msg: *const u8, len: usize) {
-    crate::kapi::service(|| {
-        // SAFETY: forwarded from this function's contract.
-        let m = Msg::from_bytes(unsafe { crate::kapi::module_bytes_pub(msg, len) });
-        if ACTIVE.load(Ordering::SeqCst) {
-            // SAFETY: written by the running guarded call itself.
-            unsafe { *FAIL.0.get() = Some((kind, m)) }
+/// Marks the end of a kernel service; returns the abort that fell due
+/// inside it (a time-out, a fault of the module's own callback), if any.
+pub fn leave_service() -> Option<Abort> {
+    with_state(|s| {
+        s.service_depth = s.service_depth.saturating_sub(1);
+        let depth = s.service_depth;
+        let top = s.top()?;
+        if depth == top.service_base {
+            top.pending.take()
+        } else {
+            None
         }
     })
+    .flatten()
 }
-crate::export_symbol!(kapi_probe_fail);
 
-/// `kapi_panic`: the running module panicked.
-///
-/// # Safety
-/// `msg` must be valid for `len` bytes.
-pub unsafe extern "C" fn kapi_panic(msg: *const u8, len: usize) -> ! {
-    // SAFETY: forwarded from this function's contract.
-    let m = Msg::from_bytes(unsafe { crate::kapi::module_bytes_pub(msg, len) });
-    if ACTIVE.load(Ordering::SeqCst) {
-        escape_now(Abort::Panic(m));
+/// `Err(hung)` once the running call's time budget is spent; waiting
+/// services (`kapi_delay_us`) call this as they wait.
+#[allow(clippy::result_large_err)] // see `crate::kapi`
+pub fn check_deadline(service: &'static str) -> Result<(), Abort> {
+    let now = crate::arch::tsc::read();
+    let over = with_state(|s| {
+        let top = s.top()?;
+        (now >= top.deadline).then_some(top.budget_ms)
+    })
+    .flatten();
+    match over {
+        Some(budget_ms) => Err(Abort::Hung {
+            budget_ms,
+            service: Some(service),
+        }),
+        None => Ok(()),
     }
-    panic!(
-        "module {} panicked: {}",
-        super::name_of(crate::kapi::owner()),
-        m.as_str()
-    );
 }
-crate::export_symbol!(kapi_panic);
+
+/// Records the running probe's or self-test's reason for failing
+/// (`kapi_probe_fail`).
+pub fn set_failure(kind: i32, msg: Msg) {
+    with_state(|s| {
+        if let Some(top) = s.top()
+            && top.kind == Kind::Probe
+        {
+            top.failure = Some((kind, msg));
+        }
+    });
+}

@@ -5,6 +5,11 @@
 //! Text and rodata are never writable through their own mapping, nor
 //! through the direct map; during the module phase they are written through
 //! the temporary alias of [`open_alias`], which [`close_alias`] removes.
+//!
+//! One of the loader's unsafe seams: every raw view of module bytes is
+//! formed here, and its callers state why the range is theirs.
+
+#![allow(unsafe_code)]
 
 use crate::layout::{self, KERNEL_VMA};
 use crate::mm::paging;
@@ -115,6 +120,33 @@ pub unsafe fn copy_within(from: u64, to: u64, len: u64) {
     // SAFETY: `copy` is memmove; both ranges are mapped read-write in that
     // window and unused meanwhile.
     unsafe { core::ptr::copy(src, dst, len as usize) };
+}
+
+/// Fills `[start, end)` of a text or rodata range with trap bytes
+/// (`0xcc`, `int3`) through the module-phase alias.
+///
+/// # Panics
+/// If the alias is not open.
+pub fn trap_fill(start: u64, end: u64) {
+    if end > start {
+        // SAFETY: the caller (the reclaim step) passes bytes past the live
+        // end of a class range, below its end: no kernel or kept module
+        // byte is there and nothing refers to them.
+        unsafe { alias_mut(start, end - start) }.fill(0xcc);
+    }
+}
+
+/// Gives the data range's tail `[start, end)` past the live end to the
+/// kernel heap.
+pub fn give_data_tail_to_heap(start: u64, end: u64) -> Result<(), &'static str> {
+    let r = layout::data_range();
+    if start < r.start || end > r.end {
+        return Err("not inside the data range");
+    }
+    // SAFETY: the range lies in the data range, mapped RW+NX for the
+    // kernel's lifetime; the caller passes the tail past the live end, where
+    // no kernel or kept module byte lives.
+    unsafe { crate::mm::heap::add_arena(start, end) }
 }
 
 /// The class region containing `va`, if any.

@@ -9,7 +9,7 @@
 //! kept after all, it stays in its slot and the cursors jump past it.
 
 use super::guard::{self, Outcome};
-use super::{Leak, Module, NAMES, Reason, Totals, image, remap, report, stale};
+use super::{Leak, Module, NAMES, Reason, Totals, health, image, remap, report, stale};
 use crate::arch::tsc;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -96,6 +96,7 @@ pub fn boot() -> Result<(), String> {
                 released: None,
                 leak: None,
                 selftest: None,
+                runtime_faults: Vec::new(),
             }
         })
         .collect();
@@ -105,6 +106,7 @@ pub fn boot() -> Result<(), String> {
     let mut cursors = Cursors::new(h.region_base);
     for i in 0..n {
         step(&table, &mut mods, i, policy, budget_ms, &mut cursors);
+        health::collect(&mut mods, "probe");
     }
 
     let plans = PerClass(Class::ALL.map(|c| {
@@ -131,6 +133,8 @@ pub fn boot() -> Result<(), String> {
 
     measure_memmove(&mut mods);
     run_selftests(&mut mods, budget_ms);
+    health::collect(&mut mods, "self-test");
+    health::record(&mods);
 
     let totals = Totals {
         policy,

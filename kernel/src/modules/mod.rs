@@ -7,10 +7,22 @@
 //! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
+//! - [`health`]: kept modules whose self-test failed or whose callbacks
+//!   faulted later, which make the boot "degraded";
 //! - [`stale`]: naming the module behind a stale call into freed code.
 
+// Unsafe code only in the documented seams: `guard::switch` (the jump into
+// module code and back), `image` (views of module bytes), `load` (moving
+// and calling modules) and `stale::maybe_call`.
+#![deny(unsafe_code)]
+
 pub mod guard;
+pub mod health;
 pub mod image;
+// The loader's other unsafe seam: it moves module bytes between slots
+// (through `image`'s aliases), serialises the CPU after writing code, and
+// calls probe and self-test entries (through `guard::run`).
+#[allow(unsafe_code)]
 mod load;
 mod remap;
 mod report;
@@ -125,6 +137,8 @@ pub struct Module {
     /// Self-test result of a kept module: `Some(Ok)`, `Some(Err(reason))`,
     /// or `None` if it has none.
     pub selftest: Option<Result<(), String>>,
+    /// Its callbacks (IRQ handlers, console writes) that ended early.
+    pub runtime_faults: Vec<health::RuntimeFault>,
 }
 
 static NAMES: Once<Vec<&'static str>> = Once::new();

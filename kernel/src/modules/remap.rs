@@ -8,9 +8,6 @@ use alloc::string::String;
 use modtable::{Class, PerClass};
 use reclaim::plan::{ClassPlan, ClassRange};
 
-/// Byte the tail of a live text or rodata huge page is filled with (`int3`).
-const TRAP: u8 = 0xcc;
-
 /// Figures measured while applying the plans.
 pub struct Applied {
     /// Free frames right before the freed ranges were handed back.
@@ -48,16 +45,6 @@ pub fn count_slot_mappings(
     }))
 }
 
-/// Fills `[start, end)` of a text or rodata range with trap bytes.
-fn trap_fill(start: u64, end: u64) {
-    if end > start {
-        // SAFETY: the range lies above every kept module's bytes of its
-        // class (past the live end) and below the range end; nothing uses
-        // it, and the module-phase alias is still open.
-        unsafe { image::alias_mut(start, end - start) }.fill(TRAP);
-    }
-}
-
 /// Applies the plans: trap-fills the text and rodata pools (and the stale
 /// bytes between the live end and them), unmaps every freed range
 /// (splitting a huge page only where a range ends inside one), makes the
@@ -73,7 +60,7 @@ pub fn apply(plans: &PerClass<ClassPlan>) -> Result<Applied, String> {
         if let Some(&(s, e)) = p.mapped.last()
             && s <= p.live_end
         {
-            trap_fill(p.live_end, e);
+            image::trap_fill(p.live_end, e);
         }
     }
     for c in Class::ALL {
@@ -112,10 +99,7 @@ pub fn apply(plans: &PerClass<ClassPlan>) -> Result<Applied, String> {
     let free_frames_after = frames::free_frames() as usize;
     let heap_free_before = heap::free_bytes();
     if let Some((s, e)) = plans[Class::Data].heap {
-        // SAFETY: the data tail past the live end lies in the data range,
-        // mapped RW+NX for the kernel's lifetime, and no module or kernel
-        // byte lives there.
-        unsafe { heap::add_arena(s, e) }.map_err(|err| {
+        image::give_data_tail_to_heap(s, e).map_err(|err| {
             format!("cannot give the data tail {s:#x}..{e:#x} to the heap: {err}")
         })?;
     }

@@ -9,7 +9,7 @@ use modtable::{Class, PerClass};
 use reclaim::plan::{ClassPlan, page_aligned_bytes};
 use report::{
     Accounting, Classes, Cost, Count, Hex, Leak, Mappings, Module as ModuleReport, Outcome, Region,
-    Released, Report,
+    Released, Report, RuntimeFault,
 };
 
 fn classes<T>(f: impl Fn(Class) -> T) -> Classes<T> {
@@ -57,10 +57,24 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
         probe_ns: m.probe_ns,
         move_ns: m.move_ns,
         memmove_ns: m.memmove_ns,
-        selftest: m.selftest.as_ref().map(|r| match r {
-            Ok(()) => String::from("passed"),
-            Err(e) => alloc::format!("failed: {e}"),
+        selftest: m.selftest.as_ref().map(|r| {
+            String::from(match r {
+                Ok(()) => "passed",
+                Err(_) => "failed",
+            })
         }),
+        selftest_error: m.selftest.as_ref().and_then(|r| r.clone().err()),
+        runtime_faults: m
+            .runtime_faults
+            .iter()
+            .map(|f| RuntimeFault {
+                place: f.place.clone(),
+                kind: f.kind.to_string(),
+                reason: f.reason.clone(),
+                at: f.at.clone(),
+                during: f.during.clone(),
+            })
+            .collect(),
         released: m.released.map(|r| Released {
             ports: r.ports as u64,
             mmio: r.mmio as u64,
@@ -130,6 +144,11 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
             .flat_map(|m| m.rec.size.0.iter().map(|&s| s as u64))
     };
     let predicted = mods.iter().filter(|m| m.predicted.is_some());
+    let degraded: Vec<String> = mods
+        .iter()
+        .filter(|m| super::health::problem(m).is_some())
+        .map(|m| m.name.to_string())
+        .collect();
     Report {
         policy: t.policy.name().to_string(),
         probe_budget_ms: t.budget_ms,
@@ -176,6 +195,12 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         boot_to_modules_ns: t.boot_to_modules_ns,
         modules_ns: t.modules_ns,
         boot_ns: crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read()),
+        health: String::from(if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }),
+        degraded,
         cpus: crate::smp::cpus_report(),
         tlb_shootdowns: crate::smp::module_phase_shootdowns(),
     }

@@ -117,7 +117,9 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
 /// With `stale_call=NAME`, calls the old probe address of expunged module
 /// NAME; the resulting trap ends the boot with a report naming it. With
 /// `stale_call=pool`, calls the last cache line of the text pool (`pool`,
-/// bytes no module ever held), which must hold trap bytes.
+/// bytes no module ever held), which must hold trap bytes. (An unsafe seam
+/// by purpose: the call into freed code is the demonstration.)
+#[allow(unsafe_code)]
 pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), String> {
     let Some(name) = crate::cmdline::get("stale_call") else {
         return Ok(());

@@ -1,0 +1,123 @@
+//! The loader verifies every module's bytes against the checksum the
+//! prelinker recorded before it runs any of them: an image with one byte of
+//! one module's text flipped must boot with that module expunged for a
+//! checksum mismatch (and never probed), everything else as usual.
+
+use boot_tests::{QemuConfig, run_qemu, workspace_root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The module whose text is corrupted: kept on the default machine, and no
+/// other module depends on it.
+const VICTIM: &str = "rtc";
+
+fn prelinker() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("release").join("prelinker")
+}
+
+/// `prelinker inspect --json` of `image`.
+fn inspect(image: &Path) -> Value {
+    let out = Command::new(prelinker())
+        .args(["inspect", "--json"])
+        .arg(image)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {}: {e} (make image builds it)",
+                prelinker().display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "prelinker inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
+}
+
+fn le(b: &[u8], at: usize, n: usize) -> u64 {
+    b[at..at + n]
+        .iter()
+        .rev()
+        .fold(0, |v, &x| v << 8 | u64::from(x))
+}
+
+/// File offset of virtual address `va` in a 64-bit little-endian ELF file,
+/// from its PT_LOAD program headers.
+fn file_offset(elf: &[u8], va: u64) -> u64 {
+    assert_eq!(&elf[..6], b"\x7fELF\x02\x01", "64-bit little-endian ELF");
+    let (phoff, phentsize, phnum) = (le(elf, 0x20, 8), le(elf, 0x36, 2), le(elf, 0x38, 2));
+    (0..phnum)
+        .map(|i| (phoff + i * phentsize) as usize)
+        .filter(|&ph| le(elf, ph, 4) == 1)
+        .find_map(|ph| {
+            let (off, vaddr, filesz) =
+                (le(elf, ph + 8, 8), le(elf, ph + 16, 8), le(elf, ph + 32, 8));
+            (va >= vaddr && va < vaddr + filesz).then(|| off + (va - vaddr))
+        })
+        .unwrap_or_else(|| panic!("{va:#x} is in no loaded segment"))
+}
+
+#[test]
+fn a_corrupted_module_is_expunged_for_its_checksum() {
+    let image = workspace_root().join("build").join("image.elf");
+    let layout = inspect(&image);
+    let victim = layout["modules"]
+        .as_array()
+        .expect("modules list")
+        .iter()
+        .find(|m| m["name"] == VICTIM)
+        .unwrap_or_else(|| panic!("{VICTIM} not in the image"));
+    let text = &victim["classes"]["text"];
+    let (addr, size) = (
+        text["addr"].as_u64().unwrap(),
+        text["size"].as_u64().unwrap(),
+    );
+    assert!(size > 0, "{VICTIM} has text");
+
+    // Flip one byte in the middle of the module's text, in a copy.
+    let mut bytes = std::fs::read(&image).expect("reading the image");
+    let at = file_offset(&bytes, addr + size / 2) as usize;
+    bytes[at] ^= 0xff;
+    let copy = std::env::temp_dir().join(format!("plk-corrupt-{}.elf", std::process::id()));
+    std::fs::write(&copy, &bytes).expect("writing the corrupted copy");
+    let out = run_qemu(&QemuConfig {
+        image: copy.clone(),
+        ..QemuConfig::default()
+    });
+    let _ = std::fs::remove_file(&copy);
+
+    out.assert_passed();
+    let r = out.expect_report();
+    let m = r["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == VICTIM)
+        .unwrap_or_else(|| panic!("{VICTIM} not in the report"));
+    assert_eq!(m["result"], "expunged", "{m}");
+    assert_eq!(m["reason_kind"], "checksum", "{m}");
+    let reason = m["reason"].as_str().unwrap();
+    let stored = victim["checksum"].as_str().unwrap();
+    let prefix = format!("checksum mismatch: table {stored}, bytes 0x");
+    assert!(reason.starts_with(&prefix), "{reason:?} vs {prefix:?}");
+    assert!(
+        !reason.ends_with(stored),
+        "bytes differ from the table: {reason}"
+    );
+    assert_eq!(m["probe_ns"].as_u64(), Some(0), "never probed: {m}");
+    // The other modules are unaffected.
+    for name in ["pci", "uart_com1", "e1000", "hpet"] {
+        let k = r["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap();
+        assert_eq!(k["result"], "kept", "{k}");
+    }
+}
