@@ -7,8 +7,10 @@
 //! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
-//! - [`stale`]: naming the module behind a stale call into freed code.
+//! - [`stale`]: naming the module behind a stale call into freed code;
+//! - [`debug`]: where kept modules live, published for a debugger.
 
+pub mod debug;
 pub mod guard;
 pub mod image;
 mod load;
