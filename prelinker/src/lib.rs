@@ -16,6 +16,7 @@
 //! are expected to be kept), [`order`], [`layout`],
 //! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
 //! [`plan`] (the layout report), [`image`] (atomic output), [`inspect`],
+//! [`sizes`] (module sizes against a baseline),
 //! and [`synth`] (synthetic kernels for tests and benchmarks).
 
 pub mod elf;
@@ -33,6 +34,7 @@ pub mod plan;
 pub mod prepare;
 pub mod relocate;
 pub mod report;
+pub mod sizes;
 mod sparse;
 pub mod symbols;
 pub mod synth;

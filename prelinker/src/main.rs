@@ -1,5 +1,5 @@
-//! `prelinker` command line: `link`, `extract`, `inspect`, `report` and
-//! `expect`.
+//! `prelinker` command line: `link`, `extract`, `inspect`, `report`,
+//! `expect` and `sizes`.
 
 use prelinker::error::{Error, ErrorKind, Result};
 use prelinker::image::{discard_old, write_atomic, write_image};
@@ -14,7 +14,8 @@ const USAGE: &str = "usage:
   prelinker expect BOOT.log --output FILE
   prelinker extract LIB.a --output X.o
   prelinker inspect IMAGE [--json]
-  prelinker report BOOT.log [--svg MAP.svg]";
+  prelinker report BOOT.log [--svg MAP.svg]
+  prelinker sizes IMAGE [MODULE.o...] [--json] [--top N] [--baseline FILE] [--write-baseline FILE]";
 
 fn usage(msg: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Usage, format!("{msg}\n{USAGE}"))
@@ -228,6 +229,22 @@ fn cmd_expect(args: &[String]) -> Result<()> {
     write_atomic(&output, prelinker::expect::from_report(log, &r)?.as_bytes())
 }
 
+fn cmd_sizes(args: &[String]) -> Result<()> {
+    let (opts, pos) = parse_args(args, &["top", "baseline", "write-baseline"], &["json"])?;
+    let [image, objects @ ..] = pos.as_slice() else {
+        return Err(usage("sizes needs an image"));
+    };
+    let o = prelinker::sizes::Options {
+        image: image.clone(),
+        objects: objects.to_vec(),
+        json: opt(&opts, "json").is_some(),
+        top: opt(&opts, "top").map(parse_size).transpose()?.unwrap_or(5) as usize,
+        baseline: opt(&opts, "baseline").map(String::from),
+        write_baseline: opt(&opts, "write-baseline").map(String::from),
+    };
+    prelinker::sizes::run(&o, &mut std::io::stdout().lock())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
@@ -236,6 +253,7 @@ fn main() -> ExitCode {
         Some("inspect") => cmd_inspect(&args[1..]),
         Some("report") => cmd_report(&args[1..]),
         Some("expect") => cmd_expect(&args[1..]),
+        Some("sizes") => cmd_sizes(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
