@@ -12,6 +12,9 @@
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make gdb [PRESET=...]         boot stopped under QEMU's gdb stub and debug
 #                                 it, module symbols at their final addresses
+#   make sizes                    module sizes against tests/sizes-baseline.json
+#                                 (fails past the growth budget); make
+#                                 sizes-update rewrites the baseline
 #   make test                     host unit tests + QEMU boot tests
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
@@ -73,7 +76,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
 
 all: image
 
@@ -249,9 +252,21 @@ ensure-mold:
 		else echo "note: mold is not installed and could not be installed; the bench leaves it out"; fi; \
 	fi
 
+# Module sizes (used bytes per class, symbols) against the committed
+# baseline, bloat-o-meter style. Fails when a module's class grew by more
+# than 5 % of its baseline bytes or 1 KiB, whichever is larger (README,
+# "Size budget"); `make sizes-update` rewrites the baseline, to be committed
+# with the change that grew the module.
+SIZES_BASELINE := tests/sizes-baseline.json
+sizes: image
+	$(PRELINKER) sizes $(IMAGE) $(BUILD)/modules/*.o --baseline $(SIZES_BASELINE)
+
+sizes-update: image
+	$(PRELINKER) sizes $(IMAGE) $(BUILD)/modules/*.o --write-baseline $(SIZES_BASELINE)
+
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: lint ensure-qemu ensure-gdb image preset-images test-image test-modules
+test: lint ensure-qemu ensure-gdb image preset-images test-image test-modules sizes
 	$(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
