@@ -146,10 +146,7 @@ class Loader:
 
     def unload_all(self):
         for name, path in list(self.loaded.items()):
-            try:
-                gdb.execute("remove-symbol-file %s" % path, to_string=True)
-            except gdb.error:
-                pass
+            gdb.execute("remove-symbol-file %s" % path, to_string=True)
             del self.loaded[name]
 
     def load(self, only=(), quiet=False):
@@ -164,7 +161,8 @@ class Loader:
             planned = plan.get(name)
             if planned is None:
                 raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
-            path = object_of(name, planned)
+            # Absolute, as gdb names the objfile: remove-symbol-file matches it.
+            path = os.path.abspath(object_of(name, planned))
             if not os.path.isfile(path):
                 raise gdb.GdbError("plk: %s: no such module object" % path)
             cmd = "add-symbol-file %s %s" % (path, add_symbol_file_args(planned, addrs))

@@ -250,10 +250,10 @@ fn plan_offset(plan: &Value, module: &str, name: &str) -> u64 {
     s["offset"].as_u64().unwrap()
 }
 
-/// The gdb script: load symbols when the kernel publishes them, stop on
-/// the driver's self-test entry by name (exact address), then inside it at
-/// the breakpoint set by name before any module symbols existed, then let
-/// the boot finish.
+/// The gdb script: load symbols when the kernel publishes them, reload
+/// only the driver's (unloading the others), stop on the driver's self-test
+/// entry by name (exact address), then inside it at the breakpoint set by
+/// name before any module symbols existed, then let the boot finish.
 fn script(plan: &Path) -> String {
     let f = format!("{MODULE}::_::{SYMBOL}");
     format!(
@@ -268,6 +268,7 @@ plk-symbols
 break {f}
 tbreak plk_debug_modules_ready
 continue
+plk-symbols {MODULE}
 break *{f}
 continue
 printf \"PLK-ENTRY %#lx\\n\", $pc
