@@ -11,6 +11,11 @@
 #   make expect PRESET=virtio     boot, then rewrite that preset's expectation
 #                                 from the boot's report
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
+#   make gdb [PRESET=...]         boot stopped under QEMU's gdb stub and debug
+#                                 it, module symbols at their final addresses
+#   make sizes                    module sizes against tests/sizes-baseline.json
+#                                 (fails past the growth budget); make
+#                                 sizes-update rewrites the baseline
 #   make test                     host unit tests + QEMU boot tests
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
@@ -26,6 +31,7 @@ CMDLINE    ?=
 PRESET     ?= pc
 
 QEMU   ?= qemu-system-x86_64
+GDB    ?= gdb
 CARGO  ?= cargo
 TARGET := x86_64-unknown-none
 BUILD  := build
@@ -73,7 +79,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
 
 all: image
 
@@ -143,6 +149,30 @@ run: ensure-qemu check-accel image $(PRESET_DEPS)
 	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
 	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi
 
+# Boots like `make run`, stopped at the first instruction with QEMU's gdb
+# stub on GDB_PORT, and starts gdb on the kernel's symbols with
+# kernel/gdb/plk.py, which loads every kept module's symbols at its final
+# addresses when the kernel publishes them (see README, "Debugging"). The
+# serial console goes to GDB_SERIAL; GDB_ARGS are added to gdb's arguments
+# (e.g. GDB_ARGS="-ex 'break rtc::_::__module_selftest' -ex continue").
+# QEMU runs in its own session and the shell outlives Ctrl-C, so that
+# Ctrl-C in gdb interrupts the guest instead of ending QEMU, and QEMU ends
+# with gdb.
+GDB_PORT   ?= 1234
+GDB_ARGS   ?=
+GDB_SERIAL := $(BUILD)/gdb-serial.log
+GDB_PLAN   := $(BUILD)/plan.json
+gdb: ensure-qemu ensure-gdb check-accel image $(PRESET_DEPS)
+	@echo "gdb: preset $(PRESET); QEMU waits on 127.0.0.1:$(GDB_PORT); serial console in $(GDB_SERIAL) (tail -f it)"
+	@setsid $(QEMU) $(subst -serial mon:stdio,-serial file:$(GDB_SERIAL) -monitor none,$(QEMU_FLAGS)) \
+		-gdb tcp:127.0.0.1:$(GDB_PORT) -S </dev/null & qemu=$$!; \
+	trap : INT; status=0; $(GDB) -q -nx \
+		-ex 'set pagination off' -ex 'set breakpoint pending on' \
+		-ex 'source kernel/gdb/plk.py' -ex 'set plk-plan $(GDB_PLAN)' \
+		-ex 'target remote 127.0.0.1:$(GDB_PORT)' -ex 'plk-symbols' \
+		$(GDB_ARGS) $(KERNEL_ELF) || status=$$?; \
+	kill $$qemu 2>/dev/null; wait $$qemu 2>/dev/null; exit $$status
+
 # Boots PRESET's machine and writes its expectation from the boot's report.
 # The image booted for it is linked without an expectation.
 expect: ensure-qemu kernel modules $(PRESET_DEPS)
@@ -195,6 +225,22 @@ ensure-qemu:
 			|| { echo "error: installing qemu-system-x86 failed" >&2; exit 1; }; \
 	fi
 
+# Install gdb (with its Python support, which kernel/gdb/plk.py needs) from
+# Debian's packages if it is missing; `make gdb` and the boot tests use it.
+ensure-gdb:
+	@if ! command -v $(GDB) >/dev/null 2>&1; then \
+		echo "$(GDB) not found: installing gdb"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "error: not root and no sudo; install gdb by hand (Debian: apt-get install gdb)" >&2; exit 1; fi; \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "error: no apt-get; install gdb (with Python support) by hand" >&2; exit 1; fi; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y gdb \
+			|| { echo "error: installing gdb failed" >&2; exit 1; }; \
+	fi
+	@$(GDB) -batch -nx -ex 'python print("ok")' 2>/dev/null | grep -qx ok \
+		|| { echo "error: $(GDB) has no Python support, which kernel/gdb/plk.py needs; install Debian's gdb" >&2; exit 1; }
+
 # `make bench` also measures mold when it is installed; this installs
 # Debian's `mold` if it can, and otherwise says so and goes on.
 ensure-mold:
@@ -210,11 +256,23 @@ ensure-mold:
 		else echo "note: mold is not installed and could not be installed; the bench leaves it out"; fi; \
 	fi
 
+# Module sizes (used bytes per class, symbols) against the committed
+# baseline, bloat-o-meter style. Fails when a module's class grew by more
+# than 5 % of its baseline bytes or 1 KiB, whichever is larger (README,
+# "Size budget"); `make sizes-update` rewrites the baseline, to be committed
+# with the change that grew the module.
+SIZES_BASELINE := tests/sizes-baseline.json
+sizes: image
+	$(PRELINKER) sizes $(IMAGE) $(BUILD)/modules/*.o --baseline $(SIZES_BASELINE)
+
+sizes-update: image
+	$(PRELINKER) sizes $(IMAGE) $(BUILD)/modules/*.o --write-baseline $(SIZES_BASELINE)
+
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU. PLK_REQUIRE_BUILD makes the tests that read
 # build/ (the prelinker's goblin cross-check) fail rather than skip when
 # something there is missing.
-test: lint ensure-qemu image preset-images test-image test-modules
+test: lint ensure-qemu ensure-gdb image preset-images test-image test-modules sizes
 	PLK_REQUIRE_BUILD=1 $(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);

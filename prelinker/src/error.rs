@@ -51,6 +51,10 @@ pub enum ErrorKind {
     /// An expectation file (`link --expect`) is malformed or names an
     /// unknown module.
     Expectation,
+    /// A size baseline (`sizes --baseline`) is malformed.
+    Baseline,
+    /// A module grew past its size budget (`sizes --baseline`).
+    SizeBudget,
     /// A command-line problem.
     Usage,
 }

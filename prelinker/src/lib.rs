@@ -17,10 +17,11 @@
 //! [`symbols`], [`relocate`], [`table_writer`], [`mod@link`] (the whole step),
 //! [`plan`] (the layout report), [`image`] (atomic output, and refusing
 //! outputs that would overwrite an input), [`inspect`] (reading an image
-//! back and verifying its checksums), [`report`] (boot-log reports), and
-//! [`synth`] (synthetic kernels for tests and benchmarks). Inputs are read
-//! with bounds ([`input::MAX_INPUT_SIZE`]; a module object only in the
-//! parts the link uses).
+//! back and verifying its checksums), [`report`] (boot-log reports),
+//! [`sizes`] (module sizes against a baseline), and [`synth`] (synthetic
+//! kernels for tests and benchmarks). Inputs are read with bounds
+//! ([`input::MAX_INPUT_SIZE`]; a module object only in the parts the link
+//! uses).
 
 pub mod elf;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod plan;
 pub mod prepare;
 pub mod relocate;
 pub mod report;
+pub mod sizes;
 mod sparse;
 pub mod symbols;
 pub mod synth;

@@ -471,6 +471,7 @@ fn finish(
             got_entries: Some(p.layout.got_entries),
             checksum,
             predicted: predict(&p.info.name),
+            sections: std::mem::take(&mut p.sections),
         };
         Ok((
             plan_mod,

@@ -1,5 +1,5 @@
-//! `prelinker` command line: `link`, `extract`, `inspect`, `report` and
-//! `expect`,
+//! `prelinker` command line: `link`, `extract`, `inspect`, `report`,
+//! `expect` and `sizes`,
 //! parsed with clap. Exit status: 0 on success, 1 for a link or input error,
 //! 2 for a usage error (see [`EXIT_STATUS`]). Inputs are limited to
 //! [`MAX_INPUT_SIZE`] bytes.
@@ -72,6 +72,12 @@ enum Command {
     /// modules that boot kept, one name a line.
     #[command(after_help = after_help(), args_override_self = true)]
     Expect(ExpectArgs),
+    /// Prints each module's used and slot bytes per class and its largest
+    /// symbols, or compares them with a baseline (bloat-o-meter style) and
+    /// fails when a module grew past its budget: max(5 % of its baseline
+    /// size, 1024 bytes) per class.
+    #[command(after_help = after_help(), args_override_self = true)]
+    Sizes(SizesArgs),
 }
 
 #[derive(Args)]
@@ -128,6 +134,28 @@ struct ExpectArgs {
     /// Where the expectation is written.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+}
+
+#[derive(Args)]
+struct SizesArgs {
+    /// A prelinked image.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// The module objects, for their symbols.
+    #[arg(value_name = "MODULE.o")]
+    objects: Vec<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Symbols listed per module.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    top: usize,
+    /// Compare with this baseline and fail past the budget.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Write the sizes to FILE as the new baseline.
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -298,6 +326,28 @@ fn cmd_expect(a: &ExpectArgs) -> Result<()> {
     )
 }
 
+fn cmd_sizes(a: &SizesArgs) -> Result<()> {
+    if let Some(w) = &a.write_baseline {
+        let mut inputs = vec![("the image", a.image.as_path())];
+        inputs.extend(a.objects.iter().map(|o| ("the module object", o.as_path())));
+        inputs.extend(a.baseline.iter().map(|b| ("--baseline", b.as_path())));
+        check_outputs(&inputs, &[("--write-baseline", w)])?;
+    }
+    let path = |p: &PathBuf| p.display().to_string();
+    let o = prelinker::sizes::Options {
+        image: path(&a.image),
+        objects: a.objects.iter().map(path).collect(),
+        json: a.json,
+        top: a.top,
+        baseline: a.baseline.as_ref().map(path),
+        write_baseline: a.write_baseline.as_ref().map(path),
+    };
+    let mut out = Vec::new();
+    let r = prelinker::sizes::run(&o, &mut out);
+    print_out(&String::from_utf8_lossy(&out))?;
+    r
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -314,6 +364,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => ("inspect", cmd_inspect(a)),
         Command::Report(a) => ("report", cmd_report(a)),
         Command::Expect(a) => ("expect", cmd_expect(a)),
+        Command::Sizes(a) => ("sizes", cmd_sizes(a)),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,12 +2,29 @@
 //! bytes, alignment and padding; relocation counts; totals; and what a
 //! page-aligned (Linux-module style) layout would take. `link --plan-json`
 //! writes it, `inspect` rebuilds the same numbers from an image's table.
+//! The link also records where each section of a module object lies inside
+//! its class (`sections`), which a debugger needs to load the object's
+//! symbols at the module's final class addresses; the table does not keep
+//! that, so an inspected plan has none.
 
 use crate::kernel::{Area, HUGE_PAGE};
 use crate::layout::{align_up, page_aligned};
 use modtable::table::{NO_ENTRY, Prediction, Table};
 use modtable::{Class, PerClass};
 use serde_json::{Map, Value, json};
+
+/// Where one placed section of a module object lies inside its class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionPlan {
+    /// Section name, as in the object.
+    pub name: String,
+    /// The class it is placed in.
+    pub class: Class,
+    /// Offset from the start of the module's class.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
 
 /// One module in the plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +61,9 @@ pub struct ModulePlan {
     pub checksum: u64,
     /// What the expectation (`link --expect`) predicted, if there was one.
     pub predicted: Option<Prediction>,
+    /// Placed sections in section-index order (empty when not known: the
+    /// table does not record them).
+    pub sections: Vec<SectionPlan>,
 }
 
 /// The whole plan.
@@ -113,6 +133,7 @@ impl Plan {
                     got_entries: None,
                     checksum: m.checksum,
                     predicted: m.predicted(),
+                    sections: Vec::new(),
                 }
             })
             .collect();
@@ -189,6 +210,21 @@ impl Plan {
                 }
                 if let Some(g) = m.got_entries {
                     o["got_entries"] = json!(g);
+                }
+                if !m.sections.is_empty() {
+                    let secs: Vec<Value> = m
+                        .sections
+                        .iter()
+                        .map(|s| {
+                            json!({
+                                "name": s.name,
+                                "class": s.class.name(),
+                                "offset": s.offset,
+                                "size": s.size,
+                            })
+                        })
+                        .collect();
+                    o["sections"] = Value::Array(secs);
                 }
                 o
             })

@@ -7,6 +7,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::input::{ModInfo, ModuleObject, Placement, module_object_bytes};
 use crate::layout::ModuleLayout;
+use crate::plan::SectionPlan;
 use crate::relocate::{self, Local, Lowered};
 use crate::symbols::resolve_defined;
 use modtable::{Class, PerClass};
@@ -31,6 +32,8 @@ pub struct Prepared {
     pub probe_off: u64,
     /// Offset of the self-test in text, if any.
     pub selftest_off: Option<u64>,
+    /// Where each placed section is inside its class, in section-index order.
+    pub sections: Vec<SectionPlan>,
 }
 
 /// The text offset of an entry symbol (checked by the parser to be in text).
@@ -102,6 +105,20 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         .selftest
         .map(|s| entry_off(&obj, &layout, s))
         .transpose()?;
+    let sections = obj
+        .placement
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match *p {
+            Placement::Class { class, .. } => Some(SectionPlan {
+                name: obj.elf.sections[i].name().to_string(),
+                class,
+                offset: layout.sec_off[i],
+                size: obj.elf.sections[i].size,
+            }),
+            Placement::None => None,
+        })
+        .collect();
     Ok(Prepared {
         file: file.to_string(),
         info: obj.info,
@@ -111,5 +128,6 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         exports,
         probe_off,
         selftest_off,
+        sections,
     })
 }

@@ -939,3 +939,92 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         r.stderr
     );
 }
+
+/// A module object `grower` whose one function, `grower::work` (mangled
+/// with a hash), has `work` bytes of code.
+fn grower(work: usize) -> Vec<u8> {
+    let mut b = ModBuilder::new("grower");
+    let s = b.section(".text.work", SectionKind::Text, &vec![0x90; work], 16);
+    let f = b.local("_ZN6grower4work17h0123456789abcdefE", s, 0);
+    b.obj.symbol_mut(f).size = work as u64;
+    b.build()
+}
+
+/// Links `grower(work)` in a fresh directory: (dir, image, module object,
+/// the plan's text bytes of the module).
+fn link_grower(work: usize) -> (tempfile::TempDir, String, String, u64) {
+    let (dir, out, r) = link_files(&def(), &[("grower.o", grower(work))]);
+    assert!(r.ok, "{}", r.stderr);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let text = plan["modules"][0]["classes"]["text"]["size"]
+        .as_u64()
+        .unwrap();
+    let obj = dir.path().join("grower.o").display().to_string();
+    (dir, out.display().to_string(), obj, text)
+}
+
+/// `sizes`: a baseline written from one build, then the module grown in a
+/// copy by exactly its budget (1 KiB: 5 % of its text is less) passes, and
+/// by one byte more fails, naming the module, the class and the growth,
+/// with the symbol's growth in the bloat-o-meter diff.
+#[test]
+fn sizes_fail_past_the_budget() {
+    let (base_dir, image, obj, old_text) = link_grower(4000);
+    let baseline = base_dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let r = prelinker(&["sizes", &image, &obj, "--write-baseline", baseline]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = prelinker(&["sizes", &image, &obj, "--json"]);
+    assert!(r.ok, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let m = &j["modules"][0];
+    assert_eq!(m["name"], "grower");
+    assert_eq!(m["used"]["text"].as_u64(), Some(old_text));
+    assert_eq!(
+        m["symbols"][0],
+        serde_json::json!({"name": "grower::work", "class": "text", "size": 4000}),
+        "demangled without the hash: {m}"
+    );
+    let r = prelinker(&["sizes", &image, &obj, "--baseline", baseline]);
+    assert!(r.ok, "unchanged module failed: {}{}", r.stdout, r.stderr);
+
+    let (_dir, image, obj, text) = link_grower(4000 + 1024);
+    assert_eq!(text, old_text + 1024);
+    let r = prelinker(&["sizes", &image, &obj, "--baseline", baseline]);
+    assert!(
+        r.ok,
+        "growth of exactly the budget failed: {}{}",
+        r.stdout, r.stderr
+    );
+
+    let (_dir, image, obj, text) = link_grower(4000 + 1025);
+    assert_eq!(text, old_text + 1025);
+    let r = prelinker(&["sizes", &image, &obj, "--baseline", baseline]);
+    assert!(!r.ok, "growth past the budget passed: {}", r.stdout);
+    let want = format!(
+        "module grower text grew by 1025 bytes ({old_text} -> {text}), over its budget of 1024 bytes"
+    );
+    assert!(
+        r.stderr.contains(&want),
+        "`{want}` missing from: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("make sizes-update"), "{}", r.stderr);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("grower ")
+            && l.contains(&format!(" {old_text} "))
+            && l.contains(" +1025 ")
+            && l.ends_with("OVER BUDGET")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.contains("grower::work") && l.ends_with("4000     5025    +1025")),
+        "{}",
+        r.stdout
+    );
+}

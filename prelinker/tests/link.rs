@@ -205,6 +205,37 @@ fn layout_inside_slots() {
             5, 5, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
         ]
     );
+    // Where each section went, as the plan (and its JSON) tells a debugger.
+    let at = |name: &str| {
+        let s = m
+            .sections
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} not in the plan: {:?}", m.sections));
+        (s.class, s.offset, s.size)
+    };
+    assert_eq!(at(".text.b"), (Class::Text, 16, 5));
+    assert_eq!(at(".text.c"), (Class::Text, 64, 8));
+    assert_eq!(at(".rodata.a"), (Class::Rodata, 0, 3));
+    assert_eq!(at(".data.rel.ro.x"), (Class::Rodata, 8, 8));
+    assert_eq!(at(".data.y"), (Class::Data, 0, 4));
+    assert_eq!(at(".bss.z"), (Class::Data, 4, 10));
+    assert_eq!(at(".bss.w"), (Class::Data, 16, 6));
+    assert!(
+        !m.sections
+            .iter()
+            .any(|s| s.name == ".comment" || s.name == ".modinfo"),
+        "unplaced sections are not listed: {:?}",
+        m.sections
+    );
+    let j = &out.plan.to_json()["modules"][0]["sections"];
+    assert!(
+        j.as_array().unwrap().iter().any(|s| s["name"] == ".bss.w"
+            && s["class"] == "data"
+            && s["offset"] == 16
+            && s["size"] == 6),
+        "{j}"
+    );
     let m2 = &out.plan.modules[1];
     assert_eq!(
         m2.slot_off.0,

@@ -9,7 +9,7 @@
 //! kept after all, it stays in its slot and the cursors jump past it.
 
 use super::guard::{self, Outcome};
-use super::{Leak, Module, NAMES, Reason, Totals, health, image, remap, report, stale};
+use super::{Leak, Module, NAMES, Reason, Totals, debug, health, image, remap, report, stale};
 use crate::arch::tsc;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -130,6 +130,7 @@ pub fn boot() -> Result<(), String> {
     stale::record(&mods);
     let applied = remap::apply(&plans)?;
     let modules_ns = tsc::ticks_to_ns(tsc::read() - t_start);
+    debug::publish(&mods);
 
     measure_memmove(&mut mods);
     run_selftests(&mut mods, budget_ms);

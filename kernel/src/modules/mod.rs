@@ -9,13 +9,16 @@
 //! - [`report`]: the console table and the `REPORT` JSON line;
 //! - [`health`]: kept modules whose self-test failed or whose callbacks
 //!   faulted later, which make the boot "degraded";
-//! - [`stale`]: naming the module behind a stale call into freed code.
+//! - [`stale`]: naming the module behind a stale call into freed code;
+//! - [`debug`]: where kept modules live, published for a debugger.
 
 // Unsafe code only in the documented seams: `guard::switch` (the jump into
 // module code and back), `image` (views of module bytes), `load` (moving
-// and calling modules) and `stale::maybe_call`.
+// and calling modules), `stale::maybe_call` and `debug` (the record a
+// debugger reads).
 #![deny(unsafe_code)]
 
+pub mod debug;
 pub mod guard;
 pub mod health;
 pub mod image;

@@ -1,0 +1,379 @@
+//! Debugging modules at their final addresses (`make gdb`, `kernel/gdb/plk.py`):
+//! QEMU's gdb stub and gdb in batch mode, once with an image whose
+//! expectation holds (nothing moves) and once with one whose expectation is
+//! wrong for the machine (`pc`'s image on the `virtio` machine: e1000 is
+//! expunged there, so the modules after it in slot order move down).
+//!
+//! gdb loads the kept modules' symbols with `plk-symbols` when the kernel
+//! publishes their addresses, then stops on the `rtc` driver's self-test
+//! entry, `rtc::_::__module_selftest`, by name: the stop address must be the
+//! boot's `REPORT` `new_addr.text` of `rtc` plus that symbol's offset in the
+//! module's text, which this test computes itself from `rtc.o`'s symbol and
+//! section tables (the text class lays out executable sections in index
+//! order, each at its alignment) and checks against the plan's section
+//! offsets. A breakpoint set by the same name before the symbols existed
+//! must resolve (pending) inside the same function, and `bt` must name the
+//! driver's functions and the kernel's loader frames below them.
+
+use boot_tests::report::{addr, read_json};
+use boot_tests::{QemuConfig, preset_image, preset_plan, workspace_root};
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+use object::{LittleEndian as LE, Object, ObjectSymbol};
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MODULE: &str = "rtc";
+const SYMBOL: &str = "__module_selftest";
+/// Wall-clock bound of one gdb session (a plain boot takes a few seconds).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one QEMU + gdb session printed.
+struct Session {
+    /// gdb's stdout and stderr.
+    gdb: String,
+    /// The guest's serial console.
+    serial: String,
+    /// QEMU's exit status (`None` if killed).
+    qemu_status: Option<i32>,
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).replace("\r\n", "\n")
+    })
+}
+
+/// Waits for `child` until `deadline`, killing it then.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<i32> {
+    loop {
+        match child.try_wait().expect("waiting for a child") {
+            Some(s) => return s.code(),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            None => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A TCP port on the loopback interface that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a loopback port")
+        .port()
+}
+
+/// Boots `cfg` stopped at its first instruction with the gdb stub on a
+/// loopback port, and runs gdb in batch mode on `build/kernel.elf` with
+/// `script` (`{port}` replaced), in the workspace root.
+fn session(cfg: &QemuConfig, script: &str) -> Session {
+    // One guest at a time: TCG guests sharing the cores get their timer
+    // interrupts late (see `boot_tests::run_qemu`).
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let root = workspace_root();
+    let kernel = root.join("build").join("kernel.elf");
+    assert!(
+        kernel.is_file() && cfg.image.is_file(),
+        "{} or {} missing: run `make preset-images` first",
+        kernel.display(),
+        cfg.image.display()
+    );
+    let port = free_port();
+    let script_path =
+        std::env::temp_dir().join(format!("plk-gdb-{}-{port}.gdb", std::process::id()));
+    std::fs::write(&script_path, script.replace("{port}", &port.to_string())).unwrap();
+
+    let deadline = Instant::now() + TIMEOUT;
+    let mut qemu = Command::new(&cfg.qemu)
+        .args(cfg.qemu_args())
+        .args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (`make ensure-qemu`)", cfg.qemu));
+    let serial = reader(qemu.stdout.take().unwrap());
+    let qemu_err = reader(qemu.stderr.take().unwrap());
+    let gdb_bin = std::env::var("GDB").unwrap_or_else(|_| "gdb".into());
+    let gdb = Command::new(&gdb_bin)
+        .args(["-batch", "-nx", "-x"])
+        .arg(&script_path)
+        .arg(&kernel)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut gdb = match gdb {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            panic!("cannot start {gdb_bin}: {e} (`make ensure-gdb` installs Debian's gdb)");
+        }
+    };
+    let gdb_out = reader(gdb.stdout.take().unwrap());
+    let gdb_err = reader(gdb.stderr.take().unwrap());
+    let gdb_status = wait_until(&mut gdb, deadline);
+    // gdb has detached or the guest has exited; give QEMU a moment to end.
+    let qemu_status = wait_until(&mut qemu, Instant::now() + Duration::from_secs(10));
+    let _ = std::fs::remove_file(&script_path);
+    let mut text = gdb_out.join().unwrap_or_default();
+    text.push_str(&gdb_err.join().unwrap_or_default());
+    if gdb_status.is_none() {
+        text.push_str(&format!("\n[gdb killed after {TIMEOUT:?}]\n"));
+    }
+    let mut serial = serial.join().unwrap_or_default();
+    let err = qemu_err.join().unwrap_or_default();
+    if !err.is_empty() {
+        serial.push_str("\n[qemu stderr]\n");
+        serial.push_str(&err);
+    }
+    Session {
+        gdb: text,
+        serial,
+        qemu_status,
+    }
+}
+
+impl Session {
+    fn describe(&self) -> String {
+        format!(
+            "QEMU status {:?}\n--- gdb ---\n{}\n--- serial ---\n{}",
+            self.qemu_status, self.gdb, self.serial
+        )
+    }
+
+    /// The address printed after `marker ` (`printf "MARKER %#lx\n", $pc`).
+    fn stop(&self, marker: &str) -> u64 {
+        let prefix = format!("{marker} 0x");
+        let line = self
+            .gdb
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("gdb never reached {marker}:\n{}", self.describe()));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    }
+
+    /// The lines gdb printed between `{marker}-BEGIN` and `{marker}-END`.
+    fn block(&self, marker: &str) -> &str {
+        let begin = format!("{marker}-BEGIN\n");
+        let start = self
+            .gdb
+            .find(&begin)
+            .unwrap_or_else(|| panic!("no {marker} block:\n{}", self.describe()))
+            + begin.len();
+        let len = self.gdb[start..]
+            .find(&format!("{marker}-END"))
+            .unwrap_or_else(|| panic!("unterminated {marker} block:\n{}", self.describe()));
+        &self.gdb[start..start + len]
+    }
+
+    fn report(&self) -> Value {
+        let line = self
+            .serial
+            .lines()
+            .find_map(|l| l.strip_prefix("REPORT "))
+            .unwrap_or_else(|| panic!("no REPORT line:\n{}", self.describe()));
+        serde_json::from_str(line).expect("REPORT is JSON")
+    }
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    let a = a.max(1);
+    v.div_ceil(a) * a
+}
+
+/// `(section name, offset of the section in the module's text class,
+/// symbol value, symbol size)` of global `symbol` in the object at `path`,
+/// from the object's own tables: executable allocated sections go to text
+/// in section-index order (no-bits ones last), each at its alignment.
+fn text_offset(path: &Path, symbol: &str) -> (String, u64, u64, u64) {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = ElfFile64::<LE>::parse(&*data).expect("an ELF64 object");
+    let e = LE;
+    let sections = file.elf_header().sections(e, &*data).unwrap();
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(symbol))
+        .unwrap_or_else(|| panic!("{}: no symbol {symbol}", path.display()));
+    let target = sym.section_index().expect("a defined symbol").0;
+    let mut cursor = 0;
+    let mut found = None;
+    for nobits in [false, true] {
+        for (i, s) in sections.iter().enumerate() {
+            let flags = s.sh_flags(e);
+            let name = String::from_utf8_lossy(sections.section_name(e, s).unwrap()).into_owned();
+            let text = flags.contains(elf::SHF_ALLOC)
+                && flags.contains(elf::SHF_EXECINSTR)
+                && name != ".modinfo";
+            if !text || (s.sh_type(e) == elf::SHT_NOBITS) != nobits {
+                continue;
+            }
+            let off = align_up(cursor, s.sh_addralign(e));
+            cursor = off + s.sh_size(e);
+            if i == target {
+                found = Some((name, off));
+            }
+        }
+    }
+    let (name, off) = found.unwrap_or_else(|| panic!("{symbol} is not in a text section"));
+    (name, off, sym.address(), sym.size())
+}
+
+/// The plan's offset of section `name` of `module`.
+fn plan_offset(plan: &Value, module: &str, name: &str) -> u64 {
+    let m = plan["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == module)
+        .unwrap_or_else(|| panic!("{module} not in the plan"));
+    let s = m["sections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the plan has no sections for {module}"))
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not among {module}'s sections in the plan"));
+    assert_eq!(s["class"], "text", "{s}");
+    s["offset"].as_u64().unwrap()
+}
+
+/// The gdb script: load symbols when the kernel publishes them, reload
+/// only the driver's (unloading the others), stop on the driver's self-test
+/// entry by name (exact address), then inside it at the breakpoint set by
+/// name before any module symbols existed, then let the boot finish.
+fn script(plan: &Path) -> String {
+    let f = format!("{MODULE}::_::{SYMBOL}");
+    format!(
+        "set pagination off
+set confirm off
+set width 0
+set breakpoint pending on
+source kernel/gdb/plk.py
+set plk-plan {plan}
+target remote 127.0.0.1:{{port}}
+plk-symbols
+break {f}
+tbreak plk_debug_modules_ready
+continue
+plk-symbols {MODULE}
+break *{f}
+continue
+printf \"PLK-ENTRY %#lx\\n\", $pc
+echo PLK-SYM-BEGIN\\n
+info symbol $pc
+echo PLK-SYM-END\\n
+echo PLK-BT-BEGIN\\n
+bt
+echo PLK-BT-END\\n
+continue
+printf \"PLK-BODY %#lx\\n\", $pc
+delete
+continue
+",
+        plan = plan.display()
+    )
+}
+
+fn check(machine: &str, image_of: &str, moved: bool) {
+    let root = workspace_root();
+    let plan_path = preset_plan(image_of);
+    let plan = read_json(&plan_path);
+    let object = root
+        .join("build")
+        .join("modules")
+        .join(format!("{MODULE}.o"));
+    let (section, sec_off, value, size) = text_offset(&object, SYMBOL);
+    assert_eq!(
+        plan_offset(&plan, MODULE, &section),
+        sec_off,
+        "{section}: the plan's offset differs from the layout of {}",
+        object.display()
+    );
+
+    let cfg = QemuConfig::default()
+        .image(preset_image(image_of))
+        .preset(machine);
+    let s = session(&cfg, &script(&plan_path));
+    let what = format!("{machine} with {image_of}'s image");
+    assert_eq!(s.qemu_status, Some(33), "{what}: {}", s.describe());
+    let report = s.report();
+    let m = report["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == MODULE)
+        .unwrap_or_else(|| panic!("{MODULE} not in the report"));
+    assert_eq!(m["result"], "kept", "{what}: {m}");
+    assert_eq!(m["selftest"], "passed", "{what}: {m}");
+    let new_text = addr(&m["new_addr"]["text"]);
+    let old_text = addr(&m["old_addr"]["text"]);
+    assert_eq!(
+        new_text != old_text,
+        moved,
+        "{what}: {MODULE} text {old_text:#x} -> {new_text:#x}"
+    );
+
+    let expected = new_text + sec_off + value;
+    let entry = s.stop("PLK-ENTRY");
+    assert_eq!(
+        entry,
+        expected,
+        "{what}: stopped at {entry:#x}, but {MODULE}'s {SYMBOL} is at new text {new_text:#x} + {sec_off:#x} ({section}) + {value:#x} (slot address would be {:#x})\n{}",
+        old_text + sec_off + value,
+        s.describe()
+    );
+    let sym = s.block("PLK-SYM");
+    assert!(
+        sym.lines().any(
+            |l| l.starts_with(&format!("{SYMBOL} in section {section} of "))
+                && l.ends_with(&format!("{MODULE}.o"))
+        ),
+        "{what}: info symbol does not name {SYMBOL} of {MODULE}.o:\n{sym}"
+    );
+    let bt = s.block("PLK-BT");
+    let frames: Vec<&str> = bt.lines().filter(|l| l.starts_with('#')).collect();
+    let pos = |needle: &str| {
+        frames
+            .iter()
+            .position(|f| f.contains(needle))
+            .unwrap_or_else(|| panic!("{what}: no frame with {needle} in bt:\n{bt}"))
+    };
+    let entry_frame = pos(&format!("{MODULE}::_::{SYMBOL} ("));
+    let selftest_frame = pos(&format!("{MODULE}::selftest ("));
+    let loader_frame = pos("kernel::modules::load::run_selftests");
+    assert!(
+        selftest_frame < entry_frame && entry_frame < loader_frame,
+        "{what}: frames out of order:\n{bt}"
+    );
+
+    // The breakpoint set by name while it was still pending resolved to an
+    // address inside the function at its final address.
+    let body = s.stop("PLK-BODY");
+    assert!(
+        (expected + 1..expected + size).contains(&body),
+        "{what}: pending breakpoint stopped at {body:#x}, outside {SYMBOL} at {expected:#x}+{size:#x}"
+    );
+}
+
+#[test]
+fn breakpoints_by_name_hit_modules_where_they_were_prelinked() {
+    check("pc", "pc", false);
+}
+
+#[test]
+fn breakpoints_by_name_hit_modules_where_they_were_moved() {
+    check("virtio", "pc", true);
+}
