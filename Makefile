@@ -47,6 +47,8 @@ PRELINKER  := $(TARGET_DIR)/release/prelinker
 # only for the tests, live under tests/fault-modules/.
 MODULES       := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(shell grep -l staticlib builtin-modules/*/Cargo.toml)))
 FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard tests/fault-modules/*/Cargo.toml)))
+# Modules the prelinker must refuse (tests/tests/abi.rs links them).
+REFUSAL_MODULES := $(sort $(patsubst tests/link-refusals/%/Cargo.toml,%,$(wildcard tests/link-refusals/*/Cargo.toml)))
 MODULE_LIB     = $(TARGET_DIR)/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
 TEST_IMAGE := $(BUILD)/test-image.elf
 
@@ -79,7 +81,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules refusal-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
 
 all: image
 
@@ -120,6 +122,14 @@ fault-modules: prelinker
 		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/fault-modules/$$m.o || exit 1; \
 	done
 	@builtin-modules/check-objects.sh -q $(BUILD)/fault-modules/*.o
+
+# Objects of modules the prelinker must refuse, for the ABI tests.
+refusal-modules: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) $(addprefix -p ,$(REFUSAL_MODULES))
+	@rm -rf $(BUILD)/refusals && mkdir -p $(BUILD)/refusals
+	@for m in $(REFUSAL_MODULES); do \
+		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/refusals/$$m.o || exit 1; \
+	done
 
 # The bootable image: the kernel with its module regions filled by the
 # prelinker (with PRESET's expectation), and the layout plan beside it.
@@ -272,7 +282,7 @@ sizes-update: image
 # boot $(IMAGE) under QEMU. PLK_REQUIRE_BUILD makes the tests that read
 # build/ (the prelinker's goblin cross-check) fail rather than skip when
 # something there is missing.
-test: lint ensure-qemu ensure-gdb image preset-images test-image test-modules sizes
+test: lint ensure-qemu ensure-gdb image preset-images test-image refusal-modules test-modules sizes
 	PLK_REQUIRE_BUILD=1 $(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
@@ -295,7 +305,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
-		$(addprefix -p ,$(MODULES) $(FAULT_MODULES)) -- -D warnings
+		$(addprefix -p ,$(MODULES) $(FAULT_MODULES) $(REFUSAL_MODULES)) -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Checks module objects: each must carry a .modinfo section with abi=1 and
+# Checks module objects: each must carry a .modinfo section with abi=2 and
 # its name, define __module_probe, and leave undefined only the kernel's
-# services (modtable::abi::KERNEL_SERVICES) and the exports of the modules
+# services (modtable::kernel_services! and LIBC_EXPORTS in
+# kernel/modtable/src/abi.rs) and the exports of the modules
 # it declares as dependencies.
 #
 #   check-objects.sh [-q] OBJ_OR_LIB.a...
@@ -14,7 +15,9 @@ quiet=
 if [ "${1:-}" = -q ]; then quiet=1; shift; fi
 here=$(dirname "$0")
 abi="$here/../kernel/modtable/src/abi.rs"
-services=$(sed -n '/KERNEL_SERVICES/,/^];/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')
+services="$(sed -n '/macro_rules! kernel_services/,/^}/p' "$abi" | sed -n 's/^ *fn \(kapi_[a-z_]*\)(.*/\1/p')
+$(sed -n '/LIBC_EXPORTS/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')"
+[ -n "$services" ] || { echo "check-objects: no kernel services found in $abi" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -45,8 +48,8 @@ for f in "$@"; do
     o=$(obj_of "$f")
     info="$o.modinfo"
     name=$(sed -n 's/^name=//p' "$info")
-    if ! grep -qx 'abi=1' "$info" || [ -z "$name" ]; then
-        echo "$f: no valid .modinfo (abi=1, name=)"; status=1; continue
+    if ! grep -qx 'abi=2' "$info" || [ -z "$name" ]; then
+        echo "$f: no valid .modinfo (abi=2, name=)"; status=1; continue
     fi
     allowed="$services"
     for dep in $(sed -n 's/^depends=//p' "$info"); do

@@ -1,7 +1,10 @@
 //! The kernel's export table for modules.
 //!
-//! Each [`KernelExport`] record is 64 bytes: a NUL-padded name (at most 55
-//! bytes, so always NUL-terminated) and the symbol's absolute virtual
+//! Each [`KernelExport`] record is 64 bytes: a NUL-padded name (at most 47
+//! bytes, so always NUL-terminated), the hash of the symbol's signature
+//! ([`modtable::abi::signature_hash`] of its text in
+//! [`modtable::kernel_services!`]; 0 for the C library functions, whose
+//! signatures the compiler fixes) and the symbol's absolute virtual
 //! address. The records sit in the `.kexports` section between
 //! `__kexports_start` and `__kexports_end`; the prelinker reads them from the
 //! kernel ELF to resolve module references. The kernel links non-PIE with a
@@ -21,16 +24,36 @@
 //! name of an `extern "C"` item.
 
 /// Length of the name field.
-pub const NAME_LEN: usize = 56;
+pub const NAME_LEN: usize = 48;
 
 /// One export record (64 bytes, `#[repr(C)]`).
 #[repr(C)]
 pub struct KernelExport {
     /// Symbol name, NUL-padded.
     pub name: [u8; NAME_LEN],
+    /// Hash of the signature modules must import it with (0: unchecked).
+    pub sig_hash: u64,
     /// Absolute virtual address.
     pub addr: *const (),
 }
+
+/// The signature hash recorded for export `name`: its kernel service
+/// signature's, or 0 for a symbol that is not a kernel service.
+pub const fn sig_hash_of(name: &str) -> u64 {
+    match modtable::abi::service_signature(name) {
+        Some(text) => modtable::abi::signature_hash(text),
+        None => 0,
+    }
+}
+
+// Every kernel service of the one list is defined with exactly its
+// signature: each definition must coerce to the list's function type.
+macro_rules! check_definitions {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+        $(const _: modtable::abi::sig::$name = crate::kapi::$name;)*
+    };
+}
+modtable::kernel_services!(check_definitions);
 
 const _: () = assert!(size_of::<KernelExport>() == 64);
 
@@ -52,12 +75,12 @@ impl KernelExport {
 }
 
 /// Builds a NUL-padded name field at compile time (fails to compile if the
-/// name is empty or longer than 55 bytes).
+/// name is empty or longer than 47 bytes).
 pub const fn export_name(name: &str) -> [u8; NAME_LEN] {
     let b = name.as_bytes();
     assert!(
         !b.is_empty() && b.len() < NAME_LEN,
-        "export name must be 1..=55 bytes"
+        "export name must be 1..=47 bytes"
     );
     let mut out = [0u8; NAME_LEN];
     let mut i = 0;
@@ -98,6 +121,7 @@ macro_rules! export_symbol {
             #[unsafe(link_section = ".kexports")]
             static EXPORT: $crate::exports::KernelExport = $crate::exports::KernelExport {
                 name: $crate::exports::export_name($name),
+                sig_hash: $crate::exports::sig_hash_of($name),
                 addr: $($seg)::+ as *const (),
             };
         };

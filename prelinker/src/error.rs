@@ -33,6 +33,9 @@ pub enum ErrorKind {
     UndefinedSymbol,
     /// A symbol comes from a module that is not a declared dependency.
     UndeclaredDependency,
+    /// A module imports a function with another signature than its
+    /// exporter's (the kernel's or another module's).
+    SignatureMismatch,
     /// A relocation type the prelinker does not support.
     UnsupportedRelocation,
     /// A relocated value does not fit its field.

@@ -142,6 +142,29 @@ pub struct ModInfo {
     pub depends: Vec<String>,
     /// Symbols it exports to later modules.
     pub exports: Vec<String>,
+    /// Signatures of the functions it exports (`export_sig=NAME:SIG`).
+    pub export_sigs: Vec<(String, String)>,
+    /// Signatures it expects of the functions it imports, from the kernel
+    /// or other modules (`import_sig=NAME:SIG`).
+    pub import_sigs: Vec<(String, String)>,
+}
+
+impl ModInfo {
+    /// The signature this module expects of import `name`.
+    pub fn import_sig(&self, name: &str) -> Option<&str> {
+        self.import_sigs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str())
+    }
+
+    /// The signature this module records for its export `name`.
+    pub fn export_sig(&self, name: &str) -> Option<&str> {
+        self.export_sigs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str())
+    }
 }
 
 /// Parses the entries of a `.modinfo` section.
@@ -166,6 +189,30 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
             "depends" if !info.depends.iter().any(|d| d == v) => info.depends.push(v.to_string()),
             "depends" => {}
             "export" => info.exports.push(v.to_string()),
+            "export_sig" | "import_sig" => {
+                let Some((n, sig)) = v
+                    .split_once(':')
+                    .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+                else {
+                    bail!(
+                        Modinfo,
+                        "{file}: .modinfo entry {k}={v} is not {k}=NAME:SIGNATURE"
+                    );
+                };
+                let list = if k == "export_sig" {
+                    &mut info.export_sigs
+                } else {
+                    &mut info.import_sigs
+                };
+                match list.iter().find(|(m, _)| m == n) {
+                    Some((_, old)) if old != sig => bail!(
+                        Modinfo,
+                        "{file}: .modinfo gives `{n}` two signatures: `{old}` and `{sig}`"
+                    ),
+                    Some(_) => {}
+                    None => list.push((n.to_string(), sig.to_string())),
+                }
+            }
             // Unknown keys are informational (license, author, ...).
             _ => {}
         }
@@ -323,13 +370,22 @@ impl<'a> ModuleObject<'a> {
                 elf::type_name(elf.e_type)
             );
         }
-        let modinfo_idx = elf.section_by_name(MODINFO_SECTION).ok_or_else(|| {
-            err!(
+        // The module API emits several `.modinfo` sections (the module's
+        // entries, and one per recorded signature): their entries together.
+        let parts: Vec<&[u8]> = elf
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name_is(MODINFO_SECTION))
+            .map(|(i, _)| elf.section_data(i))
+            .collect();
+        if parts.is_empty() {
+            bail!(
                 Modinfo,
                 "{file}: no {MODINFO_SECTION} section (not a module object?)"
-            )
-        })?;
-        let info = parse_modinfo(file, elf.section_data(modinfo_idx))?;
+            );
+        }
+        let info = parse_modinfo(file, &parts.concat())?;
         let mut placement = Vec::with_capacity(elf.sections.len());
         let mut rela_sections = Vec::new();
         for (i, s) in elf.sections.iter().enumerate() {
@@ -504,7 +560,7 @@ mod tests {
 
     #[test]
     fn bad_name_is_reported_with_the_file() {
-        let e = parse_modinfo("x.o", b"abi=1\0name=Bad-Name\0").unwrap_err();
+        let e = parse_modinfo("x.o", b"abi=2\0name=Bad-Name\0").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Modinfo);
         assert!(
             e.message()
@@ -513,7 +569,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            parse_modinfo("x.o", b"abi=1\0name=ok_1\0").unwrap().name,
+            parse_modinfo("x.o", b"abi=2\0name=ok_1\0").unwrap().name,
             "ok_1"
         );
     }

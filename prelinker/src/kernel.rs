@@ -17,8 +17,13 @@ pub const KEXPORTS_SECTION: &str = ".kexports";
 pub const HUGE_PAGE: u64 = 2 << 20;
 /// Size of one `.kexports` record.
 pub const KEXPORT_SIZE: usize = 64;
-/// Size of the name field of a `.kexports` record.
-pub const KEXPORT_NAME_LEN: usize = 56;
+/// Size of the name field of a `.kexports` record (then the signature hash
+/// and the address, 8 bytes each).
+pub const KEXPORT_NAME_LEN: usize = 48;
+/// Offset of the signature hash in a `.kexports` record.
+pub const KEXPORT_SIG_AT: usize = KEXPORT_NAME_LEN;
+/// Offset of the address in a `.kexports` record.
+pub const KEXPORT_ADDR_AT: usize = KEXPORT_NAME_LEN + 8;
 
 /// A section of the kernel image the prelinker writes into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +49,8 @@ pub struct Kernel {
     pub modtable: Area,
     /// The kernel's exports: name to address.
     pub exports: HashMap<String, u64>,
+    /// The signature hash each export records (0: unchecked).
+    pub export_sigs: HashMap<String, u64>,
 }
 
 fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
@@ -65,8 +72,8 @@ fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
     })
 }
 
-/// Reads the `.kexports` records.
-pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<HashMap<String, u64>> {
+/// Reads the `.kexports` records: name to (address, signature hash).
+pub fn parse_kexport_records(file: &str, bytes: &[u8]) -> Result<HashMap<String, (u64, u64)>> {
     if !bytes.len().is_multiple_of(KEXPORT_SIZE) {
         bail!(
             Kernel,
@@ -88,12 +95,21 @@ pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<HashMap<String, u64>> 
                 "{file}: {KEXPORTS_SECTION} record {i} has a non-UTF-8 name"
             )
         })?;
-        let addr = u64::from_le_bytes(r[KEXPORT_NAME_LEN..].try_into().unwrap());
-        if map.insert(name.to_string(), addr).is_some() {
+        let sig = u64::from_le_bytes(r[KEXPORT_SIG_AT..KEXPORT_ADDR_AT].try_into().unwrap());
+        let addr = u64::from_le_bytes(r[KEXPORT_ADDR_AT..].try_into().unwrap());
+        if map.insert(name.to_string(), (addr, sig)).is_some() {
             bail!(Kernel, "{file}: {KEXPORTS_SECTION} exports `{name}` twice");
         }
     }
     Ok(map)
+}
+
+/// Reads the `.kexports` records: name to address.
+pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<HashMap<String, u64>> {
+    Ok(parse_kexport_records(file, bytes)?
+        .into_iter()
+        .map(|(n, (a, _))| (n, a))
+        .collect())
 }
 
 impl Kernel {
@@ -134,12 +150,15 @@ impl Kernel {
                 "{file}: the kernel has no {KEXPORTS_SECTION} section"
             )
         })?;
-        let exports = parse_kexports(file, e.section_data(ki))?;
+        let records = parse_kexport_records(file, e.section_data(ki))?;
+        let export_sigs = records.iter().map(|(n, &(_, h))| (n.clone(), h)).collect();
+        let exports = records.into_iter().map(|(n, (a, _))| (n, a)).collect();
         Ok(Kernel {
             regions,
             kernel_end,
             modtable,
             exports,
+            export_sigs,
         })
     }
 

@@ -299,6 +299,78 @@ fn resolve_imports(
         .collect()
 }
 
+/// An exported function's exporter, its file and the signature it records.
+type ModuleSig = (String, String, Option<String>);
+
+/// Checks that module `p` imports every function with the signature its
+/// exporter records: a kernel service's hash from `.kexports`, another
+/// module's `export_sig`. `module_sigs` maps an exported name to its
+/// exporter's name, file and signature.
+fn check_signatures(
+    p: &Prepared,
+    k: &Kernel,
+    module_sigs: &HashMap<String, ModuleSig>,
+) -> Result<()> {
+    use modtable::abi::{service_signature, signature_hash};
+    let mismatch = |sym: &str, want: &str, have: String| {
+        Error::new(
+            ErrorKind::SignatureMismatch,
+            format!(
+                "{}: module `{}` imports `{sym}` as `{want}`, but {have}",
+                p.file, p.info.name
+            ),
+        )
+    };
+    for imp in &p.lowered.imports {
+        let Ok(sym) = std::str::from_utf8(&imp.name) else {
+            continue;
+        };
+        if let Some(&hash) = k.export_sigs.get(sym) {
+            if hash == 0 {
+                continue; // a C library function: the compiler fixes its signature
+            }
+            let Some(want) = p.info.import_sig(sym) else {
+                bail!(
+                    SignatureMismatch,
+                    "{}: module `{}` imports kernel service `{sym}` but records no signature for it (built against another module API?)",
+                    p.file,
+                    p.info.name
+                );
+            };
+            if signature_hash(want) != hash {
+                let kernel = match service_signature(sym) {
+                    Some(t) if signature_hash(t) == hash => format!("the kernel exports `{t}`"),
+                    _ => format!("the kernel exports it with signature hash {hash:#018x}"),
+                };
+                return Err(mismatch(sym, want, kernel));
+            }
+        } else if let Some((exporter, file, have)) = module_sigs.get(sym) {
+            let Some(have) = have else {
+                bail!(
+                    SignatureMismatch,
+                    "{file}: module `{exporter}` exports `{sym}` without a recorded signature (export it with export_fn!)"
+                );
+            };
+            let Some(want) = p.info.import_sig(sym) else {
+                bail!(
+                    SignatureMismatch,
+                    "{}: module `{}` imports `{sym}` from module `{exporter}` without a recorded signature (import it with import_fn!)",
+                    p.file,
+                    p.info.name
+                );
+            };
+            if signature_hash(want) != signature_hash(have) {
+                return Err(mismatch(
+                    sym,
+                    want,
+                    format!("module `{exporter}` ({file}) exports `{have}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Orders the prepared modules, assigns slots, resolves, relocates and
 /// builds the table.
 fn finish(
@@ -415,11 +487,28 @@ fn finish(
         kernel: &k.exports,
         exports: &exports,
     };
+    // Exported name -> (exporter, its file, the signature it records).
+    let module_sigs: HashMap<String, ModuleSig> = slotted
+        .iter()
+        .flat_map(|(_, p)| {
+            p.info.exports.iter().map(move |e| {
+                (
+                    e.clone(),
+                    (
+                        p.info.name.clone(),
+                        p.file.clone(),
+                        p.info.export_sig(e).map(String::from),
+                    ),
+                )
+            })
+        })
+        .collect();
     // In parallel: resolve, relocate, checksum and record each module.
     // Errors are reported for the first module in slot order.
     let filled = crate::par::map(slotted, |me, (input, mut p)| -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
+        check_signatures(&p, &k, &module_sigs)?;
         let targets: Vec<Resolved> = p
             .lowered
             .targets

@@ -5,7 +5,10 @@
 use crate::elf::{
     EM_X86_64, ET_EXEC, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_PROGBITS, SHT_STRTAB,
 };
-use crate::kernel::{KEXPORT_NAME_LEN, KEXPORT_SIZE, MODTABLE_SECTION, REGION_SECTIONS};
+use crate::kernel::{
+    KEXPORT_ADDR_AT, KEXPORT_NAME_LEN, KEXPORT_SIG_AT, KEXPORT_SIZE, MODTABLE_SECTION,
+    REGION_SECTIONS,
+};
 use crate::layout::align_up;
 use modtable::PerClass;
 
@@ -85,7 +88,10 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
         assert!(n.len() < KEXPORT_NAME_LEN, "export name too long: {n}");
         let mut rec = [0u8; KEXPORT_SIZE];
         rec[..n.len()].copy_from_slice(n.as_bytes());
-        rec[KEXPORT_NAME_LEN..].copy_from_slice(&a.to_le_bytes());
+        // The signature hash a real kernel records for the same service.
+        let sig = modtable::abi::service_signature(n).map_or(0, modtable::abi::signature_hash);
+        rec[KEXPORT_SIG_AT..KEXPORT_ADDR_AT].copy_from_slice(&sig.to_le_bytes());
+        rec[KEXPORT_ADDR_AT..].copy_from_slice(&a.to_le_bytes());
         kexports.extend_from_slice(&rec);
     }
     let bases = region_bases(spec);

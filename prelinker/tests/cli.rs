@@ -251,16 +251,16 @@ fn dependency_cycle() {
 #[test]
 fn abi_mismatch_and_missing_probe() {
     let m = ModBuilder::new("x")
-        .raw_modinfo(&["abi=2", "name=x"])
+        .raw_modinfo(&["abi=3", "name=x"])
         .build();
-    fails(&def(), &[("abi.o", m)], &["abi.o", "ABI version 2"]);
+    fails(&def(), &[("abi.o", m)], &["abi.o", "ABI version 3"]);
     let mut o = object::write::Object::new(
         object::BinaryFormat::Elf,
         object::Architecture::X86_64,
         object::Endianness::Little,
     );
     let s = o.add_section(Vec::new(), b".modinfo".to_vec(), SectionKind::Other);
-    o.append_section_data(s, b"abi=1\0name=np\0", 1);
+    o.append_section_data(s, b"abi=2\0name=np\0", 1);
     fails(
         &def(),
         &[("np.o", o.write().unwrap())],
@@ -1026,5 +1026,57 @@ fn sizes_fail_past_the_budget() {
             .any(|l| l.contains("grower::work") && l.ends_with("4000     5025    +1025")),
         "{}",
         r.stdout
+    );
+}
+
+/// A module importing another module's function with another signature
+/// than the exporter records, or a kernel service with another signature
+/// than the kernel's, is refused naming the module, the symbol and both
+/// signatures; with matching signatures the same pair links.
+#[test]
+fn import_signatures_must_match_the_exporter() {
+    let exporter = || {
+        let mut pci = ModBuilder::new("pci").export_with_sig("pci_read", "fn(u32) -> u32");
+        let t = pci.text;
+        pci.global("pci_read", t, 0);
+        pci.build()
+    };
+    let importer = |sig: &str| {
+        let mut b = ModBuilder::new("nic")
+            .depends("pci")
+            .import_sig("pci_read", sig);
+        let s = b.undef("pci_read");
+        let t = b.text;
+        let o = b.code(&[0; 8]);
+        b.reloc(t, o, s, -4, R_PLT32);
+        b.build()
+    };
+    let (_d, _o, r) = link_files(
+        &def(),
+        &[("pci.o", exporter()), ("nic.o", importer("fn(u32) -> u32"))],
+    );
+    assert!(r.ok, "matching signatures: {}", r.stderr);
+    fails(
+        &def(),
+        &[("pci.o", exporter()), ("nic.o", importer("fn(u64) -> u32"))],
+        &[
+            "nic.o",
+            "module `nic` imports `pci_read` as `fn(u64) -> u32`",
+            "module `pci`",
+            "exports `fn(u32) -> u32`",
+        ],
+    );
+    let mut b = ModBuilder::new("logger").import_sig("kapi_log", "fn(u64, *const u8, usize)");
+    let s = b.undef("kapi_log");
+    let t = b.text;
+    let o = b.code(&[0; 8]);
+    b.reloc(t, o, s, -4, R_PLT32);
+    fails(
+        &def(),
+        &[("logger.o", b.build())],
+        &[
+            "module `logger` imports `kapi_log` as `fn(u64, *const u8, usize)`",
+            "the kernel exports `fn(u32,",
+        ],
     );
 }

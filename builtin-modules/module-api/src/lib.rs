@@ -66,6 +66,7 @@ pub use probe::ProbeContext;
 #[doc(hidden)]
 pub mod __private {
     pub use core::{concat, format_args, stringify};
+    pub use modtable::signature_text;
 }
 
 /// Declares a module: its `.modinfo` entries and its entry points.
@@ -91,7 +92,7 @@ macro_rules! module {
     ) => {
         const _: () = {
             const MODINFO: &str = $crate::__private::concat!(
-                "abi=1\0",
+                "abi=2\0",
                 "name=", $name, "\0",
                 $($("depends=", $dep, "\0",)*)?
                 $($("export=", $crate::__private::stringify!($exp), "\0",)*)?
@@ -111,6 +112,12 @@ macro_rules! module {
             #[unsafe(link_section = ".modinfo")]
             static MODINFO_SECTION: [u8; MODINFO.len()] = $crate::modinfo::bytes(MODINFO);
 
+            // The kernel services' signatures as this module imports them.
+            #[used]
+            #[unsafe(link_section = ".modinfo")]
+            static SERVICE_SIGNATURES: [u8; $crate::modinfo::SERVICE_IMPORTS.len()] =
+                $crate::modinfo::bytes($crate::modinfo::SERVICE_IMPORTS);
+
             #[unsafe(no_mangle)]
             extern "C" fn __module_probe() -> i32 {
                 $crate::probe::run_probe($name, $probe)
@@ -129,7 +136,10 @@ macro_rules! module {
 /// Defines functions other modules may call: each becomes a
 /// `#[no_mangle] extern "C"` function (list it in `module!`'s `exports`).
 /// Use only FFI-safe types (integers, `bool`, references to `#[repr(C)]`
-/// types from this crate) and keep importers' signatures identical.
+/// types from this crate). Its signature is recorded in `.modinfo`
+/// (`export_sig=`), and the prelinker refuses an importer whose
+/// [`import_fn!`] declares another one (types compared as written, white
+/// space aside: spell them the same on both sides).
 ///
 /// ```ignore
 /// module_api::export_fn! {
@@ -147,13 +157,25 @@ macro_rules! export_fn {
         $(#[$meta])*
         #[unsafe(no_mangle)]
         pub extern "C" fn $name($($arg: $ty),*) $(-> $ret)? $body
+
+        const _: () = {
+            const SIG: &str = $crate::__private::concat!(
+                "export_sig=", $crate::__private::stringify!($name), ":",
+                $crate::__private::signature_text!(($($ty),*) $(-> $ret)?), "\0"
+            );
+            #[used]
+            #[unsafe(link_section = ".modinfo")]
+            static EXPORT_SIG: [u8; SIG.len()] = $crate::modinfo::bytes(SIG);
+        };
     )*};
 }
 
 /// Imports functions another module defines with [`export_fn!`]: emits the
 /// `extern "C"` declaration and a safe wrapper of the same name. The module
 /// must list the exporter in `module!`'s `depends`; the signature must be
-/// the exporter's, with the same FFI-safe types.
+/// the exporter's, with the same FFI-safe types. The signature is recorded
+/// in `.modinfo` (`import_sig=`) and the prelinker refuses the module if it
+/// is not the exporter's.
 ///
 /// ```ignore
 /// module_api::import_fn! {
@@ -172,10 +194,21 @@ macro_rules! import_fn {
                 fn $name($($arg: $ty),*) $(-> $ret)?;
             }
             // SAFETY: the exporting module defines this symbol with
-            // `export_fn!`, a safe Rust function with this signature; the
-            // prelinker resolves it only against a declared dependency.
+            // `export_fn!`, a safe Rust function; the prelinker resolves it
+            // only against a declared dependency whose recorded signature
+            // (`export_sig=`) is the one recorded here (`import_sig=`).
             unsafe { $name($($arg),*) }
         }
+
+        const _: () = {
+            const SIG: &str = $crate::__private::concat!(
+                "import_sig=", $crate::__private::stringify!($name), ":",
+                $crate::__private::signature_text!(($($ty),*) $(-> $ret)?), "\0"
+            );
+            #[used]
+            #[unsafe(link_section = ".modinfo")]
+            static IMPORT_SIG: [u8; SIG.len()] = $crate::modinfo::bytes(SIG);
+        };
     )*};
 }
 

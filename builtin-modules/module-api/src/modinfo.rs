@@ -2,8 +2,21 @@
 
 /// The `abi=` value the `module!` macro writes; must equal
 /// `modtable::modinfo::ABI_VERSION`.
-pub const ABI_ENTRY: &str = "abi=1\0";
-const _: () = assert!(modtable::modinfo::ABI_VERSION == 1);
+pub const ABI_ENTRY: &str = "abi=2\0";
+const _: () = assert!(modtable::modinfo::ABI_VERSION == 2);
+
+macro_rules! service_imports {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+        /// One `import_sig=NAME:SIGNATURE` entry per kernel service, as this
+        /// crate declares it: the prelinker compares each with the kernel's
+        /// recorded signature hash.
+        pub const SERVICE_IMPORTS: &str = ::core::concat!($(
+            "import_sig=", ::core::stringify!($name), ":",
+            modtable::signature_text!(($($ty),*) $(-> $ret)?), "\0",
+        )*);
+    };
+}
+modtable::kernel_services!(service_imports);
 
 /// Copies the bytes of `s` into an array of exactly `N` bytes (`N` must be
 /// `s.len()`); a `const fn`, so the section contents exist at compile time.
@@ -45,10 +58,10 @@ mod tests {
 
     #[test]
     fn macro_built_bytes_parse_back() {
-        const S: &str = concat!("abi=1\0", "name=", "e1000", "\0", "depends=", "pci", "\0");
+        const S: &str = concat!("abi=2\0", "name=", "e1000", "\0", "depends=", "pci", "\0");
         static B: [u8; S.len()] = bytes(S);
         let got: Vec<_> = entries(&B).map(Result::unwrap).collect();
-        assert_eq!(got, [("abi", "1"), ("name", "e1000"), ("depends", "pci")]);
+        assert_eq!(got, [("abi", "2"), ("name", "e1000"), ("depends", "pci")]);
         assert!(S.starts_with(ABI_ENTRY));
     }
 

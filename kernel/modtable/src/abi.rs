@@ -5,64 +5,160 @@
 //! `.kexports` table; [`KERNEL_SERVICES`] lists their names so that both
 //! sides, and the prelinker's tests, agree on exactly what a module may link.
 //!
-//! | service | signature |
-//! |---|---|
-//! | `kapi_log` | `(level: u32, msg: *const u8, len: usize)` — level as [`LogLevel`] |
-//! | `kapi_probe_fail` | `(kind: i32, msg: *const u8, len: usize)` — reason for the running probe, kind a [`ProbeErrorKind`] |
-//! | `kapi_panic` | `(msg: *const u8, len: usize) -> !` — the module panicked |
-//! | `kapi_port_claim` | `(base: u16, count: u16) -> i32` — 0 or a negative [`Status`] |
-//! | `kapi_port_in` | `(port: u16, width: u32) -> u32` — width 1, 2 or 4; port must be claimed |
-//! | `kapi_port_out` | `(port: u16, width: u32, value: u32)` |
-//! | `kapi_mmio_map` | `(phys: u64, len: u64, virt_out: *mut u64) -> i32` — claims the range and writes the (uncached) virtual address it is reached through; 0 or a negative [`Status`] |
-//! | `kapi_mmio_read` | `(addr: u64, width: u32) -> u64` — addr inside a mapping this module claimed |
-//! | `kapi_mmio_write` | `(addr: u64, width: u32, value: u64)` |
-//! | `kapi_pci_read` | `(bdf: u32, offset: u32, width: u32) -> u32` — configuration mechanism 1; all ones if absent |
-//! | `kapi_pci_write` | `(bdf: u32, offset: u32, width: u32, value: u32)` |
-//! | `kapi_alloc` | `(size: usize, align: usize) -> *mut u8` — null when out of memory |
-//! | `kapi_free` | `(ptr: *mut u8, size: usize, align: usize)` |
-//! | `kapi_irq_register` | `(irq: u32, handler: extern "C" fn(usize), data: usize) -> i32` |
-//! | `kapi_console_register` | `(write: extern "C" fn(*const u8, usize)) -> i32` |
-//! | `kapi_device_register` | `(name: *const u8, len: usize) -> i32` — announce a device this module drives |
-//! | `kapi_time_ns` | `() -> u64` — nanoseconds since boot (TSC) |
-//! | `kapi_delay_us` | `(us: u64)` — busy wait |
-//! | `kapi_acpi_table` | `(sig: *const u8, index: u32, buf: *mut u8, buf_len: usize) -> isize` — copies the `index`th ACPI table with the 4-byte signature `sig` into `buf`; its full length, or a negative [`Status`] |
+//! The services and their signatures are written once, in
+//! [`kernel_services!`](crate::kernel_services): the kernel checks each
+//! definition against [`sig`] at compile time and records a
+//! [`signature_hash`] with each export, module-api declares its imports
+//! from the same list, and the prelinker refuses a module whose expected
+//! signature differs from the kernel's (or from the exporting module's,
+//! for functions modules export to each other).
 //!
-//! Plus `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp` with their C signatures.
+//! | service | contract |
+//! |---|---|
+//! | `kapi_log` | level as [`LogLevel`], a message of at most 4096 bytes |
+//! | `kapi_probe_fail` | reason for the running probe, kind a [`ProbeErrorKind`] |
+//! | `kapi_panic` | the module panicked |
+//! | `kapi_port_claim` | 0 or a negative [`Status`] |
+//! | `kapi_port_in`, `kapi_port_out` | width 1, 2 or 4; the port must be claimed |
+//! | `kapi_mmio_map` | claims and maps uncached, writes the virtual address; a [`Status`] |
+//! | `kapi_mmio_read`, `kapi_mmio_write` | an address inside a mapping this module claimed |
+//! | `kapi_pci_read`, `kapi_pci_write` | configuration mechanism 1; all ones if absent |
+//! | `kapi_alloc`, `kapi_free` | null when out of memory; free with the allocation's size and alignment |
+//! | `kapi_irq_register` | a [`Status`] (`Busy` if another module holds the line) |
+//! | `kapi_console_register` | a [`Status`] |
+//! | `kapi_device_register` | announce a device this module drives (name at most 256 bytes) |
+//! | `kapi_time_ns` | nanoseconds since boot (TSC) |
+//! | `kapi_delay_us` | busy wait, cut off at the probe's deadline |
+//! | `kapi_acpi_table` | copies the `index`th ACPI table with the 4-byte signature into the buffer; its full length, or a negative [`Status`] |
+//!
+//! Plus `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp` with their C
+//! signatures (fixed by the compiler; exported with signature hash 0).
 //!
 //! A port, MMIO, IRQ or allocation acquired during a probe is recorded against
 //! the module; if the probe fails the kernel releases all of it. Touching a
-//! port or MMIO address the module did not claim, freeing memory it does not
-//! own, or passing a buffer the kernel cannot read (too long, not module
-//! memory, unmapped) ends the probe as a violation or fault; a waiting
-//! service (`kapi_delay_us`) never waits past the probe's time budget.
+//! port or MMIO address the module did not claim ends the probe as a fault.
+
+/// The kernel services with their signatures, the one list: calls
+/// `$callback!` with `fn name(arg: Type, ...) -> Ret;` items.
+#[macro_export]
+macro_rules! kernel_services {
+    ($callback:path) => {
+        $callback! {
+            fn kapi_log(level: u32, msg: *const u8, len: usize);
+            fn kapi_probe_fail(kind: i32, msg: *const u8, len: usize);
+            fn kapi_panic(msg: *const u8, len: usize) -> !;
+            fn kapi_port_claim(base: u16, count: u16) -> i32;
+            fn kapi_port_in(port: u16, width: u32) -> u32;
+            fn kapi_port_out(port: u16, width: u32, value: u32);
+            fn kapi_mmio_map(phys: u64, len: u64, virt_out: *mut u64) -> i32;
+            fn kapi_mmio_read(addr: u64, width: u32) -> u64;
+            fn kapi_mmio_write(addr: u64, width: u32, value: u64);
+            fn kapi_pci_read(bdf: u32, offset: u32, width: u32) -> u32;
+            fn kapi_pci_write(bdf: u32, offset: u32, width: u32, value: u32);
+            fn kapi_alloc(size: usize, align: usize) -> *mut u8;
+            fn kapi_free(ptr: *mut u8, size: usize, align: usize);
+            fn kapi_irq_register(irq: u32, handler: extern "C" fn(usize), data: usize) -> i32;
+            fn kapi_console_register(write: extern "C" fn(*const u8, usize)) -> i32;
+            fn kapi_device_register(name: *const u8, len: usize) -> i32;
+            fn kapi_time_ns() -> u64;
+            fn kapi_delay_us(us: u64);
+            fn kapi_acpi_table(sig: *const u8, index: u32, buf: *mut u8, buf_len: usize) -> isize;
+        }
+    };
+}
+
+/// The signature text of a function, as the signature checks compare it:
+/// `stringify!` of `fn(types) -> ret`.
+#[macro_export]
+macro_rules! signature_text {
+    (($($ty:ty),*) $(-> $ret:ty)?) => {
+        ::core::stringify!(fn($($ty),*) $(-> $ret)?)
+    };
+}
+
+macro_rules! service_table {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
+        /// Every kernel service: its name and signature text.
+        pub const SERVICE_SIGNATURES: &[(&str, &str)] = &[
+            $((::core::stringify!($name), $crate::signature_text!(($($ty),*) $(-> $ret)?)),)*
+        ];
+
+        /// The function pointer type of each kernel service; the kernel's
+        /// definitions must coerce to these (checked at compile time).
+        #[allow(non_camel_case_types)]
+        pub mod sig {
+            $(
+                #[doc = ::core::concat!("`", ::core::stringify!($name), "`.")]
+                pub type $name = unsafe extern "C" fn($($ty),*) $(-> $ret)?;
+            )*
+        }
+    };
+}
+
+kernel_services!(service_table);
+
+/// The C library functions the kernel exports (unchecked signatures).
+pub const LIBC_EXPORTS: &[&str] = &["memcpy", "memmove", "memset", "memcmp", "bcmp"];
 
 /// Names of every symbol the kernel exports to modules.
-pub const KERNEL_SERVICES: &[&str] = &[
-    "kapi_log",
-    "kapi_probe_fail",
-    "kapi_panic",
-    "kapi_port_claim",
-    "kapi_port_in",
-    "kapi_port_out",
-    "kapi_mmio_map",
-    "kapi_mmio_read",
-    "kapi_mmio_write",
-    "kapi_pci_read",
-    "kapi_pci_write",
-    "kapi_alloc",
-    "kapi_free",
-    "kapi_irq_register",
-    "kapi_console_register",
-    "kapi_device_register",
-    "kapi_time_ns",
-    "kapi_delay_us",
-    "kapi_acpi_table",
-    "memcpy",
-    "memmove",
-    "memset",
-    "memcmp",
-    "bcmp",
-];
+pub const KERNEL_SERVICES: &[&str] = &{
+    let mut out = [""; SERVICE_SIGNATURES.len() + LIBC_EXPORTS.len()];
+    let mut i = 0;
+    while i < SERVICE_SIGNATURES.len() {
+        out[i] = SERVICE_SIGNATURES[i].0;
+        i += 1;
+    }
+    let mut j = 0;
+    while j < LIBC_EXPORTS.len() {
+        out[i + j] = LIBC_EXPORTS[j];
+        j += 1;
+    }
+    out
+};
+
+/// The hash a signature text is recorded and compared by: FNV-1a over its
+/// bytes but white space (so that how `stringify!` spaces tokens does not
+/// matter), never 0 (0 marks an unchecked export).
+pub const fn signature_hash(text: &str) -> u64 {
+    let b = text.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_whitespace() {
+            h ^= b[i] as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        i += 1;
+    }
+    if h == 0 { 1 } else { h }
+}
+
+/// The signature text of kernel service `name`, if it is one.
+pub const fn service_signature(name: &str) -> Option<&'static str> {
+    let mut i = 0;
+    while i < SERVICE_SIGNATURES.len() {
+        if str_eq(SERVICE_SIGNATURES[i].0, name) {
+            return Some(SERVICE_SIGNATURES[i].1);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Status values returned by services (0 is success).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,4 +257,34 @@ pub enum LogLevel {
 /// Packs a PCI bus/device/function into the `bdf` argument of the PCI services.
 pub const fn bdf(bus: u8, device: u8, function: u8) -> u32 {
     (bus as u32) << 8 | ((device & 0x1f) as u32) << 3 | (function & 7) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_have_distinct_signature_hashes_per_text() {
+        let log = service_signature("kapi_log").unwrap();
+        assert_eq!(
+            signature_hash(log),
+            signature_hash("fn(u32,*const u8,usize)")
+        );
+        assert_eq!(
+            signature_hash(log),
+            signature_hash("fn(u32, * const u8, usize)")
+        );
+        let panic = service_signature("kapi_panic").unwrap();
+        assert_eq!(
+            signature_hash(panic),
+            signature_hash("fn(*const u8, usize) -> !")
+        );
+        assert_eq!(service_signature("memcpy"), None);
+        assert_ne!(
+            signature_hash("fn(u32, *const u8, usize)"),
+            signature_hash("fn(u32, *const u8, u32)")
+        );
+        assert_eq!(KERNEL_SERVICES.len(), SERVICE_SIGNATURES.len() + 5);
+        assert!(KERNEL_SERVICES.contains(&"kapi_acpi_table") && KERNEL_SERVICES.contains(&"bcmp"));
+    }
 }

@@ -9,13 +9,19 @@
 //! | `name` | exactly one | the module's name |
 //! | `depends` | any | a module that must be probed (and kept) first |
 //! | `export` | any | a symbol this module exports to later modules |
+//! | `export_sig` | any | `NAME:SIGNATURE` of a function it exports (`export_fn!`) |
+//! | `import_sig` | any | `NAME:SIGNATURE` of a function it imports, from another module (`import_fn!`) or the kernel (every service, as module-api declares it) |
+//!
+//! Signatures are `stringify!` of `fn(types) -> ret` and are compared by
+//! [`crate::abi::signature_hash`], which ignores white space.
 //!
 //! The prelinker reads it and does not place it in any region.
 
 /// Name of the section holding a module's metadata.
 pub const MODINFO_SECTION: &str = ".modinfo";
-/// Module ABI version written by the module API and checked by the prelinker.
-pub const ABI_VERSION: u32 = 1;
+/// Module ABI version written by the module API and checked by the prelinker
+/// (2: signature entries, and a signature hash in every kernel export).
+pub const ABI_VERSION: u32 = 2;
 /// Global symbol of a module's probe: `extern "C" fn() -> i32`, 0 for success.
 pub const PROBE_SYMBOL: &str = "__module_probe";
 /// Global symbol of a module's optional self-test: `extern "C" fn() -> i32`.

@@ -49,7 +49,19 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub use console::module_console_active;
+// The services, for the signature check in `crate::exports`.
+pub use acpi::kapi_acpi_table;
+pub use console::kapi_console_register;
+pub use device::kapi_device_register;
+pub use irq::kapi_irq_register;
+pub use log::kapi_log;
+pub use memory::{kapi_alloc, kapi_free};
+pub use mmio::{kapi_mmio_map, kapi_mmio_read, kapi_mmio_write};
+pub use pci::{kapi_pci_read, kapi_pci_write};
+pub use ports::{kapi_port_claim, kapi_port_in, kapi_port_out};
+pub use probe::{kapi_panic, kapi_probe_fail};
 pub use resources::{ReleaseSummary, release};
+pub use time::{kapi_delay_us, kapi_time_ns};
 
 /// Number of IRQ lines with a module handler (for leak checks).
 pub fn registered_irqs() -> usize {

@@ -33,15 +33,25 @@ impl ModBuilder {
             obj,
             text,
             text_sections: Vec::new(),
-            modinfo: vec!["abi=1".into(), format!("name={name}")],
+            modinfo: vec!["abi=2".into(), format!("name={name}")],
         };
+        // As the module API does: every kernel service's signature.
+        for (service, sig) in modtable::abi::SERVICE_SIGNATURES {
+            b.modinfo.push(format!("import_sig={service}:{sig}"));
+        }
         b.global("__module_probe", text, 0);
         b
     }
 
-    /// A module without the default `abi=1` and `name=` entries.
+    /// A module without the default `abi=` and `name=` entries.
     pub fn raw_modinfo(mut self, entries: &[&str]) -> ModBuilder {
         self.modinfo = entries.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Adds raw `.modinfo` entries after the default ones.
+    pub fn raw_extra(mut self, entries: &[&str]) -> ModBuilder {
+        self.modinfo.extend(entries.iter().map(|s| s.to_string()));
         self
     }
 
@@ -51,9 +61,27 @@ impl ModBuilder {
         self
     }
 
-    /// Adds `export=`.
+    /// Adds `export=`, with the signature `fn()` (`export_sig=`), as
+    /// `export_fn!` records one.
     pub fn export(mut self, s: &str) -> ModBuilder {
         self.modinfo.push(format!("export={s}"));
+        self.modinfo.push(format!("export_sig={s}:fn()"));
+        self
+    }
+
+    /// Adds `export=` with the given signature (`export_sig=`).
+    pub fn export_with_sig(mut self, s: &str, sig: &str) -> ModBuilder {
+        self.modinfo.push(format!("export={s}"));
+        self.modinfo.push(format!("export_sig={s}:{sig}"));
+        self
+    }
+
+    /// Records the signature this module expects of import `name`
+    /// (`import_sig=`), replacing the default `fn()`.
+    pub fn import_sig(mut self, name: &str, sig: &str) -> ModBuilder {
+        let prefix = format!("import_sig={name}:");
+        self.modinfo.retain(|e| !e.starts_with(&prefix));
+        self.modinfo.push(format!("{prefix}{sig}"));
         self
     }
 
@@ -159,6 +187,12 @@ impl ModBuilder {
 
     /// An undefined symbol.
     pub fn undef(&mut self, name: &str) -> SymbolId {
+        // An import of another module's function records its signature, as
+        // `import_fn!` does (kernel services have theirs already).
+        let prefix = format!("import_sig={name}:");
+        if !self.modinfo.iter().any(|e| e.starts_with(&prefix)) {
+            self.modinfo.push(format!("{prefix}fn()"));
+        }
         self.sym(
             name,
             SymbolSection::Undefined,
