@@ -9,6 +9,8 @@
 //!   kept, which pages of a class range stay mapped, which are freed, which
 //!   tail becomes a pool or heap, and the accounting of every byte of the
 //!   range;
+//! - [`pool`]: free ranges of the pools that modules loaded at run time
+//!   are placed in;
 //! - [`json`]: a small JSON writer for the `REPORT` line.
 //!
 //! The kernel measures (free frames, mappings, probe times) and this crate
@@ -22,6 +24,7 @@ pub mod json;
 pub mod pack;
 pub mod plan;
 pub mod policy;
+pub mod pool;
 
 /// Size of a small page.
 pub const PAGE_4K: u64 = 4096;
