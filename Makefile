@@ -9,6 +9,12 @@
 #                                 (tests/presets/<name>.expect)
 #   make expect PRESET=virtio     boot, then rewrite that preset's expectation
 #                                 from the boot's report
+#   make run INITRD_MODULES="a.o b.o"
+#                                 pack objects into build/initrd.img (the
+#                                 initrd format of kernel/initrd) and boot
+#                                 with it: load=NAME or the shell's insmod
+#                                 loads them after boot
+#   make run CMDLINE=shell        end boot in the serial shell
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make test                     host unit tests + QEMU boot tests
 #
@@ -21,6 +27,7 @@ MEM        ?= 256M
 QEMU_EXTRA ?=
 CMDLINE    ?=
 PRESET     ?= pc
+INITRD_MODULES ?=
 
 QEMU   ?= qemu-system-x86_64
 CARGO  ?= cargo
@@ -38,7 +45,12 @@ PRELINKER  := $(TARGET_DIR)/release/prelinker
 # only for the tests, live under tests/fault-modules/.
 MODULES       := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(shell grep -l staticlib builtin-modules/*/Cargo.toml)))
 FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard tests/fault-modules/*/Cargo.toml)))
+# Test modules loaded at run time from an initrd (never prelinked).
+RUNTIME_MODULES := $(sort $(patsubst tests/runtime-modules/%/Cargo.toml,%,$(wildcard tests/runtime-modules/*/Cargo.toml)))
 MODULE_LIB     = $(TARGET_DIR)/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
+MKINITRD   := $(TARGET_DIR)/release/mkinitrd
+INITRD     := $(BUILD)/initrd.img
+INITRD_ARG  = $(if $(strip $(INITRD_MODULES)),-initrd $(INITRD))
 TEST_IMAGE := $(BUILD)/test-image.elf
 
 # Machine presets: the QEMU arguments of each live in tests/presets/<name>.args
@@ -68,9 +80,9 @@ PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-display none -serial mon:stdio -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
+	-kernel $(IMAGE) -append "$(CMDLINE)" $(INITRD_ARG) $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules runtime-modules mkinitrd initrd image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
 
 all: image
 
@@ -112,6 +124,25 @@ fault-modules: prelinker
 	done
 	@builtin-modules/check-objects.sh -q $(BUILD)/fault-modules/*.o
 
+# Runtime test modules (tests/runtime-modules/*), one object each; some are
+# broken on purpose (undefined symbols), so check-objects.sh is not run.
+runtime-modules: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) $(addprefix -p ,$(RUNTIME_MODULES))
+	@rm -rf $(BUILD)/runtime-modules && mkdir -p $(BUILD)/runtime-modules
+	@for m in $(RUNTIME_MODULES); do \
+		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/runtime-modules/$$m.o || exit 1; \
+	done
+
+mkinitrd: ensure-toolchain
+	$(CARGO) build --release -p initrd --bin mkinitrd
+
+# The initrd of `make run INITRD_MODULES="a.o b.o"`: the objects packed by
+# mkinitrd, each entry named after its file without `.o`.
+initrd: mkinitrd
+	@test -n "$(strip $(INITRD_MODULES))" || { echo "error: INITRD_MODULES is empty" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	$(MKINITRD) --output $(INITRD) $(INITRD_MODULES)
+
 # The bootable image: the kernel with its module regions filled by the
 # prelinker (with PRESET's expectation), and the layout plan beside it.
 image: kernel modules
@@ -131,7 +162,7 @@ test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
 		$(BUILD)/modules/*.o $(wildcard $(BUILD)/fault-modules/*.o)
 
-run: ensure-qemu check-accel image $(PRESET_DEPS)
+run: ensure-qemu check-accel image $(PRESET_DEPS) $(if $(strip $(INITRD_MODULES)),initrd)
 	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"
 	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
 	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
@@ -208,7 +239,7 @@ ensure-mold:
 
 # Host crates (the workspace's default members) plus the boot tests, which
 # boot $(IMAGE) under QEMU.
-test: lint ensure-qemu image preset-images test-image test-modules
+test: lint ensure-qemu image preset-images test-image runtime-modules test-modules
 	$(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
@@ -231,7 +262,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
-		$(addprefix -p ,$(MODULES) $(FAULT_MODULES)) -- -D warnings
+		$(addprefix -p ,$(MODULES) $(FAULT_MODULES) $(RUNTIME_MODULES)) -- -D warnings
 
 clean:
 	$(CARGO) clean
