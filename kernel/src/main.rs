@@ -24,6 +24,7 @@ pub mod cmdline;
 pub mod console;
 pub mod exit;
 pub mod exports;
+pub mod initrd;
 pub mod kapi;
 pub mod layout;
 pub mod mem;
