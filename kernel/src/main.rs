@@ -27,6 +27,7 @@ pub mod exports;
 pub mod initrd;
 pub mod kapi;
 pub mod layout;
+pub mod loader;
 pub mod mem;
 pub mod mm;
 pub mod modules;
@@ -157,6 +158,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         frames::free_frames(),
         heap::used_bytes()
     );
+    loader::load_from_cmdline();
 
     match cmdline::get("fault") {
         Some("pagefault") => {

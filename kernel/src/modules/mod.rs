@@ -25,6 +25,7 @@ use reclaim::policy::Policy;
 use spin::Once;
 
 pub use load::boot;
+pub use report::{json_with, print_with};
 pub use stale::first_kept_text;
 
 /// Why a module was expunged.
@@ -125,6 +126,10 @@ pub struct Module {
     /// Self-test result of a kept module: `Some(Ok)`, `Some(Err(reason))`,
     /// or `None` if it has none.
     pub selftest: Option<Result<(), String>>,
+    /// For a module loaded after boot ([`crate::loader`]): how.
+    pub runtime: Option<alloc::boxed::Box<crate::loader::Runtime>>,
+    /// What `rmmod` released, once the module was unloaded.
+    pub unloaded: Option<crate::kapi::ReleaseSummary>,
 }
 
 static NAMES: Once<Vec<&'static str>> = Once::new();
@@ -134,6 +139,7 @@ pub fn name_of(index: usize) -> &'static str {
     NAMES
         .get()
         .and_then(|n| n.get(index).copied())
+        .or_else(|| crate::loader::runtime_name(index))
         .unwrap_or("kernel")
 }
 

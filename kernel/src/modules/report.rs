@@ -86,11 +86,21 @@ fn accounting(j: &mut Json, plans: &PerClass<ClassPlan>) {
     j.end_object();
 }
 
+/// `kept`, `expunged` or (after `rmmod`) `unloaded`.
+pub fn result_name(m: &Module) -> &'static str {
+    if m.unloaded.is_some() {
+        "unloaded"
+    } else if m.kept {
+        "kept"
+    } else {
+        "expunged"
+    }
+}
+
 fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
     j.begin_object();
     j.key("name").str(m.name);
-    j.key("result")
-        .str(if m.kept { "kept" } else { "expunged" });
+    j.key("result").str(result_name(m));
     let reason = m.expunged.as_ref().map(|r| format!("{r}"));
     j.key("reason").opt_str(reason.as_deref());
     j.key("reason_kind")
@@ -155,6 +165,7 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
             .i64(l.irqs)
             .end_object(),
     };
+    crate::loader::module_json(j, m);
     j.end_object();
 }
 
@@ -188,8 +199,8 @@ fn ratio(a: u64, b: u64) -> String {
     format!("{}.{:02}", x100 / 100, x100 % 100)
 }
 
-/// Builds the JSON report.
-pub fn json(mods: &[Module], t: &Totals) -> String {
+/// Builds the JSON report, with `extra` writing more keys at its end.
+pub fn json_with(mods: &[Module], t: &Totals, extra: &dyn Fn(&mut Json)) -> String {
     let plans = &t.plans;
     let sum =
         |f: &dyn Fn(&ClassPlan) -> i64| -> i64 { Class::ALL.iter().map(|&c| f(&plans[c])).sum() };
@@ -206,7 +217,7 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
     j.key("kept")
         .u64(mods.iter().filter(|m| m.kept).count() as u64);
     j.key("expunged")
-        .u64(mods.iter().filter(|m| !m.kept).count() as u64);
+        .u64(mods.iter().filter(|m| m.expunged.is_some()).count() as u64);
     j.key("reclaimed_bytes")
         .i64(sum(&|p| p.reclaimed_bytes() as i64));
     j.key("freed_bytes").i64(sum(&|p| p.freed_bytes() as i64));
@@ -307,12 +318,14 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
     j.key("modules_ns").u64(t.modules_ns);
     j.key("boot_ns")
         .u64(crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read()));
+    extra(&mut j);
     j.end_object();
     j.finish()
 }
 
-/// Prints the table and the `REPORT` line.
-pub fn print(mods: &[Module], t: &Totals) {
+/// Prints the table and the `REPORT` line, with `extra` writing more keys
+/// at the end of the JSON.
+pub fn print_with(mods: &[Module], t: &Totals, extra: &dyn Fn(&mut Json)) {
     use crate::kprintln;
     kprintln!();
     kprintln!("Reclaimed-memory report (policy {})", t.policy.name());
@@ -348,7 +361,7 @@ pub fn print(mods: &[Module], t: &Totals) {
         kprintln!(
             "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9}  {}",
             m.name,
-            if m.kept { "kept" } else { "expunged" },
+            result_name(m),
             m.predicted.map_or("-", Prediction::name),
             cls(Class::Text),
             cls(Class::Rodata),
@@ -431,5 +444,5 @@ pub fn print(mods: &[Module], t: &Totals) {
         ratio(t.modules_ns * 100, boot_ns),
         boot_ns / 1000
     );
-    kprintln!("REPORT {}", json(mods, t));
+    kprintln!("REPORT {}", json_with(mods, t, extra));
 }
