@@ -33,8 +33,10 @@ pub mod mm;
 pub mod modules;
 pub mod panic;
 pub mod pvh;
+pub mod rx;
 pub mod selftest;
 pub mod serial;
+pub mod shell;
 
 use arch::{gdt, idt, irq, tsc};
 use mm::{frames, heap, paging};
@@ -197,6 +199,9 @@ extern "C" fn kernel_main_on_stack() -> ! {
         None => {}
     }
 
+    if cmdline::has("shell") {
+        shell::run();
+    }
     if cmdline::has("halt") {
         log::info!("halt: idling with interrupts on");
         loop {
