@@ -17,6 +17,7 @@
 #   make run CMDLINE=shell        end boot in the serial shell
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make test                     host unit tests + QEMU boot tests
+#   make bench-runtime            the runtime loader's costs (50 modules)
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
 # value 0x10) and 35 on failure; 0 means a triple fault.
@@ -267,6 +268,13 @@ clippy:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# The runtime loader's numbers (emulator time under TCG): load time per
+# module, text bytes and mappings after loading 50 small modules, against
+# page-rounded (Linux-style) allocations. The same test runs in make test.
+.PHONY: bench-runtime
+bench-runtime: ensure-qemu preset-images runtime-modules
+	$(CARGO) test -p boot-tests --test runtime runtime_bench -- --nocapture
 
 # Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
 # preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.

@@ -97,6 +97,8 @@ struct Loader {
     /// The boot figures (W^X and mappings refreshed after each operation).
     totals: Option<Totals>,
     placer: Placer,
+    /// The ranges of each class range the module phase kept mapped.
+    mapped: PerClass<Vec<(u64, u64)>>,
     former: Vec<Former>,
     refusals: Vec<Refusal>,
 }
@@ -162,6 +164,7 @@ pub fn init(plans: &PerClass<ClassPlan>) {
         mods: Vec::new(),
         totals: None,
         placer,
+        mapped: PerClass(Class::ALL.map(|c| plans[c].mapped.clone())),
         former: Vec::new(),
         refusals: Vec::new(),
     });
@@ -363,6 +366,8 @@ pub struct View<'a> {
     pub totals: &'a Totals,
     /// The pools and fresh pages.
     pub placer: &'a Placer,
+    /// The ranges of each class range the module phase kept mapped.
+    pub class_mapped: &'a PerClass<Vec<(u64, u64)>>,
 }
 
 /// Figures of one class's pool.
@@ -395,10 +400,10 @@ impl View<'_> {
         f
     }
 
-    /// The ranges mapped for class `c`: the class range's live huge pages
-    /// (per the module phase's plan) and the fresh pages taken since.
+    /// The ranges mapped for class `c`: what the module phase kept mapped of
+    /// the class range and the fresh pages taken since.
     pub fn mapped(&self, c: Class) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self.totals.plans[c].mapped.clone();
+        let mut v: Vec<(u64, u64)> = self.class_mapped[c].clone();
         v.extend(
             self.placer
                 .fresh
@@ -411,10 +416,7 @@ impl View<'_> {
 
     /// (4 KiB, 2 MiB) mappings over [`View::mapped`]`(c)`.
     pub fn mappings(&self, c: Class) -> (usize, usize) {
-        self.mapped(c).iter().fold((0, 0), |a, &(s, e)| {
-            let (k, m) = paging::count_mappings(s, e - s);
-            (a.0 + k, a.1 + m)
-        })
+        mappings(&self.class_mapped[c], &self.placer.fresh, c)
     }
 
     /// Names of the kept modules that depend on module `i`.
@@ -436,7 +438,25 @@ pub fn with_view<R>(f: impl FnOnce(&View<'_>) -> R) -> Option<R> {
         mods: &l.mods,
         totals,
         placer: &l.placer,
+        class_mapped: &l.mapped,
     }))
+}
+
+/// (4 KiB, 2 MiB) mappings over `mapped` and class `c`'s fresh pages.
+fn mappings(mapped: &[(u64, u64)], fresh: &[Fresh], c: Class) -> (usize, usize) {
+    mapped
+        .iter()
+        .copied()
+        .chain(
+            fresh
+                .iter()
+                .filter(|f| f.class == c)
+                .map(|f| (f.va, f.va + f.len)),
+        )
+        .fold((0, 0), |a, (s, e)| {
+            let (k, m) = paging::count_mappings(s, e - s);
+            (a.0 + k, a.1 + m)
+        })
 }
 
 fn snapshot() -> (usize, usize, usize) {
@@ -570,7 +590,6 @@ impl Loader {
         if self.totals.is_none() {
             return Err(LoadError::Initrd(crate::initrd::InitrdError::Absent));
         }
-        let t0 = tsc::read();
         let archive = crate::initrd::archive().map_err(LoadError::Initrd)?;
         let entry = archive.find(object).ok_or_else(|| LoadError::NotInInitrd {
             name: object.to_string(),
@@ -581,6 +600,7 @@ impl Loader {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+        let t0 = tsc::read();
         let obj = elf::parse(entry.name, entry.data)?;
         let file = obj.file;
         let name = obj.info.name;
@@ -919,6 +939,7 @@ impl Loader {
             mods: &self.mods,
             totals: t,
             placer: &self.placer,
+            class_mapped: &self.mapped,
         };
         let f = |c| view.pool(c);
         crate::kprintln!(
@@ -942,7 +963,6 @@ impl Loader {
     fn write_extra(&self, j: &mut Json) {
         let hex = |v: u64| format!("{v:#x}");
         j.key("pools").begin_object();
-        let totals = self.totals.as_ref();
         for c in Class::ALL {
             let p = &self.placer.pools[c];
             let mut f = PoolFigures {
@@ -985,21 +1005,14 @@ impl Loader {
                     None => j.key("heap_tail").null(),
                 };
             }
-            if let Some(t) = totals {
-                let view = View {
-                    mods: &self.mods,
-                    totals: t,
-                    placer: &self.placer,
-                };
-                let (k4, m2) = view.mappings(c);
-                j.key("mappings")
-                    .begin_object()
-                    .key("4k")
-                    .u64(k4 as u64)
-                    .key("2m")
-                    .u64(m2 as u64)
-                    .end_object();
-            }
+            let (k4, m2) = mappings(&self.mapped[c], &self.placer.fresh, c);
+            j.key("mappings")
+                .begin_object()
+                .key("4k")
+                .u64(k4 as u64)
+                .key("2m")
+                .u64(m2 as u64)
+                .end_object();
             j.end_object();
         }
         j.end_object();
