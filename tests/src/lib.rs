@@ -332,13 +332,16 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Bytes a reader thread appends to.
+type Shared = Arc<Mutex<Vec<u8>>>;
+
 /// A started QEMU whose stdout and stderr are read by threads into shared
 /// buffers.
 struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
-    out: Arc<Mutex<Vec<u8>>>,
-    err: Arc<Mutex<Vec<u8>>>,
+    out: Shared,
+    err: Shared,
     readers: Vec<thread::JoinHandle<()>>,
     start: Instant,
 }
@@ -365,7 +368,8 @@ fn spawn(cfg: &QemuConfig, stdin: Stdio) -> Running {
                 cfg.qemu
             )
         });
-    let (out, err): (Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) = (Arc::default(), Arc::default());
+    let out: Shared = Arc::default();
+    let err: Shared = Arc::default();
     let mut readers = Vec::new();
     for (mut pipe, buf) in [
         (

@@ -4,7 +4,7 @@
 //! huge pages, probed under guard, unloaded with `rmmod`. Every `REPORT`
 //! line (one per operation) must show no W+X page and no W^X alias frame.
 
-use boot_tests::report::{addr, module, reports_in};
+use boot_tests::report::{addr, module};
 use boot_tests::{BootOutcome, QemuConfig, Session, number_after, run_qemu, workspace_root};
 use serde_json::Value;
 use std::path::PathBuf;
