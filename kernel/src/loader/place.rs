@@ -15,7 +15,8 @@
 //! the direct map. [`write`] maps a temporary RW+NX alias of just the pages
 //! written at [`ALIAS_BASE`], copies, and unmaps it, so the huge pages'
 //! permissions never change; [`poison`] does the same with `int3` bytes.
-//! This file and [`crate::initrd`] are the loader's only `unsafe` code.
+//! The writes here are the loader's `unsafe` code, with the two calls into
+//! module code in the loader's root module and the initrd's mapping.
 
 use crate::mm::frames;
 use crate::mm::paging::{self, Flags, PagingError};
