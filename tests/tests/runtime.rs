@@ -267,11 +267,34 @@ fn with_unsupported_relocation(mut obj: Vec<u8>) -> Vec<u8> {
     panic!("no relocation section against an allocated section");
 }
 
+/// The object with its `.modinfo` section's size running past the end of
+/// the file (its section headers are intact: a damaged table, not a cut).
+fn with_section_past_the_end(mut obj: Vec<u8>) -> Vec<u8> {
+    let rd = |b: &[u8], at: usize, n: usize| {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&b[at..at + n]);
+        u64::from_le_bytes(v) as usize
+    };
+    let (shoff, shnum, shstrndx) = (rd(&obj, 0x28, 8), rd(&obj, 0x3c, 2), rd(&obj, 0x3e, 2));
+    let names = rd(&obj, shoff + 64 * shstrndx + 24, 8);
+    for i in 0..shnum {
+        let h = shoff + 64 * i;
+        let name = names + rd(&obj, h, 4);
+        if obj[name..].starts_with(b".modinfo\0") {
+            let len = obj.len() as u64;
+            obj[h + 32..h + 40].copy_from_slice(&len.to_le_bytes());
+            return obj;
+        }
+    }
+    panic!("no .modinfo section");
+}
+
 #[test]
 fn bad_objects_are_refused_with_named_errors() {
     let hello = object("rt_hello");
     let list = [
         ("rt_trunc", hello[..hello.len() * 3 / 5].to_vec()),
+        ("rt_longsec", with_section_past_the_end(hello.clone())),
         ("rt_badmach", patched_u16(hello.clone(), 18, 3)),
         ("rt_exec", patched_u16(hello.clone(), 16, 2)),
         ("rt_badrel", with_unsupported_relocation(hello.clone())),
@@ -292,7 +315,12 @@ fn bad_objects_are_refused_with_named_errors() {
             .unwrap_or_else(|| panic!("{object} not refused: {refusals:?}"))
     };
     let cases = [
-        ("rt_trunc", "truncated", "rt_trunc: truncated: "),
+        (
+            "rt_trunc",
+            "truncated",
+            "rt_trunc: truncated: the 110 section headers at offset",
+        ),
+        ("rt_longsec", "truncated", "rt_longsec: truncated: section "),
         (
             "rt_badmach",
             "wrong-machine",
