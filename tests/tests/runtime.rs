@@ -244,6 +244,18 @@ fn patched_u16(mut obj: Vec<u8>, at: usize, v: u16) -> Vec<u8> {
     obj
 }
 
+/// The object with its `depends=pci` entry renamed (to a key the loader
+/// ignores): it still calls pci's export.
+fn without_depends(mut obj: Vec<u8>) -> Vec<u8> {
+    let needle = b"depends=pci\0";
+    let at = obj
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("depends=pci in .modinfo");
+    obj[at] = b'x';
+    obj
+}
+
 /// The object with its first relocation against an allocated section
 /// given type 25 (R_X86_64_GOTOFF64, which the loader does not apply).
 fn with_unsupported_relocation(mut obj: Vec<u8>) -> Vec<u8> {
@@ -299,6 +311,7 @@ fn bad_objects_are_refused_with_named_errors() {
         ("rt_exec", patched_u16(hello.clone(), 16, 2)),
         ("rt_badrel", with_unsupported_relocation(hello.clone())),
         ("rt_undef", object("rt_undef")),
+        ("rt_nodeps", without_depends(hello.clone())),
         ("rt_user", object("rt_user")),
         ("junk", b"not an object at all".to_vec()),
     ];
@@ -345,6 +358,11 @@ fn bad_objects_are_refused_with_named_errors() {
             "rt_user",
             "missing-dependency",
             "rt_user: module rt_user depends on rt_hello, which is not loaded",
+        ),
+        (
+            "rt_nodeps",
+            "undeclared-dependency",
+            "rt_nodeps: uses symbol `pci_find_class` of module pci without declaring depends=pci",
         ),
         ("junk", "not-elf", "junk: not an ELF file"),
         (
@@ -412,6 +430,31 @@ fn a_full_pool_takes_a_fresh_huge_page() {
     // The next module's small rodata still goes to the old pool.
     let hello = module(last, "rt_hello");
     assert_eq!(hello["placed"]["rodata"]["in"], "pool", "{hello}");
+}
+
+#[test]
+fn without_an_initrd_insmod_says_so() {
+    let mut s = Session::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));
+    let out = s.command("insmod rt_hello");
+    assert!(
+        out.contains("error: insmod rt_hello: no initrd: boot with -initrd"),
+        "{out}"
+    );
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    out.assert_passed();
+    let reports = out.reports();
+    assert_wx(&reports);
+    let refusals = reports.last().unwrap()["refusals"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(refusals.len(), 2, "load= and insmod: {refusals:?}");
+    assert!(
+        refusals.iter().all(|r| r["kind"] == "initrd"),
+        "{refusals:?}"
+    );
 }
 
 /// The shell, driven through COM1: every command, bad input, line editing.

@@ -186,9 +186,13 @@ pub fn report_extra(j: &mut Json) {
     }
 }
 
-/// Per-module keys of the report: `loaded`, and how a runtime module was
-/// loaded.
+/// Per-module keys of the report: `bytes_returned` (to the pools,
+/// poisoned), `loaded`, and how a runtime module was loaded.
 pub fn module_json(j: &mut Json, m: &Module) {
+    // Unloaded modules and runtime modules whose probe failed gave their
+    // bytes back to the pools, filled with int3 first.
+    let returned = m.unloaded.is_some() || (m.runtime.is_some() && m.expunged.is_some());
+    j.key("bytes_returned").bool(returned);
     let Some(rt) = &m.runtime else {
         j.key("loaded").str("builtin");
         return;
