@@ -99,7 +99,6 @@ struct Loader {
     placer: Placer,
     /// The ranges of each class range the module phase kept mapped.
     mapped: PerClass<Vec<(u64, u64)>>,
-    former: Vec<Former>,
     refusals: Vec<Refusal>,
 }
 
@@ -109,6 +108,13 @@ static LOADER: Mutex<Option<Loader>> = Mutex::new(None);
 /// calls services that name it.
 static NAMES: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new());
 static BUILTIN_EXPORTS: Once<Option<ExportList<'static>>> = Once::new();
+/// Bytes of runtime modules from placement until they fail or are
+/// unloaded: `(owner index, start, end)`. With [`FORMER`], what the
+/// exception hook reads; neither is held while module code runs, unlike
+/// [`LOADER`].
+static LIVE: Mutex<Vec<(usize, u64, u64)>> = Mutex::new(Vec::new());
+/// Where modules that failed or were unloaded after boot were, newest last.
+static FORMER: Mutex<Vec<Former>> = Mutex::new(Vec::new());
 
 /// The export list the prelinker wrote after the module table.
 fn builtin_exports() -> Option<&'static ExportList<'static>> {
@@ -165,7 +171,6 @@ pub fn init(plans: &PerClass<ClassPlan>) {
         totals: None,
         placer,
         mapped: PerClass(Class::ALL.map(|c| plans[c].mapped.clone())),
-        former: Vec::new(),
         refusals: Vec::new(),
     });
 }
@@ -223,48 +228,48 @@ pub fn module_json(j: &mut Json, m: &Module) {
     j.end_object();
 }
 
-/// Whether `addr` holds bytes of a module loaded after boot that is kept.
+/// Whether `addr` holds bytes of a module loaded after boot that is placed
+/// and has not failed or been unloaded. Never waits for a lock.
 pub fn is_live(addr: u64) -> bool {
-    let Some(g) = LOADER.try_lock() else {
-        return false;
-    };
-    g.as_ref().is_some_and(|l| l.is_live(addr))
+    crate::arch::without_interrupts(|| {
+        LIVE.try_lock()
+            .is_some_and(|l| l.iter().any(|&(_, s, e)| addr >= s && addr < e))
+    })
 }
 
 /// Called by the exception hook: if `addrs` (the instruction, the faulting
 /// address) fall in bytes a module loaded after boot (or an unloaded
-/// built-in) had, and no kept module has now, names it on the console and
+/// built-in) had, and no live module has now, names it on the console and
 /// returns true. Allocates nothing and never waits for a lock.
 pub fn explain_stale(vector: u64, addrs: [u64; 2]) -> bool {
-    let Some(g) = LOADER.try_lock() else {
-        return false;
-    };
-    let Some(l) = g.as_ref() else {
-        return false;
-    };
-    for addr in addrs {
-        if addr == 0 || l.is_live(addr) {
-            continue;
+    crate::arch::without_interrupts(|| {
+        let Some(former) = FORMER.try_lock() else {
+            return false;
+        };
+        for addr in addrs {
+            if addr == 0 || is_live(addr) {
+                continue;
+            }
+            let hit = former.iter().rev().find_map(|f| {
+                f.ranges
+                    .iter()
+                    .find(|&&(s, e, _)| addr >= s && addr < e)
+                    .map(|&(_, _, c)| (f, c))
+            });
+            if let Some((f, c)) = hit {
+                let _ = writeln!(
+                    crate::console::EmergencyWriter,
+                    "STALE: {} at {addr:#x}: address in the {} of {} module {}",
+                    guard::exception_name(vector),
+                    c.name(),
+                    f.how,
+                    f.name
+                );
+                return true;
+            }
         }
-        let hit = l.former.iter().rev().find_map(|f| {
-            f.ranges
-                .iter()
-                .find(|&&(s, e, _)| addr >= s && addr < e)
-                .map(|&(_, _, c)| (f, c))
-        });
-        if let Some((f, c)) = hit {
-            let _ = writeln!(
-                crate::console::EmergencyWriter,
-                "STALE: {} at {addr:#x}: address in the {} of {} module {}",
-                guard::exception_name(vector),
-                c.name(),
-                f.how,
-                f.name
-            );
-            return true;
-        }
-    }
-    false
+        false
+    })
 }
 
 /// Loads `name` from the initrd (see the module docs) and prints the
@@ -346,7 +351,7 @@ pub fn stale_call(name: &str) -> Result<(), String> {
         // at `slot` (which is `base` for modules loaded after boot).
         let at = if m.unloaded.is_some() { m.base } else { m.slot };
         let addr = at[Class::Text] + m.rec.probe_off as u64;
-        if l.is_live(addr) {
+        if is_live(addr) {
             return Err(format!(
                 "the old probe address {addr:#x} of {name} holds live code of another module now"
             ));
@@ -495,18 +500,6 @@ fn reason_of(outcome: Outcome, failure: Option<(i32, guard::Msg)>) -> Reason {
 }
 
 impl Loader {
-    fn is_live(&self, addr: u64) -> bool {
-        self.mods.iter().filter(|m| m.kept).any(|m| {
-            m.runtime.as_ref().is_some_and(|rt| {
-                rt.placed
-                    .0
-                    .iter()
-                    .flatten()
-                    .any(|p| addr >= p.addr && addr < p.addr + p.len)
-            })
-        })
-    }
-
     fn budget_ms(&self) -> u64 {
         self.totals.as_ref().map_or(100, |t| t.budget_ms)
     }
@@ -761,6 +754,12 @@ impl Loader {
             unloaded: None,
         });
         drop(linked);
+        crate::arch::without_interrupts(|| {
+            let mut live = LIVE.lock();
+            for p in placed.0.iter().flatten() {
+                live.push((index, p.addr, p.addr + p.len));
+            }
+        });
         self.probe(index);
         Ok(index)
     }
@@ -832,7 +831,8 @@ impl Loader {
         m.expunged = Some(reason);
     }
 
-    /// Remembers where module `index` was, for stale-call explanations.
+    /// Remembers where module `index` was, for stale-call explanations;
+    /// its bytes are no longer live.
     fn remember(&mut self, index: usize, how: &'static str) {
         let m = &self.mods[index];
         let ranges = Class::ALL
@@ -840,10 +840,14 @@ impl Loader {
             .filter(|&&c| m.rec.size[c] > 0)
             .map(|&c| (m.base[c], m.base[c] + m.rec.size[c] as u64, c))
             .collect();
-        self.former.push(Former {
+        let former = Former {
             name: m.name,
             how,
             ranges,
+        };
+        crate::arch::without_interrupts(|| {
+            LIVE.lock().retain(|&(i, _, _)| i != index);
+            FORMER.lock().push(former);
         });
     }
 
