@@ -10,9 +10,9 @@
 //! The kernel exits QEMU with status 33 for success and 35 for failure;
 //! [`BootOutcome::passed`] is true only for 33 (a triple fault exits 0).
 //!
-//! [`QemuConfig::initrd`] adds an initrd (`-initrd`); [`Session`] boots
+//! [`QemuConfig::initrd`] adds an initrd (`-initrd`); [`Console`] boots
 //! with COM1's input on a pipe, so a test can type at the kernel's shell
-//! ([`Session::command`] waits for the [`SHELL_PROMPT`] after each line).
+//! ([`Console::command`] waits for the [`SHELL_PROMPT`] after each line).
 //!
 //! ```no_run
 //! use boot_tests::{QemuConfig, run_qemu};
@@ -454,20 +454,20 @@ pub const SHELL_PROMPT: &str = "plk> ";
 /// A QEMU boot whose COM1 input the test writes (QEMU's stdin), for
 /// driving the kernel's shell. Output is read as it comes; every wait is
 /// bounded by the configuration's timeout, counted from the start.
-pub struct Session {
+pub struct Console {
     run: Option<Running>,
     deadline: Instant,
-    /// Bytes of output already handed out by [`Session::wait_for`].
+    /// Bytes of output already handed out by [`Console::wait_for`].
     seen: usize,
     _turn: MutexGuard<'static, ()>,
 }
 
-impl Session {
+impl Console {
     /// Boots `cfg` with COM1's input on a pipe.
-    pub fn start(cfg: &QemuConfig) -> Session {
+    pub fn start(cfg: &QemuConfig) -> Console {
         let turn = one_at_a_time();
         let run = spawn(cfg, Stdio::piped());
-        Session {
+        Console {
             deadline: run.start + cfg.timeout,
             run: Some(run),
             seen: 0,
@@ -476,7 +476,7 @@ impl Session {
     }
 
     fn running(&mut self) -> &mut Running {
-        self.run.as_mut().expect("session finished")
+        self.run.as_mut().expect("console closed")
     }
 
     /// All output so far, with CR LF as LF.
@@ -536,7 +536,7 @@ impl Session {
 
     /// Closes COM1's input and waits for QEMU to exit (until the deadline).
     pub fn finish(mut self) -> BootOutcome {
-        let run = self.run.take().expect("session finished");
+        let run = self.run.take().expect("console closed");
         run.wait(self.deadline)
     }
 }

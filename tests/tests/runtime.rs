@@ -5,7 +5,7 @@
 //! line (one per operation) must show no W+X page and no W^X alias frame.
 
 use boot_tests::report::{addr, module};
-use boot_tests::{BootOutcome, QemuConfig, Session, number_after, run_qemu, workspace_root};
+use boot_tests::{BootOutcome, Console, QemuConfig, number_after, run_qemu, workspace_root};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -210,7 +210,7 @@ fn failing_module_is_released_and_its_bytes_return_to_the_pools() {
 #[test]
 fn unload_returns_the_bytes_and_a_stale_call_traps_naming_it() {
     let init = initrd("unload", &entries(&objects(&["rt_hello"])));
-    let mut s = Session::start(&config(init, "shell"));
+    let mut s = Console::start(&config(init, "shell"));
     let loaded = s.command("insmod rt_hello");
     assert!(loaded.contains("insmod rt_hello: done"), "{loaded}");
     let unloaded = s.command("rmmod rt_hello");
@@ -462,7 +462,7 @@ fn a_full_pool_takes_a_fresh_huge_page() {
 
 #[test]
 fn without_an_initrd_insmod_says_so() {
-    let mut s = Session::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));
+    let mut s = Console::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));
     let out = s.command("insmod rt_hello");
     assert!(
         out.contains("error: insmod rt_hello: no initrd: boot with -initrd"),
@@ -492,7 +492,7 @@ fn the_shell_runs_every_command() {
         "shell",
         &entries(&objects(&["rt_hello", "rt_user", "rt_fail"])),
     );
-    let mut s = Session::start(&config(init, "shell"));
+    let mut s = Console::start(&config(init, "shell"));
     s.wait_for("input through COM1's receive interrupt (IRQ 4)");
     let help = s.command("help");
     for cmd in [
