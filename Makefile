@@ -10,6 +10,12 @@
 #                                 (tests/presets/<name>.expect)
 #   make expect PRESET=virtio     boot, then rewrite that preset's expectation
 #                                 from the boot's report
+#   make run INITRD_MODULES="a.o b.o"
+#                                 pack objects into build/initrd.img (the
+#                                 initrd format of kernel/initrd) and boot
+#                                 with it: load=NAME or the shell's insmod
+#                                 loads them after boot
+#   make run CMDLINE=shell        end boot in the serial shell
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make gdb [PRESET=...]         boot stopped under QEMU's gdb stub and debug
 #                                 it, module symbols at their final addresses
@@ -17,6 +23,7 @@
 #                                 (fails past the growth budget); make
 #                                 sizes-update rewrites the baseline
 #   make test                     host unit tests + QEMU boot tests
+#   make bench-runtime            the runtime loader's costs (50 modules)
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
 # value 0x10), 37 when it booted degraded (0x12: a kept module failed its
@@ -29,6 +36,7 @@ SMP        ?= 2
 QEMU_EXTRA ?=
 CMDLINE    ?=
 PRESET     ?= pc
+INITRD_MODULES ?=
 
 QEMU   ?= qemu-system-x86_64
 GDB    ?= gdb
@@ -49,7 +57,12 @@ MODULES       := $(sort $(patsubst builtin-modules/%/Cargo.toml,%,$(shell grep -
 FAULT_MODULES := $(sort $(patsubst tests/fault-modules/%/Cargo.toml,%,$(wildcard tests/fault-modules/*/Cargo.toml)))
 # Modules the prelinker must refuse (tests/tests/abi.rs links them).
 REFUSAL_MODULES := $(sort $(patsubst tests/link-refusals/%/Cargo.toml,%,$(wildcard tests/link-refusals/*/Cargo.toml)))
+# Test modules loaded at run time from an initrd (never prelinked).
+RUNTIME_MODULES := $(sort $(patsubst tests/runtime-modules/%/Cargo.toml,%,$(wildcard tests/runtime-modules/*/Cargo.toml)))
 MODULE_LIB     = $(TARGET_DIR)/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
+MKINITRD   := $(TARGET_DIR)/release/mkinitrd
+INITRD     := $(BUILD)/initrd.img
+INITRD_ARG  = $(if $(strip $(INITRD_MODULES)),-initrd $(INITRD))
 TEST_IMAGE := $(BUILD)/test-image.elf
 
 # Machine presets: the QEMU arguments of each live in tests/presets/<name>.args
@@ -79,9 +92,9 @@ PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
 	-display none -serial mon:stdio -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
+	-kernel $(IMAGE) -append "$(CMDLINE)" $(INITRD_ARG) $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules refusal-modules image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
 
 all: image
 
@@ -131,6 +144,25 @@ refusal-modules: prelinker
 		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/refusals/$$m.o || exit 1; \
 	done
 
+# Runtime test modules (tests/runtime-modules/*), one object each; some are
+# broken on purpose (undefined symbols), so check-objects.sh is not run.
+runtime-modules: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) $(addprefix -p ,$(RUNTIME_MODULES))
+	@rm -rf $(BUILD)/runtime-modules && mkdir -p $(BUILD)/runtime-modules
+	@for m in $(RUNTIME_MODULES); do \
+		$(PRELINKER) extract $(call MODULE_LIB,$$m) --output $(BUILD)/runtime-modules/$$m.o || exit 1; \
+	done
+
+mkinitrd: ensure-toolchain
+	$(CARGO) build --release -p initrd --bin mkinitrd
+
+# The initrd of `make run INITRD_MODULES="a.o b.o"`: the objects packed by
+# mkinitrd, each entry named after its file without `.o`.
+initrd: mkinitrd
+	@test -n "$(strip $(INITRD_MODULES))" || { echo "error: INITRD_MODULES is empty" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	$(MKINITRD) --output $(INITRD) $(INITRD_MODULES)
+
 # The bootable image: the kernel with its module regions filled by the
 # prelinker (with PRESET's expectation), and the layout plan beside it.
 image: kernel modules
@@ -150,7 +182,7 @@ test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
 		$(BUILD)/modules/*.o $(sort $(wildcard $(BUILD)/fault-modules/*.o))
 
-run: ensure-qemu check-accel image $(PRESET_DEPS)
+run: ensure-qemu check-accel image $(PRESET_DEPS) $(if $(strip $(INITRD_MODULES)),initrd)
 	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"
 	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
 	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
@@ -282,7 +314,7 @@ sizes-update: image
 # boot $(IMAGE) under QEMU. PLK_REQUIRE_BUILD makes the tests that read
 # build/ (the prelinker's goblin cross-check) fail rather than skip when
 # something there is missing.
-test: lint ensure-qemu ensure-gdb image preset-images test-image refusal-modules test-modules sizes
+test: lint ensure-qemu ensure-gdb image preset-images test-image refusal-modules runtime-modules test-modules sizes
 	PLK_REQUIRE_BUILD=1 $(CARGO) test
 
 # Host unit tests of the module crates (driver logic against fake hardware);
@@ -305,11 +337,18 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
-		$(addprefix -p ,$(MODULES) $(FAULT_MODULES) $(REFUSAL_MODULES)) -- -D warnings
+		$(addprefix -p ,$(MODULES) $(FAULT_MODULES) $(REFUSAL_MODULES) $(RUNTIME_MODULES)) -- -D warnings
 
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# The runtime loader's numbers (emulator time under TCG): load time per
+# module, text bytes and mappings after loading 50 small modules, against
+# page-rounded (Linux-style) allocations. The same test runs in make test.
+.PHONY: bench-runtime
+bench-runtime: ensure-qemu preset-images runtime-modules
+	$(CARGO) test -p boot-tests --test runtime runtime_bench -- --nocapture
 
 # Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
 # preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.

@@ -100,6 +100,11 @@ pub fn exports() -> &'static [KernelExport] {
     unsafe { core::slice::from_raw_parts(r.start as *const KernelExport, n) }
 }
 
+/// The export record called `name`.
+pub fn find_export(name: &str) -> Option<&'static KernelExport> {
+    exports().iter().find(|e| e.name() == name)
+}
+
 /// Address of the export called `name`.
 pub fn find(name: &str) -> Option<u64> {
     exports()

@@ -27,15 +27,19 @@ pub mod cmdline;
 pub mod console;
 pub mod exit;
 pub mod exports;
+pub mod initrd;
 pub mod kapi;
 pub mod layout;
+pub mod loader;
 pub mod mem;
 pub mod mm;
 pub mod modules;
 pub mod panic;
 pub mod pvh;
+pub mod rx;
 pub mod selftest;
 pub mod serial;
+pub mod shell;
 pub mod smp;
 
 use arch::{gdt, idt, irq, tsc};
@@ -197,6 +201,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         log::error!("{e}");
         exit::failure();
     }
+    loader::load_from_cmdline();
 
     match cmdline::get("fault") {
         Some("pagefault") => {
@@ -235,6 +240,9 @@ extern "C" fn kernel_main_on_stack() -> ! {
         None => {}
     }
 
+    if cmdline::has("shell") {
+        shell::run();
+    }
     if cmdline::has("halt") {
         log::info!("halt: idling with interrupts on");
         loop {

@@ -1,7 +1,8 @@
 //! Reading the PVH `hvm_start_info` handed over by the boot loader.
 //!
 //! The structure (Xen's `arch-x86/hvm/start_info.h`, version 1) gives the
-//! command line, the RSDP address and an e820-style memory map. [`init`]
+//! command line, the RSDP address, an e820-style memory map and the boot
+//! modules (QEMU's `-initrd` is one; see [`BootInfo::modules`]). [`init`]
 //! copies what the kernel needs into static storage while the boot page
 //! tables still map low physical memory, so nothing points back into
 //! firmware memory afterwards.
@@ -14,6 +15,8 @@ use crate::mm::paging::phys_to_virt;
 pub const START_INFO_MAGIC: u32 = 0x336e_c578;
 /// Most memory-map entries kept.
 pub const MAX_REGIONS: usize = 128;
+/// Most boot modules kept.
+pub const MAX_MODULES: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -28,6 +31,16 @@ struct HvmStartInfo {
     memmap_paddr: u64,
     memmap_entries: u32,
     reserved: u32,
+}
+
+/// `hvm_modlist_entry`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HvmModlistEntry {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
 }
 
 #[repr(C)]
@@ -99,10 +112,22 @@ impl MemRegion {
     }
 }
 
+/// A boot module: `[start, start + size)` of physical memory the loader
+/// filled (QEMU's `-initrd` file).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootModule {
+    /// Physical start address.
+    pub start: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// What the kernel keeps from `hvm_start_info`.
 pub struct BootInfo {
     regions: [MemRegion; MAX_REGIONS],
     count: usize,
+    modules: [BootModule; MAX_MODULES],
+    module_count: usize,
     /// Entries in the firmware map (more than [`MAX_REGIONS`] are dropped).
     pub firmware_entries: usize,
     /// Physical address of the ACPI RSDP, if given.
@@ -132,6 +157,12 @@ impl BootInfo {
     /// End of the highest usable RAM region.
     pub fn usable_top(&self) -> u64 {
         self.usable().map(|r| r.end()).max().unwrap_or(0)
+    }
+
+    /// The boot modules (the memory map still calls their bytes usable:
+    /// [`crate::mm::frames::init`] reserves them).
+    pub fn modules(&self) -> &[BootModule] {
+        &self.modules[..self.module_count]
     }
 }
 
@@ -205,7 +236,27 @@ pub fn init(phys: u64) -> Result<&'static BootInfo, PvhError> {
         firmware_entries: n,
         rsdp: (info.rsdp_paddr != 0).then_some(info.rsdp_paddr),
         start_info_phys: phys,
+        modules: [BootModule::default(); MAX_MODULES],
+        module_count: 0,
     };
+    let mod_size = size_of::<HvmModlistEntry>() as u64;
+    let nr = (info.nr_modules as usize).min(MAX_MODULES);
+    if nr > 0 && readable(info.modlist_paddr, nr as u64 * mod_size) {
+        for i in 0..nr {
+            let p =
+                phys_to_virt(info.modlist_paddr + i as u64 * mod_size) as *const HvmModlistEntry;
+            // SAFETY: inside the mapped, loader-provided module list
+            // (checked above).
+            let m = unsafe { core::ptr::read_unaligned(p) };
+            if m.size > 0 && readable(m.paddr, m.size) {
+                boot.modules[boot.module_count] = BootModule {
+                    start: m.paddr,
+                    size: m.size,
+                };
+                boot.module_count += 1;
+            }
+        }
+    }
     for i in 0..n.min(MAX_REGIONS) {
         let p = phys_to_virt(info.memmap_paddr + i as u64 * entry_size) as *const HvmMemmapEntry;
         // SAFETY: inside the mapped, loader-provided array (checked above).

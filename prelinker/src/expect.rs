@@ -151,6 +151,13 @@ mod tests {
             runtime_faults: vec![],
             released: None,
             leak: None,
+            loaded: None,
+            bytes_returned: None,
+            object: None,
+            load_ns: None,
+            relocs_applied: None,
+            got_entries: None,
+            placed: None,
         };
         let r = Report {
             modules: vec![

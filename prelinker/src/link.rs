@@ -593,11 +593,15 @@ fn finish(
         kernel_end: Some(k.kernel_end),
         modules: plan_mods,
     };
-    let table = table_writer::build(&plan, table_mods);
+    let mut table = table_writer::build(&plan, table_mods);
+    table_writer::append_exports(&mut table, &exports, &|name| {
+        let (_, _, sig) = module_sigs.get(name)?;
+        sig.as_deref().map(modtable::abi::signature_hash)
+    });
     if table.len() as u64 > k.modtable.size {
         bail!(
             TableOverflow,
-            "{kernel_name}: the module table needs {} bytes but {} has only {} bytes",
+            "{kernel_name}: the module table and its export list need {} bytes but {} has only {} bytes",
             table.len(),
             crate::kernel::MODTABLE_SECTION,
             k.modtable.size

@@ -205,6 +205,13 @@ mod tests {
             runtime_faults: vec![],
             released: None,
             leak: None,
+            loaded: None,
+            bytes_returned: None,
+            object: None,
+            load_ns: None,
+            relocs_applied: None,
+            got_entries: None,
+            placed: None,
         };
         let b = Module {
             name: "b<x>".into(),

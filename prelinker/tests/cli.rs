@@ -896,6 +896,13 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         runtime_faults: vec![],
         released: None,
         leak: None,
+        loaded: None,
+        bytes_returned: None,
+        object: None,
+        load_ns: None,
+        relocs_applied: None,
+        got_entries: None,
+        placed: None,
     };
     let mut r = Report {
         policy: "compact".into(),

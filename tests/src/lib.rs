@@ -12,6 +12,10 @@
 //! probe) and 35 for failure; [`BootOutcome::passed`] is true only for 33
 //! (a triple fault exits 0), [`BootOutcome::degraded`] only for 37.
 //!
+//! [`QemuConfig::initrd`] adds an initrd (`-initrd`); [`Console`] boots
+//! with COM1's input on a pipe, so a test can type at the kernel's shell
+//! ([`Console::command`] waits for the [`SHELL_PROMPT`] after each line).
+//!
 //! ```no_run
 //! use boot_tests::{QemuConfig, run_qemu};
 //! let out = run_qemu(&QemuConfig::default().cmdline("loglevel=debug"));
@@ -21,9 +25,10 @@
 
 pub mod report;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -96,6 +101,8 @@ pub struct QemuConfig {
     pub accel: String,
     /// Extra QEMU arguments (devices, ...).
     pub extra_args: Vec<String>,
+    /// Initrd given to `-initrd`, if any.
+    pub initrd: Option<PathBuf>,
     /// Kill QEMU after this long.
     pub timeout: Duration,
     /// QEMU binary.
@@ -112,6 +119,7 @@ impl Default for QemuConfig {
             machine: "pc".into(),
             accel: std::env::var("PLK_ACCEL").unwrap_or_else(|_| "tcg".into()),
             extra_args: Vec::new(),
+            initrd: None,
             timeout: Duration::from_secs(60),
             qemu: std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
         }
@@ -176,6 +184,13 @@ impl QemuConfig {
         self.args(args)
     }
 
+    /// Boots with `initrd` as the initrd (`-initrd`: the kernel's first PVH
+    /// boot module).
+    pub fn initrd(mut self, initrd: impl Into<PathBuf>) -> Self {
+        self.initrd = Some(initrd.into());
+        self
+    }
+
     /// Sets the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -208,6 +223,10 @@ impl QemuConfig {
         a.push(self.image.display().to_string());
         a.push("-append".into());
         a.push(self.cmdline.clone());
+        if let Some(i) = &self.initrd {
+            a.push("-initrd".into());
+            a.push(i.display().to_string());
+        }
         a.extend(self.extra_args.iter().cloned());
         a
     }
@@ -335,25 +354,41 @@ impl BootOutcome {
     }
 }
 
-/// Boots `cfg.image` under QEMU and waits for it to exit or time out.
-///
-/// Panics if the image does not exist ("run `make image` first") or QEMU
-/// cannot be started.
-pub fn run_qemu(cfg: &QemuConfig) -> BootOutcome {
-    // One guest at a time per test binary: TCG guests that share the host's
-    // cores get their timer interrupts late, which would make probe time
-    // budgets and timing checks depend on how many tests run at once.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+/// One guest at a time per test binary: TCG guests that share the host's
+/// cores get their timer interrupts late, which would make probe time
+/// budgets and timing checks depend on how many tests run at once.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Bytes a reader thread appends to.
+type Shared = Arc<Mutex<Vec<u8>>>;
+
+/// A started QEMU whose stdout and stderr are read by threads into shared
+/// buffers.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Shared,
+    err: Shared,
+    readers: Vec<thread::JoinHandle<()>>,
+    start: Instant,
+}
+
+fn spawn(cfg: &QemuConfig, stdin: Stdio) -> Running {
     assert!(
         cfg.image.is_file(),
         "kernel image {} not found: run `make image` first (or set PLK_IMAGE)",
         cfg.image.display()
     );
+    if let Some(i) = &cfg.initrd {
+        assert!(i.is_file(), "initrd {} not found", i.display());
+    }
     let start = Instant::now();
     let mut child = Command::new(&cfg.qemu)
         .args(cfg.qemu_args())
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -363,45 +398,176 @@ pub fn run_qemu(cfg: &QemuConfig) -> BootOutcome {
                 cfg.qemu
             )
         });
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-
-    let deadline = start + cfg.timeout;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait().expect("waiting for qemu") {
-            Some(status) => break status,
-            None if Instant::now() >= deadline => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().expect("waiting for killed qemu");
+    let out: Shared = Arc::default();
+    let err: Shared = Arc::default();
+    let mut readers = Vec::new();
+    for (mut pipe, buf) in [
+        (
+            Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
+            Arc::clone(&out),
+        ),
+        (
+            Box::new(child.stderr.take().expect("piped stderr")),
+            Arc::clone(&err),
+        ),
+    ] {
+        readers.push(thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.lock().unwrap().extend_from_slice(&chunk[..n]),
+                }
             }
-            None => thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    let elapsed = start.elapsed();
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
-    let mut serial = String::from_utf8_lossy(&out).replace("\r\n", "\n");
-    if !err.is_empty() {
-        serial.push_str("\n[qemu stderr]\n");
-        serial.push_str(&String::from_utf8_lossy(&err));
+        }));
     }
-    BootOutcome {
-        exit_status: if timed_out { None } else { status.code() },
-        serial,
-        timed_out,
-        elapsed,
+    Running {
+        stdin: child.stdin.take(),
+        child,
+        out,
+        err,
+        readers,
+        start,
+    }
+}
+
+impl Running {
+    /// Waits for QEMU to exit until `deadline`, killing it then.
+    fn wait(mut self, deadline: Instant) -> BootOutcome {
+        drop(self.stdin.take());
+        let mut timed_out = false;
+        let status = loop {
+            match self.child.try_wait().expect("waiting for qemu") {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    timed_out = true;
+                    let _ = self.child.kill();
+                    break self.child.wait().expect("waiting for killed qemu");
+                }
+                None => thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let elapsed = self.start.elapsed();
+        for r in self.readers {
+            let _ = r.join();
+        }
+        let out = self.out.lock().unwrap();
+        let err = self.err.lock().unwrap();
+        let mut serial = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+        if !err.is_empty() {
+            serial.push_str("\n[qemu stderr]\n");
+            serial.push_str(&String::from_utf8_lossy(&err));
+        }
+        BootOutcome {
+            exit_status: if timed_out { None } else { status.code() },
+            serial,
+            timed_out,
+            elapsed,
+        }
+    }
+}
+
+/// Boots `cfg.image` under QEMU and waits for it to exit or time out.
+///
+/// Panics if the image does not exist ("run `make image` first") or QEMU
+/// cannot be started.
+pub fn run_qemu(cfg: &QemuConfig) -> BootOutcome {
+    let _turn = one_at_a_time();
+    let r = spawn(cfg, Stdio::null());
+    let deadline = r.start + cfg.timeout;
+    r.wait(deadline)
+}
+
+/// The prompt of the kernel's shell (`kernel/src/shell.rs`).
+pub const SHELL_PROMPT: &str = "plk> ";
+
+/// A QEMU boot whose COM1 input the test writes (QEMU's stdin), for
+/// driving the kernel's shell. Output is read as it comes; every wait is
+/// bounded by the configuration's timeout, counted from the start.
+pub struct Console {
+    run: Option<Running>,
+    deadline: Instant,
+    /// Bytes of output already handed out by [`Console::wait_for`].
+    seen: usize,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Console {
+    /// Boots `cfg` with COM1's input on a pipe.
+    pub fn start(cfg: &QemuConfig) -> Console {
+        let turn = one_at_a_time();
+        let run = spawn(cfg, Stdio::piped());
+        Console {
+            deadline: run.start + cfg.timeout,
+            run: Some(run),
+            seen: 0,
+            _turn: turn,
+        }
+    }
+
+    fn running(&mut self) -> &mut Running {
+        self.run.as_mut().expect("console closed")
+    }
+
+    /// All output so far, with CR LF as LF.
+    pub fn output(&mut self) -> String {
+        let out = self.running().out.lock().unwrap().clone();
+        String::from_utf8_lossy(&out).replace("\r\n", "\n")
+    }
+
+    /// Waits until the output not handed out yet contains `needle`; returns
+    /// that output up to and including it. Panics, with the output, when
+    /// QEMU exits or the deadline passes first.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let out = self.running().out.lock().unwrap().clone();
+            let rest = &out[self.seen.min(out.len())..];
+            if let Some(i) = rest
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
+                let upto = i + needle.len();
+                self.seen += upto;
+                return String::from_utf8_lossy(&rest[..upto]).replace("\r\n", "\n");
+            }
+            let exited = self.running().child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= self.deadline {
+                let all = self.output();
+                panic!(
+                    "waiting for {needle:?}: QEMU {}; output:\n{all}",
+                    match exited {
+                        Some(s) => format!("exited with {s}"),
+                        None => "timed out".into(),
+                    }
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Types `bytes` on COM1.
+    pub fn send(&mut self, bytes: &[u8]) {
+        let stdin = self.running().stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("writing to QEMU's stdin");
+        stdin.flush().expect("flushing QEMU's stdin");
+    }
+
+    /// Waits for the shell's prompt, types `line` and Return, and returns
+    /// what the kernel printed up to the next prompt (the echo included).
+    pub fn command(&mut self, line: &str) -> String {
+        self.wait_for(SHELL_PROMPT);
+        self.send(line.as_bytes());
+        self.send(b"\n");
+        let out = self.wait_for(&format!("\n{SHELL_PROMPT}"));
+        // Leave the prompt for the next command to find.
+        self.seen -= SHELL_PROMPT.len();
+        out[..out.len() - SHELL_PROMPT.len()].to_string()
+    }
+
+    /// Closes COM1's input and waits for QEMU to exit (until the deadline).
+    pub fn finish(mut self) -> BootOutcome {
+        let run = self.run.take().expect("console closed");
+        run.wait(self.deadline)
     }
 }
 
@@ -470,6 +636,26 @@ mod tests {
         assert!(joined.ends_with("-device e1000"));
         let i = a.iter().position(|x| x == "-append").unwrap();
         assert_eq!(a[i + 1], "halt fault=pagefault");
+    }
+
+    #[test]
+    fn initrd_is_passed_before_the_extra_arguments() {
+        let cfg = QemuConfig {
+            image: "/some/image.elf".into(),
+            ..QemuConfig::default()
+        }
+        .initrd("/b/initrd.img")
+        .args(["-device", "e1000"]);
+        let joined = cfg.qemu_args().join(" ");
+        assert!(
+            joined.contains("-append  -initrd /b/initrd.img -device e1000"),
+            "{joined}"
+        );
+        assert!(
+            !QemuConfig::default()
+                .qemu_args()
+                .contains(&"-initrd".to_string())
+        );
     }
 
     #[test]

@@ -71,3 +71,34 @@ pub fn addr(v: &Value) -> u64 {
     u64::from_str_radix(s.trim_start_matches("0x"), 16)
         .unwrap_or_else(|e| panic!("bad address {s}: {e}"))
 }
+
+impl BootOutcome {
+    /// Every `REPORT` line's JSON object, in order (the boot report first,
+    /// then one per `insmod`/`rmmod` or `load=` list).
+    pub fn reports(&self) -> Vec<Value> {
+        reports_in(&self.serial)
+    }
+}
+
+/// Every `REPORT` line's JSON object in `text`, in order.
+pub fn reports_in(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("REPORT "))
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("REPORT line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+/// The last module called `name` in a report (a module loaded again after
+/// `rmmod` appears once per load).
+pub fn module<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["modules"]
+        .as_array()
+        .expect("report has a modules list")
+        .iter()
+        .rev()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the report"))
+}

@@ -8,7 +8,9 @@
 //! - [`plan`]: given where every module's bytes ended up and which were
 //!   kept, which pages of a class range stay mapped, which are freed, which
 //!   tail becomes a pool or heap, and the accounting of every byte of the
-//!   range.
+//!   range;
+//! - [`pool`]: free ranges of the pools that modules loaded at run time
+//!   are placed in.
 //!
 //! The kernel measures (free frames, mappings, probe times) and this crate
 //! only does arithmetic on what it is given: nothing here invents a figure.
@@ -20,6 +22,7 @@ extern crate alloc;
 pub mod pack;
 pub mod plan;
 pub mod policy;
+pub mod pool;
 
 /// Size of a small page.
 pub const PAGE_4K: u64 = 4096;

@@ -104,16 +104,33 @@ pub enum Outcome {
     Kept,
     /// Dropped, its memory reclaimed.
     Expunged,
+    /// Kept, then unloaded with `rmmod`.
+    Unloaded,
 }
 
 impl Outcome {
-    /// `kept` or `expunged`.
+    /// `kept`, `expunged` or `unloaded`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Kept => "kept",
             Outcome::Expunged => "expunged",
+            Outcome::Unloaded => "unloaded",
         }
     }
+}
+
+/// Where one class of a module loaded after boot was placed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    /// Its address.
+    pub addr: Hex,
+    /// Bytes the class uses.
+    pub bytes: u64,
+    /// Bytes taken from the pool (rounded up to 64).
+    pub taken: u64,
+    /// Which pool or page it is in (`pool`, `heap tail`, `fresh page`, …).
+    #[serde(rename = "in")]
+    pub within: String,
 }
 
 /// What a failed probe's module had acquired and the kernel released.
@@ -210,6 +227,29 @@ pub struct Module {
     pub released: Option<Released>,
     /// Resource deltas around a failed probe.
     pub leak: Option<Leak>,
+    /// `builtin` (prelinked) or `runtime` (loaded after boot with insmod or
+    /// `load=`); absent in reports of kernels without the runtime loader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<String>,
+    /// Whether its bytes went back to the pools, filled with int3 (after
+    /// rmmod, or a failed probe of a runtime module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_returned: Option<bool>,
+    /// A runtime module's object in the initrd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// A runtime module's load time (parse, place, relocate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_ns: Option<u64>,
+    /// A runtime module's relocations applied by the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relocs_applied: Option<u64>,
+    /// A runtime module's GOT entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub got_entries: Option<u64>,
+    /// Where a runtime module's classes were placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<Classes<Option<Placed>>>,
 }
 
 /// Totals of the prelinker's prediction.
@@ -354,6 +394,78 @@ pub struct Cpus {
     pub not_started: Vec<NotStarted>,
 }
 
+/// The data tail the heap got, as a runtime pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapTail {
+    /// Its range.
+    pub range: [Hex; 2],
+    /// Bytes allocated from it.
+    pub used: u64,
+    /// Bytes free in it.
+    pub free: u64,
+}
+
+/// A class's pool for modules loaded after boot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// Bytes in the pool (with fresh pages and, for data, the heap tail).
+    pub size: u64,
+    /// Bytes placed modules use.
+    pub used: u64,
+    /// Bytes free.
+    pub free: u64,
+    /// The largest free run.
+    pub largest_free: u64,
+    /// Fresh 2 MiB pages taken for the class.
+    pub fresh_pages: u64,
+    /// The heap tail (data only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_tail: Option<HeapTail>,
+    /// Mappings over the pool.
+    pub mappings: Count,
+}
+
+/// A fresh 2 MiB page the runtime loader took when a pool was full.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreshPage {
+    /// Its class.
+    pub class: String,
+    /// Virtual address.
+    pub addr: Hex,
+    /// Physical address.
+    pub phys: Hex,
+    /// Size.
+    pub size: u64,
+    /// Its mapping's permissions.
+    pub flags: String,
+}
+
+/// Counts of the runtime loader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeTotals {
+    /// Runtime modules kept.
+    pub loaded: u64,
+    /// Runtime modules whose probe failed.
+    pub expunged: u64,
+    /// Modules unloaded with rmmod.
+    pub unloaded: u64,
+    /// Objects refused.
+    pub refused: u64,
+    /// Module IRQ handlers registered now.
+    pub irq_handlers: u64,
+}
+
+/// An object the runtime loader refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Its name in the initrd.
+    pub object: String,
+    /// Why, in short (`truncated`, `machine`, `relocation`, `undefined`, …).
+    pub kind: String,
+    /// The error.
+    pub error: String,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -427,6 +539,18 @@ pub struct Report {
     pub cpus: Cpus,
     /// TLB shootdowns the module phase needed.
     pub tlb_shootdowns: u64,
+    /// The pools for modules loaded after boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<Classes<Pool>>,
+    /// Fresh 2 MiB pages the runtime loader took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_pages: Option<Vec<FreshPage>>,
+    /// Counts of the runtime loader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeTotals>,
+    /// Objects the runtime loader refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<Vec<Refusal>>,
 }
 
 impl Module {
@@ -686,6 +810,13 @@ mod tests {
             runtime_faults: vec![],
             released: None,
             leak: None,
+            loaded: None,
+            bytes_returned: None,
+            object: None,
+            load_ns: None,
+            relocs_applied: None,
+            got_entries: None,
+            placed: None,
         };
         let mut b = Module {
             name: "b<x>".into(),

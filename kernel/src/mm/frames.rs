@@ -4,7 +4,8 @@
 //! the highest usable RAM region. Its bitmap is carved out of the first
 //! usable region above the kernel image. [`init`] makes every usable region
 //! of the PVH memory map allocatable, minus the first MiB, the kernel image
-//! (physical 0 up to the end of `.modules.data`) and the bitmap itself.
+//! (physical 0 up to the end of `.modules.data`), the PVH boot modules (the
+//! initrd) and the bitmap itself.
 //!
 //! All functions lock with interrupts disabled, so they may be called from
 //! interrupt handlers.
@@ -44,11 +45,17 @@ pub fn init(boot: &BootInfo) -> InitSummary {
     let bitmap_bytes = align_up(words as u64 * 8, PAGE_SIZE);
     let reserved_below = crate::layout::image_phys_end().max(1 << 20);
 
-    // First usable place above the image, below 4 GiB, big enough.
+    // First usable place above the image and any boot module starting in
+    // the region, below 4 GiB, big enough.
     let bitmap_phys = boot
         .usable()
         .filter_map(|r| {
-            let start = align_up(r.start.max(reserved_below), PAGE_SIZE);
+            let start = boot
+                .modules()
+                .iter()
+                .filter(|m| m.start >= r.start && m.start < r.end())
+                .fold(r.start.max(reserved_below), |s, m| s.max(m.start + m.size));
+            let start = align_up(start, PAGE_SIZE);
             let end = r.end().min(EARLY_MAPPED);
             (end > start && end - start >= bitmap_bytes).then_some(start)
         })
@@ -71,6 +78,10 @@ pub fn init(boot: &BootInfo) -> InitSummary {
     }
     fa.reserve_range(PhysAddr(0), PhysAddr(reserved_below));
     fa.reserve_range(PhysAddr(bitmap_phys), PhysAddr(bitmap_phys + bitmap_bytes));
+    for m in boot.modules() {
+        // Rounds outward to whole frames.
+        fa.reserve_range(PhysAddr(m.start), PhysAddr(m.start + m.size));
+    }
     let summary = InitSummary {
         free_frames: fa.free_count(),
         total_frames: fa.total_frames(),

@@ -147,6 +147,30 @@ pub unsafe fn add_arena(start: u64, end: u64) -> Result<(), &'static str> {
     })
 }
 
+/// Allocates `layout` from the second arena only (the data range's tail,
+/// inside the kernel image's mapping), or `None` when it does not fit there
+/// or there is no arena. Free it with [`free`].
+pub fn try_alloc_arena(layout: Layout) -> Option<NonNull<u8>> {
+    if layout.size() == 0 {
+        return None;
+    }
+    crate::arch::without_interrupts(|| {
+        let mut a = ARENA.lock();
+        if a.2 == 0 {
+            return None;
+        }
+        a.0.allocate_first_fit(layout).ok()
+    })
+}
+
+/// The second arena's `(start, end, used bytes, free bytes)`, if there is one.
+pub fn arena() -> Option<(u64, u64, usize, usize)> {
+    crate::arch::without_interrupts(|| {
+        let a = ARENA.lock();
+        (a.2 != 0).then(|| (a.1, a.2, a.0.used(), a.0.free()))
+    })
+}
+
 /// Bytes currently allocated (including allocator alignment padding).
 pub fn used_bytes() -> usize {
     crate::arch::without_interrupts(|| HEAP.lock().used() + ARENA.lock().0.used())

@@ -97,6 +97,8 @@ pub fn boot() -> Result<(), String> {
                 leak: None,
                 selftest: None,
                 runtime_faults: Vec::new(),
+                runtime: None,
+                unloaded: None,
             }
         })
         .collect();
@@ -153,8 +155,11 @@ pub fn boot() -> Result<(), String> {
         modules_ns,
         region_size: h.region_size,
     };
-    report::print(&mods, &totals);
-    stale::maybe_call(&mods, totals.plans[Class::Text].pool)
+    crate::loader::init(&totals.plans);
+    report::print_with(&mods, &totals, &crate::loader::report_extra);
+    stale::maybe_call(&mods, totals.plans[Class::Text].pool)?;
+    crate::loader::adopt(mods, totals);
+    Ok(())
 }
 
 fn class_bytes(m: &Module, c: Class, at: PerClass<u64>) -> &'static [u8] {

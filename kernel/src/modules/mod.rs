@@ -40,6 +40,7 @@ use reclaim::policy::Policy;
 use spin::Once;
 
 pub use load::boot;
+pub use report::{json_with, print_with};
 pub use stale::first_kept_text;
 
 /// Why a module was expunged.
@@ -142,6 +143,10 @@ pub struct Module {
     pub selftest: Option<Result<(), String>>,
     /// Its callbacks (IRQ handlers, console writes) that ended early.
     pub runtime_faults: Vec<health::RuntimeFault>,
+    /// For a module loaded after boot ([`crate::loader`]): how.
+    pub runtime: Option<alloc::boxed::Box<crate::loader::Runtime>>,
+    /// What `rmmod` released, once the module was unloaded.
+    pub unloaded: Option<crate::kapi::ReleaseSummary>,
 }
 
 static NAMES: Once<Vec<&'static str>> = Once::new();
@@ -151,6 +156,7 @@ pub fn name_of(index: usize) -> &'static str {
     NAMES
         .get()
         .and_then(|n| n.get(index).copied())
+        .or_else(|| crate::loader::runtime_name(index))
         .unwrap_or("kernel")
 }
 

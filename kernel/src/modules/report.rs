@@ -36,9 +36,11 @@ fn mappings(m: &PerClass<(usize, usize)>) -> Mappings {
 
 fn module(m: &Module, mods: &[Module]) -> ModuleReport {
     let size = |c: Class| m.rec.size[c] as u64;
-    ModuleReport {
+    let mut r = ModuleReport {
         name: m.name.to_string(),
-        result: if m.kept {
+        result: if m.unloaded.is_some() {
+            Outcome::Unloaded
+        } else if m.kept {
             Outcome::Kept
         } else {
             Outcome::Expunged
@@ -89,7 +91,16 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
             frames: l.frames,
             irqs: l.irqs,
         }),
-    }
+        loaded: None,
+        bytes_returned: None,
+        object: None,
+        load_ns: None,
+        relocs_applied: None,
+        got_entries: None,
+        placed: None,
+    };
+    crate::loader::module_fields(m, &mut r);
+    r
 }
 
 fn region(p: &ClassPlan, size: u64) -> Region {
@@ -203,12 +214,26 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         degraded,
         cpus: crate::smp::cpus_report(),
         tlb_shootdowns: crate::smp::module_phase_shootdowns(),
+        pools: None,
+        fresh_pages: None,
+        runtime: None,
+        refusals: None,
     }
 }
 
-/// Prints the table and the `REPORT` line.
-pub fn print(mods: &[Module], t: &Totals) {
-    let r = build(mods, t);
+/// The `REPORT` JSON of the current state, `extra` filling in what other
+/// parts (the runtime loader) add.
+pub fn json_with(mods: &[Module], t: &Totals, extra: &dyn Fn(&mut Report)) -> String {
+    let mut r = build(mods, t);
+    extra(&mut r);
+    r.to_json()
+}
+
+/// Prints the table and the `REPORT` line, `extra` filling in what other
+/// parts (the runtime loader) add.
+pub fn print_with(mods: &[Module], t: &Totals, extra: &dyn Fn(&mut Report)) {
+    let mut r = build(mods, t);
+    extra(&mut r);
     crate::kprintln!();
     crate::kprint!("{}", report::render(&r));
     crate::kprintln!("{}{}", report::LINE_PREFIX, r.to_json());

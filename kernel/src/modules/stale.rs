@@ -79,6 +79,7 @@ fn owner_of(addr: u64) -> Option<(&'static str, Class)> {
 fn is_live(addr: u64) -> bool {
     LIVE.get()
         .is_some_and(|l| l.iter().any(|&(s, e)| addr >= s && addr < e))
+        || crate::loader::is_live(addr)
 }
 
 /// Called first by the exception hook: if the faulting instruction or
@@ -96,6 +97,10 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
     } else {
         frame.rip
     };
+    // Modules loaded after boot and since unloaded or failed.
+    if crate::loader::explain_stale(frame.vector, [rip, cr2]) {
+        return;
+    }
     for addr in [rip, cr2] {
         if image::region_of(addr).is_none() || is_live(addr) {
             continue;

@@ -1,0 +1,565 @@
+//! Reading a module object (x86_64 ELF64 relocatable) with the `xmas-elf`
+//! crate. That crate slices and asserts on what the headers say, so every
+//! offset, size, alignment and name is checked here first: a damaged object
+//! is refused with a named [`LoadError`], never a panic.
+//!
+//! What comes out: each section's class (the prelinker's rules: executable
+//! is text, `.data.rel.ro*` and other read-only data are rodata, writable is
+//! data; non-allocated sections and `.modinfo` are not placed), the symbol
+//! table, the `RELA` tables of placed sections, the `.modinfo` entries and
+//! the entry symbols.
+
+use super::error::LoadError;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use modtable::Class;
+use modtable::modinfo::{self, ABI_VERSION, MODINFO_SECTION, PROBE_SYMBOL, SELFTEST_SYMBOL};
+use xmas_elf::ElfFile;
+use xmas_elf::header::{Machine, Type};
+use xmas_elf::sections::{Rela, SectionData, SectionHeader, ShType};
+use xmas_elf::symbol_table::{Binding, Entry, Entry64};
+
+const SHF_WRITE: u64 = 0x1;
+const SHF_ALLOC: u64 = 0x2;
+const SHF_EXECINSTR: u64 = 0x4;
+const SHF_TLS: u64 = 0x400;
+/// Symbol section index: undefined.
+pub const SHN_UNDEF: u16 = 0;
+/// Symbol section index: absolute value.
+pub const SHN_ABS: u16 = 0xfff1;
+/// Symbol section index: COMMON.
+pub const SHN_COMMON: u16 = 0xfff2;
+const SHN_LORESERVE: u16 = 0xff00;
+const SHDR_SIZE: u64 = 64;
+const SYM_SIZE: u64 = 24;
+const RELA_SIZE: u64 = 24;
+
+/// One section of the object.
+#[derive(Clone, Copy, Debug)]
+pub struct Section<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Class it goes to and whether it is `NOBITS`, if placed.
+    pub placed: Option<(Class, bool)>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Alignment (a power of two, at least 1).
+    pub align: u64,
+    /// File bytes (empty for `NOBITS`).
+    pub data: &'a [u8],
+}
+
+/// A symbol, decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct Symbol<'a> {
+    /// Name (empty for section symbols).
+    pub name: &'a str,
+    /// Section index ([`SHN_UNDEF`], [`SHN_ABS`], ...).
+    pub shndx: u16,
+    /// Value (offset inside its section for defined symbols).
+    pub value: u64,
+    /// Global or weak (not local).
+    pub global: bool,
+    /// Weak.
+    pub weak: bool,
+}
+
+/// `.modinfo`, decoded.
+#[derive(Clone, Debug, Default)]
+pub struct ModInfo<'a> {
+    /// Module name.
+    pub name: &'a str,
+    /// Modules it depends on.
+    pub depends: Vec<&'a str>,
+    /// Symbols it exports.
+    pub exports: Vec<&'a str>,
+    /// `(name, signature)` of the functions it imports (`import_sig=`).
+    pub import_sigs: Vec<(&'a str, &'a str)>,
+    /// `(name, signature)` of the functions it exports (`export_sig=`).
+    pub export_sigs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> ModInfo<'a> {
+    /// The signature the object records for import `name`.
+    pub fn import_sig(&self, name: &str) -> Option<&'a str> {
+        self.import_sigs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+    }
+
+    /// The signature the object records for its export `name`.
+    pub fn export_sig(&self, name: &str) -> Option<&'a str> {
+        self.export_sigs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+    }
+}
+
+/// A parsed, checked module object.
+pub struct Object<'a> {
+    /// The initrd entry it came from (for messages).
+    pub file: &'a str,
+    /// Sections by index.
+    pub sections: Vec<Section<'a>>,
+    /// Symbols by index.
+    pub symbols: Vec<Symbol<'a>>,
+    /// `(placed section index, its relocations)`.
+    pub relas: Vec<(usize, &'a [Rela<u64>])>,
+    /// Metadata.
+    pub info: ModInfo<'a>,
+    /// Symbol index of the probe.
+    pub probe: usize,
+    /// Symbol index of the self-test, if any.
+    pub selftest: Option<usize>,
+}
+
+fn machine_name(m: u16) -> String {
+    match m {
+        3 => "i386 (EM_386)".into(),
+        40 => "ARM (EM_ARM)".into(),
+        183 => "AArch64 (EM_AARCH64)".into(),
+        243 => "RISC-V (EM_RISCV)".into(),
+        _ => format!("machine {m}"),
+    }
+}
+
+/// The NUL-terminated name at `off` of string table `tab`.
+fn name_at<'a>(file: &str, tab: &'a [u8], off: u32, what: &str) -> Result<&'a str, LoadError> {
+    let malformed = |why: &str| LoadError::Malformed {
+        object: file.to_string(),
+        what: format!("{what}: name offset {off:#x} {why}"),
+    };
+    let rest = tab
+        .get(off as usize..)
+        .ok_or_else(|| malformed("lies outside its string table"))?;
+    let len = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| malformed("has no terminating NUL"))?;
+    core::str::from_utf8(&rest[..len]).map_err(|_| malformed("is not UTF-8"))
+}
+
+/// Bounds of `[off, off + size)` inside a file of `len` bytes.
+fn inside(off: u64, size: u64, len: usize) -> bool {
+    off.checked_add(size).is_some_and(|end| end <= len as u64)
+}
+
+/// Checks the ELF header before `xmas-elf` reads it: magic, machine,
+/// class, byte order, alignment of the buffer.
+fn check_ident(file: &str, data: &[u8]) -> Result<(), LoadError> {
+    let object = || file.to_string();
+    if data.len() < 4 || data[..4] != *b"\x7fELF" {
+        return Err(LoadError::NotElf { object: object() });
+    }
+    if data.len() < 64 {
+        return Err(LoadError::Truncated {
+            object: object(),
+            what: format!(
+                "the {}-byte file is shorter than an ELF64 header (64 bytes)",
+                data.len()
+            ),
+        });
+    }
+    let machine = u16::from_le_bytes([data[18], data[19]]);
+    if machine != 62 {
+        return Err(LoadError::WrongMachine {
+            object: object(),
+            machine: machine_name(machine),
+        });
+    }
+    if data[4] != 2 || data[5] != 1 {
+        return Err(LoadError::Malformed {
+            object: object(),
+            what: "not a 64-bit little-endian ELF file".into(),
+        });
+    }
+    if !(data.as_ptr() as usize).is_multiple_of(8) {
+        return Err(LoadError::Malformed {
+            object: object(),
+            what: "object bytes are not 8-byte aligned".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Parses and checks the module object `data` (initrd entry `file`).
+pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError> {
+    check_ident(file, data)?;
+    let object = || file.to_string();
+    let malformed = |what: String| LoadError::Malformed {
+        object: object(),
+        what,
+    };
+    let truncated = |what: String| LoadError::Truncated {
+        object: object(),
+        what,
+    };
+    let elf = ElfFile::new(data).map_err(|e| malformed(e.into()))?;
+    let pt2 = &elf.header.pt2;
+    if !matches!(pt2.machine().as_machine(), Machine::X86_64) {
+        return Err(LoadError::WrongMachine {
+            object: object(),
+            machine: machine_name(u16::from_le_bytes([data[18], data[19]])),
+        });
+    }
+    match pt2.type_().as_type() {
+        Type::Relocatable => {}
+        t => {
+            return Err(LoadError::NotRelocatable {
+                object: object(),
+                kind: match t {
+                    Type::Executable => "an executable (ET_EXEC)",
+                    Type::SharedObject => "a shared object or PIE (ET_DYN)",
+                    Type::Core => "a core file (ET_CORE)",
+                    _ => "an ELF file of another type",
+                },
+            });
+        }
+    }
+    let (shoff, shnum) = (pt2.sh_offset(), pt2.sh_count());
+    if pt2.sh_entry_size() as u64 != SHDR_SIZE || shnum == 0 || shnum >= SHN_LORESERVE {
+        return Err(malformed(format!(
+            "{shnum} section headers of {} bytes",
+            pt2.sh_entry_size()
+        )));
+    }
+    if !inside(shoff, shnum as u64 * SHDR_SIZE, data.len()) {
+        return Err(truncated(format!(
+            "the {shnum} section headers at offset {shoff:#x} end past the {}-byte file",
+            data.len()
+        )));
+    }
+    if !shoff.is_multiple_of(8) {
+        return Err(malformed(format!(
+            "section headers at unaligned offset {shoff:#x}"
+        )));
+    }
+    // Every header is inside the file now, so `section_header` cannot fail.
+    let headers: Vec<SectionHeader<'a>> = (0..shnum)
+        .map(|i| elf.section_header(i).map_err(|e| malformed(e.into())))
+        .collect::<Result<_, _>>()?;
+    let mut types = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let t = h
+            .get_type()
+            .map_err(|e| malformed(format!("section {i}: {e}")))?;
+        if i > 0
+            && !matches!(t, ShType::NoBits | ShType::Null)
+            && !inside(h.offset(), h.size(), data.len())
+        {
+            return Err(truncated(format!(
+                "section {i} (offset {:#x}, {} bytes) ends past the {}-byte file",
+                h.offset(),
+                h.size(),
+                data.len()
+            )));
+        }
+        types.push(t);
+    }
+    let raw = |i: usize| -> &'a [u8] {
+        match types[i] {
+            ShType::NoBits | ShType::Null => &[],
+            // Checked inside the file above.
+            _ if i > 0 => headers[i].raw_data(&elf),
+            _ => &[],
+        }
+    };
+    let shstrndx = pt2.sh_str_index() as usize;
+    if shstrndx == 0 || shstrndx >= headers.len() || types[shstrndx] != ShType::StrTab {
+        return Err(malformed(format!(
+            "section name table index {shstrndx} is not a string table"
+        )));
+    }
+    let shstr = raw(shstrndx);
+    let mut sections = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let name = if i == 0 {
+            ""
+        } else {
+            name_at(file, shstr, h.name(), &format!("section {i}"))?
+        };
+        let align = h.align().max(1);
+        let alloc = i > 0 && h.flags() & SHF_ALLOC != 0 && name != MODINFO_SECTION;
+        let placed = alloc.then(|| {
+            let class = if h.flags() & SHF_EXECINSTR != 0 {
+                Class::Text
+            } else if name.starts_with(".data.rel.ro") {
+                Class::Rodata
+            } else if h.flags() & SHF_WRITE != 0 {
+                Class::Data
+            } else {
+                Class::Rodata
+            };
+            (class, types[i] == ShType::NoBits)
+        });
+        if placed.is_some() {
+            if h.flags() & SHF_TLS != 0 {
+                return Err(LoadError::Unsupported {
+                    object: object(),
+                    what: format!("section {name} is thread-local"),
+                });
+            }
+            if !align.is_power_of_two() || align > 1 << 21 {
+                return Err(malformed(format!("section {name} has alignment {align}")));
+            }
+            if h.size() > u32::MAX as u64 {
+                return Err(malformed(format!("section {name} is too large")));
+            }
+        }
+        sections.push(Section {
+            name,
+            placed,
+            size: h.size(),
+            align,
+            data: raw(i),
+        });
+    }
+    // The symbol table.
+    let symtabs: Vec<usize> = (0..headers.len())
+        .filter(|&i| types[i] == ShType::SymTab)
+        .collect();
+    let [symtab] = symtabs[..] else {
+        return Err(malformed(format!(
+            "{} symbol tables, expected one",
+            symtabs.len()
+        )));
+    };
+    let sh = &headers[symtab];
+    let strtab_index = sh.link() as usize;
+    if !(sh.entry_size() as u64 == SYM_SIZE
+        && sh.size().is_multiple_of(SYM_SIZE)
+        && sh.offset().is_multiple_of(8))
+    {
+        return Err(malformed(
+            "symbol table entries are not 24 aligned bytes".into(),
+        ));
+    }
+    if strtab_index == 0 || strtab_index >= headers.len() || types[strtab_index] != ShType::StrTab {
+        return Err(malformed(format!(
+            "symbol table links section {strtab_index}, not a string table"
+        )));
+    }
+    let strtab = raw(strtab_index);
+    let entries: &'a [Entry64] = match sh.get_data(&elf) {
+        Ok(SectionData::SymbolTable64(e)) => e,
+        _ => return Err(malformed("unreadable symbol table".into())),
+    };
+    let mut symbols = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let name = if e.name() == 0 {
+            ""
+        } else {
+            name_at(file, strtab, e.name(), &format!("symbol {i}"))?
+        };
+        let binding = e.get_binding().unwrap_or(Binding::Local);
+        let shndx = e.shndx();
+        if shndx == 0xffff {
+            return Err(LoadError::Unsupported {
+                object: object(),
+                what: format!("symbol `{name}` uses an extended section index"),
+            });
+        }
+        if shndx != SHN_UNDEF && shndx < SHN_LORESERVE && shndx as usize >= sections.len() {
+            return Err(malformed(format!(
+                "symbol `{name}` is in section {shndx}, out of range"
+            )));
+        }
+        symbols.push(Symbol {
+            name,
+            shndx,
+            value: e.value(),
+            global: !matches!(binding, Binding::Local),
+            weak: matches!(binding, Binding::Weak),
+        });
+    }
+    // Relocation tables of placed sections.
+    let mut relas = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let target = h.info() as usize;
+        let applies_to_placed = sections.get(target).is_some_and(|s| s.placed.is_some());
+        match types[i] {
+            ShType::Rel if applies_to_placed => {
+                return Err(LoadError::Unsupported {
+                    object: object(),
+                    what: format!(
+                        "section {} uses REL relocations (only RELA)",
+                        sections[i].name
+                    ),
+                });
+            }
+            ShType::Rela if applies_to_placed => {
+                if !(h.entry_size() as u64 == RELA_SIZE
+                    && h.size().is_multiple_of(RELA_SIZE)
+                    && h.offset().is_multiple_of(8))
+                    || h.link() as usize != symtab
+                {
+                    return Err(malformed(format!(
+                        "relocation section {} is not 24-byte entries against the symbol table",
+                        sections[i].name
+                    )));
+                }
+                match h.get_data(&elf) {
+                    Ok(SectionData::Rela64(r)) => relas.push((target, r)),
+                    _ => {
+                        return Err(malformed(format!(
+                            "unreadable relocation section {}",
+                            sections[i].name
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let info = parse_modinfo(file, &sections)?;
+    let entry = |name: &str| -> Result<Option<usize>, LoadError> {
+        let Some(i) = symbols
+            .iter()
+            .position(|s| s.global && s.shndx != SHN_UNDEF && s.name == name)
+        else {
+            return Ok(None);
+        };
+        let s = &symbols[i];
+        match sections.get(s.shndx as usize).and_then(|x| x.placed) {
+            Some((Class::Text, _)) => Ok(Some(i)),
+            _ => Err(LoadError::Modinfo {
+                object: object(),
+                what: format!("entry symbol {name} is not in a text section"),
+            }),
+        }
+    };
+    let probe = entry(PROBE_SYMBOL)?.ok_or_else(|| LoadError::Modinfo {
+        object: object(),
+        what: format!("module {} has no global {PROBE_SYMBOL}", info.name),
+    })?;
+    let selftest = entry(SELFTEST_SYMBOL)?;
+    Ok(Object {
+        file,
+        sections,
+        symbols,
+        relas,
+        info,
+        probe,
+        selftest,
+    })
+}
+
+fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>, LoadError> {
+    let err = |what: String| LoadError::Modinfo {
+        object: file.to_string(),
+        what,
+    };
+    // The module API emits several `.modinfo` sections: the module's
+    // entries, and one per recorded signature.
+    let parts: Vec<&Section<'a>> = sections
+        .iter()
+        .filter(|s| s.name == MODINFO_SECTION)
+        .collect();
+    if parts.is_empty() {
+        return Err(err(format!(
+            "no {MODINFO_SECTION} section (not a module object?)"
+        )));
+    }
+    let mut info = ModInfo::default();
+    let mut abi = None;
+    for e in parts.iter().flat_map(|s| modinfo::entries(s.data)) {
+        let (k, v) = e.map_err(|e| err(format!("{e}")))?;
+        match k {
+            "abi" => abi = Some(v),
+            "name" => info.name = v,
+            "depends" if !info.depends.contains(&v) => info.depends.push(v),
+            "export" => info.exports.push(v),
+            "import_sig" | "export_sig" => {
+                let Some((n, sig)) = v.split_once(':') else {
+                    return Err(err(format!("entry {k}={v} is not {k}=NAME:SIGNATURE")));
+                };
+                if k == "import_sig" {
+                    info.import_sigs.push((n, sig));
+                } else {
+                    info.export_sigs.push((n, sig));
+                }
+            }
+            _ => {}
+        }
+    }
+    if abi.and_then(|v| v.parse::<u32>().ok()) != Some(ABI_VERSION) {
+        return Err(err(format!(
+            "module ABI {} does not match the kernel's {ABI_VERSION}",
+            abi.unwrap_or("(none)")
+        )));
+    }
+    if info.name.is_empty() || !valid_module_name(info.name) {
+        return Err(err(format!(
+            "{MODINFO_SECTION} name `{}` is not [a-z][a-z0-9_]{{0,31}}",
+            info.name
+        )));
+    }
+    Ok(info)
+}
+
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}` (the
+/// prelinker's rule).
+pub fn valid_module_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Name of an x86_64 relocation type, for messages.
+pub fn reloc_name(t: u32) -> String {
+    const NAMES: [&str; 43] = [
+        "R_X86_64_NONE",
+        "R_X86_64_64",
+        "R_X86_64_PC32",
+        "R_X86_64_GOT32",
+        "R_X86_64_PLT32",
+        "R_X86_64_COPY",
+        "R_X86_64_GLOB_DAT",
+        "R_X86_64_JUMP_SLOT",
+        "R_X86_64_RELATIVE",
+        "R_X86_64_GOTPCREL",
+        "R_X86_64_32",
+        "R_X86_64_32S",
+        "R_X86_64_16",
+        "R_X86_64_PC16",
+        "R_X86_64_8",
+        "R_X86_64_PC8",
+        "R_X86_64_DTPMOD64",
+        "R_X86_64_DTPOFF64",
+        "R_X86_64_TPOFF64",
+        "R_X86_64_TLSGD",
+        "R_X86_64_TLSLD",
+        "R_X86_64_DTPOFF32",
+        "R_X86_64_GOTTPOFF",
+        "R_X86_64_TPOFF32",
+        "R_X86_64_PC64",
+        "R_X86_64_GOTOFF64",
+        "R_X86_64_GOTPC32",
+        "R_X86_64_GOT64",
+        "R_X86_64_GOTPCREL64",
+        "R_X86_64_GOTPC64",
+        "R_X86_64_GOTPLT64",
+        "R_X86_64_PLTOFF64",
+        "R_X86_64_SIZE32",
+        "R_X86_64_SIZE64",
+        "R_X86_64_GOTPC32_TLSDESC",
+        "R_X86_64_TLSDESC_CALL",
+        "R_X86_64_TLSDESC",
+        "R_X86_64_IRELATIVE",
+        "R_X86_64_RELATIVE64",
+        "R_X86_64_39",
+        "R_X86_64_40",
+        "R_X86_64_GOTPCRELX",
+        "R_X86_64_REX_GOTPCRELX",
+    ];
+    NAMES
+        .get(t as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("R_X86_64_<{t}>"))
+}
