@@ -115,6 +115,9 @@ fn module_json(j: &mut Json, m: &Module, mods: &[Module]) {
     j.key("relocs_redone").u64(m.relocs_redone as u64);
     j.key("probe_ns").u64(m.probe_ns);
     j.key("move_ns").u64(m.move_ns);
+    j.key("checksum_ns").u64(m.checksum_ns);
+    j.key("copy_ns").u64(m.copy_ns);
+    j.key("relocate_ns").u64(m.relocate_ns);
     j.key("memmove_ns").u64(m.memmove_ns);
     match &m.selftest {
         None => j.key("selftest").null(),
@@ -302,6 +305,22 @@ pub fn json(mods: &[Module], t: &Totals) -> String {
         .u64(k.relocs)
         .key("probe_ns")
         .u64(k.probe_ns)
+        .end_object();
+    // The module phase split by step, summed over modules (copy is the
+    // move to the packing cursor; remap is once per boot).
+    let total = |f: fn(&Module) -> u64| mods.iter().map(f).sum::<u64>();
+    j.key("phases")
+        .begin_object()
+        .key("checksum_ns")
+        .u64(total(|m| m.checksum_ns))
+        .key("copy_ns")
+        .u64(total(|m| m.copy_ns))
+        .key("relocate_ns")
+        .u64(total(|m| m.relocate_ns))
+        .key("probe_ns")
+        .u64(total(|m| m.probe_ns))
+        .key("remap_ns")
+        .u64(t.remap_ns)
         .end_object();
     j.key("boot_to_modules_ns").u64(t.boot_to_modules_ns);
     j.key("modules_ns").u64(t.modules_ns);
