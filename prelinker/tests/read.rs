@@ -24,7 +24,7 @@ fn section_range(data: &[u8], name: &str) -> (usize, usize) {
 #[test]
 fn debug_sections_are_not_read() {
     let mut b = ModBuilder::new("dbg");
-    b.section(".debug_info", SectionKind::Debug, &[0x11; 20000], 1);
+    b.section(".debug_info", SectionKind::Debug, &[0x11; 100_000], 1);
     let t = b.text;
     b.global("some_fn", t, 0);
     let data = b.build();
@@ -34,10 +34,13 @@ fn debug_sections_are_not_read() {
     let mut buf = vec![0x5a; data.len()];
     read_module(&p, "dbg.o", &mut buf).unwrap();
     assert_eq!(buf.len(), data.len());
+    // At most what the first read (the first 16 KiB of the file) and the
+    // read of the section table (with up to 16 KiB before it) take along.
     let (d0, d1) = section_range(&data, ".debug_info");
+    let read = buf[d0..d1].iter().filter(|&&x| x == 0x11).count();
     assert!(
-        buf[d0..d1].iter().all(|&x| x == buf[d0] && x != 0x11),
-        "the debug section was read"
+        read <= 32 << 10,
+        "{read} bytes of the debug section were read"
     );
     for name in [".text", ".modinfo", ".symtab", ".strtab"] {
         let (s, e) = section_range(&data, name);
