@@ -16,9 +16,15 @@ pub(crate) struct Shdr {
     pub size: u64,
 }
 
+/// The little-endian unsigned integer of `n` (2, 4 or 8) bytes at `at`.
 fn le(b: &[u8], at: usize, n: usize) -> Option<u64> {
-    let s = b.get(at..at + n)?;
-    Some(s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
+    let s = b.get(at..at.checked_add(n)?)?;
+    Some(match n {
+        2 => u16::from_le_bytes(s.try_into().ok()?) as u64,
+        4 => u32::from_le_bytes(s.try_into().ok()?) as u64,
+        8 => u64::from_le_bytes(s.try_into().ok()?),
+        _ => s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64),
+    })
 }
 
 /// Reads `n` bytes at `off`, if they lie inside a file of `len` bytes.
