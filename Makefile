@@ -11,6 +11,9 @@
 #                                 from the boot's report
 #   make new-driver NAME=foo      scaffold builtin-modules/foo/ (a PCI driver)
 #   make test                     host unit tests + QEMU boot tests
+#   make scale-image N=1000       a bootable image of N synthetic modules
+#                                 (build/scale/image-N.elf)
+#   make bench                    benchmarks (docs/benchmarks.md)
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
 # value 0x10) and 35 on failure; 0 means a triple fault.
@@ -70,7 +73,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules image preset-images test-image run expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-mold check-accel test test-modules fmt clippy clean scale-module scale-image scale-test-image bench-bin layout-v1
 
 all: image
 
@@ -206,10 +209,43 @@ ensure-mold:
 		else echo "note: mold is not installed and could not be installed; the bench leaves it out"; fi; \
 	fi
 
+# Scale images: N copies of the template module tests/scale-module (a PCI
+# driver whose copies each probe one bus-0 slot; one in ten finds nothing),
+# renamed in place by `bench scale-modules`, prelinked into a kernel built
+# with class ranges and a module table sized for N (16 KiB of slot room and
+# 1.5 KiB of table per module): build/scale/image-N.elf, with its plan.
+N ?= 1000
+SCALE_DIR := $(BUILD)/scale
+SCALE_OBJ := $(SCALE_DIR)/scale_module.o
+BENCH_BIN := $(TARGET_DIR)/release/bench
+
+scale-module: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) -p scale_module
+	@mkdir -p $(SCALE_DIR)
+	$(PRELINKER) extract $(call MODULE_LIB,scale_module) --output $(SCALE_OBJ)
+	@builtin-modules/check-objects.sh -q $(SCALE_OBJ)
+
+bench-bin: ensure-toolchain
+	$(CARGO) build --release -p bench
+
+scale-image: scale-module bench-bin
+	@case '$(N)' in ''|*[!0-9]*|0) echo "error: N=$(N): expected a positive number of modules" >&2; exit 1;; esac
+	PLK_MODULE_EXTRA_PAGES=$$(( $(N) / 128 )) PLK_MODTABLE_KIB=$$(( 256 + $(N) * 3 / 2 )) \
+		$(CARGO) build --profile kernel --target $(TARGET) -p kernel
+	cp $(KERNEL_OUT) $(SCALE_DIR)/kernel-$(N).elf
+	$(BENCH_BIN) scale-modules $(SCALE_OBJ) $(N) $(SCALE_DIR)/m$(N)
+	$(PRELINKER) link --kernel $(SCALE_DIR)/kernel-$(N).elf --output $(SCALE_DIR)/image-$(N).elf \
+		--plan-json $(SCALE_DIR)/image-$(N).plan.json $(SCALE_DIR)/m$(N)/*.o
+
+# The 100-module image the boot tests boot (tests/tests/scale.rs).
+scale-test-image:
+	@$(MAKE) --no-print-directory scale-image N=100
+
 # Host crates (the workspace's default members) plus the boot tests, which
-# boot $(IMAGE) under QEMU.
-test: lint ensure-qemu image preset-images test-image test-modules
+# boot $(IMAGE) under QEMU, and the bench crate's unit tests.
+test: lint ensure-qemu image preset-images test-image scale-test-image test-modules
 	$(CARGO) test
+	$(CARGO) test -p bench
 
 # Host unit tests of the module crates (driver logic against fake hardware);
 # they are not default members, so a plain `cargo test` skips them.
@@ -230,16 +266,36 @@ fmt-check:
 # kernel, the module API and every driver and fault-injection module.
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
+	$(CARGO) clippy --all-targets -p bench -- -D warnings
+	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api -p scale_module \
 		$(addprefix -p ,$(MODULES) $(FAULT_MODULES)) -- -D warnings
 
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
 
-# Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
-# preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
+# Benchmarks: the prelinker against rust-lld, mold and the I/O floor; the
+# module phase under the emulator for the real image and the scale images
+# of BENCH_SCALE_BOOT modules; the native replay; the layout per preset and
+# policy. Writes bench/results/latest.{md,json}; see docs/benchmarks.md.
+BENCH_SCALE_BOOT ?= 15,100,1000
+export BENCH_SCALE_BOOT
+comma := ,
 .PHONY: bench
-bench: ensure-toolchain ensure-qemu ensure-mold image
-	$(CARGO) build --release -p prelinker --example synth_kernel --example relocate_replay
-	python3 bench/run.py
+bench: ensure-toolchain ensure-qemu ensure-mold image preset-images bench-bin
+	@for n in $(subst $(comma), ,$(BENCH_SCALE_BOOT)); do \
+		$(MAKE) --no-print-directory scale-image N=$$n || exit 1; \
+	done
+	$(CARGO) build --release -p prelinker --example relocate_replay
+	$(BENCH_BIN)
+
+# The previous layout's figures (bench/results/layout-v1.json), which the
+# bench shows beside the current ones: the tree of LAYOUT_V1_COMMIT is
+# exported to build/layout-v1, built there with its own Makefile, and its
+# image booted on every preset under every policy it had.
+LAYOUT_V1_COMMIT := bb887f3
+layout-v1: bench-bin ensure-qemu
+	rm -rf $(BUILD)/layout-v1 && mkdir -p $(BUILD)/layout-v1
+	git archive $(LAYOUT_V1_COMMIT) | tar -x -C $(BUILD)/layout-v1
+	$(MAKE) -C $(BUILD)/layout-v1 image CARGO_TARGET_DIR=$(abspath $(BUILD)/layout-v1/target)
+	$(BENCH_BIN) layout-v1 $(BUILD)/layout-v1 $(LAYOUT_V1_COMMIT) bench/results/layout-v1.json
