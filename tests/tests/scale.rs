@@ -22,6 +22,28 @@ fn slot(i: usize) -> usize {
     }
 }
 
+/// The size of section `name` of an ELF64 file.
+fn section_size(elf: &[u8], name: &str) -> Option<u64> {
+    let u = |at: usize, n: usize| -> Option<u64> {
+        let b = elf.get(at..at + n)?;
+        Some(b.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64))
+    };
+    let (shoff, shnum, shstrndx) = (
+        u(0x28, 8)? as usize,
+        u(0x3c, 2)? as usize,
+        u(0x3e, 2)? as usize,
+    );
+    let sh = |i: usize| shoff + 64 * i;
+    let names = u(sh(shstrndx) + 0x18, 8)? as usize;
+    (0..shnum).find_map(|i| {
+        let at = names + u(sh(i), 4)? as usize;
+        let n = elf.get(at..at + name.len() + 1)?;
+        (n[..name.len()] == *name.as_bytes() && n[name.len()] == 0)
+            .then(|| u(sh(i) + 0x20, 8))
+            .flatten()
+    })
+}
+
 fn num(v: &Value, what: &str) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("{what}: {v}"))
 }
@@ -39,6 +61,15 @@ fn hundred_modules_decide_and_account_for_every_byte() {
     let r = out.expect_report();
     let mods = r["modules"].as_array().expect("modules");
     assert_eq!(mods.len(), N);
+    // The kernel was built with a module table sized for N
+    // (PLK_MODTABLE_KIB, see the Makefile's scale-image).
+    let elf = std::fs::read(&image).unwrap();
+    assert_eq!(
+        section_size(&elf, ".modtable"),
+        Some((256 + N as u64 * 3 / 2) << 10),
+        "the .modtable area of {}",
+        image.display()
+    );
     let plan = read_json(&build.join(format!("image-{N}.plan.json")));
     let planned = plan["modules"].as_array().expect("plan modules");
     assert_eq!(planned.len(), N);
