@@ -8,7 +8,9 @@
 //!
 //! Subcommands used by the Makefile and by the bench itself:
 //! `bench scale-modules TEMPLATE.o N DIR`, `bench io-floor MANIFEST`,
-//! `bench layout-v1 TREE COMMIT OUT.json`.
+//! `bench layout-v1 TREE COMMIT OUT.json`; `bench render` writes
+//! `latest.md` (and its copy in docs/benchmarks.md) again from
+//! `latest.json`.
 
 mod boots;
 mod floor;
@@ -286,10 +288,17 @@ fn run_all() -> Res<()> {
     let mut s = serde_json::to_string_pretty(&data).expect("JSON");
     s.push('\n');
     std::fs::write(dir.join("latest.json"), s).map_err(|e| e.to_string())?;
-    let latest = md::render(&data);
+    eprintln!("bench: wrote bench/results/latest.json");
+    write_md(&ctx.root, &data)
+}
+
+/// Writes `latest.md` from `data` and copies it into docs/benchmarks.md.
+fn write_md(root: &Path, data: &Value) -> Res<()> {
+    let latest = md::render(data);
+    let dir = root.join("bench/results");
     std::fs::write(dir.join("latest.md"), &latest).map_err(|e| e.to_string())?;
-    eprintln!("bench: wrote bench/results/latest.json and bench/results/latest.md");
-    let doc_path = ctx.root.join("docs/benchmarks.md");
+    eprintln!("bench: wrote bench/results/latest.md");
+    let doc_path = root.join("docs/benchmarks.md");
     let doc =
         std::fs::read_to_string(&doc_path).map_err(|e| format!("{}: {e}", doc_path.display()))?;
     match md::splice(&doc, &latest) {
@@ -353,6 +362,14 @@ fn main() -> ExitCode {
     let r = match args.first().map(String::as_str) {
         None | Some("run") => run_all(),
         Some("io-floor") if args.len() == 2 => floor::run(Path::new(&args[1])),
+        Some("render") if args.len() == 1 => {
+            let root = boot_tests::workspace_root();
+            let p = root.join("bench/results/latest.json");
+            std::fs::read_to_string(&p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+                .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()))
+                .and_then(|d| write_md(&root, &d))
+        }
         Some("scale-modules") if args.len() == 4 => args[2]
             .parse::<usize>()
             .map_err(|_| format!("scale-modules: bad count {}", args[2]))
@@ -363,7 +380,7 @@ fn main() -> ExitCode {
             c.accel = pick_accel(&c.root).0;
             boots::layout_v1_file(&c, Path::new(&args[1]), &args[2], Path::new(&args[3]))
         }),
-        _ => Err("usage: bench [run] | bench io-floor MANIFEST | bench scale-modules TEMPLATE.o N DIR | bench layout-v1 TREE COMMIT OUT.json".into()),
+        _ => Err("usage: bench [run] | bench render | bench io-floor MANIFEST | bench scale-modules TEMPLATE.o N DIR | bench layout-v1 TREE COMMIT OUT.json".into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

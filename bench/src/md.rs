@@ -363,7 +363,7 @@ fn replay(o: &mut String, s: &Value) {
     );
     let _ = writeln!(
         o,
-        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, module by module in table order as the loader does under compact, with the kept set of a bench boot: checksum, move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), relocate. The memmove baseline is the same in-place moves alone. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes.\n"
+        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, module by module in table order as the loader does under compact, with the kept set of a bench boot: checksum, move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), relocate. The memmove baseline is the same in-place moves alone; in the phase, the checksum has just read each module's bytes when they move, so the move finds them in cache even in a cold run, the baseline does not. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes.\n"
     );
     for (key, title) in [("real", "real"), ("scale", "scale")] {
         let x = &r[key];
