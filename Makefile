@@ -24,6 +24,9 @@
 #                                 sizes-update rewrites the baseline
 #   make test                     host unit tests + QEMU boot tests
 #   make bench-runtime            the runtime loader's costs (50 modules)
+#   make scale-image N=1000       a bootable image of N synthetic modules
+#                                 (build/scale/image-N.elf)
+#   make bench                    benchmarks (docs/benchmarks.md)
 #
 # QEMU exits with status 33 when the kernel reports success (isa-debug-exit
 # value 0x10), 37 when it booted degraded (0x12: a kept module failed its
@@ -94,7 +97,7 @@ QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel $(IMAGE) -append "$(CMDLINE)" $(INITRD_ARG) $(PRESET_ARGS) $(QEMU_EXTRA)
 
-.PHONY: all kernel prelinker modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean
+.PHONY: all kernel prelinker modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean scale-module scale-image scale-test-image bench-bin layout-v1
 
 all: image
 
@@ -310,12 +313,45 @@ sizes: image
 sizes-update: image
 	$(PRELINKER) sizes $(IMAGE) $(BUILD)/modules/*.o --write-baseline $(SIZES_BASELINE)
 
+# Scale images: N copies of the template module tests/scale-module (a PCI
+# driver whose copies each probe one bus-0 slot; one in ten finds nothing),
+# renamed in place by `bench scale-modules`, prelinked into a kernel built
+# with class ranges and a module table sized for N (16 KiB of slot room and
+# 1.5 KiB of table per module): build/scale/image-N.elf, with its plan.
+N ?= 1000
+SCALE_DIR := $(BUILD)/scale
+SCALE_OBJ := $(SCALE_DIR)/scale_module.o
+BENCH_BIN := $(TARGET_DIR)/release/bench
+
+scale-module: prelinker
+	$(CARGO) build --profile kernel --target $(TARGET) -p scale_module
+	@mkdir -p $(SCALE_DIR)
+	$(PRELINKER) extract $(call MODULE_LIB,scale_module) --output $(SCALE_OBJ)
+	@builtin-modules/check-objects.sh -q $(SCALE_OBJ)
+
+bench-bin: ensure-toolchain
+	$(CARGO) build --release -p bench
+
+scale-image: scale-module bench-bin
+	@case '$(N)' in ''|*[!0-9]*|0) echo "error: N=$(N): expected a positive number of modules" >&2; exit 1;; esac
+	PLK_MODULE_EXTRA_PAGES=$$(( $(N) / 128 )) PLK_MODTABLE_KIB=$$(( 256 + $(N) * 3 / 2 )) \
+		$(CARGO) build --profile kernel --target $(TARGET) -p kernel
+	cp $(KERNEL_OUT) $(SCALE_DIR)/kernel-$(N).elf
+	$(BENCH_BIN) scale-modules $(SCALE_OBJ) $(N) $(SCALE_DIR)/m$(N)
+	$(PRELINKER) link --kernel $(SCALE_DIR)/kernel-$(N).elf --output $(SCALE_DIR)/image-$(N).elf \
+		--plan-json $(SCALE_DIR)/image-$(N).plan.json $(SCALE_DIR)/m$(N)/*.o
+
+# The 100-module image the boot tests boot (tests/tests/scale.rs).
+scale-test-image:
+	@$(MAKE) --no-print-directory scale-image N=100
+
 # Host crates (the workspace's default members) plus the boot tests, which
-# boot $(IMAGE) under QEMU. PLK_REQUIRE_BUILD makes the tests that read
-# build/ (the prelinker's goblin cross-check) fail rather than skip when
-# something there is missing.
-test: lint ensure-qemu ensure-gdb image preset-images test-image refusal-modules runtime-modules test-modules sizes
+# boot $(IMAGE) under QEMU, and the bench crate's unit tests.
+# PLK_REQUIRE_BUILD makes the tests that read build/ (the prelinker's goblin
+# cross-check) fail rather than skip when something there is missing.
+test: lint ensure-qemu ensure-gdb image preset-images test-image scale-test-image refusal-modules runtime-modules test-modules sizes
 	PLK_REQUIRE_BUILD=1 $(CARGO) test
+	$(CARGO) test -p bench
 
 # Host unit tests of the module crates (driver logic against fake hardware);
 # they are not default members, so a plain `cargo test` skips them.
@@ -336,7 +372,8 @@ fmt-check:
 # kernel, the module API and every driver and fault-injection module.
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api \
+	$(CARGO) clippy --all-targets -p bench -- -D warnings
+	$(CARGO) clippy --profile kernel --target $(TARGET) -p kernel -p module-api -p scale_module \
 		$(addprefix -p ,$(MODULES) $(FAULT_MODULES) $(REFUSAL_MODULES) $(RUNTIME_MODULES)) -- -D warnings
 
 clean:
@@ -350,9 +387,28 @@ clean:
 bench-runtime: ensure-qemu preset-images runtime-modules
 	$(CARGO) test -p boot-tests --test runtime runtime_bench -- --nocapture
 
-# Benchmarks (prelinker vs rust-lld, scale, boot cost, memory per policy and
-# preset): writes bench/results/latest.{md,json}; see docs/benchmarks.md.
+# Benchmarks: the prelinker against rust-lld, mold and the I/O floor; the
+# module phase under the emulator for the real image and the scale images
+# of BENCH_SCALE_BOOT modules; the native replay; the layout per preset and
+# policy. Writes bench/results/latest.{md,json}; see docs/benchmarks.md.
+BENCH_SCALE_BOOT ?= 15,100,1000
+export BENCH_SCALE_BOOT
+comma := ,
 .PHONY: bench
-bench: ensure-toolchain ensure-qemu ensure-mold image
-	$(CARGO) build --release -p prelinker --example synth_kernel --example relocate_replay
-	python3 bench/run.py
+bench: ensure-toolchain ensure-qemu ensure-mold image preset-images bench-bin
+	@for n in $(subst $(comma), ,$(BENCH_SCALE_BOOT)); do \
+		$(MAKE) --no-print-directory scale-image N=$$n || exit 1; \
+	done
+	$(CARGO) build --release -p prelinker --example relocate_replay
+	$(BENCH_BIN)
+
+# The previous layout's figures (bench/results/layout-v1.json), which the
+# bench shows beside the current ones: the tree of LAYOUT_V1_COMMIT is
+# exported to build/layout-v1, built there with its own Makefile, and its
+# image booted on every preset under every policy it had.
+LAYOUT_V1_COMMIT := bb887f3
+layout-v1: bench-bin ensure-qemu
+	rm -rf $(BUILD)/layout-v1 && mkdir -p $(BUILD)/layout-v1
+	git archive $(LAYOUT_V1_COMMIT) | tar -x -C $(BUILD)/layout-v1
+	$(MAKE) -C $(BUILD)/layout-v1 image CARGO_TARGET_DIR=$(abspath $(BUILD)/layout-v1/target)
+	$(BENCH_BIN) layout-v1 $(BUILD)/layout-v1 $(LAYOUT_V1_COMMIT) bench/results/layout-v1.json

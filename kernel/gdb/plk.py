@@ -217,9 +217,14 @@ it does (a breakpoint on plk_debug_modules_ready that does not stop)."""
         only = tuple(gdb.string_to_argv(arg))
         if self.breakpoint is not None and self.breakpoint.is_valid():
             self.breakpoint.delete()
+        self.breakpoint = None
+        if LOADER.load(only):
+            return
+        # Not published yet: load when the kernel does. (Armed only then: a
+        # hook armed at the stop it belongs to would fire again on resuming
+        # and reload the symbols under breakpoints set meanwhile.)
         self.breakpoint = ReadyBreakpoint(only)
-        if not LOADER.load(only):
-            gdb.write("plk: the kernel has not published its modules yet; loading when it does\n")
+        gdb.write("plk: the kernel has not published its modules yet; loading when it does\n")
 
 
 class PlkModules(gdb.Command):

@@ -10,8 +10,6 @@
 
 /// Virtual address of physical 0 in the kernel image mapping.
 pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
-/// Size of the reserved module table area.
-pub const MODTABLE_SIZE: u64 = 256 << 10;
 
 unsafe extern "C" {
     static __kernel_start: u8;

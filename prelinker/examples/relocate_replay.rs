@@ -1,102 +1,331 @@
-//! Host replay of the kernel's boot-time move + relocate, natively: reads a
-//! prelinked image's module table and slot bytes, and for every module moves
-//! its classes to a 64-byte packing cursor (as if every module were kept)
-//! and redoes its recorded relocations there with the kernel's own code
-//! (`modtable::table::Table::redo`), timing that against a plain memmove of
-//! the same bytes. Prints one JSON object.
+//! Host replay of the kernel's boot-time module phase, natively: reads a
+//! prelinked image's module table and slot bytes and, module by module in
+//! table order as the kernel's loader does under the `compact` policy,
+//! verifies the module's checksum, moves its classes down to the packing
+//! cursors (in place, inside one buffer per class, as the kernel's
+//! overlapping copy does) and redoes its recorded relocations there with the
+//! kernel's own code (`modtable::table::Table::redo`). Probes are replaced by
+//! a kept set: modules in it advance the cursors, the others are overwritten
+//! by the next one (and modules depending on them are skipped unchecked, as
+//! at boot). Prints one JSON object.
 //!
-//! `cargo run --release -p prelinker --example relocate_replay -- IMAGE [RUNS]`
+//! Every run times, from the same pristine bytes, with warm and with cold
+//! caches in turn (cold: a buffer twice the last-level cache, at most
+//! 256 MiB, is written after the reset):
+//! - `phase`: checksum, move and relocate of every module, each step timed;
+//! - `memmove`: the moves alone (the in-place downward memmove baseline);
+//! - `checksum`: the module checksums alone (`module_checksum`);
+//! - `serial_checksum`: the same bytes through the serial FNV-1a word chain
+//!   of table formats 3 and 4 (`serial_module_checksum`), the "before".
+//!
+//! `relocate_replay IMAGE [--kept FILE] [--runs N]`: FILE lists the kept
+//! modules, one name a line (the format of `link --expect`); without it the
+//! image's own predictions decide, or, if it has none, every module is kept.
+//! Figures are medians over the runs (default 21).
 
-use modtable::table::Table;
+use modtable::checksum::{module_checksum, serial_module_checksum};
+use modtable::table::{Prediction, Table};
 use modtable::{Class, PerClass};
+use reclaim::pack::Cursors;
+use std::collections::BTreeSet;
+use std::hint::black_box;
 use std::time::Instant;
+
+fn usage() -> ! {
+    eprintln!("usage: relocate_replay IMAGE [--kept FILE] [--runs N]");
+    std::process::exit(2);
+}
+
+/// The last-level cache size from sysfs, or 32 MiB if it cannot be read.
+fn llc_bytes() -> usize {
+    let mut best = 0;
+    for i in 0..8 {
+        let p = format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size");
+        let Ok(s) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        let s = s.trim();
+        let (n, mul) = match s.strip_suffix('K') {
+            Some(n) => (n, 1 << 10),
+            None => match s.strip_suffix('M') {
+                Some(n) => (n, 1 << 20),
+                None => (s, 1),
+            },
+        };
+        best = best.max(n.parse::<usize>().unwrap_or(0) * mul);
+    }
+    if best == 0 { 32 << 20 } else { best }
+}
+
+/// Step times of one pass, summed over modules (ns).
+#[derive(Clone, Copy, Default)]
+struct Pass {
+    checksum: u64,
+    moves: u64,
+    relocate: u64,
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(path) = args.first() else {
-        eprintln!("usage: relocate_replay IMAGE [RUNS]");
-        std::process::exit(2);
-    };
-    let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(201);
+    let Some(path) = args.first() else { usage() };
+    let mut kept_file = None;
+    let mut runs = 21usize;
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kept" => kept_file = Some(it.next().unwrap_or_else(|| usage()).clone()),
+            "--runs" => {
+                runs = it
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .filter(|&r| r > 0)
+                    .unwrap_or_else(|| usage())
+            }
+            _ => usage(),
+        }
+    }
     let image = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let k = prelinker::kernel::Kernel::parse(path, &image).unwrap_or_else(|e| panic!("{e}"));
     let area =
         &image[k.modtable.file_off as usize..(k.modtable.file_off + k.modtable.size) as usize];
     let t = Table::parse(area).unwrap_or_else(|e| panic!("{path}: {e}"));
     let h = *t.header();
-    // The regions as they are in the image (the slots, as prelinked).
-    let region = |c: Class| {
-        let a = k.regions[c];
-        &image[a.file_off as usize..(a.file_off + a.size) as usize]
+    let n = t.len();
+    let recs: Vec<_> = (0..n).map(|i| t.module(i)).collect();
+    let kept_set: Vec<bool> = match &kept_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let e =
+                prelinker::expect::Expectation::parse(f, &text).unwrap_or_else(|e| panic!("{e}"));
+            let names: BTreeSet<&str> = e.kept.iter().map(String::as_str).collect();
+            recs.iter().map(|m| names.contains(t.name(m))).collect()
+        }
+        None if recs.iter().any(|m| m.predicted().is_some()) => recs
+            .iter()
+            .map(|m| m.predicted() == Some(Prediction::Kept))
+            .collect(),
+        None => vec![true; n],
     };
-    // Where every module goes: packed at 64 bytes (or its own alignment).
-    let mut cursor = h.region_base;
-    let mut bases: Vec<PerClass<u64>> = Vec::new();
-    for i in 0..t.len() {
-        let m = t.module(i);
-        let mut b = PerClass([0u64; 3]);
+    let deps: Vec<Vec<usize>> = recs
+        .iter()
+        .map(|m| t.deps(m).map(usize::from).collect())
+        .collect();
+    // The regions as prelinked.
+    let pristine: PerClass<Vec<u8>> = PerClass(Class::ALL.map(|c| {
+        let a = k.regions[c];
+        image[a.file_off as usize..(a.file_off + a.size) as usize].to_vec()
+    }));
+    let mut work: PerClass<Vec<u8>> = pristine.clone();
+    let off = |c: Class, addr: u64| (addr - h.region_base[c]) as usize;
+    let slot =
+        |i: usize| PerClass(Class::ALL.map(|c| h.region_base[c] + recs[i].slot_off[c] as u64));
+
+    // What the loader does, decided once: who is checked, where each goes.
+    let mut checked = vec![false; n];
+    let mut kept = vec![false; n];
+    let mut base: Vec<PerClass<u64>> = (0..n).map(slot).collect();
+    let mut cursors = Cursors::new(h.region_base);
+    for i in 0..n {
+        if deps[i].iter().any(|&d| !kept[d]) {
+            continue;
+        }
+        checked[i] = true;
+        let in_place = recs[i].predicted() == Some(Prediction::Expunged);
         for c in Class::ALL {
-            let align = (m.align[c] as u64).max(64);
-            let at = if m.size[c] == 0 {
-                cursor[c]
-            } else {
-                cursor[c].div_ceil(align) * align
-            };
-            b[c] = at;
-            cursor[c] = at + m.size[c] as u64;
-        }
-        bases.push(b);
-    }
-    let mut dest: PerClass<Vec<u8>> =
-        PerClass(Class::ALL.map(|c| vec![0u8; h.region_size[c] as usize]));
-    let slot = |m: usize, c: Class| h.region_base[c] + t.module(m).slot_off[c] as u64;
-    let moved =
-        |m: u16, c: Class| Some(bases[m as usize][c].wrapping_sub(slot(m as usize, c)) as i64);
-    let (mut move_ns, mut memmove_ns, mut relocs, mut bytes) = (Vec::new(), Vec::new(), 0u64, 0u64);
-    for (i, base) in bases.iter().enumerate() {
-        let m = t.module(i);
-        bytes += m.size.total() as u64;
-        let mut best_move = u128::MAX;
-        let mut best_copy = u128::MAX;
-        let mut rewritten = 0;
-        for _ in 0..runs {
-            // Plain memmove of the same bytes.
-            let t0 = Instant::now();
-            for c in Class::ALL {
-                let (from, n) = (m.slot_off[c] as usize, m.size[c] as usize);
-                let to = (base[c] - h.region_base[c]) as usize;
-                dest[c][to..to + n].copy_from_slice(&region(c)[from..from + n]);
+            if !in_place {
+                base[i][c] = cursors.place(c, recs[i].size[c] as u64, recs[i].align[c] as u64);
             }
-            best_copy = best_copy.min(t0.elapsed().as_nanos());
-            // Move + relocate, as the kernel does it.
-            let t0 = Instant::now();
-            for c in Class::ALL {
-                let (from, n) = (m.slot_off[c] as usize, m.size[c] as usize);
-                let to = (base[c] - h.region_base[c]) as usize;
-                dest[c][to..to + n].copy_from_slice(&region(c)[from..from + n]);
-            }
-            let [dt, dr, dd] = &mut dest.0;
-            let at = |c: Class| (base[c] - h.region_base[c]) as usize;
-            let span = |c: Class| at(c)..at(c) + m.size[c] as usize;
-            let mut view = PerClass([
-                &mut dt[span(Class::Text)],
-                &mut dr[span(Class::Rodata)],
-                &mut dd[span(Class::Data)],
-            ]);
-            rewritten = t
-                .redo(i, &mut view, moved)
-                .unwrap_or_else(|e| panic!("module {i}: {e}"));
-            best_move = best_move.min(t0.elapsed().as_nanos());
         }
-        relocs += rewritten as u64;
-        move_ns.push(best_move as u64);
-        memmove_ns.push(best_copy as u64);
+        if kept_set[i] {
+            kept[i] = true;
+            for c in Class::ALL {
+                cursors.commit(c, base[i][c], recs[i].size[c] as u64);
+            }
+        }
     }
-    let (mv, mm): (u64, u64) = (move_ns.iter().sum(), memmove_ns.iter().sum());
-    println!(
-        "{{\"modules\":{},\"bytes\":{bytes},\"relocs\":{relocs},\"runs\":{runs},\"move_relocate_ns\":{mv},\"memmove_ns\":{mm},\"ratio\":{:.3},\"ns_per_reloc\":{:.2}}}",
-        t.len(),
-        mv as f64 / mm as f64,
-        (mv - mm.min(mv)) as f64 / relocs.max(1) as f64
-    );
+    let checked_bytes: u64 = (0..n)
+        .filter(|&i| checked[i])
+        .map(|i| recs[i].size.total() as u64)
+        .sum();
+    let moved: Vec<usize> = (0..n)
+        .filter(|&i| {
+            checked[i]
+                && Class::ALL
+                    .iter()
+                    .any(|&c| base[i][c] != slot(i)[c] && recs[i].size[c] > 0)
+        })
+        .collect();
+    let bytes_moved: u64 = moved
+        .iter()
+        .map(|&i| {
+            Class::ALL
+                .iter()
+                .filter(|&&c| base[i][c] != slot(i)[c])
+                .map(|&c| recs[i].size[c] as u64)
+                .sum::<u64>()
+        })
+        .sum();
+
+    // Only the regions' used prefix is reset between passes, so a warm
+    // pass finds the module bytes where the reset left them (in cache).
+    let used_end = PerClass(Class::ALL.map(|c| {
+        recs.iter()
+            .map(|m| (m.slot_off[c] + m.slot_size[c]) as usize)
+            .max()
+            .unwrap_or(0)
+    }));
+    let llc = llc_bytes();
+    let evict_bytes = (2 * llc).min(256 << 20);
+    let mut evict = vec![0u8; evict_bytes];
+    let mut evict_round = 0u8;
+    let mut reset = |work: &mut PerClass<Vec<u8>>, cold: bool| {
+        for c in Class::ALL {
+            let e = used_end[c];
+            work[c][..e].copy_from_slice(&pristine[c][..e]);
+        }
+        if cold {
+            // Write then read a buffer twice the last-level cache (at most
+            // 256 MiB), so that the work bytes and the table leave it.
+            evict_round = evict_round.wrapping_add(1);
+            evict.fill(evict_round);
+            let s: u64 = evict.chunks(4096).map(|p| p[0] as u64).sum();
+            black_box(s);
+        }
+    };
+    let csum = |work: &PerClass<Vec<u8>>, i: usize, serial: bool| {
+        let s = slot(i);
+        let parts = Class::ALL.map(|c| {
+            let o = off(c, s[c]);
+            &work[c][o..o + recs[i].size[c] as usize]
+        });
+        if serial {
+            serial_module_checksum(parts)
+        } else {
+            module_checksum(parts)
+        }
+    };
+    let do_move = |work: &mut PerClass<Vec<u8>>, i: usize| {
+        for c in Class::ALL {
+            let (from, to) = (off(c, slot(i)[c]), off(c, base[i][c]));
+            let len = recs[i].size[c] as usize;
+            if len > 0 && from != to {
+                work[c].copy_within(from..from + len, to);
+            }
+        }
+    };
+    let do_redo = |work: &mut PerClass<Vec<u8>>, i: usize| -> usize {
+        let [wt, wr, wd] = &mut work.0;
+        let span = |c: Class| {
+            let o = off(c, base[i][c]);
+            o..o + recs[i].size[c] as usize
+        };
+        let mut view = PerClass([
+            &mut wt[span(Class::Text)],
+            &mut wr[span(Class::Rodata)],
+            &mut wd[span(Class::Data)],
+        ]);
+        let moved = |m: u16, c: Class| {
+            let m = m as usize;
+            (m == i || kept[m]).then(|| base[m][c].wrapping_sub(slot(m)[c]) as i64)
+        };
+        t.redo(i, &mut view, moved)
+            .unwrap_or_else(|e| panic!("module {}: {e}", t.name(&recs[i]))) as usize
+    };
+
+    // Check the checksums once (the replay must see what the kernel sees).
+    for i in (0..n).filter(|&i| checked[i]) {
+        assert_eq!(
+            csum(&work, i, false),
+            recs[i].checksum,
+            "module {}: checksum does not match the table",
+            t.name(&recs[i])
+        );
+    }
+
+    let mut samples: [[Vec<u64>; 7]; 2] = Default::default();
+    let mut relocs = 0usize;
+    for _ in 0..runs {
+        for (v, cold) in [(0, false), (1, true)] {
+            // The module phase: checksum, move, relocate, module by module.
+            reset(&mut work, cold);
+            let mut p = Pass::default();
+            relocs = 0;
+            for i in (0..n).filter(|&i| checked[i]) {
+                let t0 = Instant::now();
+                black_box(csum(&work, i, false));
+                let t1 = Instant::now();
+                do_move(&mut work, i);
+                let t2 = Instant::now();
+                relocs += do_redo(&mut work, i);
+                let t3 = Instant::now();
+                p.checksum += (t1 - t0).as_nanos() as u64;
+                p.moves += (t2 - t1).as_nanos() as u64;
+                p.relocate += (t3 - t2).as_nanos() as u64;
+            }
+            samples[v][0].push(p.checksum);
+            samples[v][1].push(p.moves);
+            samples[v][2].push(p.relocate);
+            samples[v][3].push(p.moves + p.relocate);
+            // The moves alone: the memmove baseline.
+            reset(&mut work, cold);
+            let t0 = Instant::now();
+            for i in (0..n).filter(|&i| checked[i]) {
+                do_move(&mut work, i);
+            }
+            samples[v][4].push(t0.elapsed().as_nanos() as u64);
+            // The checksums alone, wide then serial, each from a reset.
+            for (s, serial) in [(5, false), (6, true)] {
+                reset(&mut work, cold);
+                let t0 = Instant::now();
+                for i in (0..n).filter(|&i| checked[i]) {
+                    black_box(csum(&work, i, serial));
+                }
+                samples[v][s].push(t0.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+    let kib = checked_bytes as f64 / 1024.0;
+    let variant = |v: usize| {
+        let m: Vec<u64> = samples[v].iter().map(|s| median(s.clone())).collect();
+        serde_json::json!({
+            "checksum_ns": m[0],
+            "move_ns": m[1],
+            "relocate_ns": m[2],
+            "move_relocate_ns": m[3],
+            "memmove_ns": m[4],
+            "checksum_alone_ns": m[5],
+            "serial_checksum_ns": m[6],
+            "move_relocate_over_memmove": if m[4] > 0 { m[3] as f64 / m[4] as f64 } else { f64::NAN },
+            "checksum_ns_per_kib": m[5] as f64 / kib,
+            "serial_checksum_ns_per_kib": m[6] as f64 / kib,
+            "checksum_speedup": m[6] as f64 / m[5].max(1) as f64,
+            "ns_per_reloc": if relocs > 0 { (m[3].saturating_sub(m[4])) as f64 / relocs as f64 } else { 0.0 },
+            "samples": {
+                "checksum_ns": samples[v][0], "move_ns": samples[v][1],
+                "relocate_ns": samples[v][2], "memmove_ns": samples[v][4],
+                "checksum_alone_ns": samples[v][5], "serial_checksum_ns": samples[v][6],
+            },
+        })
+    };
+    let out = serde_json::json!({
+        "image": path,
+        "modules": n,
+        "checked": checked.iter().filter(|&&c| c).count(),
+        "kept": kept.iter().filter(|&&c| c).count(),
+        "moved_modules": moved.len(),
+        "bytes": checked_bytes,
+        "bytes_moved": bytes_moved,
+        "relocs": relocs,
+        "runs": runs,
+        "llc_bytes": llc,
+        "evict_bytes": evict_bytes,
+        "warm": variant(0),
+        "cold": variant(1),
+    });
+    println!("{out}");
 }

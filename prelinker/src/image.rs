@@ -151,38 +151,85 @@ fn write_all_vectored(f: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Re
     Ok(())
 }
 
-/// Writes the patches, which lie inside the sorted, disjoint `replaced`
-/// ranges (zero in the image except where a patch writes). Patches in the
-/// same range less than [`MAX_GAP`] apart are written together, with zeros
-/// between them.
-fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> std::io::Result<()> {
-    let mut sorted: Vec<&Patch> = patches.iter().filter(|p| !p.bytes.is_empty()).collect();
-    sorted.sort_by_key(|p| p.file_off);
+/// Groups the non-empty patches, sorted by offset, into runs written with
+/// one `writev` each: patches in the same replaced range less than
+/// [`MAX_GAP`] apart go together, with zeros between them. Returns, per
+/// run, its file range and the indices of its patches in `sorted`.
+fn patch_runs(replaced: &[(u64, u64)], sorted: &[&Patch]) -> Vec<((u64, u64), Vec<usize>)> {
     let area = |off: u64| replaced.partition_point(|&(s, _)| s <= off);
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < sorted.len() {
         let start = sorted[i].file_off;
         let mut end = start + sorted[i].bytes.len() as u64;
-        let mut bufs = vec![IoSlice::new(&sorted[i].bytes)];
+        let mut members = vec![i];
         i += 1;
         while let Some(next) = sorted.get(i) {
-            let gap = next.file_off.checked_sub(end);
-            match gap {
+            match next.file_off.checked_sub(end) {
                 Some(g) if g as usize <= MAX_GAP && area(next.file_off) == area(start) => {
-                    if g > 0 {
-                        bufs.push(IoSlice::new(&ZEROS[..g as usize]));
-                    }
-                    bufs.push(IoSlice::new(&next.bytes));
                     end = next.file_off + next.bytes.len() as u64;
+                    members.push(i);
                     i += 1;
                 }
                 _ => break,
             }
         }
+        runs.push(((start, end), members));
+    }
+    runs
+}
+
+fn sorted_patches(patches: &[Patch]) -> Vec<&Patch> {
+    let mut sorted: Vec<&Patch> = patches.iter().filter(|p| !p.bytes.is_empty()).collect();
+    sorted.sort_by_key(|p| p.file_off);
+    sorted
+}
+
+/// Writes the patches, which lie inside the sorted, disjoint `replaced`
+/// ranges (zero in the image except where a patch writes), run by run
+/// ([`patch_runs`]).
+fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> std::io::Result<()> {
+    let sorted = sorted_patches(patches);
+    for ((start, _), members) in patch_runs(replaced, &sorted) {
+        let mut bufs = Vec::with_capacity(2 * members.len());
+        let mut end = start;
+        for &m in &members {
+            let p = sorted[m];
+            let gap = (p.file_off - end) as usize;
+            if gap > 0 {
+                bufs.push(IoSlice::new(&ZEROS[..gap]));
+            }
+            bufs.push(IoSlice::new(&p.bytes));
+            end = p.file_off + p.bytes.len() as u64;
+        }
         f.seek(SeekFrom::Start(start))?;
         write_all_vectored(f, &mut bufs)?;
     }
     Ok(())
+}
+
+/// The file ranges [`write_image`] writes for `p` into an image of
+/// `kernel_len` bytes, in the order it writes them: the kernel's bytes
+/// outside the replaced areas, then the runs of patches. For measuring the
+/// I/O a link cannot avoid.
+pub fn written_ranges(kernel_len: u64, p: &Prelinked) -> Vec<(u64, u64)> {
+    let mut out = kernel_runs(kernel_len, &p.replaced);
+    let sorted = sorted_patches(&p.patches);
+    out.extend(patch_runs(&p.replaced, &sorted).into_iter().map(|r| r.0));
+    out
+}
+
+/// The kernel's byte ranges outside the sorted, disjoint `replaced` areas.
+fn kernel_runs(kernel_len: u64, replaced: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for &(s, e) in replaced.iter().chain([&(kernel_len, kernel_len)]) {
+        if s > at {
+            out.push((at, s));
+        }
+        at = at.max(e);
+    }
+    out
 }
 
 /// Writes the prelinked image to `path` atomically (see [`stage_image`]).
@@ -198,16 +245,8 @@ pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
 pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> {
     Staged::new(path, |f| {
         f.set_len(kernel.len() as u64)?;
-        let mut at = 0u64;
-        for &(s, e) in p
-            .replaced
-            .iter()
-            .chain([&(kernel.len() as u64, kernel.len() as u64)])
-        {
-            if s > at {
-                f.write_all_at(&kernel[at as usize..s as usize], at)?;
-            }
-            at = at.max(e);
+        for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
+            f.write_all_at(&kernel[s as usize..e as usize], s)?;
         }
         write_patches(f, &p.replaced, &p.patches)
     })

@@ -133,6 +133,20 @@ pub fn read_module(path: &std::path::Path, name: &str, buf: &mut Vec<u8>) -> Res
     Ok(())
 }
 
+/// The byte ranges of the module object at `path` that a link needs (its
+/// ELF header, section table and names, allocated sections, symbol and
+/// string tables, `.modinfo`, and the relocations of allocated sections),
+/// sorted and merged where less than 4 KiB apart, as [`read_module`] reads
+/// them at least: for measuring the I/O a link cannot avoid. A file that
+/// [`read_module`] reads whole gives the whole file.
+pub fn module_needed_ranges(path: &std::path::Path) -> Result<Vec<(u64, u64)>> {
+    let name = path.display();
+    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    Ok(crate::sparse::module_needed_ranges(&f, len).unwrap_or(vec![(0, len)]))
+}
+
 /// The metadata of a module from its `.modinfo` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModInfo {

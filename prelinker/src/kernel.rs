@@ -219,6 +219,19 @@ fn replaced_ranges(f: &std::fs::File, len: u64) -> Option<Vec<(u64, u64)>> {
     Some(out)
 }
 
+/// The byte ranges of the kernel ELF at `path` that [`read_kernel`] reads
+/// (everything but the class regions and the table area), sorted.
+pub fn kernel_read_ranges(path: &std::path::Path) -> Result<Vec<(u64, u64)>> {
+    let name = path.display();
+    let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    Ok(match replaced_ranges(&f, len) {
+        Some(skip) => crate::sparse::complement(len, &skip),
+        None => vec![(0, len)],
+    })
+}
+
 /// Reads a kernel ELF for linking without reading the contents of its class
 /// regions and table area, which the link replaces anyway (they read as
 /// zeros). The kernel must be a regular file of at most

@@ -555,7 +555,7 @@ fn finish(
             bss_size: p.layout.bss_size,
             probe_off: p.probe_off,
             selftest_off: p.selftest_off,
-            relocs_applied: Some(p.lowered.relocs.len() as u64),
+            relocs_applied: Some(p.lowered.relocs.len() as u64 + p.applied_early),
             relocs_recorded: recorded.len() as u64,
             got_entries: Some(p.layout.got_entries),
             checksum,

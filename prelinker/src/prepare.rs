@@ -24,8 +24,12 @@ pub struct Prepared {
     /// The bytes of each class (text gaps are `int3`, bss and the GOT are
     /// zero), relaxed but not yet relocated.
     pub image: PerClass<Vec<u8>>,
-    /// Its relocations.
+    /// Its relocations still to apply (see [`Prepared::applied_early`]).
     pub lowered: Lowered,
+    /// Relocations already applied here: PC-relative fields whose target is
+    /// in the same class of the module, which have the same value wherever
+    /// the class is placed.
+    pub applied_early: u64,
     /// Where each of `info.exports` is.
     pub exports: Vec<Local>,
     /// Offset of the probe in text.
@@ -52,6 +56,41 @@ fn entry_off(obj: &ModuleObject<'_>, layout: &ModuleLayout, sym: u32) -> Result<
     }
 }
 
+/// Applies the relocations whose value does not depend on where the
+/// module's slots go (PC-relative, target in the field's own class of this
+/// module: the difference of two offsets in one class), as if the class were
+/// at address 0, and returns the others, in order, with the number applied.
+fn apply_early(
+    obj: &ModuleObject<'_>,
+    mut lowered: Lowered,
+    layout: &ModuleLayout,
+    image: &mut PerClass<Vec<u8>>,
+) -> Result<(Lowered, u64)> {
+    let mut rest = Vec::with_capacity(lowered.relocs.len());
+    for (index, r) in lowered.relocs.iter().enumerate() {
+        match lowered.targets[r.target as usize].0 {
+            Local::In { class, off } if class == r.class && r.kind.is_pc_relative() => {
+                let value = off.wrapping_add(r.addend as u64);
+                let at = r.place_off as usize;
+                if let Err(error) = modtable::reloc::apply(r.kind, &mut image[class], 0, at, value)
+                {
+                    let e = relocate::ApplyError {
+                        index,
+                        value,
+                        place: r.place_off as u64,
+                        error,
+                    };
+                    return Err(relocate::apply_error_message(obj, &lowered, layout, &e));
+                }
+            }
+            _ => rest.push(*r),
+        }
+    }
+    let early = (lowered.relocs.len() - rest.len()) as u64;
+    lowered.relocs = rest;
+    Ok((lowered, early))
+}
+
 /// Prepares the module in `data` (an object, or an archive with one module
 /// member), naming it `file` in messages.
 pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
@@ -71,11 +110,13 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
             );
         }
     }
-    let mut image: PerClass<Vec<u8>> = PerClass(Default::default());
-    for c in Class::ALL {
-        let fill = if c == Class::Text { 0xcc } else { 0 };
-        image[c] = vec![fill; layout.size[c] as usize];
-    }
+    // Each class is built in one pass: placed PROGBITS sections lie in it in
+    // section-index order at increasing offsets (see `ModuleLayout::of`),
+    // with the gaps between them filled (`int3` in text), then bss and the
+    // GOT as zeros.
+    let fill = |c: Class| if c == Class::Text { 0xcc } else { 0 };
+    let mut image: PerClass<Vec<u8>> =
+        PerClass(Class::ALL.map(|c| Vec::with_capacity(layout.size[c] as usize)));
     for (i, p) in obj.placement.iter().enumerate() {
         if let Placement::Class {
             class,
@@ -84,12 +125,19 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         {
             let data = obj.elf.section_data(i);
             let off = layout.sec_off[i] as usize;
-            image[class][off..off + data.len()].copy_from_slice(data);
+            let img = &mut image[class];
+            debug_assert!(img.len() <= off, "sections in order");
+            img.resize(off, fill(class));
+            img.extend_from_slice(data);
         }
+    }
+    for c in Class::ALL {
+        image[c].resize(layout.size[c] as usize, fill(c));
     }
     for &(c, off, b) in &lowered.patches {
         image[c][off as usize] = b;
     }
+    let (lowered, applied_early) = apply_early(&obj, lowered, &layout, &mut image)?;
     let exports = obj
         .info
         .exports
@@ -125,6 +173,7 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         layout,
         image,
         lowered,
+        applied_early,
         exports,
         probe_off,
         selftest_off,

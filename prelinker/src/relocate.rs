@@ -142,6 +142,13 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
     // GOT entry index and the target of the entry's place, per target.
     let mut got: HashMap<Local, (u32, u32)> = HashMap::new();
     let mut got_targets: Vec<u32> = Vec::new();
+    // One allocation for all of them (GOT entries, at most a few, extra).
+    let total: u64 = obj
+        .rela_sections
+        .iter()
+        .map(|&(rs, _)| obj.elf.sections[rs].size / 24)
+        .sum();
+    out.relocs.reserve(total as usize + 16);
     for &(rs, ts) in &obj.rela_sections {
         let Placement::Class { class, nobits } = obj.placement[ts] else {
             continue;
@@ -150,7 +157,6 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
         let data = obj.elf.section_data(ts);
         let base = layout.sec_off[ts];
         let relas = obj.elf.relas(rs).map_err(|e| e.context(&obj.file))?;
-        out.relocs.reserve(relas.len());
         for r in relas {
             let Some(kind) = kind_of(obj, sec, &r)? else {
                 continue;

@@ -96,14 +96,40 @@ const SH_SIZE: usize = 0x20;
 /// read. Returns `false`, having read only the headers, if they cannot be
 /// read this way (the caller then reads the file whole, and the parser says
 /// what is wrong).
-pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+/// `(type, flags, offset, size, info, name)` of entry `i` of a section
+/// table.
+fn sh(sht: &[u8], i: u64) -> (u32, u64, u64, u64, u64, u64) {
+    let s = &sht[SHDR_SIZE * i as usize..];
+    let field = |at, n| le(s, at, n).unwrap_or(0);
+    (
+        field(4, 4) as u32,
+        field(8, 8),
+        field(SH_OFFSET, 8),
+        field(SH_SIZE, 8),
+        field(0x2c, 4),
+        field(0, 4),
+    )
+}
+
+/// What [`read_module_parts`] reads: the ELF header, the section table,
+/// and the merged ranges `(start, end, 0)` of the sections the link uses;
+/// `None` if the headers cannot be read that way.
+struct Parts {
+    h: [u8; EHDR_SIZE],
+    sht: Vec<u8>,
+    shnum: u64,
+    shoff: u64,
+    merged: Vec<(u64, u64, u64)>,
+}
+
+fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
     if len < EHDR_SIZE as u64 {
-        return Ok(false);
+        return Ok(None);
     }
     let mut h = [0u8; EHDR_SIZE];
     f.read_exact_at(&mut h, 0)?;
     if !elf::is_elf64_le(&h) {
-        return Ok(false);
+        return Ok(None);
     }
     let field = |b: &[u8], at, n| le(b, at, n).unwrap_or(0);
     let (shoff, shentsize, shnum, shstrndx) = (
@@ -118,27 +144,15 @@ pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::i
         || shstrndx >= shnum
         || table_end.is_none_or(|e| e > len)
     {
-        return Ok(false);
+        return Ok(None);
     }
     // At most 65535 headers: 4 MiB.
     let mut sht = vec![0u8; SHDR_SIZE * shnum as usize];
     f.read_exact_at(&mut sht, shoff)?;
-    // (type, flags, offset, size, info, name) of section i.
-    let sh = |sht: &[u8], i: u64| {
-        let s = &sht[SHDR_SIZE * i as usize..];
-        (
-            field(s, 4, 4) as u32,
-            field(s, 8, 8),
-            field(s, SH_OFFSET, 8),
-            field(s, SH_SIZE, 8),
-            field(s, 0x2c, 4),
-            field(s, 0, 4),
-        )
-    };
     let in_file = |off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= len);
     let (_, _, names_off, names_size, _, _) = sh(&sht, shstrndx);
     if !in_file(names_off, names_size) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut names = vec![0u8; names_size as usize];
     f.read_exact_at(&mut names, names_off)?;
@@ -161,7 +175,7 @@ pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::i
                 .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0));
         if wanted {
             if !in_file(off, size) {
-                return Ok(false);
+                return Ok(None);
             }
             ranges.push((off, off + size));
         }
@@ -176,6 +190,52 @@ pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::i
             _ => merged.push((s, e, 0)),
         }
     }
+    Ok(Some(Parts {
+        h,
+        sht,
+        shnum,
+        shoff,
+        merged,
+    }))
+}
+
+/// The byte ranges of the module object `f` (of `len` bytes) that
+/// [`read_module_parts`] reads (header, section table, the sections the link
+/// uses), sorted and merged: the I/O a link cannot avoid, for measuring it.
+/// `None` if the headers cannot be read that way (the link reads the whole
+/// file then).
+pub(crate) fn module_needed_ranges(f: &File, len: u64) -> Option<Vec<(u64, u64)>> {
+    let p = parts(f, len).ok()??;
+    let mut v: Vec<(u64, u64)> = p.merged.iter().map(|&(s, e, _)| (s, e)).collect();
+    v.push((0, EHDR_SIZE as u64));
+    v.push((p.shoff, p.shoff + p.sht.len() as u64));
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    Some(out)
+}
+
+/// Reads the parts of the module object `f` (of `len` bytes) that the link
+/// uses into `buf`, as a compact ELF file of their size (see the module
+/// docs above [`parts`]). Returns `false`, having read only the headers, if
+/// they cannot be read this way (the caller then reads the file whole, and
+/// the parser says what is wrong).
+pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let Some(Parts {
+        mut h,
+        mut sht,
+        shnum,
+        shoff: _,
+        mut merged,
+    }) = parts(f, len)?
+    else {
+        return Ok(false);
+    };
     let mut at = (EHDR_SIZE + sht.len()) as u64;
     for m in &mut merged {
         m.2 = at;

@@ -40,26 +40,27 @@ pub const EXIT_FAILURE: i32 = 35;
 /// but a kept module failed its self-test or faulted later.
 pub const EXIT_DEGRADED: i32 = 37;
 
-/// The workspace root (parent of this crate's directory), found at run
-/// time: from `CARGO_MANIFEST_DIR` as cargo sets it for the test process, or
-/// else the current directory (cargo runs tests in the crate's directory).
+/// The workspace root: the nearest directory with a `tests/presets`
+/// directory, from `CARGO_MANIFEST_DIR` as cargo sets it for the test
+/// process (this crate's directory), or else from the current directory
+/// (where cargo runs tests, or where a tool such as the bench is started).
 /// Never the path the tests were compiled in, so a copied tree boots its own
 /// images.
 pub fn workspace_root() -> PathBuf {
-    let krate = std::env::var_os("CARGO_MANIFEST_DIR")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::current_dir().ok())
         .expect("neither CARGO_MANIFEST_DIR nor a current directory");
-    let root = krate
-        .parent()
-        .expect("tests crate lives inside the workspace")
-        .to_path_buf();
-    assert!(
-        root.join("tests").join("presets").is_dir(),
-        "{} is not the workspace root (no tests/presets)",
-        root.display()
-    );
-    root
+    start
+        .ancestors()
+        .find(|d| d.join("tests").join("presets").is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is not inside the workspace (no tests/presets above it)",
+                start.display()
+            )
+        })
+        .to_path_buf()
 }
 
 /// The image of machine preset `name`, prelinked with that preset's

@@ -252,8 +252,10 @@ fn plan_offset(plan: &Value, module: &str, name: &str) -> u64 {
 
 /// The gdb script: load symbols when the kernel publishes them, reload
 /// only the driver's (unloading the others), stop on the driver's self-test
-/// entry by name (exact address), then inside it at the breakpoint set by
-/// name before any module symbols existed, then let the boot finish.
+/// entry by name (exact address), then, with that breakpoint deleted (QEMU's
+/// stub can report a breakpoint again right after gdb stepped over it),
+/// inside it at the breakpoint set by name before any module symbols
+/// existed, then let the boot finish.
 fn script(plan: &Path) -> String {
     let f = format!("{MODULE}::_::{SYMBOL}");
     format!(
@@ -278,6 +280,7 @@ echo PLK-SYM-END\\n
 echo PLK-BT-BEGIN\\n
 bt
 echo PLK-BT-END\\n
+delete 3
 continue
 printf \"PLK-BODY %#lx\\n\", $pc
 delete

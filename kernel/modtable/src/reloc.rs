@@ -160,7 +160,13 @@ pub fn apply(
     let width = kind.width();
     let field = field_mut(buf, offset, width)?;
     let bytes = encode(kind, buf_addr.wrapping_add(offset as u64), target)?;
-    field.copy_from_slice(&bytes[..width]);
+    // A copy of a constant width, which compiles to one store (a copy of
+    // `width` bytes would be a call to memcpy per field).
+    if width == 4 {
+        field.copy_from_slice(&bytes[..4]);
+    } else {
+        field.copy_from_slice(&bytes[..8]);
+    }
     Ok(())
 }
 

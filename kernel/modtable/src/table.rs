@@ -22,19 +22,21 @@
 //! PC-relative kind. The fields' bytes as prelinked carry the rest, so no
 //! addend is stored.
 //!
-//! The header carries an FNV-1a checksum of the whole table, over 64-bit
-//! words (computed with the checksum field zeroed), so a table the kernel
-//! reads is the one the prelinker wrote.
+//! The header carries a checksum of the whole table
+//! ([`crate::checksum::Wide`], eight FNV-1a lanes over 64-bit words,
+//! computed with the checksum field zeroed), so a table the kernel reads is
+//! the one the prelinker wrote.
 
-use crate::checksum::Fnv64;
+use crate::checksum::Wide;
 use crate::{Class, PerClass, RelocKind};
 use core::fmt;
 
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
-/// Table format version (4: module records carry the prelinker's
+/// Table format version (5: module and table checksums are the eight-lane
+/// [`crate::checksum::Wide`]; 4: module records carry the prelinker's
 /// prediction in `flags`; 3: the table checksum is over 64-bit words).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.
@@ -388,10 +390,10 @@ pub struct Table<'a> {
 }
 
 fn table_checksum(bytes: &[u8]) -> u64 {
-    let mut h = Fnv64::default();
-    h.update_words(&bytes[..CHECKSUM_AT]);
-    h.update_words(&[0u8; 8]);
-    h.update_words(&bytes[CHECKSUM_AT + 8..]);
+    let mut h = Wide::default();
+    h.update(&bytes[..CHECKSUM_AT]);
+    h.update(&[0u8; 8]);
+    h.update(&bytes[CHECKSUM_AT + 8..]);
     h.finish()
 }
 

@@ -212,8 +212,14 @@ pub struct Module {
     pub relocs_redone: u64,
     /// Probe time.
     pub probe_ns: u64,
-    /// Move and relocate time.
+    /// Move and relocate time (copy + relocate).
     pub move_ns: u64,
+    /// Time of its checksum check.
+    pub checksum_ns: u64,
+    /// Time of the copy to the packing cursor.
+    pub copy_ns: u64,
+    /// Time of redoing its relocations.
+    pub relocate_ns: u64,
     /// Time of a plain memmove of the same bytes (moved kept modules).
     pub memmove_ns: u64,
     /// Self-test result: `passed`, `failed`, or none (no self-test, or not kept).
@@ -250,6 +256,21 @@ pub struct Module {
     /// Where a runtime module's classes were placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placed: Option<Classes<Option<Placed>>>,
+}
+
+/// The module phase split by step, summed over the modules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phases {
+    /// Checksum checks.
+    pub checksum_ns: u64,
+    /// Copies to the packing cursors.
+    pub copy_ns: u64,
+    /// Relocations redone.
+    pub relocate_ns: u64,
+    /// Probes.
+    pub probe_ns: u64,
+    /// Remapping and reclaiming (once per boot).
+    pub remap_ns: u64,
 }
 
 /// Totals of the prelinker's prediction.
@@ -524,6 +545,8 @@ pub struct Report {
     pub console: Option<String>,
     /// Boot cost of moving.
     pub cost: Cost,
+    /// The module phase by step.
+    pub phases: Phases,
     /// Time from kernel entry to the module phase.
     pub boot_to_modules_ns: u64,
     /// Time of the module phase.
@@ -804,6 +827,9 @@ mod tests {
             relocs_redone: 0,
             probe_ns: 5000,
             move_ns: 0,
+            checksum_ns: 0,
+            copy_ns: 0,
+            relocate_ns: 0,
             memmove_ns: 0,
             selftest: Some("passed".into()),
             selftest_error: None,

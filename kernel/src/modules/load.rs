@@ -92,6 +92,9 @@ pub fn boot() -> Result<(), String> {
                 relocs_redone: 0,
                 probe_ns: 0,
                 move_ns: 0,
+                checksum_ns: 0,
+                copy_ns: 0,
+                relocate_ns: 0,
                 memmove_ns: 0,
                 released: None,
                 leak: None,
@@ -130,7 +133,9 @@ pub fn boot() -> Result<(), String> {
         plan_class(policy, ranges[c], tail, &placements)
     }));
     stale::record(&mods);
+    let t_remap = tsc::read();
     let applied = remap::apply(&plans)?;
+    let remap_ns = tsc::ticks_to_ns(tsc::read() - t_remap);
     let modules_ns = tsc::ticks_to_ns(tsc::read() - t_start);
     debug::publish(&mods);
 
@@ -153,6 +158,7 @@ pub fn boot() -> Result<(), String> {
         plans,
         boot_to_modules_ns: tsc::ticks_to_ns(t_start),
         modules_ns,
+        remap_ns,
         region_size: h.region_size,
     };
     crate::loader::init(&totals.plans);
@@ -187,7 +193,8 @@ fn expunge(m: &mut Module, reason: Reason) {
 }
 
 /// Moves module `i` to the cursors (or leaves it in its slot if
-/// `in_place`) and redoes its relocations there.
+/// `in_place`) and redoes its relocations there; records the time of the
+/// copy and of the relocation (with the serialising instruction after it).
 fn move_and_relocate(
     table: &Table<'_>,
     mods: &mut [Module],
@@ -196,6 +203,7 @@ fn move_and_relocate(
     in_place: bool,
 ) -> Result<(), String> {
     let rec = mods[i].rec;
+    let t_copy = tsc::read();
     for c in Class::ALL {
         let size = rec.size[c] as u64;
         let from = mods[i].slot[c];
@@ -213,6 +221,8 @@ fn move_and_relocate(
         }
         mods[i].base[c] = dest;
     }
+    let t_relocate = tsc::read();
+    mods[i].copy_ns = tsc::ticks_to_ns(t_relocate - t_copy);
     // The module's classes at their new addresses, through the alias.
     let b = mods[i].base;
     // SAFETY: each class of this module, at its new address inside its own
@@ -231,6 +241,7 @@ fn move_and_relocate(
     })?;
     mods[i].relocs_redone = redone;
     serialize();
+    mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
     Ok(())
 }
 
@@ -272,9 +283,11 @@ fn step(
         return;
     }
     let m = &mods[i];
+    let t = tsc::read();
     let computed = module_checksum(Class::ALL.map(|c| class_bytes(m, c, m.slot)));
-    if computed != m.rec.checksum {
-        let stored = m.rec.checksum;
+    let stored = m.rec.checksum;
+    mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
+    if computed != stored {
         expunge(&mut mods[i], Reason::Checksum { stored, computed });
         return;
     }

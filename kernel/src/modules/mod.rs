@@ -132,6 +132,12 @@ pub struct Module {
     pub probe_ns: u64,
     /// Move + relocate time.
     pub move_ns: u64,
+    /// Time to verify its checksum.
+    pub checksum_ns: u64,
+    /// Time of the move alone (the copy to the packing cursor).
+    pub copy_ns: u64,
+    /// Time of the relocation redo alone.
+    pub relocate_ns: u64,
     /// Time of a plain memmove of the same bytes (measured after boot).
     pub memmove_ns: u64,
     /// What was released after a failed probe.
@@ -190,6 +196,8 @@ pub struct Totals {
     pub boot_to_modules_ns: u64,
     /// TSC time spent in the loader (probes, moves, remap, reclaim).
     pub modules_ns: u64,
+    /// TSC time of the remap (mapping live bytes, freeing the rest).
+    pub remap_ns: u64,
     /// Size of the slot region of each class.
     pub region_size: PerClass<u64>,
 }

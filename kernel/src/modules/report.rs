@@ -58,6 +58,9 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
         relocs_redone: m.relocs_redone as u64,
         probe_ns: m.probe_ns,
         move_ns: m.move_ns,
+        checksum_ns: m.checksum_ns,
+        copy_ns: m.copy_ns,
+        relocate_ns: m.relocate_ns,
         memmove_ns: m.memmove_ns,
         selftest: m.selftest.as_ref().map(|r| {
             String::from(match r {
@@ -203,6 +206,16 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
             .map(super::name_of)
             .map(String::from),
         cost: cost(mods),
+        phases: {
+            let total = |f: fn(&Module) -> u64| mods.iter().map(f).sum::<u64>();
+            report::Phases {
+                checksum_ns: total(|m| m.checksum_ns),
+                copy_ns: total(|m| m.copy_ns),
+                relocate_ns: total(|m| m.relocate_ns),
+                probe_ns: total(|m| m.probe_ns),
+                remap_ns: t.remap_ns,
+            }
+        },
         boot_to_modules_ns: t.boot_to_modules_ns,
         modules_ns: t.modules_ns,
         boot_ns: crate::arch::tsc::ticks_to_ns(crate::arch::tsc::read()),

@@ -1,0 +1,392 @@
+//! The benchmarks of `make bench`: the prelinker against rust-lld, mold and
+//! the I/O floor of a link; the module phase of boot under the emulator
+//! (QEMU), for the real image and for scale images of up to 1000 modules;
+//! the native replay of the module phase; and the memory layout per preset
+//! and reclaim policy beside the previous layout's. Writes
+//! `bench/results/latest.json` (every sample) and `latest.md` (the summary
+//! docs/benchmarks.md quotes). See docs/benchmarks.md.
+//!
+//! Subcommands used by the Makefile and by the bench itself:
+//! `bench scale-modules TEMPLATE.o N DIR`, `bench io-floor MANIFEST`,
+//! `bench layout-v1 TREE COMMIT OUT.json`; `bench render` writes
+//! `latest.md` (and its copy in docs/benchmarks.md) again from
+//! `latest.json`.
+
+mod boots;
+mod floor;
+mod link;
+mod md;
+mod replay;
+mod synth;
+mod util;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use util::{Load, Res, with_load};
+
+/// Everything the sections need to know.
+pub struct Ctx {
+    /// Workspace root.
+    pub root: PathBuf,
+    /// Scratch directory (a RAM file system when there is one).
+    pub tmp: PathBuf,
+    /// The prelinker binary.
+    pub prelinker: PathBuf,
+    /// rust-lld of the pinned toolchain.
+    pub lld: PathBuf,
+    /// mold, if installed.
+    pub mold: Option<PathBuf>,
+    /// This binary (for `io-floor`).
+    pub me: PathBuf,
+    /// The relocate_replay example.
+    pub replay: PathBuf,
+    /// Samples per point of the host-tool comparisons.
+    pub runs: usize,
+    /// Boots per point.
+    pub boots: usize,
+    /// Runs of the native replay.
+    pub replay_runs: usize,
+    /// Module counts of the linker comparison.
+    pub scales: Vec<usize>,
+    /// Module counts of the scale images booted.
+    pub scale_boot: Vec<usize>,
+    /// Region size of the synthetic kernel (MiB per class).
+    pub region_mib: u64,
+    /// QEMU accelerator.
+    pub accel: String,
+}
+
+/// Removes the scratch directory when the bench ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn machine(ctx: &Ctx, accel_note: &str) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |k: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_once(':'))
+            .map(|x| x.1.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let flags = field("flags");
+    let virt: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| ["vmx", "svm", "hypervisor"].contains(f))
+        .collect();
+    let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+    json!({
+        "cpu_model": field("model name"),
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpu_virt_flags": virt,
+        "os_kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "qemu": util::first_line(&qemu, &["--version"], "not found"),
+        "rustc": util::first_line("rustc", &["--version"], "unknown"),
+        "rust_lld": "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld",
+        "mold": ctx.mold.as_ref().map_or("not installed".to_string(), |m| util::first_line(&m.display().to_string(), &["--version"], "unknown")),
+        "accel": ctx.accel,
+        "accel_note": accel_note,
+    })
+}
+
+/// KVM if `/dev/kvm` opens and a guest boots under it within 15 s, else TCG.
+fn pick_accel(root: &Path) -> (String, String) {
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !rw {
+        return ("tcg".into(), "/dev/kvm missing or not accessible".into());
+    }
+    let mut cfg = boot_tests::QemuConfig::default()
+        .image(root.join("build/image.elf"))
+        .timeout(std::time::Duration::from_secs(15));
+    cfg.accel = "kvm".into();
+    let out = boot_tests::run_qemu(&cfg);
+    if out.passed() {
+        return ("kvm".into(), "guest booted under KVM".into());
+    }
+    let err: Vec<&str> = out
+        .serial
+        .lines()
+        .filter(|l| l.contains("KVM") || l.to_lowercase().contains("error"))
+        .take(2)
+        .collect();
+    (
+        "tcg".into(),
+        format!(
+            "/dev/kvm opens but the guest does not boot (status {:?}{})",
+            out.exit_status,
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", err.join("; "))
+            }
+        ),
+    )
+}
+
+fn section<T>(name: &str, f: impl FnOnce() -> Res<T>) -> Res<(T, Load)> {
+    eprintln!("bench: {name} (load {:?})", util::loadavg());
+    with_load(f)
+}
+
+fn ctx() -> Res<Ctx> {
+    let root = boot_tests::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let sysroot = util::first_line("rustc", &["--print", "sysroot"], "");
+    let lld = Path::new(&sysroot).join("lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld");
+    if !lld.is_file() {
+        return Err(format!("rust-lld not found at {}", lld.display()));
+    }
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let tmp = base.join(format!("plk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (accel, _) = ("tcg".to_string(), ());
+    Ok(Ctx {
+        prelinker: target.join("release/prelinker"),
+        replay: target.join("release/examples/relocate_replay"),
+        lld,
+        mold: util::on_path("mold"),
+        me,
+        runs: util::env_usize("BENCH_RUNS", 11)?,
+        boots: util::env_usize("BENCH_BOOTS", 11)?,
+        replay_runs: util::env_usize("BENCH_REPLAY_RUNS", 21)?,
+        scales: util::env_list("BENCH_SCALES", &[1, 10, 100, 1000])?,
+        scale_boot: util::env_list("BENCH_SCALE_BOOT", &[15, 100, 1000])?,
+        region_mib: util::env_usize("BENCH_REGION_MIB", 16)? as u64,
+        accel,
+        root,
+        tmp,
+    })
+}
+
+fn run_all() -> Res<()> {
+    let mut ctx = ctx()?;
+    let _scratch = Scratch(ctx.tmp.clone());
+    for p in [&ctx.prelinker, &ctx.replay] {
+        if !p.is_file() {
+            return Err(format!(
+                "{} missing: run `make bench` (it builds it)",
+                p.display()
+            ));
+        }
+    }
+    let sections: Vec<String> = std::env::var("BENCH_SECTIONS")
+        .unwrap_or_else(|_| "link,boot,scale,replay,layout".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let on = |s: &str| sections.iter().any(|x| x == s);
+    let (accel, note) = pick_accel(&ctx.root);
+    ctx.accel = accel;
+    let mut data = json!({
+        "date_utc": util::first_line("date", &["-u", "+%Y-%m-%d %H:%M"], "unknown"),
+        "commit": util::first_line("git", &["-C", &ctx.root.display().to_string(), "rev-parse", "--short", "HEAD"], "unknown"),
+        "settings": {
+            "runs": ctx.runs, "boots": ctx.boots, "replay_runs": ctx.replay_runs,
+            "scales": ctx.scales, "scale_boot": ctx.scale_boot, "region_mib": ctx.region_mib,
+            "sections": sections,
+        },
+    });
+    data["machine"] = machine(&ctx, &note);
+    eprintln!("bench: accelerator {} ({note})", ctx.accel);
+    if ctx.runs < 11 || ctx.boots < 11 {
+        eprintln!(
+            "bench: note: fewer than 11 samples per point (BENCH_RUNS/BENCH_BOOTS): a short run"
+        );
+    }
+    let mut sec = serde_json::Map::new();
+    if on("link") {
+        let (v, load) = section("prelinker vs rust-lld, mold and the I/O floor", || {
+            link::run(&ctx)
+        })?;
+        sec.insert("link".into(), json!({"load": load.json(), "results": v}));
+    }
+    // The 15 real modules linked without an expectation (modules move).
+    let noexpect = ctx.tmp.join("noexpect.elf");
+    let mods: Vec<PathBuf> = {
+        let dir = ctx.root.join("build/modules");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e} (run `make image`)", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "o"))
+            .collect();
+        v.sort();
+        v
+    };
+    let st = std::process::Command::new(&ctx.prelinker)
+        .arg("link")
+        .arg("--kernel")
+        .arg(ctx.root.join("build/kernel.elf"))
+        .arg("--output")
+        .arg(&noexpect)
+        .args(&mods)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !st.status.success() {
+        return Err(format!(
+            "linking without an expectation: {}",
+            String::from_utf8_lossy(&st.stderr)
+        ));
+    }
+    let mut noexpect_report = Value::Null;
+    if on("boot") || on("replay") {
+        let (v, load) = section("boots of the real image (emulator)", || {
+            boots::real(&ctx, &noexpect)
+        })?;
+        noexpect_report = v.1;
+        sec.insert("boot".into(), json!({"load": load.json(), "results": v.0}));
+    }
+    let mut largest = None;
+    if on("scale") {
+        let (v, load) = section("boots of the scale images (emulator)", || {
+            boots::scale(&ctx)
+        })?;
+        largest = v.1;
+        sec.insert("scale".into(), json!({"load": load.json(), "results": v.0}));
+    }
+    if on("replay") {
+        let (v, load) = section("native replay of the module phase", || {
+            replay::run(&ctx, &noexpect, &noexpect_report, largest.as_ref())
+        })?;
+        sec.insert("replay".into(), json!({"load": load.json(), "results": v}));
+    }
+    if on("layout") {
+        let (v, load) = section("layout per preset and policy (emulator)", || {
+            boots::layout(&ctx)
+        })?;
+        let v1 = std::fs::read_to_string(ctx.root.join("bench/results/layout-v1.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+        sec.insert(
+            "layout".into(),
+            json!({"load": load.json(), "results": v, "v1": v1}),
+        );
+    }
+    data["sections"] = Value::Object(sec);
+    summary(&mut data);
+    let dir = ctx.root.join("bench/results");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut s = serde_json::to_string_pretty(&data).expect("JSON");
+    s.push('\n');
+    std::fs::write(dir.join("latest.json"), s).map_err(|e| e.to_string())?;
+    eprintln!("bench: wrote bench/results/latest.json");
+    write_md(&ctx.root, &data)
+}
+
+/// Writes `latest.md` from `data` and copies it into docs/benchmarks.md.
+fn write_md(root: &Path, data: &Value) -> Res<()> {
+    let latest = md::render(data);
+    let dir = root.join("bench/results");
+    std::fs::write(dir.join("latest.md"), &latest).map_err(|e| e.to_string())?;
+    eprintln!("bench: wrote bench/results/latest.md");
+    let doc_path = root.join("docs/benchmarks.md");
+    let doc =
+        std::fs::read_to_string(&doc_path).map_err(|e| format!("{}: {e}", doc_path.display()))?;
+    match md::splice(&doc, &latest) {
+        Some(new) => {
+            std::fs::write(&doc_path, new).map_err(|e| e.to_string())?;
+            eprintln!("bench: copied latest.md into docs/benchmarks.md");
+        }
+        None => eprintln!(
+            "bench: note: docs/benchmarks.md has no {} marker; not updated",
+            md::BEGIN
+        ),
+    }
+    Ok(())
+}
+
+/// The summary fields other tools read (see docs/benchmarks.md).
+fn summary(data: &mut Value) {
+    let s = data["sections"].clone();
+    let mut lld1 = serde_json::Map::new();
+    let mut lldd = serde_json::Map::new();
+    let mut floor = serde_json::Map::new();
+    for sc in s["link"]["results"]["scales"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let n = sc["modules"].as_u64().unwrap_or(0);
+        if n == 100 || n == 1000 {
+            lld1.insert(n.to_string(), sc["prelinker_vs_lld_1core"].clone());
+            lldd.insert(n.to_string(), sc["prelinker_vs_lld_default"].clone());
+        }
+        if n == 1000 {
+            floor.insert(n.to_string(), sc["prelinker_vs_io_floor_default"].clone());
+        }
+    }
+    data["prelinker_vs_lld_1core"] = Value::Object(lld1);
+    data["prelinker_vs_lld_default"] = Value::Object(lldd);
+    data["prelinker_vs_io_floor"] = Value::Object(floor);
+    let mut bs = serde_json::Map::new();
+    if let Some(imgs) = s["scale"]["results"]["images"].as_object() {
+        for (n, v) in imgs {
+            bs.insert(
+                n.clone(),
+                json!({
+                    "per_module_ns": v["per_module_ns"],
+                    "ratio_to_15": v["ratio_to_smallest"]["phases_total_ns"],
+                }),
+            );
+        }
+    }
+    data["boot_scale"] = Value::Object(bs);
+    let w = &s["replay"]["results"]["real"]["warm"];
+    data["checksum_ns_per_kib"] = json!({
+        "before": w["serial_checksum_ns_per_kib"],
+        "after": w["checksum_ns_per_kib"],
+    });
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        None | Some("run") => run_all(),
+        Some("io-floor") if args.len() == 2 => floor::run(Path::new(&args[1])),
+        Some("render") if args.len() == 1 => {
+            let root = boot_tests::workspace_root();
+            let p = root.join("bench/results/latest.json");
+            std::fs::read_to_string(&p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+                .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()))
+                .and_then(|d| write_md(&root, &d))
+        }
+        Some("scale-modules") if args.len() == 4 => args[2]
+            .parse::<usize>()
+            .map_err(|_| format!("scale-modules: bad count {}", args[2]))
+            .and_then(|n| synth::scale_module_set(Path::new(&args[1]), n, Path::new(&args[3])))
+            .map(|v| eprintln!("bench: {} scale modules in {}", v.len(), args[3])),
+        Some("layout-v1") if args.len() == 4 => ctx().and_then(|mut c| {
+            let _s = Scratch(c.tmp.clone());
+            c.accel = pick_accel(&c.root).0;
+            boots::layout_v1_file(&c, Path::new(&args[1]), &args[2], Path::new(&args[3]))
+        }),
+        _ => Err("usage: bench [run] | bench render | bench io-floor MANIFEST | bench scale-modules TEMPLATE.o N DIR | bench layout-v1 TREE COMMIT OUT.json".into()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
