@@ -277,6 +277,36 @@ fn paging() {
     );
     paging::unmap_range(SCRATCH, huge_bytes).expect("unmap again");
     frames::free(frames::PhysAddr(phys), pages).expect("free scratch frames");
+    // The checkers find what they look for: a frame mapped read-only here
+    // while the direct map has it writable, and a planted W+X leaf.
+    let before = paging::wx_alias_frames();
+    check!(
+        before == 0,
+        "no aliased frame before the check, got {before}"
+    );
+    let alias_frame = frames::alloc_zeroed(1, 1).expect("frame for the alias check");
+    let alias_va = SCRATCH;
+    paging::map_range(alias_va, alias_frame.0, PAGE_SIZE, Flags::R).expect("map read-only alias");
+    let aliases = paging::wx_alias_frames();
+    paging::unmap_range(alias_va, PAGE_SIZE).expect("unmap alias");
+    frames::free(alias_frame, 1).expect("free alias check frame");
+    check!(aliases == 1, "one aliased frame found, got {aliases}");
+    check!(
+        paging::wx_alias_frames() == 0,
+        "no alias after unmapping it"
+    );
+    let wx_va = SCRATCH;
+    let wx_frame = frames::alloc_zeroed(1, 1).expect("frame for the W+X check");
+    paging::map_range(wx_va, wx_frame.0, PAGE_SIZE, Flags::RW).expect("map W+X check page");
+    check!(paging::plant_wx_for_selftest(wx_va), "plant a W+X leaf");
+    let planted = paging::count_wx_pages();
+    paging::unmap_range(wx_va, PAGE_SIZE).expect("unmap W+X check page");
+    frames::free(wx_frame, 1).expect("free W+X check frame");
+    check!(planted == 1, "one planted W+X page found, got {planted}");
+    check!(
+        paging::count_wx_pages() == 0,
+        "no W+X page after unmapping it"
+    );
     let free_after = frames::free_frames();
     check!(
         free_after == free_before,

@@ -688,6 +688,25 @@ pub fn wx_alias_frames() -> u64 {
     pagewalk::alias_frames(&leaves)
 }
 
+/// For the boot self-test of the W^X checkers: clears the NX bit of the
+/// 4 KiB leaf mapping `virt` (which must be a writable 4 KiB mapping the
+/// caller owns), making it writable and executable behind `map_range`'s
+/// refusal, so that [`count_wx_pages`] has one to find. Returns whether it
+/// found such a leaf. The caller unmaps it right after.
+pub fn plant_wx_for_selftest(virt: u64) -> bool {
+    locked(|root| match walk(root, virt) {
+        Walk::Mapped {
+            entry: e,
+            size: PageSize::Size4K,
+        } if read(e) & PTE_WRITABLE != 0 => {
+            write(e, read(e) & !PTE_NX);
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(virt));
+            true
+        }
+        _ => false,
+    })
+}
+
 /// Maps the temporary writable, non-executable alias of the text and
 /// rodata ranges at [`IMAGE_ALIAS_BASE`], for the module phase.
 pub fn map_image_alias() -> Result<(), PagingError> {
