@@ -24,15 +24,7 @@ pub struct Expectation {
     pub kept: BTreeSet<String>,
 }
 
-/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`.
-pub fn valid_module_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 32
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-}
+pub use crate::input::valid_module_name;
 
 impl Expectation {
     /// Parses an expectation file's text; `source` names it in errors.
@@ -130,37 +122,7 @@ mod tests {
     #[test]
     fn written_from_a_report() {
         let m = |name: &str, result| report::Module {
-            name: name.into(),
-            result,
-            reason: None,
-            reason_kind: None,
-            depends: vec![],
-            slot: Default::default(),
-            used: Default::default(),
-            packed: Default::default(),
-            predicted: None,
-            bytes_moved: 0,
-            old_addr: Default::default(),
-            new_addr: Default::default(),
-            relocs_redone: 0,
-            probe_ns: 0,
-            move_ns: 0,
-            checksum_ns: 0,
-            copy_ns: 0,
-            relocate_ns: 0,
-            memmove_ns: 0,
-            selftest: None,
-            selftest_error: None,
-            runtime_faults: vec![],
-            released: None,
-            leak: None,
-            loaded: None,
-            bytes_returned: None,
-            object: None,
-            load_ns: None,
-            relocs_applied: None,
-            got_entries: None,
-            placed: None,
+            ..report::Module::new(name, result)
         };
         let r = Report {
             modules: vec![

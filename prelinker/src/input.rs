@@ -254,17 +254,11 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
 }
 
 /// The longest module name, in bytes.
-pub const MAX_MODULE_NAME: usize = 32;
+pub const MAX_MODULE_NAME: usize = modinfo::MAX_NAME_LEN;
 
-/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, a
-/// lowercase ASCII letter followed by at most 31 lowercase letters, digits
-/// or underscores.
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`.
 pub fn valid_module_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() <= MAX_MODULE_NAME
-        && b.first().is_some_and(u8::is_ascii_lowercase)
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    modinfo::valid_name(name)
 }
 
 fn has_modinfo(data: &[u8]) -> bool {

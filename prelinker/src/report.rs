@@ -164,11 +164,6 @@ mod tests {
 
     fn log_text() -> String {
         let m = Module {
-            name: "a".into(),
-            result: Outcome::Kept,
-            reason: None,
-            reason_kind: None,
-            depends: vec![],
             slot: Classes {
                 text: 4096,
                 rodata: 0,
@@ -184,8 +179,6 @@ mod tests {
                 rodata: 0,
                 data: 0,
             },
-            predicted: None,
-            bytes_moved: 0,
             old_addr: Classes {
                 text: Hex(0x1000),
                 rodata: Hex(0x9000),
@@ -198,23 +191,9 @@ mod tests {
             },
             relocs_redone: 3,
             probe_ns: 5000,
-            move_ns: 0,
-            checksum_ns: 0,
-            copy_ns: 0,
-            relocate_ns: 0,
-            memmove_ns: 0,
             selftest: Some("failed".into()),
             selftest_error: Some("MAC changed".into()),
-            runtime_faults: vec![],
-            released: None,
-            leak: None,
-            loaded: None,
-            bytes_returned: None,
-            object: None,
-            load_ns: None,
-            relocs_applied: None,
-            got_entries: None,
-            placed: None,
+            ..Module::new("a", Outcome::Kept)
         };
         let b = Module {
             name: "b<x>".into(),

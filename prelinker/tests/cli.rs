@@ -859,11 +859,6 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         data: Hex(0x11000),
     };
     let m = Module {
-        name: "uart_com1".into(),
-        result: Outcome::Kept,
-        reason: None,
-        reason_kind: None,
-        depends: vec![],
         slot: Classes {
             text: 4096,
             rodata: 4096,
@@ -879,8 +874,6 @@ fn report_reads_a_log_with_non_utf8_bytes() {
             rodata: 20,
             data: 0,
         },
-        predicted: None,
-        bytes_moved: 0,
         old_addr: addr,
         new_addr: Classes {
             text: Some(addr.text),
@@ -889,23 +882,7 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         },
         relocs_redone: 7,
         probe_ns: 12000,
-        move_ns: 0,
-        checksum_ns: 0,
-        copy_ns: 0,
-        relocate_ns: 0,
-        memmove_ns: 0,
-        selftest: None,
-        selftest_error: None,
-        runtime_faults: vec![],
-        released: None,
-        leak: None,
-        loaded: None,
-        bytes_returned: None,
-        object: None,
-        load_ns: None,
-        relocs_applied: None,
-        got_entries: None,
-        placed: None,
+        ..Module::new("uart_com1", Outcome::Kept)
     };
     let mut r = Report {
         policy: "compact".into(),

@@ -32,24 +32,9 @@ pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, 1..=32
-/// bytes starting with a letter (the rule the prelinker enforces at link
-/// time).
-pub const fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    if b.is_empty() || b.len() > 32 || !b[0].is_ascii_lowercase() {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}` (the
+/// rule the prelinker enforces at link time).
+pub use modtable::modinfo::valid_name;
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,29 @@ pub const MODINFO_SECTION: &str = ".modinfo";
 /// Module ABI version written by the module API and checked by the prelinker
 /// (2: signature entries, and a signature hash in every kernel export).
 pub const ABI_VERSION: u32 = 2;
+/// The longest module name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`, a
+/// lowercase ASCII letter followed by at most 31 lowercase letters, digits
+/// or underscores (checked by the module API at compile time, by the
+/// prelinker at link time and by the runtime loader).
+pub const fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() > MAX_NAME_LEN || !b[0].is_ascii_lowercase() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Global symbol of a module's probe: `extern "C" fn() -> i32`, 0 for success.
 pub const PROBE_SYMBOL: &str = "__module_probe";
 /// Global symbol of a module's optional self-test: `extern "C" fn() -> i32`.

@@ -577,6 +577,44 @@ pub struct Report {
 }
 
 impl Module {
+    /// A module `name` with outcome `result` and every figure zero or
+    /// absent, to fill in.
+    pub fn new(name: &str, result: Outcome) -> Module {
+        Module {
+            name: String::from(name),
+            result,
+            reason: None,
+            reason_kind: None,
+            depends: Vec::new(),
+            slot: Classes::default(),
+            used: Classes::default(),
+            packed: Classes::default(),
+            predicted: None,
+            bytes_moved: 0,
+            old_addr: Classes::default(),
+            new_addr: Classes::default(),
+            relocs_redone: 0,
+            probe_ns: 0,
+            move_ns: 0,
+            checksum_ns: 0,
+            copy_ns: 0,
+            relocate_ns: 0,
+            memmove_ns: 0,
+            selftest: None,
+            selftest_error: None,
+            runtime_faults: Vec::new(),
+            released: None,
+            leak: None,
+            loaded: None,
+            bytes_returned: None,
+            object: None,
+            load_ns: None,
+            relocs_applied: None,
+            got_entries: None,
+            placed: None,
+        }
+    }
+
     /// Why a kept module makes the boot degraded, if it does: its failed
     /// self-test and its callbacks' faults.
     pub fn problem(&self) -> Option<String> {
@@ -792,11 +830,6 @@ mod tests {
 
     fn sample() -> Report {
         let m = Module {
-            name: "a".into(),
-            result: Outcome::Kept,
-            reason: None,
-            reason_kind: None,
-            depends: vec![],
             slot: Classes {
                 text: 128,
                 rodata: 0,
@@ -813,7 +846,6 @@ mod tests {
                 data: 8,
             },
             predicted: Some(Outcome::Kept),
-            bytes_moved: 0,
             old_addr: Classes {
                 text: Hex(0x1000),
                 rodata: Hex(0x2000),
@@ -824,25 +856,9 @@ mod tests {
                 rodata: Some(Hex(0x2000)),
                 data: Some(Hex(0x3000)),
             },
-            relocs_redone: 0,
             probe_ns: 5000,
-            move_ns: 0,
-            checksum_ns: 0,
-            copy_ns: 0,
-            relocate_ns: 0,
-            memmove_ns: 0,
             selftest: Some("passed".into()),
-            selftest_error: None,
-            runtime_faults: vec![],
-            released: None,
-            leak: None,
-            loaded: None,
-            bytes_returned: None,
-            object: None,
-            load_ns: None,
-            relocs_applied: None,
-            got_entries: None,
-            placed: None,
+            ..Module::new("a", Outcome::Kept)
         };
         let mut b = Module {
             name: "b<x>".into(),

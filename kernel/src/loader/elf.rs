@@ -503,12 +503,7 @@ fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>
 /// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}` (the
 /// prelinker's rule).
 pub fn valid_module_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 32
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    modinfo::valid_name(name)
 }
 
 /// Name of an x86_64 relocation type, for messages.

@@ -740,26 +740,6 @@ impl Loader {
             load_ns / 1000
         );
         self.mods.push(Module {
-            name,
-            rec,
-            deps,
-            slot: base,
-            base,
-            expunged: None,
-            kept: false,
-            predicted: None,
-            bytes_moved: 0,
-            relocs_redone: 0,
-            probe_ns: 0,
-            move_ns: 0,
-            checksum_ns: 0,
-            copy_ns: 0,
-            relocate_ns: 0,
-            memmove_ns: 0,
-            released: None,
-            leak: None,
-            selftest: None,
-            runtime_faults: Vec::new(),
             runtime: Some(Box::new(Runtime {
                 object: object.to_string(),
                 load_ns,
@@ -768,7 +748,7 @@ impl Loader {
                 placed,
                 exports,
             })),
-            unloaded: None,
+            ..Module::new(name, rec, deps, base, None)
         });
         drop(linked);
         crate::arch::without_interrupts(|| {

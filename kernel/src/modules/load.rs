@@ -79,30 +79,8 @@ pub fn boot() -> Result<(), String> {
         .map(|i| {
             let rec = table.module(i);
             let slot = PerClass(Class::ALL.map(|c| h.region_base[c] + rec.slot_off[c] as u64));
-            Module {
-                name: table.name(&rec),
-                rec,
-                deps: table.deps(&rec).map(usize::from).collect(),
-                slot,
-                base: slot,
-                expunged: None,
-                kept: false,
-                predicted: rec.predicted(),
-                bytes_moved: 0,
-                relocs_redone: 0,
-                probe_ns: 0,
-                move_ns: 0,
-                checksum_ns: 0,
-                copy_ns: 0,
-                relocate_ns: 0,
-                memmove_ns: 0,
-                released: None,
-                leak: None,
-                selftest: None,
-                runtime_faults: Vec::new(),
-                runtime: None,
-                unloaded: None,
-            }
+            let deps = table.deps(&rec).map(usize::from).collect();
+            Module::new(table.name(&rec), rec, deps, slot, rec.predicted())
         })
         .collect();
 

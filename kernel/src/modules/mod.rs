@@ -155,6 +155,43 @@ pub struct Module {
     pub unloaded: Option<crate::kapi::ReleaseSummary>,
 }
 
+impl Module {
+    /// A module not probed yet, its classes at `slot` (where it is probed
+    /// unless the loader moves it).
+    pub fn new(
+        name: &'static str,
+        rec: ModuleRecord,
+        deps: Vec<usize>,
+        slot: PerClass<u64>,
+        predicted: Option<Prediction>,
+    ) -> Module {
+        Module {
+            name,
+            rec,
+            deps,
+            slot,
+            base: slot,
+            expunged: None,
+            kept: false,
+            predicted,
+            bytes_moved: 0,
+            relocs_redone: 0,
+            probe_ns: 0,
+            move_ns: 0,
+            checksum_ns: 0,
+            copy_ns: 0,
+            relocate_ns: 0,
+            memmove_ns: 0,
+            released: None,
+            leak: None,
+            selftest: None,
+            runtime_faults: Vec::new(),
+            runtime: None,
+            unloaded: None,
+        }
+    }
+}
+
 static NAMES: Once<Vec<&'static str>> = Once::new();
 
 /// Name of module `index` for messages ("kernel" for the kernel itself).
