@@ -349,9 +349,23 @@ scale-test-image:
 # boot $(IMAGE) under QEMU, and the bench crate's unit tests.
 # PLK_REQUIRE_BUILD makes the tests that read build/ (the prelinker's goblin
 # cross-check) fail rather than skip when something there is missing.
-test: lint ensure-qemu ensure-gdb image preset-images test-image scale-test-image refusal-modules runtime-modules test-modules sizes
+test: lint ensure-qemu ensure-gdb image preset-images test-image scale-test-image refusal-modules runtime-modules test-modules sizes fuzz-quick
 	PLK_REQUIRE_BUILD=1 $(CARGO) test
 	$(CARGO) test -p bench
+
+# Mutation fuzzing of the prelinker's object reader and the kernel's module
+# table parser (tests/fuzz): FUZZ_SECONDS each (make test runs 20 s each;
+# make fuzz 300 s). A crash fails the run and keeps its input in
+# tests/fuzz/crashes/, which later runs replay first.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz fuzz-quick
+fuzz: image test-image
+	$(CARGO) build --release -p fuzz-targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(TARGET_DIR)/release/fuzz_object_reader
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(TARGET_DIR)/release/fuzz_modtable
+
+fuzz-quick:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 # Host unit tests of the module crates (driver logic against fake hardware);
 # they are not default members, so a plain `cargo test` skips them.

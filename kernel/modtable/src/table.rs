@@ -389,6 +389,12 @@ pub struct Table<'a> {
     strings_len: usize,
 }
 
+/// The checksum the header of the table `bytes` (exactly the table, its
+/// checksum field ignored) must carry.
+pub fn checksum_of(bytes: &[u8]) -> u64 {
+    table_checksum(bytes)
+}
+
 fn table_checksum(bytes: &[u8]) -> u64 {
     let mut h = Wide::default();
     h.update(&bytes[..CHECKSUM_AT]);
