@@ -800,7 +800,12 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "per-CPU: kernel {} + modules {} = {} bytes per CPU, {} CPUs, {} bytes; {} freed with expunged modules",
-            p.kernel_bytes, p.module_bytes, p.per_cpu_area_bytes, p.cpus, p.total_bytes, p.freed_bytes
+            p.kernel_bytes,
+            p.module_bytes,
+            p.per_cpu_area_bytes,
+            p.cpus,
+            p.total_bytes,
+            p.freed_bytes
         );
     }
     if let Some(c) = &r.percpu_compare {

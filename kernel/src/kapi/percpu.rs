@@ -201,7 +201,11 @@ fn check(template: usize) -> i32 {
             log::error!(
                 "per-CPU check of {template:#x}: CPU {cpu} sees {got:#x}, its copy is {:#x}{}",
                 expected[cpu],
-                if shared { " (shared with another CPU)" } else { "" }
+                if shared {
+                    " (shared with another CPU)"
+                } else {
+                    ""
+                }
             );
             return Status::Invalid as i32;
         }

@@ -25,7 +25,9 @@ fn probe(_ctx: &mut ProbeContext) -> Result<(), ProbeError> {
     let cpus = percpu::cpus();
     for cpu in 0..cpus {
         let Some(c) = COUNT.on_cpu(cpu) else {
-            return Err(ProbeError::io(format_args!("no per-CPU copy for CPU {cpu}")));
+            return Err(ProbeError::io(format_args!(
+                "no per-CPU copy for CPU {cpu}"
+            )));
         };
         if c.fetch_add(1, Ordering::Relaxed) != 7 {
             return Err(ProbeError::io(format_args!(
