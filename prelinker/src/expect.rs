@@ -154,6 +154,7 @@ mod tests {
             runtime_faults: vec![],
             released: None,
             leak: None,
+            percpu: 0,
             loaded: None,
             bytes_returned: None,
             object: None,

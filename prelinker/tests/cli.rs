@@ -899,6 +899,7 @@ fn report_reads_a_log_with_non_utf8_bytes() {
         runtime_faults: vec![],
         released: None,
         leak: None,
+        percpu: 0,
         loaded: None,
         bytes_returned: None,
         object: None,

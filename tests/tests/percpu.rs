@@ -77,7 +77,7 @@ fn check(cpus: u32) {
     assert_eq!(p["cpus"].as_u64(), Some(cpus as u64), "{p}");
     assert_eq!(p["module_bytes"].as_u64(), Some(module_bytes), "{p}");
     let kernel = p["kernel_bytes"].as_u64().unwrap();
-    assert!(kernel > 0 && kernel % 64 == 0, "{p}");
+    assert!(kernel > 0 && kernel.is_multiple_of(64), "{p}");
     let area = p["per_cpu_area_bytes"].as_u64().unwrap();
     assert_eq!(area, kernel + module_bytes, "{p}");
     assert_eq!(p["total_bytes"].as_u64(), Some(cpus as u64 * area), "{p}");

@@ -26,6 +26,10 @@ use spin::Once;
 /// Alignment and packing unit of a copy.
 pub const COPY_ALIGN: usize = 64;
 
+/// The heap could not hold a module's per-CPU copies.
+#[derive(Clone, Copy, Debug)]
+pub struct OutOfMemory;
+
 /// One module's copies.
 struct Copies {
     /// Address of the template (where the module's data lives now).
@@ -76,9 +80,9 @@ fn layout(len: u64) -> Layout {
 /// `template`, where the module is about to be probed) on every CPU.
 /// `Err` if the heap is full (whatever was made is freed again).
 #[allow(unsafe_code)]
-pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), ()> {
+pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), OutOfMemory> {
     let Some(m) = TABLE.get().and_then(|t| t.get(module)) else {
-        return Err(());
+        return Err(OutOfMemory);
     };
     if len == 0 {
         return Ok(());
@@ -89,7 +93,7 @@ pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), ()> {
     for cpu in 0..cpus() {
         let Some(p) = crate::mm::heap::try_alloc(layout(len)) else {
             free(module);
-            return Err(());
+            return Err(OutOfMemory);
         };
         // SAFETY: `template .. + len` is the module's per-CPU template
         // inside its data class, mapped and not written meanwhile; `p` is a
