@@ -81,7 +81,9 @@ impl<T: Sync> PerCpu<T> {
     }
 }
 
-/// Number of CPUs with per-CPU copies (their indices are `0..cpus()`).
+/// One more than the highest CPU index with per-CPU copies: CPUs have
+/// indices below it (a CPU that did not start is a hole, whose
+/// [`PerCpu::on_cpu`] is `None`).
 pub fn cpus() -> usize {
     // SAFETY: the service takes no arguments.
     unsafe { sys::kapi_percpu_cpus() as usize }

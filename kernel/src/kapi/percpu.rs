@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+const _: () = assert!(MAX_CPUS <= 64);
 use modtable::abi::Status;
 use spin::Once;
 
@@ -41,14 +42,15 @@ struct Copies {
 }
 
 static TABLE: Once<Vec<Copies>> = Once::new();
-/// CPUs that get copies: indices `0..CPUS` (fixed when the table is made).
-static CPUS: AtomicUsize = AtomicUsize::new(0);
+/// The CPUs that get copies, one bit per CPU index (the CPUs online when
+/// the table is made; a CPU that did not start leaves a hole).
+static MASK: AtomicU64 = AtomicU64::new(0);
 
 /// Makes the (empty) table for `modules` boot modules, for the CPUs that
 /// are online now.
 pub fn init(modules: usize) {
-    let cpus = percpu::online().map(|c| c.index + 1).max().unwrap_or(1);
-    CPUS.store(cpus, Ordering::Release);
+    let mask = percpu::online().fold(0u64, |m, c| m | 1 << c.index);
+    MASK.store(mask.max(1), Ordering::Release);
     TABLE.call_once(|| {
         (0..modules)
             .map(|_| Copies {
@@ -62,7 +64,22 @@ pub fn init(modules: usize) {
 
 /// CPUs with copies.
 pub fn cpus() -> usize {
-    CPUS.load(Ordering::Acquire)
+    MASK.load(Ordering::Acquire).count_ones() as usize
+}
+
+/// One more than the highest CPU index with copies.
+pub fn bound() -> usize {
+    64 - MASK.load(Ordering::Acquire).leading_zeros() as usize
+}
+
+/// Whether CPU `cpu` has copies.
+fn has(cpu: usize) -> bool {
+    cpu < 64 && MASK.load(Ordering::Acquire) & (1 << cpu) != 0
+}
+
+/// The CPUs with copies, by index.
+fn each() -> impl Iterator<Item = usize> {
+    (0..bound()).filter(|&c| has(c))
 }
 
 /// Bytes one copy of `len` template bytes takes (packed at 64 B).
@@ -90,7 +107,7 @@ pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), OutOfMemor
     // The length first (a partial allocation is freed with it), the
     // template address last (lookups need it).
     m.len.store(len, Ordering::Release);
-    for cpu in 0..cpus() {
+    for cpu in each() {
         let Some(p) = crate::mm::heap::try_alloc(layout(len)) else {
             free(module);
             return Err(OutOfMemory);
@@ -143,7 +160,7 @@ pub fn lookup(template: usize, cpu: u32) -> usize {
     } else {
         cpu as usize
     };
-    if cpu >= cpus() {
+    if !has(cpu) {
         return 0;
     }
     let find = |m: &Copies| {
@@ -167,9 +184,9 @@ pub extern "C" fn kapi_percpu_ptr(template: usize, cpu: u32) -> usize {
 }
 crate::export_symbol!(kapi_percpu_ptr);
 
-/// CPUs with per-CPU copies.
+/// One more than the highest CPU index with per-CPU copies.
 pub extern "C" fn kapi_percpu_cpus() -> u32 {
-    service("kapi_percpu_cpus", || Ok(cpus() as u32))
+    service("kapi_percpu_cpus", || Ok(bound() as u32))
 }
 crate::export_symbol!(kapi_percpu_cpus);
 
@@ -181,14 +198,14 @@ pub extern "C" fn kapi_percpu_check(template: usize) -> i32 {
 crate::export_symbol!(kapi_percpu_check);
 
 fn check(template: usize) -> i32 {
-    let n = cpus();
-    let expected: Vec<usize> = (0..n).map(|c| lookup(template, c as u32)).collect();
+    let cpus: Vec<usize> = each().collect();
+    let expected: Vec<usize> = cpus.iter().map(|&c| lookup(template, c as u32)).collect();
     if expected.contains(&0) {
         return Status::NotFound as i32;
     }
     let owner = super::owner();
     let seen: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
-    for (cpu, slot) in seen.iter().enumerate().take(n) {
+    for (&cpu, slot) in cpus.iter().zip(&seen) {
         let f = || {
             super::run_as(owner, || {
                 slot.store(lookup(template, u32::MAX), Ordering::Release)
@@ -198,13 +215,13 @@ fn check(template: usize) -> i32 {
             return Status::Busy as i32;
         }
     }
-    for cpu in 0..n {
-        let got = seen[cpu].load(Ordering::Acquire);
-        let shared = expected[..cpu].contains(&expected[cpu]);
-        if got != expected[cpu] || shared {
+    for (i, &cpu) in cpus.iter().enumerate() {
+        let got = seen[i].load(Ordering::Acquire);
+        let shared = expected[..i].contains(&expected[i]);
+        if got != expected[i] || shared {
             log::error!(
                 "per-CPU check of {template:#x}: CPU {cpu} sees {got:#x}, its copy is {:#x}{}",
-                expected[cpu],
+                expected[i],
                 if shared {
                     " (shared with another CPU)"
                 } else {
@@ -214,5 +231,5 @@ fn check(template: usize) -> i32 {
             return Status::Invalid as i32;
         }
     }
-    n as i32
+    cpus.len() as i32
 }
