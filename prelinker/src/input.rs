@@ -322,6 +322,10 @@ pub fn classify(s: &elf::Section<'_>) -> Placement {
     }
     let class = if s.flags & elf::SHF_EXECINSTR != 0 {
         Class::Text
+    } else if crate::layout::is_percpu(s) {
+        // Per-CPU templates live in data (a fourth class realised as a
+        // sub-range of data), whatever their flags.
+        Class::Data
     } else if s.name_starts_with(".data.rel.ro") {
         Class::Rodata
     } else if s.flags & elf::SHF_WRITE != 0 {

@@ -16,6 +16,14 @@ use crate::input::{ModuleObject, Placement};
 use crate::kernel::Area;
 use modtable::{Class, PerClass};
 
+/// Alignment of a module's per-CPU template and of each CPU's copy of it.
+pub const PERCPU_ALIGN: u64 = 64;
+
+/// Whether a section holds per-CPU templates (`.percpu`, `.percpu.*`).
+pub fn is_percpu(s: &crate::elf::Section<'_>) -> bool {
+    s.name_is(".percpu") || s.name_starts_with(".percpu.")
+}
+
 /// Rounds `v` up to a multiple of `align` (a power of two).
 pub fn align_up(v: u64, align: u64) -> u64 {
     debug_assert!(align.is_power_of_two());
@@ -34,6 +42,11 @@ pub struct ModuleLayout {
     pub align: PerClass<u64>,
     /// Bytes at the end of the data class that are bss.
     pub bss_size: u64,
+    /// Offset of the per-CPU template (the `.percpu*` sections, 64-byte
+    /// aligned, just before bss) inside the data class.
+    pub percpu_off: u64,
+    /// Bytes of the per-CPU template (0 if the module has none).
+    pub percpu_size: u64,
     /// Offset of the GOT inside the rodata class.
     pub got_off: u64,
     /// Number of GOT entries.
@@ -41,7 +54,10 @@ pub struct ModuleLayout {
 }
 
 impl ModuleLayout {
-    /// Lays out the placed sections of a module (without a GOT).
+    /// Lays out the placed sections of a module (without a GOT): in each
+    /// class PROGBITS first, then (data only) the `.percpu*` sections as one
+    /// 64-byte aligned sub-range, then NOBITS (bss), so that bss stays at
+    /// the end of data.
     pub fn of(obj: &ModuleObject<'_>) -> ModuleLayout {
         let mut l = ModuleLayout {
             sec_off: vec![0; obj.placement.len()],
@@ -49,22 +65,40 @@ impl ModuleLayout {
             ..Default::default()
         };
         let mut bss_start = None;
-        for pass_nobits in [false, true] {
+        let mut percpu_start = None;
+        for pass in 0..3 {
             for (i, p) in obj.placement.iter().enumerate() {
                 let Placement::Class { class, nobits } = *p else {
                     continue;
                 };
-                if nobits != pass_nobits {
+                let s = &obj.elf.sections[i];
+                let percpu = is_percpu(s);
+                let this_pass = match (percpu, nobits) {
+                    (true, _) => 1,
+                    (false, false) => 0,
+                    (false, true) => 2,
+                };
+                if this_pass != pass {
                     continue;
                 }
-                let s = &obj.elf.sections[i];
-                let off = align_up(l.size[class], s.align);
+                let mut start = l.size[class];
+                if percpu && percpu_start.is_none() {
+                    start = align_up(start, PERCPU_ALIGN);
+                    percpu_start = Some(start);
+                }
+                let off = align_up(start, s.align);
                 l.sec_off[i] = off;
                 l.size[class] = off + s.size;
                 l.align[class] = l.align[class].max(s.align);
-                if nobits && class == Class::Data && bss_start.is_none() {
+                if pass == 2 && class == Class::Data && bss_start.is_none() {
                     bss_start = Some(off);
                 }
+            }
+            if pass == 1
+                && let Some(p) = percpu_start
+            {
+                l.percpu_off = p;
+                l.percpu_size = l.size[Class::Data] - p;
             }
         }
         l.bss_size = bss_start.map_or(0, |b| l.size[Class::Data] - b);

@@ -553,6 +553,8 @@ fn finish(
             size: p.layout.size,
             align: p.layout.align,
             bss_size: p.layout.bss_size,
+            percpu_off: p.layout.percpu_off,
+            percpu_size: p.layout.percpu_size,
             probe_off: p.probe_off,
             selftest_off: p.selftest_off,
             relocs_applied: Some(p.lowered.relocs.len() as u64 + p.applied_early),

@@ -47,6 +47,10 @@ pub struct ModulePlan {
     pub align: PerClass<u64>,
     /// Bytes of bss at the end of data.
     pub bss_size: u64,
+    /// Offset of the per-CPU template inside data (64-byte aligned).
+    pub percpu_off: u64,
+    /// Bytes of the per-CPU template (0: none).
+    pub percpu_size: u64,
     /// Probe offset in text.
     pub probe_off: u64,
     /// Self-test offset in text.
@@ -126,6 +130,8 @@ impl Plan {
                     size: w(m.size),
                     align: w(m.align),
                     bss_size: m.bss_size.into(),
+                    percpu_off: m.percpu_off.into(),
+                    percpu_size: m.percpu_size.into(),
                     probe_off: m.probe_off.into(),
                     selftest_off: (m.selftest_off != NO_ENTRY).then_some(m.selftest_off.into()),
                     relocs_applied: None,
@@ -195,6 +201,8 @@ impl Plan {
                     "deps": m.deps,
                     "classes": classes,
                     "bss_size": m.bss_size,
+                    "percpu": m.percpu_size,
+                    "percpu_off": m.percpu_off,
                     "probe_off": m.probe_off,
                     "selftest_off": m.selftest_off,
                     "relocs_recorded": m.relocs_recorded,
@@ -266,6 +274,8 @@ impl Plan {
             "page_aligned": t.page_aligned.total(),
             "page_aligned_extra": t.page_aligned.total().saturating_sub(t.used.total()),
             "relocs_recorded": t.relocs_recorded,
+            "percpu": self.modules.iter().map(|m| m.percpu_size).sum::<u64>(),
+            "percpu_packed": self.modules.iter().map(|m| align_up(m.percpu_size, 64)).sum::<u64>(),
         });
         if let Some(a) = t.relocs_applied {
             totals["relocs_applied"] = json!(a);
@@ -331,10 +341,11 @@ impl Plan {
             }
             let _ = writeln!(
                 s,
-                "     deps [{}] relocs recorded {} bss {} probe +{:#x}{}",
+                "     deps [{}] relocs recorded {} bss {} percpu {} probe +{:#x}{}",
                 m.deps.join(", "),
                 m.relocs_recorded,
                 m.bss_size,
+                m.percpu_size,
                 m.probe_off,
                 m.selftest_off
                     .map(|o| format!(" selftest +{o:#x}"))

@@ -96,10 +96,31 @@ fn apply_early(
 pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
     let bytes = module_object_bytes(file, data)?;
     let obj = ModuleObject::parse(file, bytes)?;
+    if let Some(i) = (0..obj.placement.len()).find(|&i| {
+        obj.placement[i] != Placement::None
+            && crate::layout::is_percpu(&obj.elf.sections[i])
+            && obj.elf.sections[i].align > crate::layout::PERCPU_ALIGN
+    }) {
+        bail!(
+            Unsupported,
+            "{file}: per-CPU section `{}` is aligned to {} bytes, more than the {} of a per-CPU copy",
+            obj.elf.sections[i].name(),
+            obj.elf.sections[i].align,
+            crate::layout::PERCPU_ALIGN
+        );
+    }
     let mut layout = ModuleLayout::of(&obj);
     let lowered = relocate::lower(&obj, &layout)?;
     layout.add_got(lowered.got_entries);
     for c in Class::ALL {
+        if c == Class::Data && layout.percpu_size > 0 && layout.percpu_size > (1 << 20) {
+            bail!(
+                Unsupported,
+                "{file}: module `{}` has {} bytes of per-CPU data, more than 1 MiB",
+                obj.info.name,
+                layout.percpu_size
+            );
+        }
         if layout.size[c] > u32::MAX as u64 {
             bail!(
                 Unsupported,
@@ -110,18 +131,23 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
             );
         }
     }
-    // Each class is built in one pass: placed PROGBITS sections lie in it in
-    // section-index order at increasing offsets (see `ModuleLayout::of`),
-    // with the gaps between them filled (`int3` in text), then bss and the
-    // GOT as zeros.
+    // Each class is built in one pass over its placed PROGBITS sections in
+    // offset order (section-index order, but the per-CPU template comes
+    // after the other data: see `ModuleLayout::of`), with the gaps between
+    // them filled (`int3` in text), then bss and the GOT as zeros.
     let fill = |c: Class| if c == Class::Text { 0xcc } else { 0 };
     let mut image: PerClass<Vec<u8>> =
         PerClass(Class::ALL.map(|c| Vec::with_capacity(layout.size[c] as usize)));
-    for (i, p) in obj.placement.iter().enumerate() {
+    let mut order: Vec<usize> = (0..obj.placement.len()).collect();
+    order.sort_by_key(|&i| match obj.placement[i] {
+        Placement::Class { class, .. } => (class.index(), layout.sec_off[i]),
+        Placement::None => (usize::MAX, 0),
+    });
+    for i in order {
         if let Placement::Class {
             class,
             nobits: false,
-        } = *p
+        } = obj.placement[i]
         {
             let data = obj.elf.section_data(i);
             let off = layout.sec_off[i] as usize;

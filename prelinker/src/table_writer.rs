@@ -40,6 +40,7 @@ pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
             size: u32s(m.size),
             align: u32s(m.align),
             bss_size: m.bss_size as u32,
+            percpu: (m.percpu_off as u32, m.percpu_size as u32),
             probe_off: m.probe_off as u32,
             selftest_off: m.selftest_off.map(|o| o as u32),
             checksum: m.checksum,

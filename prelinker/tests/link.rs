@@ -553,3 +553,44 @@ fn table_matches_plan() {
     assert_eq!(j["modules"][1]["classes"]["text"]["slot_size"], 4096);
     assert_eq!(j["totals"]["page_aligned"], 4096 * 5);
 }
+
+#[test]
+fn percpu_sections_are_one_aligned_sub_range_of_data_before_bss() {
+    let mut b = ModBuilder::new("pcpu");
+    b.section(".data.a", SectionKind::Data, &[5; 4], 4);
+    let pc = b.section(".percpu", SectionKind::Data, &[7; 12], 8);
+    b.bss(".bss.z", 10, 4);
+    let pc_s = b.local("counter", pc, 8);
+    let t = b.text;
+    let o = b.code(&[0; 8]);
+    b.reloc(t, o, pc_s, 0, R_64);
+    let spec = KernelSpec::default();
+    let out = link(vec![
+        input("pcpu.o", b.build()),
+        input("plain.o", ModBuilder::new("plain").build()),
+    ])
+    .unwrap();
+    let m = &out.plan.modules[0];
+    assert_eq!((m.percpu_off, m.percpu_size), (64, 12));
+    assert_eq!(m.bss_size, 10, "bss stays at the end of data");
+    assert_eq!(m.size[Class::Data], 64 + 12 + 10);
+    let data = class_bytes(&spec, &out, 0, Class::Data);
+    assert_eq!(&data[..4], &[5; 4]);
+    assert_eq!(&data[64..76], &[7; 12], "the template's bytes");
+    // The reference to the per-CPU template is a data reference, recorded.
+    let text = class_bytes(&spec, &out, 0, Class::Text);
+    let v = decode(RelocKind::Abs64, text, m.addr[Class::Text], o as usize).unwrap();
+    assert_eq!(v, m.addr[Class::Data] + 64 + 8);
+    assert!(m.relocs_recorded >= 1);
+    let tb = table(&out);
+    let rec = tb.module(0);
+    assert_eq!((rec.percpu_off, rec.percpu_size), (64, 12));
+    assert!(tb.field_count(&rec) >= 1);
+    let plain = &out.plan.modules[1];
+    assert_eq!((plain.percpu_off, plain.percpu_size), (0, 0));
+    let j = out.plan.to_json();
+    assert_eq!(j["modules"][0]["percpu"], 12);
+    assert_eq!(j["modules"][1]["percpu"], 0);
+    assert_eq!(j["totals"]["percpu"], 12);
+    assert_eq!(j["totals"]["percpu_packed"], 64);
+}

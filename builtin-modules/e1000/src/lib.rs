@@ -14,6 +14,7 @@ extern crate std;
 mod eeprom;
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use module_api::mmio::Mmio;
 use module_api::msg::MsgBuf;
 use module_api::pci::{self, Bar, KernelConfig, PciDevice};
@@ -31,6 +32,18 @@ module_api::module! {
 /// Every bound NIC: its register window and the MAC address read at probe
 /// time.
 static NICS: OnceCell<Vec<(Mmio, [u8; 6])>> = OnceCell::new();
+
+module_api::percpu! {
+    /// EEPROM MAC address reads this CPU did.
+    static MAC_READS: AtomicU64 = AtomicU64::new(0);
+}
+
+/// Reads the MAC address from the EEPROM, counting the read on this CPU.
+fn read_mac(regs: &Mmio) -> Result<[u8; 6], ProbeError> {
+    let mac = eeprom::read_mac(regs, &KernelClock)?;
+    MAC_READS.this_cpu().fetch_add(1, Ordering::Relaxed);
+    Ok(mac)
+}
 
 module_api::import_fn! {
     fn pci_find_device(vendor: u16, device: u16, index: u32, out: &mut PciDevice) -> bool;
@@ -77,7 +90,7 @@ fn bind(dev: &PciDevice) -> Result<(Mmio, [u8; 6]), ProbeError> {
     pci::enable(&KernelConfig, dev.bdf, pci::COMMAND_MEMORY);
     let regs = Mmio::map(base, REGS_LEN)?;
     let status = eeprom::check_status(&regs)?;
-    let mac = eeprom::read_mac(&regs, &KernelClock)?;
+    let mac = read_mac(&regs)?;
     let m = mac;
     let name = MsgBuf::<40>::format(format_args!(
         "eth e1000 {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -91,22 +104,36 @@ fn bind(dev: &PciDevice) -> Result<(Mmio, [u8; 6]), ProbeError> {
     Ok((regs, mac))
 }
 
-/// After compaction: the EEPROM still gives the MAC address the probe read.
+/// After compaction: the EEPROM still gives the MAC address the probe read,
+/// each read is counted on this CPU, and every CPU has its own count.
 fn selftest() -> Result<(), ProbeError> {
     let nics = NICS
         .get()
         .ok_or_else(|| ProbeError::io(format_args!("e1000 selftest before probe")))?;
+    let before = MAC_READS.this_cpu().load(Ordering::Relaxed);
     for (regs, mac) in nics {
         eeprom::check_status(regs)?;
-        let again = eeprom::read_mac(regs, &KernelClock)?;
+        let again = read_mac(regs)?;
         if again != *mac {
             return Err(ProbeError::io(format_args!(
                 "EEPROM MAC changed since the probe"
             )));
         }
     }
+    let after = MAC_READS.this_cpu().load(Ordering::Relaxed);
+    if after != before + nics.len() as u64 {
+        return Err(ProbeError::io(format_args!(
+            "per-CPU MAC read count went from {before} to {after}, expected +{}",
+            nics.len()
+        )));
+    }
+    let cpus = module_api::percpu::check_each_cpu(&MAC_READS).map_err(|e| {
+        ProbeError::io(format_args!(
+            "per-CPU MAC read counts: {e:?} (CPUs must not share a copy)"
+        ))
+    })?;
     info!(
-        "e1000: selftest: EEPROM MAC of {} NIC(s) read again, unchanged",
+        "e1000: selftest: EEPROM MAC of {} NIC(s) read again, unchanged; {after} reads counted on this CPU, own count on each of {cpus} CPU(s)",
         nics.len()
     );
     Ok(())

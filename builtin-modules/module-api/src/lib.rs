@@ -53,6 +53,7 @@ pub mod msg;
 #[cfg(all(target_os = "none", not(test)))]
 mod panic;
 pub mod pci;
+pub mod percpu;
 pub mod ports;
 pub mod probe;
 pub mod sync;

@@ -68,5 +68,5 @@ mod stub {
             fn quiet(name: &str) -> $t { absent(name) }
         })*};
     }
-    loud!(i32, u32, u64, isize, *mut u8);
+    loud!(i32, u32, u64, isize, usize, *mut u8);
 }

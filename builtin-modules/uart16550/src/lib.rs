@@ -17,6 +17,7 @@ mod uart;
 
 pub use uart::{Uart, check_port};
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use module_api::console::{self, ConsoleWriter};
 use module_api::msg::MsgBuf;
 use module_api::ports::Ports;
@@ -57,13 +58,26 @@ pub const COM4: ComPort = ComPort {
 /// The port this module drives (each module object drives exactly one).
 static PORT: OnceCell<Uart<Ports>> = OnceCell::new();
 
+module_api::percpu! {
+    /// Bytes this module's transmit path wrote, per CPU.
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+}
+
+/// Writes `bytes` to the port and counts them on the calling CPU.
+fn write_counted(u: &Uart<Ports>, bytes: &[u8]) {
+    u.write_bytes(bytes, &KernelClock);
+    WRITTEN
+        .this_cpu()
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+}
+
 /// Writes console output to the probed port.
 struct Console;
 
 impl ConsoleWriter for Console {
     fn write(bytes: &[u8]) {
         if let Some(u) = PORT.get() {
-            u.write_bytes(bytes, &KernelClock);
+            write_counted(u, bytes);
         }
     }
 }
@@ -86,7 +100,8 @@ pub fn probe(_ctx: &mut ProbeContext, port: ComPort, console: bool) -> Result<()
 }
 
 /// Writes a line through this module's own transmit path and checks the
-/// transmitter drained it.
+/// transmitter drained it, that the calling CPU's byte count grew by the
+/// line's length, and that every CPU has its own count.
 pub fn selftest(port: ComPort) -> Result<(), ProbeError> {
     let Some(u) = PORT.get() else {
         return Err(ProbeError::io(format_args!(
@@ -98,11 +113,31 @@ pub fn selftest(port: ComPort) -> Result<(), ProbeError> {
         "{}: selftest line written by the 16550 driver\n",
         port.name
     ));
-    u.write_bytes(line.as_bytes(), &KernelClock);
+    let before = WRITTEN.this_cpu().load(Ordering::Relaxed);
+    write_counted(u, line.as_bytes());
     u.wait_drained(&KernelClock).map_err(|lsr| {
         ProbeError::timeout(format_args!(
             "{}: transmitter not empty after selftest (LSR {lsr:#04x})",
             port.name
         ))
-    })
+    })?;
+    let after = WRITTEN.this_cpu().load(Ordering::Relaxed);
+    if after != before + line.as_bytes().len() as u64 {
+        return Err(ProbeError::io(format_args!(
+            "{}: per-CPU byte count went from {before} to {after}, expected +{}",
+            port.name,
+            line.as_bytes().len()
+        )));
+    }
+    let cpus = module_api::percpu::check_each_cpu(&WRITTEN).map_err(|e| {
+        ProbeError::io(format_args!(
+            "{}: per-CPU byte counts: {e:?} (CPUs must not share a copy)",
+            port.name
+        ))
+    })?;
+    info!(
+        "{}: selftest: per-CPU byte count is its own on each of {cpus} CPU(s), {after} bytes on this one",
+        port.name
+    );
+    Ok(())
 }

@@ -29,6 +29,9 @@
 //! | `kapi_device_register` | announce a device this module drives (name at most 256 bytes) |
 //! | `kapi_time_ns` | nanoseconds since boot (TSC) |
 //! | `kapi_delay_us` | busy wait, cut off at the probe's deadline |
+//! | `kapi_percpu_ptr` | CPU `cpu`'s copy (`u32::MAX`: the calling CPU's) of the per-CPU variable whose template is at `template` in the calling module's per-CPU template; 0 if out of range |
+//! | `kapi_percpu_cpus` | CPUs with per-CPU copies (indices `0..n`) |
+//! | `kapi_percpu_check` | runs a call on every CPU that looks up `template` there; the number of CPUs whose copy is their own and distinct, or a negative [`Status`] (`Invalid`: copies alias or a CPU saw another's) |
 //! | `kapi_acpi_table` | copies the `index`th ACPI table with the 4-byte signature into the buffer; its full length, or a negative [`Status`] |
 //!
 //! Plus `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp` with their C
@@ -63,6 +66,9 @@ macro_rules! kernel_services {
             fn kapi_time_ns() -> u64;
             fn kapi_delay_us(us: u64);
             fn kapi_acpi_table(sig: *const u8, index: u32, buf: *mut u8, buf_len: usize) -> isize;
+            fn kapi_percpu_ptr(template: usize, cpu: u32) -> usize;
+            fn kapi_percpu_cpus() -> u32;
+            fn kapi_percpu_check(template: usize) -> i32;
         }
     };
 }

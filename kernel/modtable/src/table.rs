@@ -33,14 +33,15 @@ use core::fmt;
 
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
-/// Table format version (5: module and table checksums are the eight-lane
+/// Table format version (6: module records carry the per-CPU template's
+/// offset and size in data; 5: module and table checksums are the eight-lane
 /// [`crate::checksum::Wide`]; 4: module records carry the prelinker's
 /// prediction in `flags`; 3: the table checksum is over 64-bit words).
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.
-pub const MODULE_RECORD_SIZE: usize = 96;
+pub const MODULE_RECORD_SIZE: usize = 104;
 /// Size of one relocation group record in bytes.
 pub const GROUP_RECORD_SIZE: usize = 16;
 /// `probe_off`/`selftest_off` value meaning "no such entry point".
@@ -270,6 +271,11 @@ pub struct ModuleRecord {
     pub flags: u32,
     /// [`crate::checksum::module_checksum`] of the used slot bytes as prelinked.
     pub checksum: u64,
+    /// Offset of the per-CPU template (the module's `.percpu*` sections)
+    /// inside the data class: 64-byte aligned, just before bss.
+    pub percpu_off: u32,
+    /// Bytes of the per-CPU template (0: the module has no per-CPU data).
+    pub percpu_size: u32,
 }
 
 impl ModuleRecord {
@@ -304,6 +310,8 @@ impl ModuleRecord {
             b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
         }
         b[88..96].copy_from_slice(&self.checksum.to_le_bytes());
+        b[96..100].copy_from_slice(&self.percpu_off.to_le_bytes());
+        b[100..104].copy_from_slice(&self.percpu_size.to_le_bytes());
         b
     }
 
@@ -327,6 +335,8 @@ impl ModuleRecord {
             groups_count: w(20),
             flags: w(21),
             checksum: u64_at(b, 88),
+            percpu_off: u32_at(b, 96),
+            percpu_size: u32_at(b, 100),
         }
     }
 }
@@ -545,6 +555,13 @@ impl<'a> Table<'a> {
         if m.bss_size > m.size[Class::Data] {
             return Err(bad("bss larger than data"));
         }
+        if m.percpu_size > 0
+            && (!m.percpu_off.is_multiple_of(64)
+                || m.percpu_off as u64 + m.percpu_size as u64
+                    > (m.size[Class::Data] - m.bss_size) as u64)
+        {
+            return Err(bad("per-CPU template outside data"));
+        }
         if m.probe_off >= m.size[Class::Text] {
             return Err(bad("probe entry outside text"));
         }
@@ -710,6 +727,8 @@ pub struct ModuleEntry {
     pub align: PerClass<u32>,
     /// Bytes at the end of the data class that are bss.
     pub bss_size: u32,
+    /// Offset and size of the per-CPU template inside data (`(0, 0)`: none).
+    pub percpu: (u32, u32),
     /// Offset of the probe inside the text slot.
     pub probe_off: u32,
     /// Offset of the self-test inside the text slot, if any.
@@ -848,6 +867,8 @@ pub fn build(header: &Header, modules: &[ModuleEntry]) -> alloc::vec::Vec<u8> {
             groups_count: g.groups.len() as u32,
             flags: Prediction::flags(m.predicted),
             checksum: m.checksum,
+            percpu_off: m.percpu.0,
+            percpu_size: m.percpu.1,
         };
         let at = modules_off + mi * MODULE_RECORD_SIZE;
         out[at..at + MODULE_RECORD_SIZE].copy_from_slice(&rec.to_bytes());
@@ -935,6 +956,7 @@ mod tests {
             size: PerClass([100, 50, 24]),
             align: PerClass([16, 8, 8]),
             bss_size: 8,
+            percpu: (0, 0),
             probe_off: 4,
             selftest_off: None,
             checksum: 0x1234,
@@ -983,6 +1005,7 @@ mod tests {
             size: PerClass([64, 64, 64]),
             align: PerClass([16, 8, 8]),
             bss_size: 0,
+            percpu: (0, 0),
             probe_off: 0,
             selftest_off: None,
             checksum: 0,

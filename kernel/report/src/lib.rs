@@ -233,6 +233,11 @@ pub struct Module {
     pub released: Option<Released>,
     /// Resource deltas around a failed probe.
     pub leak: Option<Leak>,
+    /// Its per-CPU bytes on each CPU (its per-CPU template rounded up to
+    /// 64 B; 0 for none), whatever its outcome: a kept module has that many
+    /// on every CPU, an expunged one had them until its copies were freed.
+    #[serde(default)]
+    pub percpu: u64,
     /// `builtin` (prelinked) or `runtime` (loaded after boot with insmod or
     /// `load=`); absent in reports of kernels without the runtime loader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -574,6 +579,42 @@ pub struct Report {
     /// Objects the runtime loader refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusals: Option<Vec<Refusal>>,
+    /// Per-CPU bytes: the kernel's and the kept modules'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percpu: Option<PerCpuBytes>,
+    /// What fixed per-CPU reserves for modules would take on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percpu_compare: Option<PerCpuCompare>,
+}
+
+/// Per-CPU bytes of this boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerCpuBytes {
+    /// The kernel's own part of each CPU's area (rounded up to 64 B).
+    pub kernel_bytes: u64,
+    /// The kept modules' per-CPU bytes on each CPU (each rounded up to 64 B).
+    pub module_bytes: u64,
+    /// `kernel_bytes + module_bytes`.
+    pub per_cpu_area_bytes: u64,
+    /// CPUs with per-CPU copies.
+    pub cpus: u64,
+    /// `cpus * per_cpu_area_bytes`.
+    pub total_bytes: u64,
+    /// The expunged modules' per-CPU bytes, freed on every CPU (their bytes
+    /// per CPU times the CPUs, as actually given back).
+    pub freed_bytes: u64,
+}
+
+/// Modules' per-CPU bytes on this machine: exactly what the kept modules
+/// need against two fixed reserves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerCpuCompare {
+    /// `module_bytes * cpus`: this kernel.
+    pub exact_bytes: u64,
+    /// A fixed 8 KiB per CPU for modules (today's Linux), times the CPUs.
+    pub reserve_8k_bytes: u64,
+    /// 32 KiB per CPU minus the kernel's own (the 2006 design), times the CPUs.
+    pub reserve_32k_bytes: u64,
 }
 
 impl Module {
@@ -605,6 +646,7 @@ impl Module {
             runtime_faults: Vec::new(),
             released: None,
             leak: None,
+            percpu: 0,
             loaded: None,
             bytes_returned: None,
             object: None,
@@ -708,13 +750,14 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "Reclaimed-memory report (policy {})", r.policy);
     let _ = writeln!(
         s,
-        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} reason",
+        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>6} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} reason",
         "module",
         "result",
         "expected",
         "text slot>pack",
         "rodata",
         "data",
+        "percpu",
         "old text",
         "new text",
         "moved",
@@ -736,13 +779,14 @@ pub fn render(r: &Report) -> String {
         let reason = m.reason.clone().or_else(|| m.problem()).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} {}",
+            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>6} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} {}",
             m.name,
             m.result.name(),
             m.predicted.map_or("-", Outcome::name),
             cls(m.slot.text, m.packed.text),
             cls(m.slot.rodata, m.packed.rodata),
             cls(m.slot.data, m.packed.data),
+            m.percpu,
             format!("{}", m.old_addr.text),
             new,
             m.bytes_moved,
@@ -791,6 +835,25 @@ pub fn render(r: &Report) -> String {
         "mappings over kernel + live module bytes: {}x4K+{}x2M before, {}x4K+{}x2M after; W+X pages {}, W^X alias frames {}",
         b.k4, b.m2, a.k4, a.m2, r.wx_pages, r.wx_alias_frames
     );
+    if let Some(p) = &r.percpu {
+        let _ = writeln!(
+            s,
+            "per-CPU: kernel {} + modules {} = {} bytes per CPU, {} CPUs, {} bytes; {} freed with expunged modules",
+            p.kernel_bytes,
+            p.module_bytes,
+            p.per_cpu_area_bytes,
+            p.cpus,
+            p.total_bytes,
+            p.freed_bytes
+        );
+    }
+    if let Some(c) = &r.percpu_compare {
+        let _ = writeln!(
+            s,
+            "per-CPU for modules: {} bytes exactly; a fixed 8 KiB per CPU takes {}, 32 KiB minus the kernel's own takes {}",
+            c.exact_bytes, c.reserve_8k_bytes, c.reserve_32k_bytes
+        );
+    }
     if r.health != "ok" {
         let _ = writeln!(s, "health: {} ({})", r.health, r.degraded.join(", "));
     }

@@ -22,8 +22,9 @@
 // Unsafe code only in the documented seams, one function each: the module
 // buffer copy (`buffer::copy`), the port and MMIO accesses after their
 // checks (`ports::raw`, `mmio::access`), freeing a recorded heap block
-// (`memory::free_raw`) and firmware tables in the direct map
-// (`acpi::phys_bytes`).
+// (`memory::free_raw`), firmware tables in the direct map
+// (`acpi::phys_bytes`), and making and freeing modules' per-CPU copies
+// (`percpu::allocate`, `percpu::free`).
 #![deny(unsafe_code)]
 // `Abort` carries its message inline (it is also built in exception hooks,
 // where nothing may allocate), so it is large; services return it only when
@@ -39,6 +40,7 @@ mod log;
 mod memory;
 mod mmio;
 mod pci;
+pub mod percpu;
 mod ports;
 mod probe;
 pub mod resources;
@@ -58,6 +60,7 @@ pub use log::kapi_log;
 pub use memory::{kapi_alloc, kapi_free};
 pub use mmio::{kapi_mmio_map, kapi_mmio_read, kapi_mmio_write};
 pub use pci::{kapi_pci_read, kapi_pci_write};
+pub use percpu::{kapi_percpu_check, kapi_percpu_cpus, kapi_percpu_ptr};
 pub use ports::{kapi_port_claim, kapi_port_in, kapi_port_out};
 pub use probe::{kapi_panic, kapi_probe_fail};
 pub use resources::{ReleaseSummary, release};

@@ -715,6 +715,9 @@ impl Loader {
             groups_start: 0,
             groups_count: 0,
             flags: 0,
+            // Modules loaded after boot get no per-CPU copies.
+            percpu_off: 0,
+            percpu_size: 0,
             checksum: modtable::checksum::module_checksum([
                 &linked.image[Class::Text][..],
                 &linked.image[Class::Rodata][..],

@@ -69,6 +69,7 @@ pub fn boot() -> Result<(), String> {
     NAMES.call_once(|| (0..n).map(|i| table.name(&table.module(i))).collect());
     crate::kapi::init();
     crate::kapi::resources::init_modules(n);
+    crate::kapi::percpu::init(n);
     guard::install();
     log::info!(
         "modules: {n} in the table, policy {}, probe budget {budget_ms} ms",
@@ -282,6 +283,15 @@ fn step(
 
     let entry = mods[i].base[Class::Text] + mods[i].rec.probe_off as u64;
     let before = snapshot();
+    // Its per-CPU copies are made inside the leak measurement, so a failed
+    // probe whose copies were not all freed shows as a heap leak.
+    let (percpu_off, percpu_len) = (mods[i].rec.percpu_off, mods[i].rec.percpu_size);
+    let template = mods[i].base[Class::Data] + percpu_off as u64;
+    if crate::kapi::percpu::allocate(i, template, percpu_len as u64).is_err() {
+        let reason = format!("no heap for {percpu_len} per-CPU bytes on each CPU");
+        expunge(&mut mods[i], Reason::Probe("no-memory", reason));
+        return;
+    }
     let t = tsc::read();
     // SAFETY: `entry` is the probe of a module whose checksum matched and
     // whose relocations were redone for where it now is.
@@ -300,6 +310,7 @@ fn step(
     // so the deltas show only what the module itself left behind.
     let failure = guard::take_failure();
     let released = crate::kapi::release(i);
+    let percpu_freed = crate::kapi::percpu::free(i);
     let after = snapshot();
     let reason = match outcome {
         Outcome::Returned(code) => match failure {
@@ -313,6 +324,7 @@ fn step(
     };
     let m = &mut mods[i];
     m.released = Some(released);
+    m.percpu_freed = percpu_freed;
     m.leak = Some(Leak {
         heap_bytes: after.0 as i64 - before.0 as i64,
         frames: before.1 as i64 - after.1 as i64,

@@ -142,6 +142,8 @@ pub struct Module {
     pub memmove_ns: u64,
     /// What was released after a failed probe.
     pub released: Option<crate::kapi::ReleaseSummary>,
+    /// Per-CPU copy bytes freed (over all CPUs) after a failed probe.
+    pub percpu_freed: u64,
     /// Resource deltas around a failed probe.
     pub leak: Option<Leak>,
     /// Self-test result of a kept module: `Some(Ok)`, `Some(Err(reason))`,
@@ -188,6 +190,7 @@ impl Module {
             runtime_faults: Vec::new(),
             runtime: None,
             unloaded: None,
+            percpu_freed: 0,
         }
     }
 }

@@ -94,6 +94,7 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
             frames: l.frames,
             irqs: l.irqs,
         }),
+        percpu: crate::kapi::percpu::packed(m.rec.percpu_size as u64),
         loaded: None,
         bytes_returned: None,
         object: None,
@@ -158,6 +159,7 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
             .flat_map(|m| m.rec.size.0.iter().map(|&s| s as u64))
     };
     let predicted = mods.iter().filter(|m| m.predicted.is_some());
+    let percpu = percpu_bytes(mods);
     let degraded: Vec<String> = mods
         .iter()
         .filter(|m| super::health::problem(m).is_some())
@@ -231,6 +233,33 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         fresh_pages: None,
         runtime: None,
         refusals: None,
+        percpu: Some(percpu),
+        percpu_compare: Some(report::PerCpuCompare {
+            exact_bytes: percpu.module_bytes * percpu.cpus,
+            reserve_8k_bytes: 8192 * percpu.cpus,
+            reserve_32k_bytes: 32768u64.saturating_sub(percpu.kernel_bytes) * percpu.cpus,
+        }),
+    }
+}
+
+/// The per-CPU figures: the kernel's part of an area, the kept modules'
+/// copies, what the expunged ones' copies gave back.
+fn percpu_bytes(mods: &[Module]) -> report::PerCpuBytes {
+    let kernel_bytes = crate::arch::percpu::extra_offset() as u64;
+    let module_bytes = mods
+        .iter()
+        .filter(|m| m.kept)
+        .map(|m| crate::kapi::percpu::packed(m.rec.percpu_size as u64))
+        .sum();
+    let cpus = crate::kapi::percpu::cpus() as u64;
+    let per_cpu_area_bytes = kernel_bytes + module_bytes;
+    report::PerCpuBytes {
+        kernel_bytes,
+        module_bytes,
+        per_cpu_area_bytes,
+        cpus,
+        total_bytes: cpus * per_cpu_area_bytes,
+        freed_bytes: mods.iter().map(|m| m.percpu_freed).sum(),
     }
 }
 
