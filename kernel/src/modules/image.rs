@@ -122,30 +122,37 @@ pub unsafe fn copy_within(from: u64, to: u64, len: u64) {
     unsafe { core::ptr::copy(src, dst, len as usize) };
 }
 
-/// Fills `[start, end)` of a text or rodata range with trap bytes
-/// (`0xcc`, `int3`) through the module-phase alias.
-///
-/// # Panics
-/// If the alias is not open.
-pub fn trap_fill(start: u64, end: u64) {
+/// Fills `[start, end)` with trap bytes (`0xcc`, `int3`) through the
+/// module-phase alias. Only bytes of the text or rodata *slot region* of
+/// `class` are accepted, never the kernel's own bytes, and only while the
+/// alias is open.
+pub(super) fn trap_fill(class: Class, start: u64, end: u64) -> Result<(), &'static str> {
+    let (rs, re) = regions()[class];
+    if class == Class::Data || start < rs || end > re {
+        return Err("not inside the text or rodata slot region");
+    }
+    if !ALIAS_OPEN.load(Ordering::Acquire) {
+        return Err("the module-phase alias is closed");
+    }
     if end > start {
-        // SAFETY: the caller (the reclaim step) passes bytes past the live
-        // end of a class range, below its end: no kernel or kept module
-        // byte is there and nothing refers to them.
+        // SAFETY: the range lies inside the class's slot region (checked
+        // above), which the alias maps; the reclaim step passes the bytes
+        // past the live end, where no kept module lives and nothing refers.
         unsafe { alias_mut(start, end - start) }.fill(0xcc);
     }
+    Ok(())
 }
 
-/// Gives the data range's tail `[start, end)` past the live end to the
-/// kernel heap.
-pub fn give_data_tail_to_heap(start: u64, end: u64) -> Result<(), &'static str> {
-    let r = layout::data_range();
-    if start < r.start || end > r.end {
-        return Err("not inside the data range");
+/// Gives `[start, end)` of the data slot region (never the kernel's own data
+/// or bss) to the kernel heap as its second arena; there is one.
+pub(super) fn give_data_tail_to_heap(start: u64, end: u64) -> Result<(), &'static str> {
+    let (rs, re) = regions()[Class::Data];
+    if start < rs || end > re {
+        return Err("not inside the data slot region");
     }
-    // SAFETY: the range lies in the data range, mapped RW+NX for the
+    // SAFETY: the range lies in the data slot region, mapped RW+NX for the
     // kernel's lifetime; the caller passes the tail past the live end, where
-    // no kernel or kept module byte lives.
+    // no kept module byte lives, and the heap takes one such arena only.
     unsafe { crate::mm::heap::add_arena(start, end) }
 }
 

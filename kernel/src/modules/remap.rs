@@ -60,7 +60,14 @@ pub fn apply(plans: &PerClass<ClassPlan>) -> Result<Applied, String> {
         if let Some(&(s, e)) = p.mapped.last()
             && s <= p.live_end
         {
-            image::trap_fill(p.live_end, e);
+            // The kernel's own bytes end before the slot region starts.
+            let from = p.live_end.max(image::regions()[c].0);
+            image::trap_fill(c, from, e).map_err(|err| {
+                format!(
+                    "cannot trap-fill the {} tail {from:#x}..{e:#x}: {err}",
+                    c.name()
+                )
+            })?;
         }
     }
     for c in Class::ALL {
