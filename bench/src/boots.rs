@@ -383,6 +383,61 @@ pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<(
     std::fs::write(out, s).map_err(|e| format!("{}: {e}", out.display()))
 }
 
+/// Per-CPU data for modules, measured: the real image booted with 1, 4 and
+/// 64 CPUs (`ctx.boots` boots each, the CPU counts taking turns); per count
+/// the REPORT's `percpu` and `percpu_compare` (what this kernel reserved for
+/// the kept modules against a fixed 8 KiB per CPU and 32 KiB per CPU minus
+/// the kernel's own), and each AP's bring-up time as the kernel logs it
+/// (`CPU n (APIC id n) started in X us`; emulator time).
+pub fn percpu(ctx: &Ctx) -> Res<Value> {
+    const COUNTS: [u32; 3] = [1, 4, 64];
+    let image = ctx.root.join("build/image.elf");
+    let mut per: BTreeMap<u32, (Vec<Value>, Vec<f64>)> = BTreeMap::new();
+    for _ in 0..ctx.boots {
+        for n in COUNTS {
+            let mut cfg = QemuConfig::default()
+                .image(&image)
+                .memory("512M")
+                .smp(n)
+                .timeout(Duration::from_secs(120));
+            cfg.accel = ctx.accel.clone();
+            let out = run_qemu(&cfg);
+            if !out.passed() {
+                return Err(format!(
+                    "{} with {n} CPUs did not boot: {}",
+                    image.display(),
+                    out.describe()
+                ));
+            }
+            let r = out
+                .report()
+                .ok_or_else(|| format!("{} with {n} CPUs: no REPORT line", image.display()))?;
+            let e = per.entry(n).or_default();
+            e.1.extend(out.serial.lines().filter_map(|l| {
+                let rest = &l[l.find(") started in ")? + ") started in ".len()..];
+                rest.split_whitespace().next()?.parse::<f64>().ok()
+            }));
+            e.0.push(json!({"percpu": r["percpu"], "percpu_compare": r["percpu_compare"], "cpus": r["cpus"]}));
+        }
+    }
+    let rows: Vec<Value> = per
+        .into_iter()
+        .map(|(n, (reports, ap_us))| {
+            // The byte figures are the same every boot of a count; a boot
+            // that disagrees is reported.
+            let same = reports.windows(2).all(|w| w[0] == w[1]);
+            json!({
+                "cpus": n,
+                "report": reports[0],
+                "boots_agree": same,
+                "ap_bringup_us_median": median(&ap_us),
+                "ap_bringups": ap_us.len(),
+            })
+        })
+        .collect();
+    Ok(json!({ "counts": rows }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,7 +190,7 @@ fn run_all() -> Res<()> {
         }
     }
     let sections: Vec<String> = std::env::var("BENCH_SECTIONS")
-        .unwrap_or_else(|_| "link,boot,scale,replay,layout".into())
+        .unwrap_or_else(|_| "link,boot,scale,replay,layout,percpu".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -280,6 +280,12 @@ fn run_all() -> Res<()> {
             "layout".into(),
             json!({"load": load.json(), "results": v, "v1": v1}),
         );
+    }
+    if on("percpu") {
+        let (v, load) = section("per-CPU data at 1, 4 and 64 CPUs (emulator)", || {
+            boots::percpu(&ctx)
+        })?;
+        sec.insert("percpu".into(), json!({"load": load.json(), "results": v}));
     }
     data["sections"] = Value::Object(sec);
     summary(&mut data);

@@ -136,6 +136,9 @@ pub fn render(d: &Value) -> String {
     if !s["layout"].is_null() {
         layout(&mut o, &s["layout"]);
     }
+    if !s["percpu"].is_null() {
+        percpu(&mut o, &s["percpu"]);
+    }
     let _ = writeln!(
         o,
         "## 7. TLB\n\nNot measured: TLB misses need hardware performance counters inside the guest (KVM with a virtual PMU); under {} QEMU has none for the guest. The mapping counts of section 6 are the proxy.",
@@ -583,6 +586,46 @@ fn layout(o: &mut String, s: &Value) {
             kib(&i["file_bytes"]),
             kib(&i["allocated_bytes"]),
             kib(&i["load_bytes"])
+        );
+    }
+    let _ = writeln!(o);
+}
+
+fn percpu(o: &mut String, s: &Value) {
+    let _ = writeln!(
+        o,
+        "## 8. Per-CPU data for modules (measured at 1, 4 and 64 CPUs)\n"
+    );
+    let _ = writeln!(o, "{}", load(s));
+    let _ = writeln!(
+        o,
+        "The real image on machine `pc` with `-smp N -m 512M`. Bytes are the REPORT's `percpu` and `percpu_compare`: what the kernel reserved per CPU for the kept modules' per-CPU variables (each kept module's `.percpu` bytes rounded up to 64, nothing for modules without any or expunged), against a fixed 8 KiB per CPU (today's Linux `PERCPU_MODULE_RESERVE`) and 32 KiB per CPU minus the kernel's own (the 2006 `PERCPU_ENOUGH_ROOM` design) on the same machine. AP bring-up: the time each application processor took from its INIT IPI to answering, as the kernel logs it, **emulator time** under TCG, not a hardware figure.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| CPUs | started | kernel bytes per CPU | module bytes per CPU | modules, all CPUs | fixed 8 KiB | 32 KiB − kernel | freed (expunged modules, all CPUs) | AP bring-up, median (emulator) | boots agree |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for r in s["results"]["counts"].as_array().into_iter().flatten() {
+        let p = &r["report"]["percpu"];
+        let c = &r["report"]["percpu_compare"];
+        let ap = r["ap_bringup_us_median"].as_f64().filter(|v| v.is_finite());
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["cpus"],
+            r["report"]["cpus"]["started"],
+            p["kernel_bytes"],
+            p["module_bytes"],
+            c["exact_bytes"],
+            c["reserve_8k_bytes"],
+            c["reserve_32k_bytes"],
+            p["freed_bytes"],
+            ap.map_or_else(|| String::from("n/a (no AP)"), |v| format!("{:.0} us", v)),
+            if r["boots_agree"] == true {
+                "yes"
+            } else {
+                "**no**"
+            }
         );
     }
     let _ = writeln!(o);

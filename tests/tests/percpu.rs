@@ -129,3 +129,8 @@ fn percpu_two_cpus() {
 fn percpu_four_cpus() {
     check(4);
 }
+
+#[test]
+fn percpu_eight_cpus() {
+    check(8);
+}

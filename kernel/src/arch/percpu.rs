@@ -26,7 +26,7 @@ use core::sync::atomic::{
 use crate::arch::gdt::CpuTables;
 
 /// Most CPUs the kernel runs on (boot CPU included).
-pub const MAX_CPUS: usize = 32;
+pub const MAX_CPUS: usize = 64;
 /// Alignment of an area and of its appended part (a cache line).
 pub const AREA_ALIGN: usize = 64;
 
