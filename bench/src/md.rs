@@ -141,7 +141,7 @@ pub fn render(d: &Value) -> String {
     }
     let _ = writeln!(
         o,
-        "## 7. TLB\n\nNot measured: TLB misses need hardware performance counters inside the guest (KVM with a virtual PMU); under {} QEMU has none for the guest. The mapping counts of section 6 are the proxy.",
+        "## 8. TLB\n\nNot measured: TLB misses need hardware performance counters inside the guest (KVM with a virtual PMU); under {} QEMU has none for the guest. The mapping counts of section 6 are the proxy.",
         m["accel"].as_str().unwrap_or("?").to_uppercase()
     );
     o
@@ -594,7 +594,7 @@ fn layout(o: &mut String, s: &Value) {
 fn percpu(o: &mut String, s: &Value) {
     let _ = writeln!(
         o,
-        "## 8. Per-CPU data for modules (measured at 1, 4 and 64 CPUs)\n"
+        "## 7. Per-CPU data for modules (measured at 1, 4 and 64 CPUs)\n"
     );
     let _ = writeln!(o, "{}", load(s));
     let _ = writeln!(
@@ -669,7 +669,7 @@ mod tests {
         let d = json!({"settings": {"runs": 3, "boots": 2, "replay_runs": 5}, "machine": {"accel": "tcg"}, "sections": {}});
         let md = render(&d);
         assert!(md.contains("A short run"));
-        assert!(md.contains("## 7. TLB"));
+        assert!(md.contains("## 8. TLB"));
     }
 
     #[test]
