@@ -29,3 +29,20 @@ pub fn disable_interrupts() {
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(f)
 }
+
+/// Makes the CPU see code written through another mapping (the module
+/// write alias) before it runs it: a serialising instruction.
+pub fn serialize() {
+    // SAFETY: CPUID is a serialising instruction with no other effect; rbx
+    // is saved around it because the compiler reserves it.
+    unsafe {
+        core::arch::asm!(
+            "push rbx",
+            "cpuid",
+            "pop rbx",
+            inout("eax") 0u32 => _,
+            inout("ecx") 0u32 => _,
+            out("edx") _,
+        );
+    }
+}

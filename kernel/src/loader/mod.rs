@@ -449,21 +449,6 @@ fn call_guarded(index: usize, entry: u64, budget_ms: u64) -> Outcome {
     crate::kapi::run_as(index, || unsafe { guard::run(entry, budget_ms) })
 }
 
-/// Why a probe failed; `failure` is what it reported (taken before any
-/// release, so that building the reason allocates after the leak check).
-fn reason_of(outcome: Outcome, failure: Option<(i32, guard::Msg)>) -> Reason {
-    match outcome {
-        Outcome::Returned(code) => match failure {
-            Some((kind, msg)) => Reason::Probe(
-                modtable::abi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
-                msg.as_str().to_string(),
-            ),
-            None => Reason::Probe("failed", format!("probe returned {code} without a reason")),
-        },
-        Outcome::Aborted(a) => Reason::Aborted(a.kind(), a.to_string()),
-    }
-}
-
 impl Loader {
     fn budget_ms(&self) -> u64 {
         self.totals.as_ref().map_or(100, |t| t.budget_ms)
@@ -694,7 +679,7 @@ impl Loader {
                 });
             }
         }
-        place::serialize();
+        crate::arch::serialize();
         let load_ns = tsc::ticks_to_ns(tsc::read() - t0);
         let index = self.new_owner();
         let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
@@ -810,7 +795,7 @@ impl Loader {
         let failure = guard::take_failure();
         let released = crate::kapi::release(index);
         let after = snapshot();
-        let reason = reason_of(outcome, failure);
+        let reason = Reason::of_probe(outcome, failure);
         let placed = self.mods[index]
             .runtime
             .as_ref()
@@ -886,7 +871,7 @@ impl Loader {
                 }
             }
         }
-        place::serialize();
+        crate::arch::serialize();
         self.remember(index, "unloaded");
         let m = &mut self.mods[index];
         m.kept = false;

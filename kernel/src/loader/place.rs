@@ -307,19 +307,3 @@ impl Placer {
         Ok(())
     }
 }
-
-/// Makes the CPU see code written through the alias before it runs it.
-pub fn serialize() {
-    // SAFETY: CPUID is a serialising instruction with no other effect; rbx
-    // is saved around it because the compiler reserves it.
-    unsafe {
-        core::arch::asm!(
-            "push rbx",
-            "cpuid",
-            "pop rbx",
-            inout("eax") 0u32 => _,
-            inout("ecx") 0u32 => _,
-            out("edx") _,
-        );
-    }
-}

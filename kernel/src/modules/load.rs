@@ -219,25 +219,9 @@ fn move_and_relocate(
         e => e.to_string(),
     })?;
     mods[i].relocs_redone = redone;
-    serialize();
+    crate::arch::serialize();
     mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
     Ok(())
-}
-
-/// Makes the CPU see code written through the alias before running it.
-fn serialize() {
-    // SAFETY: CPUID is a serialising instruction with no side effects; rbx
-    // is saved around it because the compiler reserves it.
-    unsafe {
-        core::arch::asm!(
-            "push rbx",
-            "cpuid",
-            "pop rbx",
-            inout("eax") 0u32 => _,
-            inout("ecx") 0u32 => _,
-            out("edx") _,
-        );
-    }
 }
 
 fn snapshot() -> (usize, usize, usize) {
@@ -312,16 +296,7 @@ fn step(
     let released = crate::kapi::release(i);
     let percpu_freed = crate::kapi::percpu::free(i);
     let after = snapshot();
-    let reason = match outcome {
-        Outcome::Returned(code) => match failure {
-            Some((kind, msg)) => Reason::Probe(
-                modtable::abi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
-                msg.as_str().to_string(),
-            ),
-            None => Reason::Probe("failed", format!("probe returned {code} without a reason")),
-        },
-        Outcome::Aborted(a) => Reason::Aborted(a.kind(), a.to_string()),
-    };
+    let reason = Reason::of_probe(outcome, failure);
     let m = &mut mods[i];
     m.released = Some(released);
     m.percpu_freed = percpu_freed;

@@ -75,6 +75,26 @@ impl Reason {
             Reason::Aborted(k, _) => k,
         }
     }
+
+    /// Why a probe failed, from how it ended and the failure it reported
+    /// (taken before any release, so that building the reason allocates
+    /// only after the leak check).
+    pub fn of_probe(outcome: guard::Outcome, failure: Option<(i32, guard::Msg)>) -> Reason {
+        use alloc::string::ToString;
+        match outcome {
+            guard::Outcome::Returned(code) => match failure {
+                Some((kind, msg)) => Reason::Probe(
+                    modtable::abi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
+                    msg.as_str().to_string(),
+                ),
+                None => Reason::Probe(
+                    "failed",
+                    alloc::format!("probe returned {code} without a reason"),
+                ),
+            },
+            guard::Outcome::Aborted(a) => Reason::Aborted(a.kind(), a.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for Reason {
