@@ -16,7 +16,7 @@
 //! | option | effect |
 //! |---|---|
 //! | `smp_skip_sipi=ID` | send no STARTUP IPI to the CPU with APIC id `ID` (it is reported as not started) |
-//! | `smp_test=ipi` | after boot, run a call on each CPU and on all at once; print `SMP_CALLS {json}` with the APIC id each call read from its local APIC and each CPU's timer ticks |
+//! | `smp_test=ipi` | after boot, run a call on each CPU and on all at once; print `SMP_CALLS {json}` with the APIC id each call read from its local APIC, each CPU's timer ticks, and each CPU's guard depth while the boot CPU is inside a guarded call (`guard_depths`: 1 on the boot CPU, 0 elsewhere) |
 //! | `smp_test=shootdown` | after boot, let every AP read a page, unmap it on the boot CPU, let every AP read it again (it must fault), print `SHOOTDOWN {json}`, then read it unguarded on the last AP: the page-fault report names that CPU |
 //!
 //! The `REPORT` line gets `cpus` (`present`, `started`, `apic_ids` of the
@@ -387,6 +387,18 @@ fn ipi_test() -> Result<(), String> {
     })
     .map_err(|e| format!("smp_test=ipi: call on all CPUs: {e}"))?;
 
+    // Guard state is per CPU: while the boot CPU is inside a guarded call,
+    // every CPU counts only its own guarded calls.
+    for d in &GUARD_DEPTHS {
+        d.store(u64::MAX, Ordering::SeqCst);
+    }
+    let guard_abort =
+        crate::modules::guard::call_writer(crate::kapi::KERNEL, record_guard_depths, b"");
+    let guard_depths: Vec<Value> = cpus
+        .iter()
+        .map(|&i| json!({"cpu": i, "depth": GUARD_DEPTHS[i].load(Ordering::SeqCst)}))
+        .collect();
+
     // Every CPU's own timer keeps ticking.
     let before: Vec<u64> = cpus.iter().map(|&i| ticks(i)).collect();
     let window_ns = 100_000_000;
@@ -408,9 +420,23 @@ fn ipi_test() -> Result<(), String> {
         "timer_window_ns": elapsed,
         "timers": timers,
         "tick_hz": apic::TIMER_HZ,
+        "guard_depths": guard_depths,
+        "guard_call": guard_abort.map_or_else(|| "returned".to_string(), |a| a.to_string()),
     });
     crate::kprintln!("SMP_CALLS {j}");
     Ok(())
+}
+
+/// Each CPU's guard depth as [`record_guard_depths`] saw it.
+static GUARD_DEPTHS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// Run under the guard on the boot CPU: has every CPU record its guard
+/// depth.
+extern "C" fn record_guard_depths(_: *const u8, _: usize) {
+    let _ = arch_smp::call_on_all(&|| {
+        GUARD_DEPTHS[percpu::index()]
+            .store(crate::modules::guard::depth() as u64, Ordering::SeqCst);
+    });
 }
 
 fn ticks(index: usize) -> u64 {

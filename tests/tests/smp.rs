@@ -154,6 +154,18 @@ fn ipi_calls_run_on_the_cpu_they_name() {
     assert_eq!(calls_saw_their_own_cpu(&calls, "all", &ids), ids);
     assert_eq!(u(&calls["all_ran"]), n as u64);
 
+    // The guard's state is each CPU's own: while the boot CPU is inside a
+    // guarded call, it counts one and every other CPU none.
+    assert_eq!(calls["guard_call"], "returned", "{calls}");
+    let depths: Vec<(u64, u64)> = calls["guard_depths"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no guard_depths: {calls}"))
+        .iter()
+        .map(|d| (u(&d["cpu"]), u(&d["depth"])))
+        .collect();
+    let want: Vec<(u64, u64)> = (0..n as u64).map(|i| (i, u64::from(i == 0))).collect();
+    assert_eq!(depths, want, "guard depth per CPU: {calls}");
+
     // Every CPU's local APIC timer ticks, at about the rate it was set to.
     let window_ns = u(&calls["timer_window_ns"]);
     let expected = window_ns * u(&calls["tick_hz"]) / 1_000_000_000;

@@ -311,14 +311,19 @@ struct Frame {
     failure: Option<(i32, Msg)>,
 }
 
+/// One CPU's guard state: the guarded calls running on it, innermost last.
 struct State {
     frames: [Option<Frame>; MAX_DEPTH],
     depth: usize,
     services: [&'static str; MAX_SERVICES],
     service_depth: usize,
-    runtime: [Option<RuntimeFault>; MAX_RUNTIME_FAULTS],
-    runtime_lost: usize,
     last_failure: Option<(i32, Msg)>,
+}
+
+/// Callback faults waiting for the loader, from every CPU.
+struct RuntimeLog {
+    faults: [Option<RuntimeFault>; MAX_RUNTIME_FAULTS],
+    lost: usize,
 }
 
 impl State {
@@ -340,20 +345,28 @@ impl State {
     }
 }
 
-static STATE: Shared<State> = Shared::new(State {
-    frames: [None; MAX_DEPTH],
-    depth: 0,
-    services: [""; MAX_SERVICES],
-    service_depth: 0,
-    runtime: [None; MAX_RUNTIME_FAULTS],
-    runtime_lost: 0,
-    last_failure: None,
+/// Each CPU's guard state, made by [`install`] for every CPU the kernel
+/// brought up: a guarded call, and the exceptions, ticks and services that
+/// interrupt it, all run on one CPU, so each CPU keeps its own frames (and
+/// [`switch`] its own saved contexts). Allocated rather than static so
+/// that CPUs that do not exist cost nothing.
+static STATE: spin::Once<&'static [Shared<State>]> = spin::Once::new();
+
+static RUNTIME: spin::Mutex<RuntimeLog> = spin::Mutex::new(RuntimeLog {
+    faults: [None; MAX_RUNTIME_FAULTS],
+    lost: 0,
 });
 
-/// Runs `f` on the guard state with interrupts off. `None` if it is already
-/// in use (an exception inside the guard itself).
+/// Runs `f` on the calling CPU's guard state with interrupts off. `None` if
+/// it is already in use (an exception inside the guard itself).
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
-    STATE.with(f)
+    STATE.get()?.get(crate::arch::percpu::index())?.with(f)
+}
+
+/// Runs `f` on the runtime-fault log with interrupts off (so an interrupt
+/// on this CPU cannot find it locked).
+fn with_runtime<R>(f: impl FnOnce(&mut RuntimeLog) -> R) -> R {
+    crate::arch::without_interrupts(|| f(&mut RUNTIME.lock()))
 }
 
 /// Whether the frame of `depth` is live (its call has not returned).
@@ -371,6 +384,24 @@ pub enum Outcome {
 
 /// Installs the hooks; called once before the first module runs.
 pub fn install() {
+    let cpus = crate::arch::percpu::all()
+        .map(|c| c.index + 1)
+        .max()
+        .unwrap_or(1);
+    STATE.call_once(|| {
+        let states: alloc::vec::Vec<Shared<State>> = (0..cpus)
+            .map(|_| {
+                Shared::new(State {
+                    frames: [None; MAX_DEPTH],
+                    depth: 0,
+                    services: [""; MAX_SERVICES],
+                    service_depth: 0,
+                    last_failure: None,
+                })
+            })
+            .collect();
+        states.leak()
+    });
     crate::arch::idt::set_exception_hook(Some(on_exception));
     crate::arch::irq::set_tick_hook(Some(on_tick));
 }
@@ -487,6 +518,11 @@ pub fn call_writer(
     }
 }
 
+/// Guarded calls in progress on the calling CPU (0 outside module code).
+pub fn depth() -> usize {
+    with_state(|s| s.depth).unwrap_or(0)
+}
+
 /// The failure the last probe or self-test reported through
 /// `kapi_probe_fail`, if any.
 pub fn take_failure() -> Option<(i32, Msg)> {
@@ -498,7 +534,8 @@ pub fn take_failure() -> Option<(i32, Msg)> {
 /// or self-test is running, that call ends with it too; otherwise the loader
 /// collects it with [`take_runtime_faults`].
 pub fn runtime_fault(module: usize, place: Place, a: Abort) {
-    with_state(|s| {
+    // A probe or self-test this callback interrupted runs on this CPU.
+    let during = with_state(|s| {
         let outer = s
             .frames
             .iter_mut()
@@ -515,30 +552,30 @@ pub fn runtime_fault(module: usize, place: Place, a: Abort) {
                 Msg::from_fmt(format_args!("{a}")),
             ));
         }
-        let fault = RuntimeFault {
-            module,
-            place,
-            abort: a,
-            during,
-        };
-        match s.runtime.iter_mut().find(|r| r.is_none()) {
-            Some(slot) => *slot = Some(fault),
-            None => s.runtime_lost += 1,
-        }
+        during
+    })
+    .flatten();
+    let fault = RuntimeFault {
+        module,
+        place,
+        abort: a,
+        during,
+    };
+    with_runtime(|r| match r.faults.iter_mut().find(|f| f.is_none()) {
+        Some(slot) => *slot = Some(fault),
+        None => r.lost += 1,
     });
 }
 
 /// The runtime faults recorded since the last call, oldest first, and how
 /// many did not fit.
 pub fn take_runtime_faults() -> ([Option<RuntimeFault>; MAX_RUNTIME_FAULTS], usize) {
-    with_state(|s| {
-        let lost = core::mem::take(&mut s.runtime_lost);
+    with_runtime(|r| {
         (
-            core::mem::replace(&mut s.runtime, [None; MAX_RUNTIME_FAULTS]),
-            lost,
+            core::mem::replace(&mut r.faults, [None; MAX_RUNTIME_FAULTS]),
+            core::mem::take(&mut r.lost),
         )
     })
-    .unwrap_or(([None; MAX_RUNTIME_FAULTS], 0))
 }
 
 fn on_exception(frame: &mut TrapFrame) -> bool {

@@ -1,5 +1,5 @@
 //! The unsafe part of the guard: the guard state's cell, the saved
-//! contexts, and the jump into module code and back out of it (a setjmp and
+//! contexts (one set per CPU), and the jump into module code and back out of it (a setjmp and
 //! longjmp in assembly). Everything the guard decides is in its parent
 //! module, in safe code.
 
@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{MAX_DEPTH, Outcome};
 use crate::arch::idt::TrapFrame;
+use crate::arch::percpu::MAX_CPUS;
 
 /// Value [`probe_enter`] returns when the call was cut short.
 const ESCAPED: i64 = i64::MIN;
@@ -22,10 +23,12 @@ pub(super) struct Shared<T> {
     busy: AtomicBool,
 }
 
-// SAFETY: the kernel runs on one CPU and the value is only reached through
-// `with`, which runs with interrupts disabled and refuses to nest, so no two
-// references to it ever exist at once; `T: Send` because the value passes
-// between the interrupted code and its interrupt handlers.
+// SAFETY: the value is only reached through `with`, which takes `busy`
+// (an atomic swap, so it excludes every other CPU too), runs with
+// interrupts disabled and refuses to nest, so no two references to it ever
+// exist at once; `T: Send` because the value passes between CPUs and
+// between the interrupted code and its interrupt handlers. The guard keeps
+// one cell per CPU, so a CPU normally finds its own cell free.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
@@ -58,20 +61,24 @@ impl<T> Shared<T> {
 #[derive(Clone, Copy)]
 struct JmpBuf([u64; 8]);
 
-/// One saved context per frame depth; written by `probe_enter`, read by
-/// `probe_escape`, never through a reference.
-struct Contexts(UnsafeCell<[JmpBuf; MAX_DEPTH]>);
+/// One saved context per CPU and frame depth; written by `probe_enter`,
+/// read by `probe_escape`, never through a reference.
+struct Contexts(UnsafeCell<[[JmpBuf; MAX_DEPTH]; MAX_CPUS]>);
 // SAFETY: only raw pointers into it are formed (`context`); each slot is
-// used by the one guarded call at that depth, which is strictly nested
-// within the calls below it on the single CPU.
+// used by the one guarded call at that depth on that CPU, which is strictly
+// nested within the calls below it on the same CPU; no CPU touches
+// another's slots.
 unsafe impl Sync for Contexts {}
 
-static CONTEXTS: Contexts = Contexts(UnsafeCell::new([JmpBuf([0; 8]); MAX_DEPTH]));
+static CONTEXTS: Contexts = Contexts(UnsafeCell::new([[JmpBuf([0; 8]); MAX_DEPTH]; MAX_CPUS]));
 
+/// The calling CPU's saved context of `depth`.
 fn context(depth: usize) -> *mut JmpBuf {
     assert!(depth < MAX_DEPTH, "guard depth {depth}");
-    // SAFETY: in bounds (checked); only a raw pointer is formed.
-    unsafe { (CONTEXTS.0.get() as *mut JmpBuf).add(depth) }
+    let cpu = crate::arch::percpu::index();
+    assert!(cpu < MAX_CPUS, "CPU index {cpu}");
+    // SAFETY: in bounds (both checked); only a raw pointer is formed.
+    unsafe { (CONTEXTS.0.get() as *mut JmpBuf).add(cpu * MAX_DEPTH + depth) }
 }
 
 /// Saves the context `probe_escape` returns to in `buf`, then calls
