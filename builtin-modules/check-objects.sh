@@ -1,8 +1,8 @@
 #!/bin/sh
 # Checks module objects: each must carry a .modinfo section with abi=2 and
 # its name, define __module_probe, and leave undefined only the kernel's
-# services (modtable::kernel_services! and LIBC_EXPORTS in
-# kernel/modtable/src/abi.rs) and the exports of the modules
+# services (modabi::kernel_services! and LIBC_EXPORTS in
+# kernel/modabi/src/lib.rs) and the exports of the modules
 # it declares as dependencies.
 #
 #   check-objects.sh [-q] OBJ_OR_LIB.a...
@@ -14,7 +14,7 @@ set -eu
 quiet=
 if [ "${1:-}" = -q ]; then quiet=1; shift; fi
 here=$(dirname "$0")
-abi="$here/../kernel/modtable/src/abi.rs"
+abi="$here/../kernel/modabi/src/lib.rs"
 services="$(sed -n '/macro_rules! kernel_services/,/^}/p' "$abi" | sed -n 's/^ *fn \(kapi_[a-z_]*\)(.*/\1/p')
 $(sed -n '/LIBC_EXPORTS/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')"
 [ -n "$services" ] || { echo "check-objects: no kernel services found in $abi" >&2; exit 1; }

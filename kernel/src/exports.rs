@@ -2,8 +2,8 @@
 //!
 //! Each [`KernelExport`] record is 64 bytes: a NUL-padded name (at most 47
 //! bytes, so always NUL-terminated), the hash of the symbol's signature
-//! ([`modtable::abi::signature_hash`] of its text in
-//! [`modtable::kernel_services!`]; 0 for the C library functions, whose
+//! ([`modabi::signature_hash`] of its text in
+//! [`modabi::kernel_services!`]; 0 for the C library functions, whose
 //! signatures the compiler fixes) and the symbol's absolute virtual
 //! address. The records sit in the `.kexports` section between
 //! `__kexports_start` and `__kexports_end`; the prelinker reads them from the
@@ -40,8 +40,8 @@ pub struct KernelExport {
 /// The signature hash recorded for export `name`: its kernel service
 /// signature's, or 0 for a symbol that is not a kernel service.
 pub const fn sig_hash_of(name: &str) -> u64 {
-    match modtable::abi::service_signature(name) {
-        Some(text) => modtable::abi::signature_hash(text),
+    match modabi::service_signature(name) {
+        Some(text) => modabi::signature_hash(text),
         None => 0,
     }
 }
@@ -50,10 +50,10 @@ pub const fn sig_hash_of(name: &str) -> u64 {
 // signature: each definition must coerce to the list's function type.
 macro_rules! check_definitions {
     ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
-        $(const _: modtable::abi::sig::$name = crate::kapi::$name;)*
+        $(const _: modabi::sig::$name = crate::kapi::$name;)*
     };
 }
-modtable::kernel_services!(check_definitions);
+modabi::kernel_services!(check_definitions);
 
 const _: () = assert!(size_of::<KernelExport>() == 64);
 

@@ -237,7 +237,7 @@ fn lsmod(v: &View<'_>) {
     );
     for (i, m) in v.mods.iter().enumerate().filter(|(_, m)| m.kept) {
         let cls = |c: Class| {
-            let size = m.rec.size[c];
+            let size = m.placement.size[c];
             if size == 0 {
                 String::from("-")
             } else {

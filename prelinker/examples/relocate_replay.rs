@@ -105,9 +105,9 @@ fn main() {
             let names: BTreeSet<&str> = e.kept.iter().map(String::as_str).collect();
             recs.iter().map(|m| names.contains(t.name(m))).collect()
         }
-        None if recs.iter().any(|m| m.predicted().is_some()) => recs
+        None if recs.iter().any(|m| m.placement.predicted.is_some()) => recs
             .iter()
-            .map(|m| m.predicted() == Some(Prediction::Kept))
+            .map(|m| m.placement.predicted == Some(Prediction::Kept))
             .collect(),
         None => vec![true; n],
     };
@@ -122,8 +122,9 @@ fn main() {
     }));
     let mut work: PerClass<Vec<u8>> = pristine.clone();
     let off = |c: Class, addr: u64| (addr - h.region_base[c]) as usize;
-    let slot =
-        |i: usize| PerClass(Class::ALL.map(|c| h.region_base[c] + recs[i].slot_off[c] as u64));
+    let slot = |i: usize| {
+        PerClass(Class::ALL.map(|c| h.region_base[c] + recs[i].placement.slot_off[c] as u64))
+    };
 
     // What the loader does, decided once: who is checked, where each goes.
     let mut checked = vec![false; n];
@@ -135,29 +136,33 @@ fn main() {
             continue;
         }
         checked[i] = true;
-        let in_place = recs[i].predicted() == Some(Prediction::Expunged);
+        let in_place = recs[i].placement.predicted == Some(Prediction::Expunged);
         for c in Class::ALL {
             if !in_place {
-                base[i][c] = cursors.place(c, recs[i].size[c] as u64, recs[i].align[c] as u64);
+                base[i][c] = cursors.place(
+                    c,
+                    recs[i].placement.size[c] as u64,
+                    recs[i].placement.align[c] as u64,
+                );
             }
         }
         if kept_set[i] {
             kept[i] = true;
             for c in Class::ALL {
-                cursors.commit(c, base[i][c], recs[i].size[c] as u64);
+                cursors.commit(c, base[i][c], recs[i].placement.size[c] as u64);
             }
         }
     }
     let checked_bytes: u64 = (0..n)
         .filter(|&i| checked[i])
-        .map(|i| recs[i].size.total() as u64)
+        .map(|i| recs[i].placement.size.total() as u64)
         .sum();
     let moved: Vec<usize> = (0..n)
         .filter(|&i| {
             checked[i]
                 && Class::ALL
                     .iter()
-                    .any(|&c| base[i][c] != slot(i)[c] && recs[i].size[c] > 0)
+                    .any(|&c| base[i][c] != slot(i)[c] && recs[i].placement.size[c] > 0)
         })
         .collect();
     let bytes_moved: u64 = moved
@@ -166,7 +171,7 @@ fn main() {
             Class::ALL
                 .iter()
                 .filter(|&&c| base[i][c] != slot(i)[c])
-                .map(|&c| recs[i].size[c] as u64)
+                .map(|&c| recs[i].placement.size[c] as u64)
                 .sum::<u64>()
         })
         .sum();
@@ -175,7 +180,7 @@ fn main() {
     // pass finds the module bytes where the reset left them (in cache).
     let used_end = PerClass(Class::ALL.map(|c| {
         recs.iter()
-            .map(|m| (m.slot_off[c] + m.slot_size[c]) as usize)
+            .map(|m| (m.placement.slot_off[c] + m.placement.slot_size[c]) as usize)
             .max()
             .unwrap_or(0)
     }));
@@ -201,7 +206,7 @@ fn main() {
         let s = slot(i);
         let parts = Class::ALL.map(|c| {
             let o = off(c, s[c]);
-            &work[c][o..o + recs[i].size[c] as usize]
+            &work[c][o..o + recs[i].placement.size[c] as usize]
         });
         if serial {
             serial_module_checksum(parts)
@@ -212,7 +217,7 @@ fn main() {
     let do_move = |work: &mut PerClass<Vec<u8>>, i: usize| {
         for c in Class::ALL {
             let (from, to) = (off(c, slot(i)[c]), off(c, base[i][c]));
-            let len = recs[i].size[c] as usize;
+            let len = recs[i].placement.size[c] as usize;
             if len > 0 && from != to {
                 work[c].copy_within(from..from + len, to);
             }
@@ -222,7 +227,7 @@ fn main() {
         let [wt, wr, wd] = &mut work.0;
         let span = |c: Class| {
             let o = off(c, base[i][c]);
-            o..o + recs[i].size[c] as usize
+            o..o + recs[i].placement.size[c] as usize
         };
         let mut view = PerClass([
             &mut wt[span(Class::Text)],
@@ -241,7 +246,7 @@ fn main() {
     for i in (0..n).filter(|&i| checked[i]) {
         assert_eq!(
             csum(&work, i, false),
-            recs[i].checksum,
+            recs[i].placement.checksum,
             "module {}: checksum does not match the table",
             t.name(&recs[i])
         );

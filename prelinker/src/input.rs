@@ -4,8 +4,8 @@
 use crate::elf::{self, ElfFile, Sym};
 use crate::error::{Error, Result};
 use crate::{bail, err};
+use modabi::modinfo::{self, ABI_VERSION, MODINFO_SECTION, PROBE_SYMBOL, SELFTEST_SYMBOL};
 use modtable::Class;
-use modtable::modinfo::{self, ABI_VERSION, MODINFO_SECTION, PROBE_SYMBOL, SELFTEST_SYMBOL};
 use std::collections::HashMap;
 
 /// The largest input file the prelinker reads (module object, archive,

@@ -59,7 +59,10 @@ pub fn verify_modules(
         let name = t.name(&m);
         let mut parts: [&[u8]; 3] = [&[]; 3];
         for c in Class::ALL {
-            let (off, size) = (u64::from(m.slot_off[c]), u64::from(m.size[c]));
+            let (off, size) = (
+                u64::from(m.placement.slot_off[c]),
+                u64::from(m.placement.size[c]),
+            );
             if off + size > regions[c].size {
                 bail!(
                     Kernel,
@@ -72,10 +75,10 @@ pub fn verify_modules(
             parts[c.index()] = &image[at..at + size as usize];
         }
         let computed = module_checksum(parts);
-        if computed != m.checksum {
+        if computed != m.placement.checksum {
             bad.push(format!(
                 "{file}: module `{name}` (#{i}): checksum mismatch: table {:#018x}, image bytes {computed:#018x}",
-                m.checksum
+                m.placement.checksum
             ));
         }
     }

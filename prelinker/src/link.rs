@@ -17,7 +17,7 @@ use crate::relocate::{self, Import, Local};
 use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
 use crate::{bail, err};
-use modtable::table::{Prediction, RelocGroups};
+use modtable::table::{Placement, Prediction, RelocGroups};
 use modtable::{Class, PerClass};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -231,6 +231,17 @@ pub fn link_files<P: AsRef<Path> + Sync>(
     finish(kernel_name, kernel, k, prepared, &source, opts)
 }
 
+/// A placement figure as the table stores it: slots lie in regions of at
+/// most 4 GiB (checked when the regions are read), so every offset and
+/// size inside them fits.
+fn u32_of(v: u64) -> u32 {
+    u32::try_from(v).expect("checked: regions are at most 4 GiB")
+}
+
+fn u32s(p: PerClass<u64>) -> PerClass<u32> {
+    p.map(u32_of)
+}
+
 fn names_only<'a>(names: &[(&'a str, &str)]) -> Vec<&'a str> {
     names.iter().map(|n| n.0).collect()
 }
@@ -311,7 +322,7 @@ fn check_signatures(
     k: &Kernel,
     module_sigs: &HashMap<String, ModuleSig>,
 ) -> Result<()> {
-    use modtable::abi::{service_signature, signature_hash};
+    use modabi::{service_signature, signature_hash};
     let mismatch = |sym: &str, want: &str, have: String| {
         Error::new(
             ErrorKind::SignatureMismatch,
@@ -548,20 +559,22 @@ fn finish(
                 .map(|&d| names[d as usize].0.to_string())
                 .collect(),
             addr: bases[me],
-            slot_off: slots[me].off,
-            slot_size: slots[me].size,
-            size: p.layout.size,
-            align: p.layout.align,
-            bss_size: p.layout.bss_size,
-            percpu_off: p.layout.percpu_off,
-            percpu_size: p.layout.percpu_size,
-            probe_off: p.probe_off,
-            selftest_off: p.selftest_off,
+            placement: Placement {
+                slot_off: u32s(slots[me].off),
+                slot_size: u32s(slots[me].size),
+                size: u32s(p.layout.size),
+                align: u32s(p.layout.align),
+                bss_size: u32_of(p.layout.bss_size),
+                percpu_off: u32_of(p.layout.percpu_off),
+                percpu_size: u32_of(p.layout.percpu_size),
+                probe_off: u32_of(p.probe_off),
+                selftest_off: p.selftest_off.map(u32_of),
+                checksum,
+                predicted: predict(&p.info.name),
+            },
             relocs_applied: Some(p.lowered.relocs.len() as u64 + p.applied_early),
             relocs_recorded: recorded.len() as u64,
             got_entries: Some(p.layout.got_entries),
-            checksum,
-            predicted: predict(&p.info.name),
             sections: std::mem::take(&mut p.sections),
         };
         Ok((
@@ -598,7 +611,7 @@ fn finish(
     let mut table = table_writer::build(&plan, table_mods);
     table_writer::append_exports(&mut table, &exports, &|name| {
         let (_, _, sig) = module_sigs.get(name)?;
-        sig.as_deref().map(modtable::abi::signature_hash)
+        sig.as_deref().map(modabi::signature_hash)
     });
     if table.len() as u64 > k.modtable.size {
         bail!(

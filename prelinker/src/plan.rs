@@ -9,7 +9,7 @@
 
 use crate::kernel::{Area, HUGE_PAGE};
 use crate::layout::{align_up, page_aligned};
-use modtable::table::{NO_ENTRY, Prediction, Table};
+use modtable::table::{Placement, Prediction, Table};
 use modtable::{Class, PerClass};
 use serde_json::{Map, Value, json};
 
@@ -37,34 +37,15 @@ pub struct ModulePlan {
     pub deps: Vec<String>,
     /// Slot address per class.
     pub addr: PerClass<u64>,
-    /// Slot offset inside the region per class.
-    pub slot_off: PerClass<u64>,
-    /// Slot size per class.
-    pub slot_size: PerClass<u64>,
-    /// Used bytes per class.
-    pub size: PerClass<u64>,
-    /// Alignment per class.
-    pub align: PerClass<u64>,
-    /// Bytes of bss at the end of data.
-    pub bss_size: u64,
-    /// Offset of the per-CPU template inside data (64-byte aligned).
-    pub percpu_off: u64,
-    /// Bytes of the per-CPU template (0: none).
-    pub percpu_size: u64,
-    /// Probe offset in text.
-    pub probe_off: u64,
-    /// Self-test offset in text.
-    pub selftest_off: Option<u64>,
+    /// Slots, used bytes, alignment, entry points, checksum and
+    /// prediction, as the table records them.
+    pub placement: Placement,
     /// Relocations applied by the prelinker (including GOT entries), when known.
     pub relocs_applied: Option<u64>,
     /// Relocations recorded for the kernel.
     pub relocs_recorded: u64,
     /// GOT entries, when known.
     pub got_entries: Option<u64>,
-    /// Module checksum.
-    pub checksum: u64,
-    /// What the expectation (`link --expect`) predicted, if there was one.
-    pub predicted: Option<Prediction>,
     /// Placed sections in section-index order (empty when not known: the
     /// table does not record them).
     pub sections: Vec<SectionPlan>,
@@ -118,27 +99,18 @@ impl Plan {
         let modules = (0..t.len())
             .map(|i| {
                 let m = t.module(i);
-                let w = |p: PerClass<u32>| PerClass(p.0.map(u64::from));
-                let slot_off = w(m.slot_off);
+                let l = m.placement;
                 ModulePlan {
                     name: names[i].clone(),
                     file: None,
                     deps: t.deps(&m).map(|d| names[d as usize].clone()).collect(),
-                    addr: PerClass([0, 1, 2].map(|c| h.region_base.0[c] + slot_off.0[c])),
-                    slot_off,
-                    slot_size: w(m.slot_size),
-                    size: w(m.size),
-                    align: w(m.align),
-                    bss_size: m.bss_size.into(),
-                    percpu_off: m.percpu_off.into(),
-                    percpu_size: m.percpu_size.into(),
-                    probe_off: m.probe_off.into(),
-                    selftest_off: (m.selftest_off != NO_ENTRY).then_some(m.selftest_off.into()),
+                    addr: PerClass(
+                        [0, 1, 2].map(|c| h.region_base.0[c] + u64::from(l.slot_off.0[c])),
+                    ),
+                    placement: l,
                     relocs_applied: None,
                     relocs_recorded: t.field_count(&m) as u64,
                     got_entries: None,
-                    checksum: m.checksum,
-                    predicted: m.predicted(),
                     sections: Vec::new(),
                 }
             })
@@ -159,17 +131,20 @@ impl Plan {
         };
         for m in &self.modules {
             for c in Class::ALL {
-                t.slots[c] += m.slot_size[c];
-                t.used[c] += m.size[c];
-                t.padding[c] += m.slot_size[c] - m.size[c];
-                if m.slot_size[c] > 0 {
-                    t.region_used[c] = t.region_used[c].max(m.slot_off[c] + m.slot_size[c]);
+                t.slots[c] += u64::from(m.placement.slot_size[c]);
+                t.used[c] += u64::from(m.placement.size[c]);
+                t.padding[c] +=
+                    u64::from(m.placement.slot_size[c]) - u64::from(m.placement.size[c]);
+                if u64::from(m.placement.slot_size[c]) > 0 {
+                    t.region_used[c] = t.region_used[c].max(
+                        u64::from(m.placement.slot_off[c]) + u64::from(m.placement.slot_size[c]),
+                    );
                 }
             }
             t.relocs_recorded += m.relocs_recorded;
             t.relocs_applied = t.relocs_applied.zip(m.relocs_applied).map(|(a, b)| a + b);
         }
-        t.page_aligned = page_aligned(self.modules.iter().map(|m| m.size));
+        t.page_aligned = page_aligned(self.modules.iter().map(|m| m.placement.size.map(u64::from)));
         t
     }
 
@@ -186,12 +161,12 @@ impl Plan {
                         c.name().into(),
                         json!({
                             "addr": m.addr[c],
-                            "slot_off": m.slot_off[c],
-                            "slot_size": m.slot_size[c],
-                            "size": m.size[c],
-                            "align": m.align[c],
-                            "padding": m.slot_size[c] - m.size[c],
-                            "page_aligned": align_up(m.size[c], 4096),
+                            "slot_off": u64::from(m.placement.slot_off[c]),
+                            "slot_size": u64::from(m.placement.slot_size[c]),
+                            "size": u64::from(m.placement.size[c]),
+                            "align": u64::from(m.placement.align[c]),
+                            "padding": u64::from(m.placement.slot_size[c]) - u64::from(m.placement.size[c]),
+                            "page_aligned": align_up(u64::from(m.placement.size[c]), 4096),
                         }),
                     );
                 }
@@ -200,14 +175,14 @@ impl Plan {
                     "name": m.name,
                     "deps": m.deps,
                     "classes": classes,
-                    "bss_size": m.bss_size,
-                    "percpu": m.percpu_size,
-                    "percpu_off": m.percpu_off,
-                    "probe_off": m.probe_off,
-                    "selftest_off": m.selftest_off,
+                    "bss_size": m.placement.bss_size,
+                    "percpu": m.placement.percpu_size,
+                    "percpu_off": m.placement.percpu_off,
+                    "probe_off": m.placement.probe_off,
+                    "selftest_off": m.placement.selftest_off,
                     "relocs_recorded": m.relocs_recorded,
-                    "checksum": format!("{:#018x}", m.checksum),
-                    "predicted": m.predicted.map(Prediction::name),
+                    "checksum": format!("{:#018x}", m.placement.checksum),
+                    "predicted": m.placement.predicted.map(Prediction::name),
                 });
                 if let Some(f) = &m.file {
                     o["file"] = json!(f);
@@ -274,8 +249,8 @@ impl Plan {
             "page_aligned": t.page_aligned.total(),
             "page_aligned_extra": t.page_aligned.total().saturating_sub(t.used.total()),
             "relocs_recorded": t.relocs_recorded,
-            "percpu": self.modules.iter().map(|m| m.percpu_size).sum::<u64>(),
-            "percpu_packed": self.modules.iter().map(|m| align_up(m.percpu_size, 64)).sum::<u64>(),
+            "percpu": self.modules.iter().map(|m| u64::from(m.placement.percpu_size)).sum::<u64>(),
+            "percpu_packed": self.modules.iter().map(|m| align_up(m.placement.percpu_size.into(), 64)).sum::<u64>(),
         });
         if let Some(a) = t.relocs_applied {
             totals["relocs_applied"] = json!(a);
@@ -333,10 +308,10 @@ impl Plan {
                     },
                     c.name(),
                     m.addr[c],
-                    m.slot_size[c],
-                    m.size[c],
-                    m.slot_size[c] - m.size[c],
-                    m.align[c]
+                    u64::from(m.placement.slot_size[c]),
+                    u64::from(m.placement.size[c]),
+                    u64::from(m.placement.slot_size[c]) - u64::from(m.placement.size[c]),
+                    u64::from(m.placement.align[c])
                 );
             }
             let _ = writeln!(
@@ -344,10 +319,11 @@ impl Plan {
                 "     deps [{}] relocs recorded {} bss {} percpu {} probe +{:#x}{}",
                 m.deps.join(", "),
                 m.relocs_recorded,
-                m.bss_size,
-                m.percpu_size,
-                m.probe_off,
-                m.selftest_off
+                m.placement.bss_size,
+                m.placement.percpu_size,
+                m.placement.probe_off,
+                m.placement
+                    .selftest_off
                     .map(|o| format!(" selftest +{o:#x}"))
                     .unwrap_or_default()
             );

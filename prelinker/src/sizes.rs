@@ -106,8 +106,8 @@ pub fn measure(image_name: &str, image: &[u8], objects: &[InputFile]) -> Result<
         .iter()
         .map(|m| ModuleSizes {
             name: m.name.clone(),
-            used: m.size,
-            slot: m.slot_size,
+            used: m.placement.size.map(u64::from),
+            slot: m.placement.slot_size.map(u64::from),
             symbols: Vec::new(),
         })
         .collect();

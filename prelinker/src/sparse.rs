@@ -156,7 +156,7 @@ fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
     }
     let mut names = vec![0u8; names_size as usize];
     f.read_exact_at(&mut names, names_off)?;
-    let modinfo = modtable::modinfo::MODINFO_SECTION.as_bytes();
+    let modinfo = modabi::modinfo::MODINFO_SECTION.as_bytes();
     let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(16);
     for i in 1..shnum {
         let (typ, flags, off, size, info, name) = sh(&sht, i);

@@ -42,10 +42,10 @@ impl Default for KernelSpec {
     }
 }
 
-/// Every service of [`modtable::abi::KERNEL_SERVICES`] at 16-byte steps in
+/// Every service of [`modabi::KERNEL_SERVICES`] at 16-byte steps in
 /// the kernel's text.
 pub fn default_exports() -> Vec<(String, u64)> {
-    modtable::abi::KERNEL_SERVICES
+    modabi::KERNEL_SERVICES
         .iter()
         .enumerate()
         .map(|(i, n)| (n.to_string(), KERNEL_TEXT + 16 * i as u64))
@@ -89,7 +89,7 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
         let mut rec = [0u8; KEXPORT_SIZE];
         rec[..n.len()].copy_from_slice(n.as_bytes());
         // The signature hash a real kernel records for the same service.
-        let sig = modtable::abi::service_signature(n).map_or(0, modtable::abi::signature_hash);
+        let sig = modabi::service_signature(n).map_or(0, modabi::signature_hash);
         rec[KEXPORT_SIG_AT..KEXPORT_ADDR_AT].copy_from_slice(&sig.to_le_bytes());
         rec[KEXPORT_ADDR_AT..].copy_from_slice(&a.to_le_bytes());
         kexports.extend_from_slice(&rec);

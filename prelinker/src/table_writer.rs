@@ -3,7 +3,6 @@
 
 use crate::plan::Plan;
 use crate::symbols::{Export, Resolved};
-use modtable::PerClass;
 use modtable::table::{self, Header, ModuleEntry, RelocGroups};
 use std::collections::HashMap;
 
@@ -16,17 +15,13 @@ pub struct TableModule {
     pub relocs: RelocGroups,
 }
 
-fn u32s(p: PerClass<u64>) -> PerClass<u32> {
-    PerClass(p.0.map(|v| u32::try_from(v).expect("checked: regions are at most 4 GiB")))
-}
-
 /// Serialises the table for `plan` (module `i` of the plan gets `extra[i]`).
 pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
     let header = Header {
         module_count: plan.modules.len() as u32,
         slot_align: plan.slot_align as u32,
-        region_base: PerClass(plan.regions.0.map(|r| r.addr)),
-        region_size: PerClass(plan.regions.0.map(|r| r.size)),
+        region_base: plan.regions.map(|r| r.addr),
+        region_size: plan.regions.map(|r| r.size),
     };
     let entries: Vec<ModuleEntry> = plan
         .modules
@@ -35,16 +30,7 @@ pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
         .map(|(m, x)| ModuleEntry {
             name: m.name.clone(),
             deps: x.deps,
-            slot_off: u32s(m.slot_off),
-            slot_size: u32s(m.slot_size),
-            size: u32s(m.size),
-            align: u32s(m.align),
-            bss_size: m.bss_size as u32,
-            percpu: (m.percpu_off as u32, m.percpu_size as u32),
-            probe_off: m.probe_off as u32,
-            selftest_off: m.selftest_off.map(|o| o as u32),
-            checksum: m.checksum,
-            predicted: m.predicted,
+            placement: m.placement,
             relocs: x.relocs,
         })
         .collect();

@@ -299,7 +299,7 @@ fn image_validates_under_goblin() {
     }
     // And a damaged copy does not (the check above can fail).
     let mut bad = data.clone();
-    let at = regions.0[0].file_off as usize + plan.modules[0].slot_off.0[0] as usize;
+    let at = regions.0[0].file_off as usize + plan.modules[0].placement.slot_off.0[0] as usize;
     bad[at] ^= 0xff;
     let err = prelinker::inspect::inspect(&name, &bad).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Checksum, "{err}");

@@ -99,7 +99,7 @@ fn every_relocation_type_writes_the_right_value() {
     assert_eq!((ta + o as u64 + 3).wrapping_add(rel as i64 as u64), dta);
     // GOT: appended at the end of rodata, 8-aligned, one entry per target.
     assert_eq!(m.got_entries, Some(3));
-    assert_eq!(m.size[Class::Rodata], 32 + 3 * 8);
+    assert_eq!(m.placement.size[Class::Rodata], 32 + 3 * 8);
     let got = |i: usize| u64::from_le_bytes(rodata[32 + 8 * i..40 + 8 * i].try_into().unwrap());
     assert_eq!(
         [got(0), got(1), got(2)],
@@ -115,7 +115,7 @@ fn every_relocation_type_writes_the_right_value() {
     let tb = table(&out);
     let data = class_bytes(&spec, &out, 0, Class::Data);
     assert_eq!(
-        tb.module(0).checksum,
+        tb.module(0).placement.checksum,
         modtable::checksum::module_checksum([text, rodata, data])
     );
 }
@@ -188,10 +188,10 @@ fn layout_inside_slots() {
     ])
     .unwrap();
     let m = &out.plan.modules[0];
-    assert_eq!(m.size.0, [72, 16, 22]);
-    assert_eq!(m.align.0, [64, 8, 8]);
-    assert_eq!(m.bss_size, 18);
-    assert_eq!(m.slot_size.0, [4096; 3]);
+    assert_eq!(m.placement.size.0, [72, 16, 22]);
+    assert_eq!(m.placement.align.0, [64, 8, 8]);
+    assert_eq!(m.placement.bss_size, 18);
+    assert_eq!(m.placement.slot_size.0, [4096; 3]);
     let text = class_bytes(&spec, &out, 0, Class::Text);
     assert_eq!(&text[16..21], &[0x90; 5]);
     assert_eq!(&text[21..64], &[0xcc; 43][..], "text padding is int3");
@@ -238,11 +238,11 @@ fn layout_inside_slots() {
     );
     let m2 = &out.plan.modules[1];
     assert_eq!(
-        m2.slot_off.0,
+        m2.placement.slot_off.0,
         [4096, 4096, 4096],
         "an empty class takes no slot"
     );
-    assert_eq!(m2.slot_size.0, [4096, 0, 0]);
+    assert_eq!(m2.placement.slot_size.0, [4096, 0, 0]);
     assert_eq!(
         m2.addr[Class::Text],
         out.plan.regions[Class::Text].addr + 4096
@@ -258,12 +258,12 @@ fn layout_inside_slots() {
         16,
     )
     .unwrap();
-    assert_eq!(out.plan.modules[0].slot_size[Class::Text], 16);
-    assert_eq!(out.plan.modules[1].slot_off[Class::Text], 64);
-    assert_eq!(out.plan.modules[1].slot_size[Class::Text], 80);
+    assert_eq!(out.plan.modules[0].placement.slot_size[Class::Text], 16);
+    assert_eq!(out.plan.modules[1].placement.slot_off[Class::Text], 64);
+    assert_eq!(out.plan.modules[1].placement.slot_size[Class::Text], 80);
     let t = table(&out);
     assert_eq!(t.header().slot_align, 16);
-    assert_eq!(t.module(1).slot_off.0[0], 64);
+    assert_eq!(t.module(1).placement.slot_off.0[0], 64);
 }
 
 #[test]
@@ -533,17 +533,11 @@ fn table_matches_plan() {
     assert_eq!(h.region_size.0, [2 << 20; 3]);
     let back = prelinker::plan::Plan::from_table(&t);
     for (a, b) in back.modules.iter().zip(&out.plan.modules) {
-        assert_eq!(
-            (a.name.as_str(), a.addr, a.slot_size, a.size, a.align),
-            (b.name.as_str(), b.addr, b.slot_size, b.size, b.align)
-        );
-        assert_eq!(
-            (a.bss_size, a.probe_off, a.selftest_off, a.checksum),
-            (b.bss_size, b.probe_off, b.selftest_off, b.checksum)
-        );
+        assert_eq!((a.name.as_str(), a.addr), (b.name.as_str(), b.addr));
+        assert_eq!(a.placement, b.placement, "{}", a.name);
         assert_eq!(a.relocs_recorded, b.relocs_recorded);
     }
-    assert_eq!(back.modules[2].selftest_off, Some(16));
+    assert_eq!(back.modules[2].placement.selftest_off, Some(16));
     assert_eq!(
         back.totals().page_aligned.total(),
         out.plan.totals().page_aligned.total()
@@ -571,9 +565,9 @@ fn percpu_sections_are_one_aligned_sub_range_of_data_before_bss() {
     ])
     .unwrap();
     let m = &out.plan.modules[0];
-    assert_eq!((m.percpu_off, m.percpu_size), (64, 12));
-    assert_eq!(m.bss_size, 10, "bss stays at the end of data");
-    assert_eq!(m.size[Class::Data], 64 + 12 + 10);
+    assert_eq!((m.placement.percpu_off, m.placement.percpu_size), (64, 12));
+    assert_eq!(m.placement.bss_size, 10, "bss stays at the end of data");
+    assert_eq!(m.placement.size[Class::Data], 64 + 12 + 10);
     let data = class_bytes(&spec, &out, 0, Class::Data);
     assert_eq!(&data[..4], &[5; 4]);
     assert_eq!(&data[64..76], &[7; 12], "the template's bytes");
@@ -584,10 +578,16 @@ fn percpu_sections_are_one_aligned_sub_range_of_data_before_bss() {
     assert!(m.relocs_recorded >= 1);
     let tb = table(&out);
     let rec = tb.module(0);
-    assert_eq!((rec.percpu_off, rec.percpu_size), (64, 12));
+    assert_eq!(
+        (rec.placement.percpu_off, rec.placement.percpu_size),
+        (64, 12)
+    );
     assert!(tb.field_count(&rec) >= 1);
     let plain = &out.plan.modules[1];
-    assert_eq!((plain.percpu_off, plain.percpu_size), (0, 0));
+    assert_eq!(
+        (plain.placement.percpu_off, plain.placement.percpu_size),
+        (0, 0)
+    );
     let j = out.plan.to_json();
     assert_eq!(j["modules"][0]["percpu"], 12);
     assert_eq!(j["modules"][1]["percpu"], 0);

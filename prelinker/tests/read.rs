@@ -120,8 +120,8 @@ fn memory_follows_the_sections_not_the_file() {
     let mem = prelinker::link("kernel.elf", &kernel, &[input("sparse.o", data)], &opts).unwrap();
     let from_file = prelinker::link_files("kernel.elf", &kernel, &[&p], &opts).unwrap();
     assert_eq!(
-        from_file.plan.modules[0].checksum,
-        mem.plan.modules[0].checksum
+        from_file.plan.modules[0].placement.checksum,
+        mem.plan.modules[0].placement.checksum
     );
     assert!(from_file.apply(&kernel) == mem.image);
     // The command line, with a data limit of 160 MiB: reading the file whole

@@ -3,7 +3,7 @@
 use crate::sys;
 use alloc::vec::Vec;
 use core::fmt;
-pub use modtable::abi::Status;
+pub use modabi::Status;
 
 /// Length of the common System Description Table header.
 pub const HEADER_LEN: usize = 36;

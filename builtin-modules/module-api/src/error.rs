@@ -2,7 +2,7 @@
 
 use crate::msg::MsgBuf;
 use core::fmt;
-pub use modtable::abi::{ProbeErrorKind, Status};
+pub use modabi::{ProbeErrorKind, Status};
 
 /// Capacity of a probe error message in bytes.
 pub const MESSAGE_CAPACITY: usize = 112;

@@ -15,7 +15,7 @@
 //! fn probe(ctx: &mut ProbeContext) -> Result<(), ProbeError> { /* ... */ }
 //! ```
 //!
-//! The kernel services (`kapi_*`, see `modtable::abi`) are wrapped safely:
+//! The kernel services (`kapi_*`, see `modabi`) are wrapped safely:
 //! logging macros ([`info!`] and friends), [`ports::Ports`], [`mmio::Mmio`],
 //! [`pci`] configuration space, [`irq`], [`console`], [`time`], [`acpi`],
 //! [`device`], a global allocator so modules may use `alloc`, and a panic
@@ -67,7 +67,7 @@ pub use probe::ProbeContext;
 #[doc(hidden)]
 pub mod __private {
     pub use core::{concat, format_args, stringify};
-    pub use modtable::signature_text;
+    pub use modabi::signature_text;
 }
 
 /// Declares a module: its `.modinfo` entries and its entry points.

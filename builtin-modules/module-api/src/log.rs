@@ -5,7 +5,7 @@
 use crate::msg::MsgBuf;
 use crate::sys;
 use core::fmt;
-pub use modtable::abi::LogLevel;
+pub use modabi::LogLevel;
 
 /// Longest log line in bytes; longer ones are truncated.
 pub const LINE_CAPACITY: usize = 256;

@@ -1,9 +1,9 @@
 //! Compile-time construction of the `.modinfo` section (used by [`module!`](crate::module)).
 
 /// The `abi=` value the `module!` macro writes; must equal
-/// `modtable::modinfo::ABI_VERSION`.
+/// `modabi::modinfo::ABI_VERSION`.
 pub const ABI_ENTRY: &str = "abi=2\0";
-const _: () = assert!(modtable::modinfo::ABI_VERSION == 2);
+const _: () = assert!(modabi::modinfo::ABI_VERSION == 2);
 
 macro_rules! service_imports {
     ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
@@ -12,11 +12,11 @@ macro_rules! service_imports {
         /// recorded signature hash.
         pub const SERVICE_IMPORTS: &str = ::core::concat!($(
             "import_sig=", ::core::stringify!($name), ":",
-            modtable::signature_text!(($($ty),*) $(-> $ret)?), "\0",
+            modabi::signature_text!(($($ty),*) $(-> $ret)?), "\0",
         )*);
     };
 }
-modtable::kernel_services!(service_imports);
+modabi::kernel_services!(service_imports);
 
 /// Copies the bytes of `s` into an array of exactly `N` bytes (`N` must be
 /// `s.len()`); a `const fn`, so the section contents exist at compile time.
@@ -34,12 +34,12 @@ pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
 
 /// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}` (the
 /// rule the prelinker enforces at link time).
-pub use modtable::modinfo::valid_name;
+pub use modabi::modinfo::valid_name;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modtable::modinfo::entries;
+    use modabi::modinfo::entries;
 
     #[test]
     fn macro_built_bytes_parse_back() {

@@ -2,7 +2,7 @@
 
 use crate::sys;
 use core::fmt;
-pub use modtable::abi::bdf;
+pub use modabi::bdf;
 
 /// Configuration-space access. [`KernelConfig`] goes through the kernel's
 /// mechanism-1 service; host tests implement it over a fake bus.

@@ -1,4 +1,4 @@
-//! The raw `kapi_*` services (see `modtable::abi` for their contract).
+//! The raw `kapi_*` services (see `modabi` for their contract).
 //!
 //! On the module target they are the kernel's exports. On the host (where
 //! only the pure parts of this crate are unit-tested) they are stubs that
@@ -11,7 +11,7 @@ pub use imp::*;
 pub use stub::*;
 
 // Both are generated from the kernel's one list of services and their
-// signatures, `modtable::kernel_services!`.
+// signatures, `modabi::kernel_services!`.
 
 #[cfg(target_os = "none")]
 mod imp {
@@ -22,7 +22,7 @@ mod imp {
             }
         };
     }
-    modtable::kernel_services!(declare);
+    modabi::kernel_services!(declare);
 }
 
 /// Host stand-ins with the same signatures. Logging is dropped; everything
@@ -45,7 +45,7 @@ mod stub {
             stubs!($($rest)*);
         };
     }
-    modtable::kernel_services!(stubs);
+    modabi::kernel_services!(stubs);
 
     fn absent(name: &str) -> ! {
         panic!("{name}: kernel service not available on the host")

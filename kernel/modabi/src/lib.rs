@@ -6,7 +6,7 @@
 //! sides, and the prelinker's tests, agree on exactly what a module may link.
 //!
 //! The services and their signatures are written once, in
-//! [`kernel_services!`](crate::kernel_services): the kernel checks each
+//! [`kernel_services!`]: the kernel checks each
 //! definition against [`sig`] at compile time and records a
 //! [`signature_hash`] with each export, module-api declares its imports
 //! from the same list, and the prelinker refuses a module whose expected
@@ -40,6 +40,16 @@
 //! A port, MMIO, IRQ or allocation acquired during a probe is recorded against
 //! the module; if the probe fails the kernel releases all of it. Touching a
 //! port or MMIO address the module did not claim ends the probe as a fault.
+//!
+//! The [`modinfo`] module describes the `.modinfo` section a module object
+//! carries (its name, ABI version, dependencies, exports and signatures).
+//!
+//! This crate is `no_std`, has no dependencies and builds (and is tested) on
+//! the host. The image and module table format is the `modtable` crate.
+
+#![no_std]
+
+pub mod modinfo;
 
 /// The kernel services with their signatures, the one list: calls
 /// `$callback!` with `fn name(arg: Type, ...) -> Ret;` items.

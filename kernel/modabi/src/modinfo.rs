@@ -13,7 +13,7 @@
 //! | `import_sig` | any | `NAME:SIGNATURE` of a function it imports, from another module (`import_fn!`) or the kernel (every service, as module-api declares it) |
 //!
 //! Signatures are `stringify!` of `fn(types) -> ret` and are compared by
-//! [`crate::abi::signature_hash`], which ignores white space.
+//! [`crate::signature_hash`], which ignores white space.
 //!
 //! The prelinker reads it and does not place it in any region.
 

@@ -53,6 +53,13 @@ impl<T> core::ops::IndexMut<Class> for PerClass<T> {
     }
 }
 
+impl<T> PerClass<T> {
+    /// The three values through `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerClass<U> {
+        PerClass(self.0.map(f))
+    }
+}
+
 impl<T: Copy + core::iter::Sum<T>> PerClass<T> {
     /// Sum over the three classes.
     pub fn total(&self) -> T {

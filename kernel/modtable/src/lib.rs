@@ -1,5 +1,6 @@
-//! The module table: the binary contract between the prelinker (host) and the
-//! kernel (boot time).
+//! The image format: the module table and export list, the binary contract
+//! between the prelinker (host) and the kernel (boot time). The module ABI
+//! (kernel services, signatures, `.modinfo`) is the separate `modabi` crate.
 //!
 //! The prelinker lays every module out as one *slot* per [`Class`] inside the
 //! kernel image's module regions, applies the module's relocations for those
@@ -17,11 +18,9 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-pub mod abi;
 pub mod checksum;
 pub mod class;
 pub mod exports;
-pub mod modinfo;
 pub mod reloc;
 pub mod table;
 

@@ -7,6 +7,8 @@
 use crate::policy::Policy;
 use crate::{PACK_ALIGN, PAGE_2M, PAGE_4K, align_down, align_up};
 use alloc::vec::Vec;
+pub use report::Accounting;
+use report::Hex;
 
 /// A half-open address range `[start, end)`.
 pub type Range = (u64, u64);
@@ -53,36 +55,6 @@ pub struct Placement {
     pub at: u64,
     /// Whether it was kept.
     pub kept: bool,
-}
-
-/// Every byte of a class range, by what it holds after the module phase.
-/// The fields add up to `size` exactly.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Accounting {
-    /// Bytes in the range.
-    pub size: u64,
-    /// The kernel's own bytes of the class.
-    pub kernel: u64,
-    /// Bytes kept modules use where they live.
-    pub kept: u64,
-    /// Bytes of expunged modules (poisoned) still mapped and not reused.
-    pub failed: u64,
-    /// Other mapped bytes nobody uses: alignment gaps, slot padding, the
-    /// rest of a partly used 4 KiB page.
-    pub padding: u64,
-    /// Bytes whose frames went back to the frame allocator.
-    pub freed: u64,
-    /// Trap-filled bytes kept mapped for code loaded later.
-    pub pool: u64,
-    /// Bytes given to the kernel heap.
-    pub heap: u64,
-}
-
-impl Accounting {
-    /// The sum of every field but `size`.
-    pub fn total(&self) -> u64 {
-        self.kernel + self.kept + self.failed + self.padding + self.freed + self.pool + self.heap
-    }
 }
 
 /// The outcome for one class range.
@@ -195,6 +167,7 @@ fn account(range: Range, intervals: &[(Range, Label)]) -> Accounting {
         }
     }
     Accounting {
+        range: [Hex(range.0), Hex(range.1)],
         size: range.1 - range.0,
         freed: bytes[Label::Freed as usize],
         pool: bytes[Label::Pool as usize],
@@ -328,7 +301,7 @@ mod tests {
 
     fn sums_up(p: &ClassPlan) {
         let a = p.accounting;
-        assert_eq!(a.total(), a.size, "{a:?}");
+        assert_eq!(a.parts(), a.size, "{a:?}");
         assert_eq!(a.freed, p.freed_bytes());
         assert_eq!(a.kernel, KERNEL_END - START);
     }

@@ -4,7 +4,7 @@
 
 use super::{buffer, service};
 use core::sync::atomic::{AtomicU64, Ordering};
-use modtable::abi::Status;
+use modabi::Status;
 
 /// Largest buffer `kapi_acpi_table` fills (module-api loads at most 1 MiB).
 const BUF_LIMIT: usize = 16 << 20;

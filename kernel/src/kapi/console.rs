@@ -9,7 +9,7 @@ use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
 use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicUsize, Ordering};
-use modtable::abi::Status;
+use modabi::Status;
 
 /// The module's write function; `remove` clears it (and restores the
 /// built-in console) before that module's memory is reused.

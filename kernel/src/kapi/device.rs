@@ -2,7 +2,7 @@
 
 use super::{buffer, owner, resources, service};
 use alloc::string::String;
-use modtable::abi::Status;
+use modabi::Status;
 
 /// Longest device name.
 const NAME_LIMIT: usize = 256;

@@ -12,7 +12,7 @@ use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
 use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicUsize, Ordering};
-use modtable::abi::Status;
+use modabi::Status;
 
 const LINES: usize = 16;
 

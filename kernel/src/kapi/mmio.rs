@@ -11,7 +11,7 @@
 use super::{buffer, locked, owner, resources, service};
 use crate::modules::guard::Abort;
 use alloc::vec::Vec;
-use modtable::abi::Status;
+use modabi::Status;
 use spin::Mutex;
 
 /// First physical address of the MMIO window.

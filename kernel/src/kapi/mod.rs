@@ -1,5 +1,5 @@
 //! The module API, kernel side: the `extern "C"` services listed in
-//! `modtable::abi`, exported to modules through the `.kexports` table.
+//! `modabi`, exported to modules through the `.kexports` table.
 //!
 //! Every acquisition (ports, MMIO, memory, IRQ handlers, the console, device
 //! names) is recorded against the module that is running ([`owner`]) in

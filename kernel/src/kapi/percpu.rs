@@ -21,7 +21,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 const _: () = assert!(MAX_CPUS <= 64);
-use modtable::abi::Status;
+use modabi::Status;
 use spin::Once;
 
 /// Alignment and packing unit of a copy.

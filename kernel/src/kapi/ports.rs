@@ -3,7 +3,7 @@
 use super::{locked, owner, resources, service};
 use crate::modules::guard::Abort;
 use alloc::vec::Vec;
-use modtable::abi::Status;
+use modabi::Status;
 use spin::Mutex;
 
 /// Claims the table has room for without growing.

@@ -53,7 +53,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write;
 use modtable::exports::ExportList;
-use modtable::table::{ModuleRecord, NO_ENTRY};
 use modtable::{Class, PerClass};
 use place::Placer;
 use reclaim::align_up;
@@ -315,7 +314,7 @@ pub fn stale_call(name: &str) -> Result<(), String> {
         // A built-in that was unloaded lived at `base`; others were probed
         // at `slot` (which is `base` for modules loaded after boot).
         let at = if m.unloaded.is_some() { m.base } else { m.slot };
-        let addr = at[Class::Text] + m.rec.probe_off as u64;
+        let addr = at[Class::Text] + m.placement.probe_off as u64;
         if is_live(addr) {
             return Err(format!(
                 "the old probe address {addr:#x} of {name} holds live code of another module now"
@@ -508,7 +507,7 @@ impl Loader {
         exporter: Option<usize>,
         have: u64,
     ) -> Result<(), LoadError> {
-        use modtable::abi::{service_signature, signature_hash};
+        use modabi::{service_signature, signature_hash};
         if have == 0 {
             return Ok(());
         }
@@ -649,10 +648,7 @@ impl Loader {
             .exports
             .iter()
             .map(|e| {
-                let sig = obj
-                    .info
-                    .export_sig(e)
-                    .map_or(0, modtable::abi::signature_hash);
+                let sig = obj.info.export_sig(e).map_or(0, modabi::signature_hash);
                 relocate::export_address(&obj, &layout, &base, e)
                     .map(|a| (e.to_string(), a, sig))
                     .ok_or_else(|| LoadError::Modinfo {
@@ -683,23 +679,16 @@ impl Loader {
         let load_ns = tsc::ticks_to_ns(tsc::read() - t0);
         let index = self.new_owner();
         let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        let rec = ModuleRecord {
-            name_off: 0,
-            name_len: name.len() as u32,
-            deps_start: 0,
-            deps_count: deps.len() as u32,
+        let placement = modtable::table::Placement {
             slot_off: PerClass([0; 3]),
             slot_size: PerClass(Class::ALL.map(|c| u32_of(placed[c].map_or(0, |p| p.taken)))),
-            size: PerClass(Class::ALL.map(|c| u32_of(layout.size[c]))),
-            align: PerClass(Class::ALL.map(|c| u32_of(layout.align[c]))),
+            size: layout.size.map(u32_of),
+            align: layout.align.map(u32_of),
             bss_size: u32_of(layout.bss_size),
             probe_off: u32_of(relocate::entry_offset(&obj, &layout, obj.probe)),
-            selftest_off: obj.selftest.map_or(NO_ENTRY, |s| {
-                u32_of(relocate::entry_offset(&obj, &layout, s))
-            }),
-            groups_start: 0,
-            groups_count: 0,
-            flags: 0,
+            selftest_off: obj
+                .selftest
+                .map(|s| u32_of(relocate::entry_offset(&obj, &layout, s))),
             // Modules loaded after boot get no per-CPU copies.
             percpu_off: 0,
             percpu_size: 0,
@@ -708,6 +697,7 @@ impl Loader {
                 &linked.image[Class::Rodata][..],
                 &linked.image[Class::Data][..],
             ]),
+            predicted: None,
         };
         let name = register_name(index, name);
         log::info!(
@@ -736,7 +726,7 @@ impl Loader {
                 placed,
                 exports,
             })),
-            ..Module::new(name, rec, deps, base, None)
+            ..Module::new(name, placement, deps, base)
         });
         drop(linked);
         crate::arch::without_interrupts(|| {
@@ -764,7 +754,8 @@ impl Loader {
     /// runs its self-test, or releases it and gives its bytes back.
     fn probe(&mut self, index: usize) {
         let budget = self.budget_ms();
-        let entry = self.mods[index].base[Class::Text] + self.mods[index].rec.probe_off as u64;
+        let entry =
+            self.mods[index].base[Class::Text] + self.mods[index].placement.probe_off as u64;
         let before = snapshot();
         let t = tsc::read();
         let outcome = call_guarded(index, entry, budget);
@@ -773,8 +764,8 @@ impl Loader {
             let m = &mut self.mods[index];
             m.kept = true;
             log::info!("module {}: kept ({} us)", m.name, m.probe_ns / 1000);
-            if m.rec.selftest_off != NO_ENTRY {
-                let entry = m.base[Class::Text] + m.rec.selftest_off as u64;
+            if let Some(selftest_off) = m.placement.selftest_off {
+                let entry = m.base[Class::Text] + selftest_off as u64;
                 let result = match call_guarded(index, entry, budget) {
                     Outcome::Returned(0) => Ok(()),
                     Outcome::Returned(code) => Err(match guard::take_failure() {
@@ -822,8 +813,8 @@ impl Loader {
         let m = &self.mods[index];
         let ranges = Class::ALL
             .iter()
-            .filter(|&&c| m.rec.size[c] > 0)
-            .map(|&c| (m.base[c], m.base[c] + m.rec.size[c] as u64, c))
+            .filter(|&&c| m.placement.size[c] > 0)
+            .map(|&c| (m.base[c], m.base[c] + m.placement.size[c] as u64, c))
             .collect();
         let former = Former {
             name: m.name,
@@ -861,7 +852,7 @@ impl Loader {
                 self.unplace(&placed);
             }
             None => {
-                let (base, size) = (m.base, m.rec.size);
+                let (base, size) = (m.base, m.placement.size);
                 for c in Class::ALL {
                     if size[c] > 0
                         && let Err(e) = self.placer.adopt_builtin(c, base[c], size[c] as u64)

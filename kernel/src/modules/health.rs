@@ -32,7 +32,7 @@ pub struct RuntimeFault {
 fn locate(mods: &[Module], addr: u64) -> Option<String> {
     mods.iter().find_map(|m| {
         let start = m.base[Class::Text];
-        let end = start + m.rec.size[Class::Text] as u64;
+        let end = start + m.placement.size[Class::Text] as u64;
         (m.expunged.is_none() && addr >= start && addr < end)
             .then(|| format!("{}+{:#x}", m.name, addr - start))
     })

@@ -16,7 +16,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use modtable::checksum::module_checksum;
 use modtable::table::Prediction;
-use modtable::table::{NO_ENTRY, Table};
+use modtable::table::Table;
 use modtable::{Class, PerClass};
 use reclaim::pack::Cursors;
 use reclaim::plan::{Placement, TailUse, plan_class};
@@ -79,9 +79,10 @@ pub fn boot() -> Result<(), String> {
     let mut mods: Vec<Module> = (0..n)
         .map(|i| {
             let rec = table.module(i);
-            let slot = PerClass(Class::ALL.map(|c| h.region_base[c] + rec.slot_off[c] as u64));
+            let slot =
+                PerClass(Class::ALL.map(|c| h.region_base[c] + rec.placement.slot_off[c] as u64));
             let deps = table.deps(&rec).map(usize::from).collect();
-            Module::new(table.name(&rec), rec, deps, slot, rec.predicted())
+            Module::new(table.name(&rec), rec.placement, deps, slot)
         })
         .collect();
 
@@ -98,8 +99,8 @@ pub fn boot() -> Result<(), String> {
             .iter()
             .map(|m| Placement {
                 slot_start: m.slot[c],
-                slot_size: m.rec.slot_size[c] as u64,
-                used: m.rec.size[c] as u64,
+                slot_size: m.placement.slot_size[c] as u64,
+                used: m.placement.size[c] as u64,
                 at: m.base[c],
                 kept: m.kept,
             })
@@ -150,12 +151,12 @@ pub fn boot() -> Result<(), String> {
 fn class_bytes(m: &Module, c: Class, at: PerClass<u64>) -> &'static [u8] {
     // SAFETY: `at[c]` .. + size lies inside the class region (the table was
     // validated against the regions), and nothing writes it meanwhile.
-    unsafe { image::alias(at[c], m.rec.size[c] as u64) }
+    unsafe { image::alias(at[c], m.placement.size[c] as u64) }
 }
 
 fn poison(m: &Module) {
     for c in Class::ALL {
-        let len = m.rec.size[c] as u64;
+        let len = m.placement.size[c] as u64;
         for at in [m.base[c], m.slot[c]] {
             // SAFETY: an expunged module's bytes at its probe address and in
             // its slot lie above every packing cursor (or are its own slot
@@ -181,7 +182,7 @@ fn move_and_relocate(
     cursors: &Cursors,
     in_place: bool,
 ) -> Result<(), String> {
-    let rec = mods[i].rec;
+    let rec = mods[i].placement;
     let t_copy = tsc::read();
     for c in Class::ALL {
         let size = rec.size[c] as u64;
@@ -248,7 +249,7 @@ fn step(
     let m = &mods[i];
     let t = tsc::read();
     let computed = module_checksum(Class::ALL.map(|c| class_bytes(m, c, m.slot)));
-    let stored = m.rec.checksum;
+    let stored = m.placement.checksum;
     mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
     if computed != stored {
         expunge(&mut mods[i], Reason::Checksum { stored, computed });
@@ -256,7 +257,7 @@ fn step(
     }
     if policy.moves_modules() {
         let t = tsc::read();
-        let in_place = mods[i].predicted == Some(Prediction::Expunged);
+        let in_place = mods[i].placement.predicted == Some(Prediction::Expunged);
         let moved = move_and_relocate(table, mods, i, cursors, in_place);
         mods[i].move_ns = tsc::ticks_to_ns(tsc::read() - t);
         if let Err(e) = moved {
@@ -265,11 +266,11 @@ fn step(
         }
     }
 
-    let entry = mods[i].base[Class::Text] + mods[i].rec.probe_off as u64;
+    let entry = mods[i].base[Class::Text] + mods[i].placement.probe_off as u64;
     let before = snapshot();
     // Its per-CPU copies are made inside the leak measurement, so a failed
     // probe whose copies were not all freed shows as a heap leak.
-    let (percpu_off, percpu_len) = (mods[i].rec.percpu_off, mods[i].rec.percpu_size);
+    let (percpu_off, percpu_len) = (mods[i].placement.percpu_off, mods[i].placement.percpu_size);
     let template = mods[i].base[Class::Data] + percpu_off as u64;
     if crate::kapi::percpu::allocate(i, template, percpu_len as u64).is_err() {
         let reason = format!("no heap for {percpu_len} per-CPU bytes on each CPU");
@@ -285,7 +286,7 @@ fn step(
         let m = &mut mods[i];
         m.kept = true;
         for c in Class::ALL {
-            cursors.commit(c, m.base[c], m.rec.size[c] as u64);
+            cursors.commit(c, m.base[c], m.placement.size[c] as u64);
         }
         log::info!("module {}: kept ({} us)", m.name, m.probe_ns / 1000);
         return;
@@ -315,7 +316,14 @@ fn measure_memmove(mods: &mut [Module]) {
     let max = mods
         .iter()
         .filter(|m| m.kept)
-        .map(|m| m.rec.size.0.iter().map(|&s| s as usize).sum::<usize>())
+        .map(|m| {
+            m.placement
+                .size
+                .0
+                .iter()
+                .map(|&s| s as usize)
+                .sum::<usize>()
+        })
         .max()
         .unwrap_or(0);
     let mut scratch = alloc::vec![0u8; max];
@@ -323,7 +331,7 @@ fn measure_memmove(mods: &mut [Module]) {
         let t = tsc::read();
         let mut at = 0;
         for c in Class::ALL {
-            let len = m.rec.size[c] as usize;
+            let len = m.placement.size[c] as usize;
             // SAFETY: the module's live bytes, read through the direct map.
             let src = unsafe { image::alias(m.base[c], len as u64) };
             scratch[at..at + len].copy_from_slice(src);
@@ -337,10 +345,10 @@ fn measure_memmove(mods: &mut [Module]) {
 /// Runs the self-test of every kept module at its final address.
 fn run_selftests(mods: &mut [Module], budget_ms: u64) {
     for (i, m) in mods.iter_mut().enumerate() {
-        if !m.kept || m.rec.selftest_off == NO_ENTRY {
+        let Some(selftest_off) = m.placement.selftest_off.filter(|_| m.kept) else {
             continue;
-        }
-        let entry = m.base[Class::Text] + m.rec.selftest_off as u64;
+        };
+        let entry = m.base[Class::Text] + selftest_off as u64;
         // SAFETY: the self-test of a kept module, relocated for where it is.
         let outcome = crate::kapi::run_as(i, || unsafe { guard::run(entry, budget_ms) });
         let result = match outcome {

@@ -35,7 +35,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use modtable::PerClass;
-use modtable::table::{ModuleRecord, Prediction};
+use modtable::table::Placement;
 use reclaim::policy::Policy;
 use spin::Once;
 
@@ -84,7 +84,7 @@ impl Reason {
         match outcome {
             guard::Outcome::Returned(code) => match failure {
                 Some((kind, msg)) => Reason::Probe(
-                    modtable::abi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
+                    modabi::ProbeErrorKind::from_i32(kind).map_or("failed", |k| k.name()),
                     msg.as_str().to_string(),
                 ),
                 None => Reason::Probe(
@@ -130,8 +130,9 @@ pub struct Leak {
 pub struct Module {
     /// Name from the table.
     pub name: &'static str,
-    /// The table record.
-    pub rec: ModuleRecord,
+    /// Its slots, sizes, entry points, checksum and prediction (the table's
+    /// record, or the runtime loader's for a module loaded after boot).
+    pub placement: Placement,
     /// Indices of its dependencies.
     pub deps: Vec<usize>,
     /// Slot address of each class, as prelinked.
@@ -142,8 +143,6 @@ pub struct Module {
     pub expunged: Option<Reason>,
     /// Whether the probe ran and returned success.
     pub kept: bool,
-    /// What the prelinker expected (`link --expect`), if anything.
-    pub predicted: Option<Prediction>,
     /// Bytes moved to put it where it was probed (0 if probed in its slot).
     pub bytes_moved: u64,
     /// Relocation records redone after moving.
@@ -182,20 +181,18 @@ impl Module {
     /// unless the loader moves it).
     pub fn new(
         name: &'static str,
-        rec: ModuleRecord,
+        placement: Placement,
         deps: Vec<usize>,
         slot: PerClass<u64>,
-        predicted: Option<Prediction>,
     ) -> Module {
         Module {
             name,
-            rec,
+            placement,
             deps,
             slot,
             base: slot,
             expunged: None,
             kept: false,
-            predicted,
             bytes_moved: 0,
             relocs_redone: 0,
             probe_ns: 0,

@@ -38,8 +38,8 @@ pub fn count_slot_mappings(
     PerClass(Class::ALL.map(|c| {
         let end = mods
             .iter()
-            .filter(|m| m.rec.size[c] > 0)
-            .map(|m| m.slot[c] + m.rec.size[c] as u64)
+            .filter(|m| m.placement.size[c] > 0)
+            .map(|m| m.slot[c] + m.placement.size[c] as u64)
             .fold(ranges[c].kernel_end, u64::max);
         paging::count_mappings(ranges[c].start, end - ranges[c].start)
     }))

@@ -8,8 +8,8 @@ use modtable::table::Prediction;
 use modtable::{Class, PerClass};
 use reclaim::plan::{ClassPlan, page_aligned_bytes};
 use report::{
-    Accounting, Classes, Cost, Count, Hex, Leak, Mappings, Module as ModuleReport, Outcome, Region,
-    Released, Report, RuntimeFault,
+    Classes, Cost, Count, Hex, Leak, Mappings, Module as ModuleReport, Outcome, Region, Released,
+    Report, RuntimeFault,
 };
 
 fn classes<T>(f: impl Fn(Class) -> T) -> Classes<T> {
@@ -35,7 +35,7 @@ fn mappings(m: &PerClass<(usize, usize)>) -> Mappings {
 }
 
 fn module(m: &Module, mods: &[Module]) -> ModuleReport {
-    let size = |c: Class| m.rec.size[c] as u64;
+    let size = |c: Class| m.placement.size[c] as u64;
     let mut r = ModuleReport {
         name: m.name.to_string(),
         result: if m.unloaded.is_some() {
@@ -48,10 +48,10 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
         reason: m.expunged.as_ref().map(|r| r.to_string()),
         reason_kind: m.expunged.as_ref().map(|r| r.kind().to_string()),
         depends: m.deps.iter().map(|&d| mods[d].name.to_string()).collect(),
-        slot: classes(|c| m.rec.slot_size[c] as u64),
+        slot: classes(|c| m.placement.slot_size[c] as u64),
         used: classes(size),
         packed: classes(|c| if m.kept { size(c) } else { 0 }),
-        predicted: m.predicted.map(outcome),
+        predicted: m.placement.predicted.map(outcome),
         bytes_moved: m.bytes_moved,
         old_addr: classes(|c| Hex(m.slot[c])),
         new_addr: classes(|c| m.kept.then_some(Hex(m.base[c]))),
@@ -94,7 +94,7 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
             frames: l.frames,
             irqs: l.irqs,
         }),
-        percpu: crate::kapi::percpu::packed(m.rec.percpu_size as u64),
+        percpu: crate::kapi::percpu::packed(m.placement.percpu_size as u64),
         loaded: None,
         bytes_returned: None,
         object: None,
@@ -120,21 +120,6 @@ fn region(p: &ClassPlan, size: u64) -> Region {
     }
 }
 
-fn accounting(p: &ClassPlan) -> Accounting {
-    let a = p.accounting;
-    Accounting {
-        range: range(p.range.map_or((0, 0), |r| (r.start, r.end))),
-        size: a.size,
-        kernel: a.kernel,
-        kept: a.kept,
-        failed: a.failed,
-        padding: a.padding,
-        freed: a.freed,
-        pool: a.pool,
-        heap: a.heap,
-    }
-}
-
 /// Boot-cost figures: move + relocate against a plain memmove of the same
 /// bytes, for the kept modules that moved.
 fn cost(mods: &[Module]) -> Cost {
@@ -156,9 +141,9 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
     let used = |kept_only: bool| {
         mods.iter()
             .filter(move |m| !kept_only || m.kept)
-            .flat_map(|m| m.rec.size.0.iter().map(|&s| s as u64))
+            .flat_map(|m| m.placement.size.0.iter().map(|&s| s as u64))
     };
-    let predicted = mods.iter().filter(|m| m.predicted.is_some());
+    let predicted = mods.iter().filter(|m| m.placement.predicted.is_some());
     let percpu = percpu_bytes(mods);
     let degraded: Vec<String> = mods
         .iter()
@@ -179,10 +164,10 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         prediction: report::Prediction {
             expected_kept: mods
                 .iter()
-                .filter(|m| m.predicted == Some(Prediction::Kept))
+                .filter(|m| m.placement.predicted == Some(Prediction::Kept))
                 .count() as u64,
             as_expected: predicted
-                .filter(|m| (m.predicted == Some(Prediction::Kept)) == m.kept)
+                .filter(|m| (m.placement.predicted == Some(Prediction::Kept)) == m.kept)
                 .count() as u64,
             bytes_moved: mods.iter().map(|m| m.bytes_moved).sum(),
             relocs_redone: mods.iter().map(|m| m.relocs_redone as u64).sum(),
@@ -190,12 +175,12 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
         packed_bytes: used(true).sum(),
         slot_bytes: mods
             .iter()
-            .flat_map(|m| m.rec.slot_size.0.iter().map(|&s| s as u64))
+            .flat_map(|m| m.placement.slot_size.0.iter().map(|&s| s as u64))
             .sum(),
         page_aligned_bytes: page_aligned_bytes(used(false)),
         page_aligned_kept_bytes: page_aligned_bytes(used(true)),
         regions: classes(|c| region(&plans[c], t.region_size[c])),
-        accounting: classes(|c| accounting(&plans[c])),
+        accounting: classes(|c| plans[c].accounting),
         mappings_before: mappings(&t.mappings_before),
         mappings_after: mappings(&t.mappings_after),
         free_frames_before: t.free_frames_before as u64,
@@ -249,7 +234,7 @@ fn percpu_bytes(mods: &[Module]) -> report::PerCpuBytes {
     let module_bytes = mods
         .iter()
         .filter(|m| m.kept)
-        .map(|m| crate::kapi::percpu::packed(m.rec.percpu_size as u64))
+        .map(|m| crate::kapi::percpu::packed(m.placement.percpu_size as u64))
         .sum();
     let cpus = crate::kapi::percpu::cpus() as u64;
     let per_cpu_area_bytes = kernel_bytes + module_bytes;

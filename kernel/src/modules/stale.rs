@@ -30,9 +30,9 @@ pub fn record(mods: &[Module]) {
                 name: m.name,
                 ranges: Class::ALL
                     .iter()
-                    .filter(|&&c| m.rec.size[c] > 0)
+                    .filter(|&&c| m.placement.size[c] > 0)
                     .flat_map(|&c| {
-                        let len = m.rec.size[c] as u64;
+                        let len = m.placement.size[c] as u64;
                         [
                             (m.slot[c], m.slot[c] + len, c),
                             (m.base[c], m.base[c] + len, c),
@@ -44,7 +44,7 @@ pub fn record(mods: &[Module]) {
     });
     KEPT_TEXT.call_once(|| {
         mods.iter()
-            .find(|m| m.kept && m.rec.size[Class::Text] > 0)
+            .find(|m| m.kept && m.placement.size[Class::Text] > 0)
             .map(|m| (m.name, m.base[Class::Text]))
     });
     LIVE.call_once(|| {
@@ -53,7 +53,7 @@ pub fn record(mods: &[Module]) {
             .flat_map(|m| {
                 Class::ALL
                     .iter()
-                    .map(move |&c| (m.base[c], m.base[c] + m.rec.size[c] as u64))
+                    .map(move |&c| (m.base[c], m.base[c] + m.placement.size[c] as u64))
             })
             .filter(|&(s, e)| e > s)
             .collect()
@@ -149,7 +149,7 @@ pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), Strin
     if m.expunged.is_none() {
         return Err(format!("stale_call={name}: module is kept, not expunged"));
     }
-    let addr = m.slot[Class::Text] + m.rec.probe_off as u64;
+    let addr = m.slot[Class::Text] + m.placement.probe_off as u64;
     if is_live(addr) {
         return Err(format!(
             "stale_call={name}: old probe address {addr:#x} now holds live code of a kept module; not calling it"

@@ -36,7 +36,7 @@ impl ModBuilder {
             modinfo: vec!["abi=2".into(), format!("name={name}")],
         };
         // As the module API does: every kernel service's signature.
-        for (service, sig) in modtable::abi::SERVICE_SIGNATURES {
+        for (service, sig) in modabi::SERVICE_SIGNATURES {
             b.modinfo.push(format!("import_sig={service}:{sig}"));
         }
         b.global("__module_probe", text, 0);
@@ -304,8 +304,8 @@ pub fn class_bytes<'a>(
     let _ = spec;
     let r = k.regions[c];
     let mp = &out.plan.modules[m];
-    let start = (r.file_off + mp.slot_off[c]) as usize;
-    &out.image[start..start + mp.size[c] as usize]
+    let start = (r.file_off + u64::from(mp.placement.slot_off[c])) as usize;
+    &out.image[start..start + mp.placement.size[c] as usize]
 }
 
 /// A System V `ar` archive of `(name, bytes)` members.

@@ -37,7 +37,8 @@ fn main() {
             );
             for i in 0..t.len() {
                 let m = t.module(i);
-                let mut bufs: [Vec<u8>; 3] = Class::ALL.map(|c| vec![0u8; m.size[c] as usize]);
+                let mut bufs: [Vec<u8>; 3] =
+                    Class::ALL.map(|c| vec![0u8; m.placement.size[c] as usize]);
                 let [a, b, c] = &mut bufs;
                 let mut bytes = PerClass([&mut a[..], &mut b[..], &mut c[..]]);
                 let _ = t.redo(i, &mut bytes, |module, class| {
