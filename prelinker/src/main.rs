@@ -267,6 +267,10 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         t.relocs_recorded,
         output.display()
     );
+    // The process ends next: freeing the link's buffers (a few per module,
+    // thousands in all) one by one would only cost time.
+    std::mem::forget(out);
+    std::mem::forget(k);
     Ok(())
 }
 
