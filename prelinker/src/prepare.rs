@@ -179,20 +179,26 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         .selftest
         .map(|s| entry_off(&obj, &layout, s))
         .transpose()?;
-    let sections = obj
+    let placed = obj
         .placement
         .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match *p {
-            Placement::Class { class, .. } => Some(SectionPlan {
-                name: obj.elf.sections[i].name().to_string(),
-                class,
-                offset: layout.sec_off[i],
-                size: obj.elf.sections[i].size,
+        .filter(|p| **p != Placement::None)
+        .count();
+    let mut sections = Vec::with_capacity(placed);
+    sections.extend(
+        obj.placement
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match *p {
+                Placement::Class { class, .. } => Some(SectionPlan {
+                    name: obj.elf.sections[i].name().to_string(),
+                    class,
+                    offset: layout.sec_off[i],
+                    size: obj.elf.sections[i].size,
+                }),
+                Placement::None => None,
             }),
-            Placement::None => None,
-        })
-        .collect();
+    );
     Ok(Prepared {
         file: file.to_string(),
         info: obj.info,

@@ -99,15 +99,16 @@ const SH_SIZE: usize = 0x20;
 /// `(type, flags, offset, size, info, name)` of entry `i` of a section
 /// table.
 fn sh(sht: &[u8], i: u64) -> (u32, u64, u64, u64, u64, u64) {
-    let s = &sht[SHDR_SIZE * i as usize..];
-    let field = |at, n| le(s, at, n).unwrap_or(0);
+    let s = &sht[SHDR_SIZE * i as usize..][..SHDR_SIZE];
+    let w = |at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    let x = |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
     (
-        field(4, 4) as u32,
-        field(8, 8),
-        field(SH_OFFSET, 8),
-        field(SH_SIZE, 8),
-        field(0x2c, 4),
-        field(0, 4),
+        w(4),
+        x(8),
+        x(SH_OFFSET),
+        x(SH_SIZE),
+        w(0x2c) as u64,
+        w(0) as u64,
     )
 }
 
@@ -134,7 +135,6 @@ fn wanted(sht: &[u8], shnum: u64, shstrndx: u64, i: u64, names: Option<&[u8]>) -
     if typ == elf::SHT_NOBITS || size == 0 {
         return false;
     }
-    let modinfo = modtable::modinfo::MODINFO_SECTION.as_bytes();
     i == shstrndx
         || flags & elf::SHF_ALLOC != 0
         || matches!(
@@ -142,11 +142,16 @@ fn wanted(sht: &[u8], shnum: u64, shstrndx: u64, i: u64, names: Option<&[u8]>) -
             elf::SHT_SYMTAB | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
         )
         || (typ == elf::SHT_RELA && info < shnum && sh(sht, info).1 & elf::SHF_ALLOC != 0)
-        || names.is_some_and(|names| {
-            names
-                .get(name as usize..)
-                .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0))
-        })
+        || names.is_some_and(|names| named_modinfo(name, names))
+}
+
+/// Whether the name at `name` in the section-name table `names` is
+/// `.modinfo`.
+fn named_modinfo(name: u64, names: &[u8]) -> bool {
+    let modinfo = modtable::modinfo::MODINFO_SECTION.as_bytes();
+    names
+        .get(name as usize..)
+        .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0))
 }
 
 /// The headers of the module object `f` (of `len` bytes) whose first
@@ -297,8 +302,12 @@ pub(crate) fn read_module_parts(
     let (names_at, names_len) = read_merged(f, &mut p, buf)?;
     let names = &buf[names_at..names_at + names_len];
     let missed = (1..p.shnum).any(|i| {
-        !wanted(&p.sht, p.shnum, p.shstrndx, i, None)
-            && wanted(&p.sht, p.shnum, p.shstrndx, i, Some(names))
+        let (typ, flags, _, size, _, name) = sh(&p.sht, i);
+        typ != elf::SHT_NOBITS
+            && size > 0
+            && flags & elf::SHF_ALLOC == 0
+            && named_modinfo(name, names)
+            && !wanted(&p.sht, p.shnum, p.shstrndx, i, None)
     });
     if missed {
         let names = names.to_vec();
