@@ -235,6 +235,8 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
     let opts = LinkOptions {
         slot_align: a.slot_align,
         expect,
+        // Only the plan written with --plan-json shows the sections.
+        record_sections: a.plan_json.is_some(),
     };
     let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
     phases.mark("read and link modules");
