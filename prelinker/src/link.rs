@@ -74,6 +74,24 @@ pub struct Prelinked {
     pub replaced: Vec<(u64, u64)>,
     /// What is written inside them.
     pub patches: Vec<Patch>,
+    /// What is left of the prepared modules, freed with the result.
+    _spent: Spent,
+}
+
+/// What is left of the prepared modules once they are linked (their
+/// relocations, imports and metadata): kept with the result and freed with
+/// it, at a time of the caller's choosing (the command line leaves them to
+/// the process's exit), instead of being freed module by module by the
+/// link's threads, whose frees of memory another thread allocated contend
+/// with that thread's allocations (that alone made the relocation step
+/// slower on two threads than on one).
+#[derive(Clone, Default)]
+struct Spent(Vec<Prepared>);
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} prepared modules>", self.0.len())
+    }
 }
 
 impl Prelinked {
@@ -511,7 +529,8 @@ fn finish(
         })
         .collect();
     // In parallel: resolve, relocate, checksum and record each module.
-    // Errors are reported for the first module in slot order.
+    // Errors are reported for the first module in slot order. What is left
+    // of each prepared module is handed back, not freed (see `Spent`).
     let filled = crate::par::map(slotted, |me, (input, mut p)| -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
@@ -578,13 +597,16 @@ fn finish(
                 relocs: recorded,
             },
             image,
+            p,
         ))
     });
     let filled = crate::par::collect(filled)?;
     let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
     let mut plan_mods = Vec::with_capacity(n);
     let mut table_mods = Vec::with_capacity(n);
-    for (me, (pm, tm, image)) in filled.into_iter().enumerate() {
+    let mut spent = Vec::with_capacity(n);
+    for (me, (pm, tm, image, p)) in filled.into_iter().enumerate() {
+        spent.push(p);
         for (c, bytes) in Class::ALL.into_iter().zip(image.0) {
             if !bytes.is_empty() {
                 patches.push(Patch {
@@ -624,5 +646,6 @@ fn finish(
         plan,
         replaced,
         patches,
+        _spent: Spent(spent),
     })
 }
