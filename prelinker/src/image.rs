@@ -261,9 +261,14 @@ struct Identity {
     canonical: PathBuf,
 }
 
-fn identity(path: &Path) -> Identity {
+/// The device and inode `path` resolves to, if it exists.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    let id = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn identity(path: &Path) -> Identity {
+    let id = file_id(path);
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         match (abs.parent(), abs.file_name()) {
@@ -282,6 +287,30 @@ impl Identity {
     }
 }
 
+/// Whether the input at `path` is the file the output `out` (at `out_path`)
+/// names, as [`Identity::same`] would say, without resolving the input's
+/// path where that cannot change the answer (a link has thousands of
+/// inputs): an output that exists is an input only if the two resolve to
+/// the same device and inode (equal canonical paths resolve to one file);
+/// one that does not exist can only be an input that does not exist either,
+/// whose canonical path is then its directory's joined with its name, so an
+/// input with another file name is never it. `id` caches the input's
+/// device and inode across outputs.
+fn input_is(
+    path: &Path,
+    id: &mut Option<Option<(u64, u64)>>,
+    out: &Identity,
+    out_path: &Path,
+) -> bool {
+    if out.id.is_some() {
+        return *id.get_or_insert_with(|| file_id(path)) == out.id;
+    }
+    match (path.file_name(), out_path.file_name()) {
+        (Some(a), Some(b)) if a != b => false,
+        _ => identity(path).same(out),
+    }
+}
+
 /// Refuses outputs that would destroy an input or each other: an output that
 /// is an input, or links to one (a symbolic or hard link: the same device
 /// and inode, or the same canonical path), or that is another output. Each
@@ -291,7 +320,7 @@ impl Identity {
 /// cannot replace a directory. Nothing is read or written besides the
 /// paths' metadata; call it before anything else.
 pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
-    let ins: Vec<Identity> = inputs.iter().map(|(_, p)| identity(p)).collect();
+    let mut in_ids: Vec<Option<Option<(u64, u64)>>> = vec![None; inputs.len()];
     let outs: Vec<Identity> = outputs.iter().map(|(_, p)| identity(p)).collect();
     for (i, (what, path)) in outputs.iter().enumerate() {
         if let Ok(m) = std::fs::metadata(path)
@@ -303,7 +332,9 @@ pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Res
                 path.display()
             ));
         }
-        if let Some(j) = ins.iter().position(|x| x.same(&outs[i])) {
+        if let Some(j) =
+            (0..inputs.len()).find(|&j| input_is(inputs[j].1, &mut in_ids[j], &outs[i], path))
+        {
             let (iwhat, ipath) = inputs[j];
             return Err(err!(
                 Usage,
@@ -371,6 +402,39 @@ mod tests {
         assert!(write_atomic(&sub, b"x").is_err());
         assert_eq!(names(dir.path()), ["out.bin", "sub"]);
         assert_eq!(std::fs::read(sub.join("keep")).unwrap(), b"k");
+    }
+
+    /// Inputs that do not exist (yet) are still told apart from a new
+    /// output only by path, however it is spelt; an existing input, never
+    /// a new output, is matched by device and inode when the output exists.
+    #[test]
+    fn outputs_are_checked_against_missing_and_existing_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("in.o"), b"x").unwrap();
+        std::fs::hard_link(d.join("in.o"), d.join("same.o")).unwrap();
+        let missing = d.join("missing.o");
+        let spelt = d.join("sub/../missing.o");
+        let e =
+            check_outputs(&[("the module input", &missing)], &[("--output", &spelt)]).unwrap_err();
+        assert!(e.message().contains("is the same file as"), "{e}");
+        let other = d.join("other.o");
+        check_outputs(&[("the module input", &missing)], &[("--output", &other)]).unwrap();
+        check_outputs(
+            &[("the module input", &d.join("in.o"))],
+            &[("--output", &other)],
+        )
+        .unwrap();
+        let e = check_outputs(
+            &[
+                ("the kernel", &missing),
+                ("the module input", &d.join("in.o")),
+            ],
+            &[("--output", &d.join("same.o"))],
+        )
+        .unwrap_err();
+        assert!(e.message().contains("in.o"), "{e}");
     }
 
     /// An old output kept open survives a failed link as it was, and after

@@ -123,7 +123,7 @@ pub fn read_module(path: &std::path::Path, name: &str, buf: &mut Vec<u8>) -> Res
         );
     }
     if h.starts_with(AR_MAGIC)
-        || !crate::sparse::read_module_parts(&f, len, buf)
+        || !crate::sparse::read_module_parts(&f, len, &h, buf)
             .map_err(|e| err!(Io, "{name}: cannot read: {e}"))?
     {
         buf.clear();

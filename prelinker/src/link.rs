@@ -12,7 +12,7 @@ use crate::kernel::{Area, Kernel};
 use crate::layout::assign_slots;
 use crate::order::{Node, order};
 use crate::plan::{ModulePlan, Plan};
-use crate::prepare::{Prepared, prepare};
+use crate::prepare::{Prepared, prepare_with};
 use crate::relocate::{self, Import, Local};
 use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
@@ -35,6 +35,12 @@ pub struct LinkOptions {
     /// Which modules are expected to be kept; `None` keeps dependency and
     /// input order and records no prediction.
     pub expect: Option<Expectation>,
+    /// Whether the plan records where each placed section of a module lies
+    /// in its class ([`crate::plan::ModulePlan::sections`], which
+    /// `--plan-json` writes for a debugger). The image is the same either
+    /// way; without it a link makes about a hundred fewer allocations per
+    /// module.
+    pub record_sections: bool,
 }
 
 impl Default for LinkOptions {
@@ -42,6 +48,7 @@ impl Default for LinkOptions {
         LinkOptions {
             slot_align: DEFAULT_SLOT_ALIGN,
             expect: None,
+            record_sections: true,
         }
     }
 }
@@ -67,6 +74,24 @@ pub struct Prelinked {
     pub replaced: Vec<(u64, u64)>,
     /// What is written inside them.
     pub patches: Vec<Patch>,
+    /// What is left of the prepared modules, freed with the result.
+    _spent: Spent,
+}
+
+/// What is left of the prepared modules once they are linked (their
+/// relocations, imports and metadata): kept with the result and freed with
+/// it, at a time of the caller's choosing (the command line leaves them to
+/// the process's exit), instead of being freed module by module by the
+/// link's threads, whose frees of memory another thread allocated contend
+/// with that thread's allocations (that alone made the relocation step
+/// slower on two threads than on one).
+#[derive(Clone, Default)]
+struct Spent(Vec<Prepared>);
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} prepared modules>", self.0.len())
+    }
 }
 
 impl Prelinked {
@@ -195,7 +220,7 @@ pub fn link_patches(
 ) -> Result<Prelinked> {
     let k = start(kernel_name, kernel, modules.len(), opts)?;
     let prepared = crate::par::collect(crate::par::map(modules.iter().collect(), |_, f| {
-        prepare(&f.name, &f.data)
+        prepare_with(&f.name, &f.data, opts.record_sections)
     }))?;
     finish(
         kernel_name,
@@ -224,7 +249,7 @@ pub fn link_files<P: AsRef<Path> + Sync>(
             let p = p.as_ref();
             let name = p.display().to_string();
             crate::input::read_module(p, &name, buf)?;
-            prepare(&name, buf)
+            prepare_with(&name, buf, opts.record_sections)
         },
     ))?;
     let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());
@@ -515,7 +540,8 @@ fn finish(
         })
         .collect();
     // In parallel: resolve, relocate, checksum and record each module.
-    // Errors are reported for the first module in slot order.
+    // Errors are reported for the first module in slot order. What is left
+    // of each prepared module is handed back, not freed (see `Spent`).
     let filled = crate::par::map(slotted, |me, (input, mut p)| -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
@@ -584,13 +610,16 @@ fn finish(
                 relocs: recorded,
             },
             image,
+            p,
         ))
     });
     let filled = crate::par::collect(filled)?;
     let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
     let mut plan_mods = Vec::with_capacity(n);
     let mut table_mods = Vec::with_capacity(n);
-    for (me, (pm, tm, image)) in filled.into_iter().enumerate() {
+    let mut spent = Vec::with_capacity(n);
+    for (me, (pm, tm, image, p)) in filled.into_iter().enumerate() {
+        spent.push(p);
         for (c, bytes) in Class::ALL.into_iter().zip(image.0) {
             if !bytes.is_empty() {
                 patches.push(Patch {
@@ -630,5 +659,6 @@ fn finish(
         plan,
         replaced,
         patches,
+        _spent: Spent(spent),
     })
 }

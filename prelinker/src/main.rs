@@ -235,6 +235,8 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
     let opts = LinkOptions {
         slot_align: a.slot_align,
         expect,
+        // Only the plan written with --plan-json shows the sections.
+        record_sections: a.plan_json.is_some(),
     };
     let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
     phases.mark("read and link modules");
@@ -267,6 +269,10 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         t.relocs_recorded,
         output.display()
     );
+    // The process ends next: freeing the link's buffers (a few per module,
+    // thousands in all) one by one would only cost time.
+    std::mem::forget(out);
+    std::mem::forget(k);
     Ok(())
 }
 

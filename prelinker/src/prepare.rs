@@ -36,7 +36,8 @@ pub struct Prepared {
     pub probe_off: u64,
     /// Offset of the self-test in text, if any.
     pub selftest_off: Option<u64>,
-    /// Where each placed section is inside its class, in section-index order.
+    /// Where each placed section is inside its class, in section-index order
+    /// (empty if not recorded: see [`prepare_with`]).
     pub sections: Vec<SectionPlan>,
 }
 
@@ -94,6 +95,12 @@ fn apply_early(
 /// Prepares the module in `data` (an object, or an archive with one module
 /// member), naming it `file` in messages.
 pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
+    prepare_with(file, data, true)
+}
+
+/// Like [`prepare`]; `record_sections` says whether to record where each
+/// placed section goes ([`Prepared::sections`], empty otherwise).
+pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Prepared> {
     let bytes = module_object_bytes(file, data)?;
     let obj = ModuleObject::parse(file, bytes)?;
     if let Some(i) = (0..obj.placement.len()).find(|&i| {
@@ -179,20 +186,31 @@ pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
         .selftest
         .map(|s| entry_off(&obj, &layout, s))
         .transpose()?;
-    let sections = obj
-        .placement
+    // Sections `..recorded` are recorded.
+    let recorded = if record_sections {
+        obj.placement.len()
+    } else {
+        0
+    };
+    let placed = obj.placement[..recorded]
         .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match *p {
-            Placement::Class { class, .. } => Some(SectionPlan {
-                name: obj.elf.sections[i].name().to_string(),
-                class,
-                offset: layout.sec_off[i],
-                size: obj.elf.sections[i].size,
+        .filter(|p| **p != Placement::None)
+        .count();
+    let mut sections = Vec::with_capacity(placed);
+    sections.extend(
+        obj.placement[..recorded]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match *p {
+                Placement::Class { class, .. } => Some(SectionPlan {
+                    name: obj.elf.sections[i].name().to_string(),
+                    class,
+                    offset: layout.sec_off[i],
+                    size: obj.elf.sections[i].size,
+                }),
+                Placement::None => None,
             }),
-            Placement::None => None,
-        })
-        .collect();
+    );
     Ok(Prepared {
         file: file.to_string(),
         info: obj.info,

@@ -99,15 +99,16 @@ const SH_SIZE: usize = 0x20;
 /// `(type, flags, offset, size, info, name)` of entry `i` of a section
 /// table.
 fn sh(sht: &[u8], i: u64) -> (u32, u64, u64, u64, u64, u64) {
-    let s = &sht[SHDR_SIZE * i as usize..];
-    let field = |at, n| le(s, at, n).unwrap_or(0);
+    let s = &sht[SHDR_SIZE * i as usize..][..SHDR_SIZE];
+    let w = |at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    let x = |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
     (
-        field(4, 4) as u32,
-        field(8, 8),
-        field(SH_OFFSET, 8),
-        field(SH_SIZE, 8),
-        field(0x2c, 4),
-        field(0, 4),
+        w(4),
+        x(8),
+        x(SH_OFFSET),
+        x(SH_SIZE),
+        w(0x2c) as u64,
+        w(0) as u64,
     )
 }
 
@@ -119,16 +120,50 @@ struct Parts {
     sht: Vec<u8>,
     shnum: u64,
     shoff: u64,
+    shstrndx: u64,
     merged: Vec<(u64, u64, u64)>,
 }
 
-fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
-    if len < EHDR_SIZE as u64 {
-        return Ok(None);
+/// Whether the link uses section `i` of the section table `sht` (of
+/// `shnum` entries, the names in section `shstrndx`): every `SHF_ALLOC`
+/// section, the symbol and string tables (the section-name table among
+/// them), the `RELA` sections that apply to `SHF_ALLOC` sections, and
+/// `.modinfo`. Without `names`, a section is wanted by its header alone
+/// (which misses only a `.modinfo` without `SHF_ALLOC`).
+fn wanted(sht: &[u8], shnum: u64, shstrndx: u64, i: u64, names: Option<&[u8]>) -> bool {
+    let (typ, flags, _, size, info, name) = sh(sht, i);
+    if typ == elf::SHT_NOBITS || size == 0 {
+        return false;
     }
-    let mut h = [0u8; EHDR_SIZE];
-    f.read_exact_at(&mut h, 0)?;
-    if !elf::is_elf64_le(&h) {
+    i == shstrndx
+        || flags & elf::SHF_ALLOC != 0
+        || matches!(
+            typ,
+            elf::SHT_SYMTAB | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
+        )
+        || (typ == elf::SHT_RELA && info < shnum && sh(sht, info).1 & elf::SHF_ALLOC != 0)
+        || names.is_some_and(|names| named_modinfo(name, names))
+}
+
+/// Whether the name at `name` in the section-name table `names` is
+/// `.modinfo`.
+fn named_modinfo(name: u64, names: &[u8]) -> bool {
+    let modinfo = modabi::modinfo::MODINFO_SECTION.as_bytes();
+    names
+        .get(name as usize..)
+        .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0))
+}
+
+/// The headers of the module object `f` (of `len` bytes) whose first
+/// [`EHDR_SIZE`] bytes (or all of them, if fewer) are `head`, and the
+/// sections the link uses by [`wanted`] (with `names`, the section-name
+/// table, if known), merged where less than a page apart; `None` if the
+/// headers cannot be read this way.
+fn parts(f: &File, len: u64, head: &[u8], names: Option<&[u8]>) -> std::io::Result<Option<Parts>> {
+    let Ok(h) = <[u8; EHDR_SIZE]>::try_from(head) else {
+        return Ok(None);
+    };
+    if len < EHDR_SIZE as u64 || !elf::is_elf64_le(&h) {
         return Ok(None);
     }
     let field = |b: &[u8], at, n| le(b, at, n).unwrap_or(0);
@@ -154,33 +189,16 @@ fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
     if !in_file(names_off, names_size) {
         return Ok(None);
     }
-    let mut names = vec![0u8; names_size as usize];
-    f.read_exact_at(&mut names, names_off)?;
-    let modinfo = modabi::modinfo::MODINFO_SECTION.as_bytes();
     let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(16);
     for i in 1..shnum {
-        let (typ, flags, off, size, info, name) = sh(&sht, i);
-        if typ == elf::SHT_NOBITS || size == 0 {
-            continue;
-        }
-        let wanted = i == shstrndx
-            || flags & elf::SHF_ALLOC != 0
-            || matches!(
-                typ,
-                elf::SHT_SYMTAB | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
-            )
-            || (typ == elf::SHT_RELA && info < shnum && sh(&sht, info).1 & elf::SHF_ALLOC != 0)
-            || names
-                .get(name as usize..)
-                .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0));
-        if wanted {
+        if wanted(&sht, shnum, shstrndx, i, names) {
+            let (_, _, off, size, _, _) = sh(&sht, i);
             if !in_file(off, size) {
                 return Ok(None);
             }
             ranges.push((off, off + size));
         }
     }
-    drop(names);
     ranges.sort_unstable();
     // Merged ranges: (start, end) in the file and where they go in `buf`.
     let mut merged: Vec<(u64, u64, u64)> = Vec::with_capacity(ranges.len());
@@ -195,8 +213,21 @@ fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
         sht,
         shnum,
         shoff,
+        shstrndx,
         merged,
     }))
+}
+
+/// The parts of `f` (of `len` bytes, starting with `head`) that the link
+/// uses, with the section-name table read to find every `.modinfo`.
+fn parts_by_name(f: &File, len: u64, head: &[u8]) -> std::io::Result<Option<Parts>> {
+    let Some(p) = parts(f, len, head, None)? else {
+        return Ok(None);
+    };
+    let (_, _, off, size, _, _) = sh(&p.sht, p.shstrndx);
+    let mut names = vec![0u8; size as usize];
+    f.read_exact_at(&mut names, off)?;
+    parts(f, len, head, Some(&names))
 }
 
 /// The byte ranges of the module object `f` (of `len` bytes) that
@@ -205,7 +236,9 @@ fn parts(f: &File, len: u64) -> std::io::Result<Option<Parts>> {
 /// `None` if the headers cannot be read that way (the link reads the whole
 /// file then).
 pub(crate) fn module_needed_ranges(f: &File, len: u64) -> Option<Vec<(u64, u64)>> {
-    let p = parts(f, len).ok()??;
+    let mut head = vec![0u8; len.min(EHDR_SIZE as u64) as usize];
+    f.read_exact_at(&mut head, 0).ok()?;
+    let p = parts_by_name(f, len, &head).ok()??;
     let mut v: Vec<(u64, u64)> = p.merged.iter().map(|&(s, e, _)| (s, e)).collect();
     v.push((0, EHDR_SIZE as u64));
     v.push((p.shoff, p.shoff + p.sht.len() as u64));
@@ -220,43 +253,83 @@ pub(crate) fn module_needed_ranges(f: &File, len: u64) -> Option<Vec<(u64, u64)>
     Some(out)
 }
 
-/// Reads the parts of the module object `f` (of `len` bytes) that the link
-/// uses into `buf`, as a compact ELF file of their size (see the module
-/// docs above [`parts`]). Returns `false`, having read only the headers, if
-/// they cannot be read this way (the caller then reads the file whole, and
-/// the parser says what is wrong).
-pub(crate) fn read_module_parts(f: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    let Some(Parts {
-        mut h,
-        mut sht,
-        shnum,
-        shoff: _,
-        mut merged,
-    }) = parts(f, len)?
-    else {
-        return Ok(false);
-    };
-    let mut at = (EHDR_SIZE + sht.len()) as u64;
-    for m in &mut merged {
+/// Reads the merged ranges of `p` one after the other into `buf`, after
+/// room for the header and the section table, and returns where the
+/// section-name table is in `buf`.
+fn read_merged(f: &File, p: &mut Parts, buf: &mut Vec<u8>) -> std::io::Result<(usize, usize)> {
+    let mut at = (EHDR_SIZE + p.sht.len()) as u64;
+    for m in &mut p.merged {
         m.2 = at;
         at += m.1 - m.0;
     }
-    buf.clear();
+    // Every byte is written below: a reused buffer needs no zeroing.
     buf.resize(at as usize, 0);
-    for &(s, e, to) in &merged {
+    for &(s, e, to) in &p.merged {
         f.read_exact_at(&mut buf[to as usize..(to + e - s) as usize], s)?;
     }
+    let (_, _, off, size, _, _) = sh(&p.sht, p.shstrndx);
+    Ok(new_place(&p.merged, off, size).map_or((0, 0), |(o, n)| (o as usize, n as usize)))
+}
+
+/// Where the section at `off` of `size` bytes lies in the compact copy of
+/// `merged`, if it was read (a non-empty section inside one merged range).
+fn new_place(merged: &[(u64, u64, u64)], off: u64, size: u64) -> Option<(u64, u64)> {
+    let k = merged.partition_point(|m| m.0 <= off);
+    match k.checked_sub(1).map(|k| merged[k]) {
+        Some((s, e, to)) if size > 0 && off + size <= e => Some((to + off - s, size)),
+        _ => None,
+    }
+}
+
+/// Reads the parts of the module object `f` (of `len` bytes, whose first
+/// bytes, at most [`EHDR_SIZE`] of them, are `head`) that the link uses
+/// into `buf`, as a compact ELF file of their size (see the module docs
+/// above [`parts`]). The section-name table is read along with the other
+/// sections; only if it names a `.modinfo` that its header alone did not
+/// select (one without `SHF_ALLOC`) is the object read again with that
+/// section too. Returns `false`, having read only the headers, if they
+/// cannot be read this way (the caller then reads the file whole, and the
+/// parser says what is wrong).
+pub(crate) fn read_module_parts(
+    f: &File,
+    len: u64,
+    head: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let Some(mut p) = parts(f, len, head, None)? else {
+        return Ok(false);
+    };
+    let (names_at, names_len) = read_merged(f, &mut p, buf)?;
+    let names = &buf[names_at..names_at + names_len];
+    let missed = (1..p.shnum).any(|i| {
+        let (typ, flags, _, size, _, name) = sh(&p.sht, i);
+        typ != elf::SHT_NOBITS
+            && size > 0
+            && flags & elf::SHF_ALLOC == 0
+            && named_modinfo(name, names)
+            && !wanted(&p.sht, p.shnum, p.shstrndx, i, None)
+    });
+    if missed {
+        let names = names.to_vec();
+        let Some(q) = parts(f, len, head, Some(&names))? else {
+            return Ok(false);
+        };
+        p = q;
+        read_merged(f, &mut p, buf)?;
+    }
+    let Parts {
+        mut h,
+        mut sht,
+        shnum,
+        merged,
+        ..
+    } = p;
     for i in 1..shnum {
         let (typ, _, off, size, _, _) = sh(&sht, i);
         if typ == elf::SHT_NOBITS {
             continue;
         }
-        let k = merged.partition_point(|m| m.0 <= off);
-        let new = match k.checked_sub(1).map(|k| merged[k]) {
-            Some((s, e, to)) if size > 0 && off + size <= e => Some((to + off - s, size)),
-            _ => None,
-        };
-        let (new_off, new_size) = new.unwrap_or((0, 0));
+        let (new_off, new_size) = new_place(&merged, off, size).unwrap_or((0, 0));
         let s = &mut sht[SHDR_SIZE * i as usize..][..SHDR_SIZE];
         s[SH_OFFSET..SH_OFFSET + 8].copy_from_slice(&new_off.to_le_bytes());
         s[SH_SIZE..SH_SIZE + 8].copy_from_slice(&new_size.to_le_bytes());

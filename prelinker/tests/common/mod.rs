@@ -288,7 +288,7 @@ pub fn link_with(
         &mods,
         &LinkOptions {
             slot_align,
-            expect: None,
+            ..LinkOptions::default()
         },
     )
 }
