@@ -11,6 +11,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::TrapFrame;
+use crate::arch::percpu::MAX_CPUS;
 
 core::arch::global_asm!(
     ".section .text.checked_copy, \"ax\"",
@@ -36,9 +37,15 @@ unsafe extern "C" {
     static checked_copy_fixup: u8;
 }
 
-/// Vector and address of the last fault [`fixup`] redirected.
-static LAST_VECTOR: AtomicU64 = AtomicU64::new(0);
-static LAST_ADDR: AtomicU64 = AtomicU64::new(0);
+/// Vector and address of the last fault [`fixup`] redirected, per CPU (the
+/// fault and the copy that reads them back run on the same CPU).
+static LAST_VECTOR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LAST_ADDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// This CPU's slot of [`LAST_VECTOR`] and [`LAST_ADDR`].
+fn slot() -> usize {
+    crate::arch::percpu::index() % MAX_CPUS
+}
 
 /// A copy that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +71,8 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault
     match unsafe { checked_copy_bytes(dst, src, len) } {
         0 => Ok(()),
         _ => Err(Fault {
-            vector: LAST_VECTOR.load(Ordering::SeqCst),
-            addr: LAST_ADDR.load(Ordering::SeqCst),
+            vector: LAST_VECTOR[slot()].load(Ordering::SeqCst),
+            addr: LAST_ADDR[slot()].load(Ordering::SeqCst),
         }),
     }
 }
@@ -89,8 +96,8 @@ pub fn fixup(frame: &mut TrapFrame) -> bool {
     } else {
         frame.rdi
     };
-    LAST_VECTOR.store(frame.vector, Ordering::SeqCst);
-    LAST_ADDR.store(addr, Ordering::SeqCst);
+    LAST_VECTOR[slot()].store(frame.vector, Ordering::SeqCst);
+    LAST_ADDR[slot()].store(addr, Ordering::SeqCst);
     frame.rip = (&raw const checked_copy_fixup) as u64;
     true
 }
