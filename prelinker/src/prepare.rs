@@ -67,8 +67,11 @@ fn apply_early(
     layout: &ModuleLayout,
     image: &mut PerClass<Vec<u8>>,
 ) -> Result<(Lowered, u64)> {
-    let mut rest = Vec::with_capacity(lowered.relocs.len());
-    for (index, r) in lowered.relocs.iter().enumerate() {
+    // The relocations still to apply are moved to the front in place (one
+    // buffer fewer per module than collecting them into a new one).
+    let mut kept = 0;
+    for index in 0..lowered.relocs.len() {
+        let r = lowered.relocs[index];
         match lowered.targets[r.target as usize].0 {
             Local::In { class, off } if class == r.class && r.kind.is_pc_relative() => {
                 let value = off.wrapping_add(r.addend as u64);
@@ -84,11 +87,14 @@ fn apply_early(
                     return Err(relocate::apply_error_message(obj, &lowered, layout, &e));
                 }
             }
-            _ => rest.push(*r),
+            _ => {
+                lowered.relocs[kept] = r;
+                kept += 1;
+            }
         }
     }
-    let early = (lowered.relocs.len() - rest.len()) as u64;
-    lowered.relocs = rest;
+    let early = (lowered.relocs.len() - kept) as u64;
+    lowered.relocs.truncate(kept);
     Ok((lowered, early))
 }
 
