@@ -162,7 +162,9 @@ fn ctx() -> Res<Ctx> {
     let (accel, _) = ("tcg".to_string(), ());
     Ok(Ctx {
         prelinker: target.join("release/prelinker"),
-        replay: target.join("release/examples/relocate_replay"),
+        // Built by `make bench` without auto-vectorisation, in its own
+        // target directory (see the Makefile's REPLAY_RUSTFLAGS).
+        replay: target.join("replay/release/examples/relocate_replay"),
         lld,
         mold: util::on_path("mold"),
         me,
