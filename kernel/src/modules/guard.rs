@@ -633,6 +633,9 @@ fn on_tick(frame: &mut TrapFrame) {
     let now = crate::arch::tsc::read();
     let escape_to = with_state(|s| {
         let in_service = s.in_service();
+        // A call past its deadline inside a service is waiting there (the
+        // service's own deadline check and this tick race to say so).
+        let service = in_service.then(|| s.service_name());
         let d = s.depth.checked_sub(1)?;
         let top = s.frames[d].as_mut()?;
         if top.kind != Kind::Probe || now < top.deadline {
@@ -640,7 +643,7 @@ fn on_tick(frame: &mut TrapFrame) {
         }
         let hung = Abort::Hung {
             budget_ms: top.budget_ms,
-            service: None,
+            service,
         };
         if in_service {
             top.pending.get_or_insert(hung);
