@@ -147,45 +147,85 @@ pub fn module_needed_ranges(path: &std::path::Path) -> Result<Vec<(u64, u64)>> {
     Ok(crate::sparse::module_needed_ranges(&f, len).unwrap_or(vec![(0, len)]))
 }
 
-/// The metadata of a module from its `.modinfo` section.
+/// A byte range `(start, end)` of [`ModInfo::text`].
+type Span = (u32, u32);
+
+/// The metadata of a module from its `.modinfo` section. Its strings are
+/// ranges of one copy of the section's entries, so that a module's metadata
+/// costs a few allocations, not one per entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModInfo {
+    /// The `.modinfo` entries the ranges below are in.
+    text: String,
     /// The module's name.
-    pub name: String,
+    name: Span,
     /// Modules it depends on, in declaration order, without repeats.
-    pub depends: Vec<String>,
+    depends: Vec<Span>,
     /// Symbols it exports to later modules.
-    pub exports: Vec<String>,
+    exports: Vec<Span>,
     /// Signatures of the functions it exports (`export_sig=NAME:SIG`).
-    pub export_sigs: Vec<(String, String)>,
+    export_sigs: Vec<(Span, Span)>,
     /// Signatures it expects of the functions it imports, from the kernel
     /// or other modules (`import_sig=NAME:SIG`).
-    pub import_sigs: Vec<(String, String)>,
+    import_sigs: Vec<(Span, Span)>,
 }
 
 impl ModInfo {
+    fn at(&self, (s, e): Span) -> &str {
+        &self.text[s as usize..e as usize]
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        self.at(self.name)
+    }
+
+    /// Modules it depends on, in declaration order, without repeats.
+    pub fn depends(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.depends.iter().map(|&d| self.at(d))
+    }
+
+    /// Symbols it exports to later modules, in declaration order.
+    pub fn exports(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.exports.iter().map(|&e| self.at(e))
+    }
+
     /// The signature this module expects of import `name`.
     pub fn import_sig(&self, name: &str) -> Option<&str> {
         self.import_sigs
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_str())
+            .find(|&&(n, _)| self.at(n) == name)
+            .map(|&(_, s)| self.at(s))
     }
 
     /// The signature this module records for its export `name`.
     pub fn export_sig(&self, name: &str) -> Option<&str> {
         self.export_sigs
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_str())
+            .find(|&&(n, _)| self.at(n) == name)
+            .map(|&(_, s)| self.at(s))
     }
 }
 
 /// Parses the entries of a `.modinfo` section.
 pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
+    parse_modinfo_vec(file, bytes.to_vec())
+}
+
+/// Like [`parse_modinfo`], keeping `bytes` as the copy the entries are in.
+fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
+    // Where a string the entries give (a slice of `bytes`) lies in `bytes`.
+    let base = bytes.as_ptr() as usize;
+    let span = |v: &str| -> Span {
+        let s = v.as_ptr() as usize - base;
+        (s as u32, (s + v.len()) as u32)
+    };
+    if bytes.len() > u32::MAX as usize {
+        bail!(Modinfo, "{file}: .modinfo is larger than 4 GiB");
+    }
     let mut info = ModInfo::default();
     let (mut abi, mut name) = (None, None);
-    for e in modinfo::entries(bytes) {
+    for e in modinfo::entries(&bytes) {
         let (k, v) = e.map_err(|e| err!(Modinfo, "{file}: {e}"))?;
         match k {
             "abi" => {
@@ -200,9 +240,16 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
                 }
                 name = Some(v)
             }
-            "depends" if !info.depends.iter().any(|d| d == v) => info.depends.push(v.to_string()),
-            "depends" => {}
-            "export" => info.exports.push(v.to_string()),
+            "depends" => {
+                let seen = info
+                    .depends
+                    .iter()
+                    .any(|&(s, e)| bytes[s as usize..e as usize] == *v.as_bytes());
+                if !seen {
+                    info.depends.push(span(v));
+                }
+            }
+            "export" => info.exports.push(span(v)),
             "export_sig" | "import_sig" => {
                 let Some((n, sig)) = v
                     .split_once(':')
@@ -218,13 +265,15 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
                 } else {
                     &mut info.import_sigs
                 };
-                match list.iter().find(|(m, _)| m == n) {
-                    Some((_, old)) if old != sig => bail!(
+                let text = |(s, e): Span| &bytes[s as usize..e as usize];
+                match list.iter().find(|&&(m, _)| text(m) == n.as_bytes()) {
+                    Some(&(_, old)) if text(old) != sig.as_bytes() => bail!(
                         Modinfo,
-                        "{file}: .modinfo gives `{n}` two signatures: `{old}` and `{sig}`"
+                        "{file}: .modinfo gives `{n}` two signatures: `{}` and `{sig}`",
+                        String::from_utf8_lossy(text(old))
                     ),
                     Some(_) => {}
-                    None => list.push((n.to_string(), sig.to_string())),
+                    None => list.push((span(n), span(sig))),
                 }
             }
             // Unknown keys are informational (license, author, ...).
@@ -248,8 +297,12 @@ pub fn parse_modinfo(file: &str, bytes: &[u8]) -> Result<ModInfo> {
             MAX_MODULE_NAME - 1,
             MAX_MODULE_NAME - 1
         ),
-        Some(n) => info.name = n.to_string(),
+        Some(n) => info.name = span(n),
     }
+    // Every entry is UTF-8 (or the loop above failed), and so are the NUL
+    // bytes around them: the whole section is.
+    info.text = String::from_utf8(bytes)
+        .map_err(|e| err!(Modinfo, "{file}: .modinfo is not UTF-8: {e}"))?;
     Ok(info)
 }
 
@@ -384,20 +437,21 @@ impl<'a> ModuleObject<'a> {
         }
         // The module API emits several `.modinfo` sections (the module's
         // entries, and one per recorded signature): their entries together.
-        let parts: Vec<&[u8]> = elf
-            .sections
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.name_is(MODINFO_SECTION))
-            .map(|(i, _)| elf.section_data(i))
-            .collect();
-        if parts.is_empty() {
+        let modinfo_parts = || {
+            (0..elf.sections.len())
+                .filter(|&i| elf.sections[i].name_is(MODINFO_SECTION))
+                .map(|i| elf.section_data(i))
+        };
+        let (count, size) = modinfo_parts().fold((0, 0), |(n, s), p| (n + 1, s + p.len()));
+        if count == 0 {
             bail!(
                 Modinfo,
                 "{file}: no {MODINFO_SECTION} section (not a module object?)"
             );
         }
-        let info = parse_modinfo(file, &parts.concat())?;
+        let mut text = Vec::with_capacity(size);
+        modinfo_parts().for_each(|p| text.extend_from_slice(p));
+        let info = parse_modinfo_vec(file, text)?;
         let mut placement = Vec::with_capacity(elf.sections.len());
         let mut rela_sections = Vec::new();
         for (i, s) in elf.sections.iter().enumerate() {
@@ -486,11 +540,11 @@ impl<'a> ModuleObject<'a> {
             err!(
                 Modinfo,
                 "{file}: module `{}` has no global {PROBE_SYMBOL} symbol",
-                info.name
+                info.name()
             )
         })?;
         let selftest = entry(SELFTEST_SYMBOL)?;
-        for e in &info.exports {
+        for e in info.exports() {
             let ok = globals.get(e.as_bytes()).is_some_and(|&i| {
                 matches!(
                     placement.get(symbols[i as usize].shndx as usize),
@@ -501,7 +555,7 @@ impl<'a> ModuleObject<'a> {
                 bail!(
                     BadExport,
                     "{file}: module `{}` exports `{e}`, which it does not define as a global symbol in a placed section",
-                    info.name
+                    info.name()
                 );
             }
         }
@@ -581,7 +635,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            parse_modinfo("x.o", b"abi=2\0name=ok_1\0").unwrap().name,
+            parse_modinfo("x.o", b"abi=2\0name=ok_1\0").unwrap().name(),
             "ok_1"
         );
     }

@@ -306,8 +306,9 @@ fn resolve_imports(
         .imports
         .iter()
         .map(|imp| {
-            let sym = String::from_utf8_lossy(&imp.name);
-            match env.lookup(&imp.name, imp.weak, closure) {
+            let name = p.lowered.import_name(imp);
+            let sym = String::from_utf8_lossy(name);
+            match env.lookup(name, imp.weak, closure) {
                 Lookup::Found(r) => Ok(r),
                 Lookup::Undeclared(m) => {
                     let (dname, dfile) = names[m as usize];
@@ -316,7 +317,7 @@ fn resolve_imports(
                         format!(
                             "{}: module `{}` uses symbol `{sym}` exported by module `{dname}` ({dfile}) but does not declare depends={dname}, {}",
                             p.file,
-                            p.info.name,
+                            p.info.name(),
                             first_use(imp)
                         ),
                     ))
@@ -326,7 +327,7 @@ fn resolve_imports(
                     format!(
                         "{}: undefined symbol `{sym}` (not exported by the kernel or by a dependency of module `{}`), {}",
                         p.file,
-                        p.info.name,
+                        p.info.name(),
                         first_use(imp)
                     ),
                 )),
@@ -353,12 +354,13 @@ fn check_signatures(
             ErrorKind::SignatureMismatch,
             format!(
                 "{}: module `{}` imports `{sym}` as `{want}`, but {have}",
-                p.file, p.info.name
+                p.file,
+                p.info.name()
             ),
         )
     };
     for imp in &p.lowered.imports {
-        let Ok(sym) = std::str::from_utf8(&imp.name) else {
+        let Ok(sym) = std::str::from_utf8(p.lowered.import_name(imp)) else {
             continue;
         };
         if let Some(&hash) = k.export_sigs.get(sym) {
@@ -370,7 +372,7 @@ fn check_signatures(
                     SignatureMismatch,
                     "{}: module `{}` imports kernel service `{sym}` but records no signature for it (built against another module API?)",
                     p.file,
-                    p.info.name
+                    p.info.name()
                 );
             };
             if signature_hash(want) != hash {
@@ -392,7 +394,7 @@ fn check_signatures(
                     SignatureMismatch,
                     "{}: module `{}` imports `{sym}` from module `{exporter}` without a recorded signature (import it with import_fn!)",
                     p.file,
-                    p.info.name
+                    p.info.name()
                 );
             };
             if signature_hash(want) != signature_hash(have) {
@@ -418,16 +420,16 @@ fn finish(
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
     if let Some(e) = &opts.expect {
-        e.check_known(prepared.iter().map(|p| p.info.name.as_str()))?;
+        e.check_known(prepared.iter().map(|p| p.info.name()))?;
     }
     let predict = |name: &str| opts.expect.as_ref().map(|e| e.predict(name));
     let nodes: Vec<Node<'_>> = prepared
         .iter()
         .map(|p| Node {
             file: &p.file,
-            name: &p.info.name,
-            depends: &p.info.depends,
-            expected_failure: predict(&p.info.name) == Some(Prediction::Expunged),
+            name: p.info.name(),
+            depends: p.info.depends().collect(),
+            expected_failure: predict(p.info.name()) == Some(Prediction::Expunged),
         })
         .collect();
     let ord = order(&nodes)?;
@@ -446,7 +448,7 @@ fn finish(
         .collect();
     let owned_names: Vec<(String, String)> = slotted
         .iter()
-        .map(|(_, p)| (p.info.name.clone(), p.file.clone()))
+        .map(|(_, p)| (p.info.name().to_string(), p.file.clone()))
         .collect();
     let names: Vec<(&str, &str)> = owned_names
         .iter()
@@ -471,13 +473,13 @@ fn finish(
         }
         closure.sort_unstable();
         closure.dedup();
-        for (e, &at) in p.info.exports.iter().zip(&p.exports) {
-            if k.exports.contains_key(e.as_str()) {
+        for (e, &at) in p.info.exports().zip(&p.exports) {
+            if k.exports.contains_key(e) {
                 bail!(
                     DuplicateExport,
                     "{}: module `{}` exports `{e}`, which the kernel already exports",
                     p.file,
-                    p.info.name
+                    p.info.name()
                 );
             }
             if let Some(prev) = exports.get(e.as_bytes()) {
@@ -485,7 +487,7 @@ fn finish(
                 bail!(
                     DuplicateExport,
                     "symbol `{e}` is exported by two modules: `{pn}` ({pf}) and `{}` ({})",
-                    p.info.name,
+                    p.info.name(),
                     p.file
                 );
             }
@@ -527,11 +529,11 @@ fn finish(
     let module_sigs: HashMap<String, ModuleSig> = slotted
         .iter()
         .flat_map(|(_, p)| {
-            p.info.exports.iter().map(move |e| {
+            p.info.exports().map(move |e| {
                 (
-                    e.clone(),
+                    e.to_string(),
                     (
-                        p.info.name.clone(),
+                        p.info.name().to_string(),
                         p.file.clone(),
                         p.info.export_sig(e).map(String::from),
                     ),
@@ -578,7 +580,7 @@ fn finish(
             relocate::must_record(me32, r, t).then(|| relocate::field(r, t))
         }));
         let plan_mod = ModulePlan {
-            name: p.info.name.clone(),
+            name: p.info.name().to_string(),
             file: Some(p.file.clone()),
             deps: deps[me]
                 .iter()
@@ -596,7 +598,7 @@ fn finish(
                 probe_off: u32_of(p.probe_off),
                 selftest_off: p.selftest_off.map(u32_of),
                 checksum,
-                predicted: predict(&p.info.name),
+                predicted: predict(p.info.name()),
             },
             relocs_applied: Some(p.lowered.relocs.len() as u64 + p.applied_early),
             relocs_recorded: recorded.len() as u64,

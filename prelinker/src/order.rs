@@ -9,14 +9,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 /// One module as the orderer sees it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Node<'a> {
     /// File name for messages.
     pub file: &'a str,
     /// Module name.
     pub name: &'a str,
     /// Names of the modules it depends on.
-    pub depends: &'a [String],
+    pub depends: Vec<&'a str>,
     /// Expected to be expunged (`link --expect`): placed after every
     /// expected-kept module that does not depend on it.
     pub expected_failure: bool,
@@ -54,8 +54,8 @@ pub fn order(nodes: &[Node<'_>]) -> Result<Order> {
     let mut pending = vec![0usize; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
         let mut d = Vec::with_capacity(n.depends.len());
-        for dep in n.depends {
-            let Some(&j) = by_name.get(dep.as_str()) else {
+        for &dep in &n.depends {
+            let Some(&j) = by_name.get(dep) else {
                 bail!(
                     MissingDependency,
                     "{}: module `{}` depends on module `{dep}`, which is not among the inputs",
@@ -133,7 +133,7 @@ mod tests {
             .map(|(n, d)| Node {
                 file: n,
                 name: n,
-                depends: d,
+                depends: d.iter().map(String::as_str).collect(),
                 expected_failure: false,
             })
             .collect()

@@ -130,7 +130,7 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
             bail!(
                 Unsupported,
                 "{file}: module `{}` has {} bytes of per-CPU data, more than 1 MiB",
-                obj.info.name,
+                obj.info.name(),
                 layout.percpu_size
             );
         }
@@ -138,7 +138,7 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
             bail!(
                 Unsupported,
                 "{file}: module `{}` has {} bytes of {}, more than 4 GiB",
-                obj.info.name,
+                obj.info.name(),
                 layout.size[c],
                 c.name()
             );
@@ -179,8 +179,7 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
     let (lowered, applied_early) = apply_early(&obj, lowered, &layout, &mut image)?;
     let exports = obj
         .info
-        .exports
-        .iter()
+        .exports()
         .map(|e| {
             let sym = obj.globals[e.as_bytes()];
             resolve_defined(&obj, &layout, sym)?

@@ -82,8 +82,8 @@ pub struct Reloc {
 /// An undefined symbol a module refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Import {
-    /// Symbol name.
-    pub name: Box<[u8]>,
+    /// Where its name is in [`Lowered::names`]: `(start, end)`.
+    pub name: (usize, usize),
     /// Whether it is weak (an unresolved weak symbol is address 0).
     pub weak: bool,
     /// Where it is first referred to (for messages): ELF section index,
@@ -101,10 +101,20 @@ pub struct Lowered {
     pub targets: Vec<(Local, u32)>,
     /// Undefined symbols referred to, in order of first use.
     pub imports: Vec<Import>,
+    /// The names of `imports`, one after the other (one buffer for all of
+    /// them rather than one each).
+    pub names: Vec<u8>,
     /// Instruction bytes rewritten by GOT relaxation: `(class, offset, byte)`.
     pub patches: Vec<(Class, u64, u8)>,
     /// Number of GOT entries (appended to rodata at `layout.got_off`).
     pub got_entries: u64,
+}
+
+impl Lowered {
+    /// The name of import `imp` (one of [`Lowered::imports`]).
+    pub fn import_name(&self, imp: &Import) -> &[u8] {
+        &self.names[imp.name.0..imp.name.1]
+    }
 }
 
 /// The ELF relocation type's encoding, or an error naming it.
@@ -149,6 +159,18 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
         .map(|&(rs, _)| obj.elf.sections[rs].size / 24)
         .sum();
     out.relocs.reserve(total as usize + 16);
+    // Room for every undefined symbol, which most modules all refer to
+    // (names can share bytes of the string table: room for at most its
+    // size, which is at most the file's).
+    let (undefined, name_bytes) = obj
+        .symbols
+        .iter()
+        .filter(|s| s.shndx == elf::SHN_UNDEF as u32)
+        .fold((0, 0usize), |(n, b), s| {
+            (n + 1, b.saturating_add(s.name().len()))
+        });
+    out.imports.reserve(undefined);
+    out.names.reserve(name_bytes.min(obj.elf.data.len()));
     for &(rs, ts) in &obj.rela_sections {
         let Placement::Class { class, nobits } = obj.placement[ts] else {
             continue;
@@ -189,8 +211,10 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
                         Some(l) => l,
                         None => {
                             let s = &obj.symbols[r.sym as usize];
+                            let start = out.names.len();
+                            out.names.extend_from_slice(s.name());
                             out.imports.push(Import {
-                                name: s.name().into(),
+                                name: (start, out.names.len()),
                                 weak: s.bind == elf::STB_WEAK,
                                 first_use: (ts as u32, r.offset, r.typ),
                             });

@@ -93,7 +93,7 @@ fn object_symbols(obj: &InputFile) -> Result<(String, Vec<SymbolSize>)> {
         .map(|((class, name), size)| SymbolSize { name, class, size })
         .collect();
     symbols.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
-    Ok((o.info.name, symbols))
+    Ok((o.info.name().to_string(), symbols))
 }
 
 /// Measures the modules of the prelinked `image` (named `image_name` in

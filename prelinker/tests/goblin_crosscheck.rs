@@ -289,7 +289,11 @@ fn image_validates_under_goblin() {
             .iter()
             .map(|p| {
                 let f = prelinker::InputFile::read(p).unwrap();
-                ModuleObject::parse(&f.name, &f.data).unwrap().info.name
+                ModuleObject::parse(&f.name, &f.data)
+                    .unwrap()
+                    .info
+                    .name()
+                    .to_string()
             })
             .collect();
         let mut got: Vec<String> = plan.modules.iter().map(|m| m.name.clone()).collect();

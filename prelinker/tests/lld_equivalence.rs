@@ -287,9 +287,9 @@ fn check(spec: &KernelSpec, inputs: Vec<InputFile>) -> Vec<Checked> {
             }
         }
         // This module's exports, as lld placed them, for later modules.
-        for e in &obj.info.exports {
-            let s = lf.symbols().find(|s| s.name() == Ok(e.as_str())).unwrap();
-            defsyms.push((e.clone(), s.address()));
+        for e in obj.info.exports() {
+            let s = lf.symbols().find(|s| s.name() == Ok(e)).unwrap();
+            defsyms.push((e.to_string(), s.address()));
         }
         checked.push(Checked {
             name: f.name.clone(),
