@@ -6,7 +6,7 @@
 
 use crate::err;
 use crate::error::Result;
-use crate::link::{Patch, Prelinked};
+use crate::link::Prelinked;
 use std::fs::File;
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -155,19 +155,19 @@ fn write_all_vectored(f: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Re
 /// one `writev` each: patches in the same replaced range less than
 /// [`MAX_GAP`] apart go together, with zeros between them. Returns, per
 /// run, its file range and the indices of its patches in `sorted`.
-fn patch_runs(replaced: &[(u64, u64)], sorted: &[&Patch]) -> Vec<((u64, u64), Vec<usize>)> {
+fn patch_runs(replaced: &[(u64, u64)], sorted: &[(u64, &[u8])]) -> Vec<((u64, u64), Vec<usize>)> {
     let area = |off: u64| replaced.partition_point(|&(s, _)| s <= off);
     let mut runs = Vec::new();
     let mut i = 0;
     while i < sorted.len() {
-        let start = sorted[i].file_off;
-        let mut end = start + sorted[i].bytes.len() as u64;
+        let start = sorted[i].0;
+        let mut end = start + sorted[i].1.len() as u64;
         let mut members = vec![i];
         i += 1;
-        while let Some(next) = sorted.get(i) {
-            match next.file_off.checked_sub(end) {
-                Some(g) if g as usize <= MAX_GAP && area(next.file_off) == area(start) => {
-                    end = next.file_off + next.bytes.len() as u64;
+        while let Some(&(next_off, next_bytes)) = sorted.get(i) {
+            match next_off.checked_sub(end) {
+                Some(g) if g as usize <= MAX_GAP && area(next_off) == area(start) => {
+                    end = next_off + next_bytes.len() as u64;
                     members.push(i);
                     i += 1;
                 }
@@ -179,28 +179,34 @@ fn patch_runs(replaced: &[(u64, u64)], sorted: &[&Patch]) -> Vec<((u64, u64), Ve
     runs
 }
 
-fn sorted_patches(patches: &[Patch]) -> Vec<&Patch> {
-    let mut sorted: Vec<&Patch> = patches.iter().filter(|p| !p.bytes.is_empty()).collect();
-    sorted.sort_by_key(|p| p.file_off);
+/// The non-empty patches of `p`, as `(file offset, bytes)`, sorted by offset.
+fn sorted_patches(p: &Prelinked) -> Vec<(u64, &[u8])> {
+    let mut sorted: Vec<(u64, &[u8])> = p
+        .patches
+        .iter()
+        .map(|x| (x.file_off, p.bytes(x)))
+        .filter(|x| !x.1.is_empty())
+        .collect();
+    sorted.sort_by_key(|x| x.0);
     sorted
 }
 
 /// Writes the patches, which lie inside the sorted, disjoint `replaced`
 /// ranges (zero in the image except where a patch writes), run by run
 /// ([`patch_runs`]).
-fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> std::io::Result<()> {
-    let sorted = sorted_patches(patches);
-    for ((start, _), members) in patch_runs(replaced, &sorted) {
+fn write_patches(f: &mut File, p: &Prelinked) -> std::io::Result<()> {
+    let sorted = sorted_patches(p);
+    for ((start, _), members) in patch_runs(&p.replaced, &sorted) {
         let mut bufs = Vec::with_capacity(2 * members.len());
         let mut end = start;
         for &m in &members {
-            let p = sorted[m];
-            let gap = (p.file_off - end) as usize;
+            let (off, bytes) = sorted[m];
+            let gap = (off - end) as usize;
             if gap > 0 {
                 bufs.push(IoSlice::new(&ZEROS[..gap]));
             }
-            bufs.push(IoSlice::new(&p.bytes));
-            end = p.file_off + p.bytes.len() as u64;
+            bufs.push(IoSlice::new(bytes));
+            end = off + bytes.len() as u64;
         }
         f.seek(SeekFrom::Start(start))?;
         write_all_vectored(f, &mut bufs)?;
@@ -214,7 +220,7 @@ fn write_patches(f: &mut File, replaced: &[(u64, u64)], patches: &[Patch]) -> st
 /// I/O a link cannot avoid.
 pub fn written_ranges(kernel_len: u64, p: &Prelinked) -> Vec<(u64, u64)> {
     let mut out = kernel_runs(kernel_len, &p.replaced);
-    let sorted = sorted_patches(&p.patches);
+    let sorted = sorted_patches(p);
     out.extend(patch_runs(&p.replaced, &sorted).into_iter().map(|r| r.0));
     out
 }
@@ -248,7 +254,7 @@ pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> 
         for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
             f.write_all_at(&kernel[s as usize..e as usize], s)?;
         }
-        write_patches(f, &p.replaced, &p.patches)
+        write_patches(f, p)
     })
 }
 

@@ -23,6 +23,7 @@
 //! ([`input::MAX_INPUT_SIZE`]; a module object only in the parts the link
 //! uses).
 
+pub mod arena;
 pub mod elf;
 pub mod error;
 pub mod expect;

@@ -4,6 +4,7 @@
 //! relocate, and produce the plan and the bytes that change in the kernel
 //! file: each module's used slot bytes and the module table.
 
+use crate::arena::{self, Chunks, Loc};
 use crate::elf::reloc_name;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expect::Expectation;
@@ -12,7 +13,7 @@ use crate::kernel::{Area, Kernel};
 use crate::layout::assign_slots;
 use crate::order::{Node, order};
 use crate::plan::{ModulePlan, Plan};
-use crate::prepare::{Prepared, prepare_with};
+use crate::prepare::{Prepared, prepare_with, split_classes};
 use crate::relocate::{self, Import, Local};
 use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
@@ -58,15 +59,29 @@ impl Default for LinkOptions {
 pub struct Patch {
     /// Offset in the file.
     pub file_off: u64,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+    /// The bytes (see [`Prelinked::bytes`]).
+    pub bytes: PatchBytes,
+}
+
+/// The bytes of a [`Patch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchBytes {
+    /// Bytes of their own.
+    Owned(Vec<u8>),
+    /// `len` bytes at `loc` of the result's chunks (a class of a module).
+    Chunk {
+        /// Where they start.
+        loc: Loc,
+        /// How many.
+        len: usize,
+    },
 }
 
 /// The result of linking, as changes to the kernel file: every byte of the
 /// `replaced` areas (the three class regions and the `.modtable` area) is
 /// zero in the image except where a patch writes; everything else is the
 /// kernel's own bytes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Prelinked {
     /// The layout plan.
     pub plan: Plan,
@@ -74,6 +89,8 @@ pub struct Prelinked {
     pub replaced: Vec<(u64, u64)>,
     /// What is written inside them.
     pub patches: Vec<Patch>,
+    /// The chunks holding the modules' class bytes that patches refer to.
+    chunks: Vec<memmap2::MmapMut>,
     /// What is left of the prepared modules, freed with the result.
     _spent: Spent,
 }
@@ -95,6 +112,14 @@ impl std::fmt::Debug for Spent {
 }
 
 impl Prelinked {
+    /// The bytes patch `p` (one of [`Prelinked::patches`]) writes.
+    pub fn bytes<'p>(&'p self, p: &'p Patch) -> &'p [u8] {
+        match &p.bytes {
+            PatchBytes::Owned(b) => b,
+            PatchBytes::Chunk { loc, len } => &self.chunks[loc.chunk][loc.off..loc.off + len],
+        }
+    }
+
     /// The whole image, built in memory from the kernel's bytes.
     pub fn apply(&self, kernel: &[u8]) -> Vec<u8> {
         let mut image = kernel.to_vec();
@@ -103,7 +128,8 @@ impl Prelinked {
         }
         for p in &self.patches {
             let at = p.file_off as usize;
-            image[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+            let bytes = self.bytes(p);
+            image[at..at + bytes.len()].copy_from_slice(bytes);
         }
         image
     }
@@ -219,14 +245,18 @@ pub fn link_patches(
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
     let k = start(kernel_name, kernel, modules.len(), opts)?;
-    let prepared = crate::par::collect(crate::par::map(modules.iter().collect(), |_, f| {
-        prepare_with(&f.name, &f.data, opts.record_sections)
-    }))?;
+    let chunks = Chunks::default();
+    let prepared = crate::par::collect(crate::par::map_with(
+        modules.iter().collect(),
+        || chunks.arena(),
+        |arena, _, f| prepare_with(&f.name, &f.data, opts.record_sections, arena),
+    ))?;
     finish(
         kernel_name,
         kernel,
         k,
         prepared,
+        chunks,
         &Source::Memory(modules),
         opts,
     )
@@ -242,18 +272,19 @@ pub fn link_files<P: AsRef<Path> + Sync>(
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
     let k = start(kernel_name, kernel, paths.len(), opts)?;
+    let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
         paths.iter().collect(),
-        Vec::new,
-        |buf, _, p: &P| {
+        || (Vec::new(), chunks.arena()),
+        |(buf, arena), _, p: &P| {
             let p = p.as_ref();
             let name = p.display().to_string();
             crate::input::read_module(p, &name, buf)?;
-            prepare_with(&name, buf, opts.record_sections)
+            prepare_with(&name, buf, opts.record_sections, arena)
         },
     ))?;
     let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());
-    finish(kernel_name, kernel, k, prepared, &source, opts)
+    finish(kernel_name, kernel, k, prepared, chunks, &source, opts)
 }
 
 /// A placement figure as the table stores it: slots lie in regions of at
@@ -416,6 +447,7 @@ fn finish(
     kernel: &[u8],
     k: Kernel,
     prepared: Vec<Prepared>,
+    chunks: Chunks,
     source: &Source<'_>,
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
@@ -544,7 +576,21 @@ fn finish(
     // In parallel: resolve, relocate, checksum and record each module.
     // Errors are reported for the first module in slot order. What is left
     // of each prepared module is handed back, not freed (see `Spent`).
-    let filled = crate::par::map(slotted, |me, (input, mut p)| -> Result<_> {
+    let mut maps = chunks.into_maps();
+    let sizes: Vec<PerClass<usize>> = slotted
+        .iter()
+        .map(|(_, p)| p.layout.size.map(|s| s as usize))
+        .collect();
+    let ranges: Vec<(Loc, usize)> = slotted
+        .iter()
+        .zip(&sizes)
+        .map(|((_, p), s)| (p.image, s.0.iter().sum()))
+        .collect();
+    let work: Vec<((usize, Prepared), &mut [u8])> = slotted
+        .into_iter()
+        .zip(arena::split(&mut maps, &ranges))
+        .collect();
+    let filled = crate::par::map(work, |me, ((input, mut p), bytes)| -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
         check_signatures(&p, &k, &module_sigs)?;
@@ -554,7 +600,7 @@ fn finish(
             .iter()
             .map(|&(l, _)| resolved(me32, l, &imports))
             .collect();
-        let mut image = std::mem::take(&mut p.image);
+        let mut image = split_classes(bytes, sizes[me]);
         relocate::apply(me32, &p.lowered.relocs, &targets, &mut image, &bases).map_err(|e| {
             source
                 .with_object(input, |o| {
@@ -611,7 +657,6 @@ fn finish(
                 deps: deps[me].clone(),
                 relocs: recorded,
             },
-            image,
             p,
         ))
     });
@@ -620,15 +665,18 @@ fn finish(
     let mut plan_mods = Vec::with_capacity(n);
     let mut table_mods = Vec::with_capacity(n);
     let mut spent = Vec::with_capacity(n);
-    for (me, (pm, tm, image, p)) in filled.into_iter().enumerate() {
+    for (me, (pm, tm, p)) in filled.into_iter().enumerate() {
+        let mut loc = p.image;
         spent.push(p);
-        for (c, bytes) in Class::ALL.into_iter().zip(image.0) {
-            if !bytes.is_empty() {
+        for c in Class::ALL {
+            let len = sizes[me][c];
+            if len > 0 {
                 patches.push(Patch {
                     file_off: k.regions[c].file_off + slots[me].off[c],
-                    bytes,
+                    bytes: PatchBytes::Chunk { loc, len },
                 });
             }
+            loc.off += len;
         }
         plan_mods.push(pm);
         table_mods.push(tm);
@@ -655,12 +703,13 @@ fn finish(
     }
     patches.push(Patch {
         file_off: k.modtable.file_off,
-        bytes: table,
+        bytes: PatchBytes::Owned(table),
     });
     Ok(Prelinked {
         plan,
         replaced,
         patches,
+        chunks: maps,
         _spent: Spent(spent),
     })
 }

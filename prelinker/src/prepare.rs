@@ -1,8 +1,10 @@
 //! Everything that can be done to one module object on its own, before any
 //! other module is known: parse it, lay out its classes, lower its
-//! relocations, and build its class bytes. What comes out owns its data, so
-//! the file's bytes can be dropped (or their buffer reused) at once.
+//! relocations, and build its class bytes (in an [`Arena`]). What comes out
+//! owns its data or has it in the arena, so the file's bytes can be dropped
+//! (or their buffer reused) at once.
 
+use crate::arena::{Arena, Loc};
 use crate::bail;
 use crate::error::Result;
 use crate::input::{ModInfo, ModuleObject, Placement, module_object_bytes};
@@ -21,9 +23,11 @@ pub struct Prepared {
     pub info: ModInfo,
     /// Layout of its classes, GOT included.
     pub layout: ModuleLayout,
-    /// The bytes of each class (text gaps are `int3`, bss and the GOT are
-    /// zero), relaxed but not yet relocated.
-    pub image: PerClass<Vec<u8>>,
+    /// Where the bytes of its classes are in the arena it was prepared
+    /// with: text, rodata and data one after the other, of the sizes in
+    /// `layout` (text gaps are `int3`, bss and the GOT are zero), relaxed
+    /// but not yet relocated.
+    pub image: Loc,
     /// Its relocations still to apply (see [`Prepared::applied_early`]).
     pub lowered: Lowered,
     /// Relocations already applied here: PC-relative fields whose target is
@@ -65,7 +69,7 @@ fn apply_early(
     obj: &ModuleObject<'_>,
     mut lowered: Lowered,
     layout: &ModuleLayout,
-    image: &mut PerClass<Vec<u8>>,
+    image: &mut PerClass<&mut [u8]>,
 ) -> Result<(Lowered, u64)> {
     // The relocations still to apply are moved to the front in place (one
     // buffer fewer per module than collecting them into a new one).
@@ -76,8 +80,7 @@ fn apply_early(
             Local::In { class, off } if class == r.class && r.kind.is_pc_relative() => {
                 let value = off.wrapping_add(r.addend as u64);
                 let at = r.place_off as usize;
-                if let Err(error) = modtable::reloc::apply(r.kind, &mut image[class], 0, at, value)
-                {
+                if let Err(error) = modtable::reloc::apply(r.kind, image[class], 0, at, value) {
                     let e = relocate::ApplyError {
                         index,
                         value,
@@ -98,15 +101,29 @@ fn apply_early(
     Ok((lowered, early))
 }
 
+/// Splits `bytes` into the three classes, of `sizes` bytes each, in class
+/// order.
+pub fn split_classes(bytes: &mut [u8], sizes: PerClass<usize>) -> PerClass<&mut [u8]> {
+    let (text, rest) = bytes.split_at_mut(sizes[Class::Text]);
+    let (rodata, data) = rest.split_at_mut(sizes[Class::Rodata]);
+    debug_assert_eq!(data.len(), sizes[Class::Data]);
+    PerClass([text, rodata, data])
+}
+
 /// Prepares the module in `data` (an object, or an archive with one module
-/// member), naming it `file` in messages.
-pub fn prepare(file: &str, data: &[u8]) -> Result<Prepared> {
-    prepare_with(file, data, true)
+/// member), naming it `file` in messages, with its class bytes in `arena`.
+pub fn prepare(file: &str, data: &[u8], arena: &mut Arena<'_>) -> Result<Prepared> {
+    prepare_with(file, data, true, arena)
 }
 
 /// Like [`prepare`]; `record_sections` says whether to record where each
 /// placed section goes ([`Prepared::sections`], empty otherwise).
-pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Prepared> {
+pub fn prepare_with(
+    file: &str,
+    data: &[u8],
+    record_sections: bool,
+    arena: &mut Arena<'_>,
+) -> Result<Prepared> {
     let bytes = module_object_bytes(file, data)?;
     let obj = ModuleObject::parse(file, bytes)?;
     if let Some(i) = (0..obj.placement.len()).find(|&i| {
@@ -147,10 +164,13 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
     // Each class is built in one pass over its placed PROGBITS sections in
     // offset order (section-index order, but the per-CPU template comes
     // after the other data: see `ModuleLayout::of`), with the gaps between
-    // them filled (`int3` in text), then bss and the GOT as zeros.
+    // them filled (`int3` in text), then bss and the GOT as zeros (which
+    // the arena's bytes already are).
     let fill = |c: Class| if c == Class::Text { 0xcc } else { 0 };
-    let mut image: PerClass<Vec<u8>> =
-        PerClass(Class::ALL.map(|c| Vec::with_capacity(layout.size[c] as usize)));
+    let sizes = layout.size.map(|s| s as usize);
+    let (loc, bytes) = arena.alloc(sizes.0.iter().sum())?;
+    let mut image = split_classes(bytes, sizes);
+    let mut end = PerClass([0usize; 3]);
     let mut order: Vec<usize> = (0..obj.placement.len()).collect();
     order.sort_by_key(|&i| match obj.placement[i] {
         Placement::Class { class, .. } => (class.index(), layout.sec_off[i]),
@@ -165,13 +185,18 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
             let data = obj.elf.section_data(i);
             let off = layout.sec_off[i] as usize;
             let img = &mut image[class];
-            debug_assert!(img.len() <= off, "sections in order");
-            img.resize(off, fill(class));
-            img.extend_from_slice(data);
+            debug_assert!(end[class] <= off, "sections in order");
+            if fill(class) != 0 {
+                img[end[class]..off].fill(fill(class));
+            }
+            img[off..off + data.len()].copy_from_slice(data);
+            end[class] = off + data.len();
         }
     }
     for c in Class::ALL {
-        image[c].resize(layout.size[c] as usize, fill(c));
+        if fill(c) != 0 {
+            image[c][end[c]..].fill(fill(c));
+        }
     }
     for &(c, off, b) in &lowered.patches {
         image[c][off as usize] = b;
@@ -220,7 +245,7 @@ pub fn prepare_with(file: &str, data: &[u8], record_sections: bool) -> Result<Pr
         file: file.to_string(),
         info: obj.info,
         layout,
-        image,
+        image: loc,
         lowered,
         applied_early,
         exports,

@@ -354,7 +354,7 @@ pub fn apply(
     me: u32,
     relocs: &[Reloc],
     targets: &[Resolved],
-    image: &mut PerClass<Vec<u8>>,
+    image: &mut PerClass<&mut [u8]>,
     bases: &[PerClass<u64>],
 ) -> std::result::Result<(), ApplyError> {
     let here = bases[me as usize];
@@ -362,7 +362,7 @@ pub fn apply(
         let v = address(targets[r.target as usize], bases).wrapping_add(r.addend as u64);
         modtable::reloc::apply(
             r.kind,
-            &mut image[r.class],
+            image[r.class],
             here[r.class],
             r.place_off as usize,
             v,

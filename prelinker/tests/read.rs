@@ -63,10 +63,20 @@ fn debug_sections_are_not_read() {
             "{name} differs"
         );
     }
-    let whole = prelinker::prepare::prepare("dbg.o", &data).unwrap();
-    let read = prelinker::prepare::prepare("dbg.o", &buf).unwrap();
-    assert_eq!(read.image, whole.image);
-    assert_eq!(read.layout, whole.layout);
+    let bytes = |data: &[u8]| {
+        let chunks = prelinker::arena::Chunks::default();
+        let p = prelinker::prepare::prepare("dbg.o", data, &mut chunks.arena()).unwrap();
+        let size: u64 = p.layout.size.0.iter().sum();
+        let (at, maps) = (p.image, chunks.into_maps());
+        (
+            maps[at.chunk][at.off..at.off + size as usize].to_vec(),
+            p.layout,
+        )
+    };
+    let (whole, whole_layout) = bytes(&data);
+    let (read, read_layout) = bytes(&buf);
+    assert_eq!(read, whole);
+    assert_eq!(read_layout, whole_layout);
     // The same buffer for a smaller file: exactly what a fresh buffer gets.
     let small = ModBuilder::new("small").build();
     let q = dir.path().join("small.o");
@@ -274,8 +284,10 @@ fn damaged_objects_never_panic() {
     let o = b.code(&[0; 8]);
     b.reloc(t, o, s, -4, prelinker::relocate::R_PLT32);
     let small = b.build();
+    let chunks = prelinker::arena::Chunks::default();
+    let mut arena = chunks.arena();
     for len in 0..small.len() {
-        let _ = prelinker::prepare::prepare("cut.o", &small[..len]);
+        let _ = prelinker::prepare::prepare("cut.o", &small[..len], &mut arena);
     }
     let real = std::fs::read(&real_modules()[0]).unwrap();
     // A fixed pseudo-random sequence (xorshift), so failures reproduce.
@@ -293,6 +305,6 @@ fn damaged_objects_never_panic() {
             _ => (x >> 8) as usize % d.len(),
         };
         d[at] = (x >> 40) as u8;
-        let _ = prelinker::prepare::prepare("damaged.o", &d);
+        let _ = prelinker::prepare::prepare("damaged.o", &d, &mut arena);
     }
 }
