@@ -171,27 +171,34 @@ pub fn prepare_with(
     let (loc, bytes) = arena.alloc(sizes.0.iter().sum())?;
     let mut image = split_classes(bytes, sizes);
     let mut end = PerClass([0usize; 3]);
-    let mut order: Vec<usize> = (0..obj.placement.len()).collect();
-    order.sort_by_key(|&i| match obj.placement[i] {
-        Placement::Class { class, .. } => (class.index(), layout.sec_off[i]),
-        Placement::None => (usize::MAX, 0),
-    });
-    for i in order {
+    // Visiting the sections in the layout's own order needs no sort.
+    let mut copy = |i: usize, class: Class| {
+        let data = obj.elf.section_data(i);
+        let off = layout.sec_off[i] as usize;
+        let img = &mut image[class];
+        debug_assert!(end[class] <= off, "sections in order");
+        if fill(class) != 0 {
+            img[end[class]..off].fill(fill(class));
+        }
+        img[off..off + data.len()].copy_from_slice(data);
+        end[class] = off + data.len();
+    };
+    let mut percpu = Vec::new();
+    for (i, p) in obj.placement.iter().enumerate() {
         if let Placement::Class {
             class,
             nobits: false,
-        } = obj.placement[i]
+        } = *p
         {
-            let data = obj.elf.section_data(i);
-            let off = layout.sec_off[i] as usize;
-            let img = &mut image[class];
-            debug_assert!(end[class] <= off, "sections in order");
-            if fill(class) != 0 {
-                img[end[class]..off].fill(fill(class));
+            if crate::layout::is_percpu(&obj.elf.sections[i]) {
+                percpu.push((i, class));
+            } else {
+                copy(i, class);
             }
-            img[off..off + data.len()].copy_from_slice(data);
-            end[class] = off + data.len();
         }
+    }
+    for (i, class) in percpu {
+        copy(i, class);
     }
     for c in Class::ALL {
         if fill(c) != 0 {
