@@ -21,7 +21,8 @@ fn main() {
         fuzz_targets::time(20),
         seed,
         &|input| {
-            if prelinker::prepare::prepare("fuzz.o", input).is_ok() {
+            let chunks = prelinker::arena::Chunks::default();
+            if prelinker::prepare::prepare("fuzz.o", input, &mut chunks.arena()).is_ok() {
                 prepared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         },
