@@ -46,7 +46,7 @@ use crate::arch::tsc;
 use crate::kapi::ReleaseSummary;
 use crate::mm::{HUGE_PAGE_SIZE, paging};
 use crate::modules::guard::{self, Outcome};
-use crate::modules::{Leak, Module, Reason, Totals};
+use crate::modules::{Module, Reason, Resources, Totals};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -432,14 +432,6 @@ fn mappings(mapped: &[(u64, u64)], fresh: &[Fresh], c: Class) -> (usize, usize) 
         })
 }
 
-fn snapshot() -> (usize, usize, usize) {
-    (
-        crate::mm::heap::used_bytes(),
-        crate::mm::frames::free_frames() as usize,
-        crate::kapi::registered_irqs(),
-    )
-}
-
 /// Calls module function `entry` as module `index` under the probe guard.
 fn call_guarded(index: usize, entry: u64, budget_ms: u64) -> Outcome {
     // SAFETY: `entry` is the probe or self-test of module `index`, whose
@@ -756,7 +748,7 @@ impl Loader {
         let budget = self.budget_ms();
         let entry =
             self.mods[index].base[Class::Text] + self.mods[index].placement.probe_off as u64;
-        let before = snapshot();
+        let before = Resources::now();
         let t = tsc::read();
         let outcome = call_guarded(index, entry, budget);
         self.mods[index].probe_ns = tsc::ticks_to_ns(tsc::read() - t);
@@ -785,7 +777,7 @@ impl Loader {
         }
         let failure = guard::take_failure();
         let released = crate::kapi::release(index);
-        let after = snapshot();
+        let after = Resources::now();
         let reason = Reason::of_probe(outcome, failure);
         let placed = self.mods[index]
             .runtime
@@ -795,11 +787,7 @@ impl Loader {
         self.remember(index, "expunged");
         let m = &mut self.mods[index];
         m.released = Some(released);
-        m.leak = Some(Leak {
-            heap_bytes: after.0 as i64 - before.0 as i64,
-            frames: before.1 as i64 - after.1 as i64,
-            irqs: after.2 as i64 - before.2 as i64,
-        });
+        m.leak = Some(before.leak_to(after));
         log::warn!(
             "module {}: expunged: {reason}; its bytes went back to the pools poisoned",
             m.name

@@ -9,7 +9,7 @@
 //! kept after all, it stays in its slot and the cursors jump past it.
 
 use super::guard::{self, Outcome};
-use super::{Leak, Module, NAMES, Reason, Totals, debug, health, image, remap, report, stale};
+use super::{Module, NAMES, Reason, Resources, Totals, debug, health, image, remap, report, stale};
 use crate::arch::tsc;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -225,14 +225,6 @@ fn move_and_relocate(
     Ok(())
 }
 
-fn snapshot() -> (usize, usize, usize) {
-    (
-        crate::mm::heap::used_bytes(),
-        crate::mm::frames::free_frames() as usize,
-        crate::kapi::registered_irqs(),
-    )
-}
-
 fn step(
     table: &Table<'_>,
     mods: &mut [Module],
@@ -267,7 +259,7 @@ fn step(
     }
 
     let entry = mods[i].base[Class::Text] + mods[i].placement.probe_off as u64;
-    let before = snapshot();
+    let before = Resources::now();
     // Its per-CPU copies are made inside the leak measurement, so a failed
     // probe whose copies were not all freed shows as a heap leak.
     let (percpu_off, percpu_len) = (mods[i].placement.percpu_off, mods[i].placement.percpu_size);
@@ -296,16 +288,12 @@ fn step(
     let failure = guard::take_failure();
     let released = crate::kapi::release(i);
     let percpu_freed = crate::kapi::percpu::free(i);
-    let after = snapshot();
+    let after = Resources::now();
     let reason = Reason::of_probe(outcome, failure);
     let m = &mut mods[i];
     m.released = Some(released);
     m.percpu_freed = percpu_freed;
-    m.leak = Some(Leak {
-        heap_bytes: after.0 as i64 - before.0 as i64,
-        frames: before.1 as i64 - after.1 as i64,
-        irqs: after.2 as i64 - before.2 as i64,
-    });
+    m.leak = Some(before.leak_to(after));
     expunge(m, reason);
 }
 

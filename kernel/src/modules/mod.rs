@@ -114,16 +114,37 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Resource deltas measured around a failed probe (all zero when the
-/// release was complete).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Leak {
-    /// Heap bytes in use after release minus before the probe.
-    pub heap_bytes: i64,
-    /// Free frames before the probe minus after release.
-    pub frames: i64,
-    /// Module IRQ handlers after release minus before the probe.
-    pub irqs: i64,
+/// Resource deltas around a failed probe: the REPORT's type.
+pub use ::report::Leak;
+
+/// What a probe's release must give back, counted before the probe and
+/// after the release: heap bytes in use, free frames, module IRQ handlers.
+#[derive(Clone, Copy, Debug)]
+pub struct Resources {
+    heap_bytes: usize,
+    free_frames: usize,
+    irqs: usize,
+}
+
+impl Resources {
+    /// The counts now.
+    pub fn now() -> Resources {
+        Resources {
+            heap_bytes: crate::mm::heap::used_bytes(),
+            free_frames: crate::mm::frames::free_frames() as usize,
+            irqs: crate::kapi::registered_irqs(),
+        }
+    }
+
+    /// What was not given back between `self` (before the probe) and
+    /// `after` (after the release): all zero when the release was complete.
+    pub fn leak_to(self, after: Resources) -> Leak {
+        Leak {
+            heap_bytes: after.heap_bytes as i64 - self.heap_bytes as i64,
+            frames: self.free_frames as i64 - after.free_frames as i64,
+            irqs: after.irqs as i64 - self.irqs as i64,
+        }
+    }
 }
 
 /// Everything the loader knows about one module.

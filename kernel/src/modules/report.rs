@@ -8,8 +8,8 @@ use modtable::table::Prediction;
 use modtable::{Class, PerClass};
 use reclaim::plan::{ClassPlan, page_aligned_bytes};
 use report::{
-    Classes, Cost, Count, Hex, Leak, Mappings, Module as ModuleReport, Outcome, Region, Released,
-    Report, RuntimeFault,
+    Classes, Cost, Count, Hex, Mappings, Module as ModuleReport, Outcome, Region, Released, Report,
+    RuntimeFault,
 };
 
 fn classes<T>(f: impl Fn(Class) -> T) -> Classes<T> {
@@ -89,11 +89,7 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
             console: r.console,
             devices: r.devices as u64,
         }),
-        leak: m.leak.map(|l| Leak {
-            heap_bytes: l.heap_bytes,
-            frames: l.frames,
-            irqs: l.irqs,
-        }),
+        leak: m.leak,
         percpu: crate::kapi::percpu::packed(m.placement.percpu_size as u64),
         loaded: None,
         bytes_returned: None,
