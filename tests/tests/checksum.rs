@@ -93,12 +93,7 @@ fn a_corrupted_module_is_expunged_for_its_checksum() {
 
     out.assert_passed();
     let r = out.expect_report();
-    let m = r["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == VICTIM)
-        .unwrap_or_else(|| panic!("{VICTIM} not in the report"));
+    let m = boot_tests::report::module(&r, VICTIM);
     assert_eq!(m["result"], "expunged", "{m}");
     assert_eq!(m["reason_kind"], "checksum", "{m}");
     let reason = m["reason"].as_str().unwrap();

@@ -7,7 +7,7 @@
 //! its own reason, boot must complete (degraded, because of the last two),
 //! and nothing may leak.
 
-use boot_tests::report::names_with_result;
+use boot_tests::report::{module, names_with_result};
 use boot_tests::{BootOutcome, QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -35,15 +35,6 @@ fn boot() -> &'static (BootOutcome, Value) {
 
 fn report() -> &'static Value {
     &boot().1
-}
-
-fn module<'a>(r: &'a Value, name: &str) -> &'a Value {
-    r["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in the report"))
 }
 
 fn assert_no_leak(m: &Value) {

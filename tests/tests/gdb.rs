@@ -15,7 +15,7 @@
 //! must resolve (pending) inside the same function, and `bt` must name the
 //! driver's functions and the kernel's loader frames below them.
 
-use boot_tests::report::{addr, read_json};
+use boot_tests::report::{addr, module, read_json};
 use boot_tests::{QemuConfig, preset_image, preset_plan, workspace_root};
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
@@ -313,12 +313,7 @@ fn check(machine: &str, image_of: &str, moved: bool) {
     let what = format!("{machine} with {image_of}'s image");
     assert_eq!(s.qemu_status, Some(33), "{what}: {}", s.describe());
     let report = s.report();
-    let m = report["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == MODULE)
-        .unwrap_or_else(|| panic!("{MODULE} not in the report"));
+    let m = module(&report, MODULE);
     assert_eq!(m["result"], "kept", "{what}: {m}");
     assert_eq!(m["selftest"], "passed", "{what}: {m}");
     let new_text = addr(&m["new_addr"]["text"]);

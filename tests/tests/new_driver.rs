@@ -14,7 +14,7 @@
 //! that it never overwrites the artifacts of the real workspace, which other
 //! builds may be using at the same time.
 
-use boot_tests::report::{addr, names_with_result};
+use boot_tests::report::{addr, module, names_with_result};
 use boot_tests::{QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -107,15 +107,6 @@ fn boot(image: &Path) -> Value {
     });
     out.assert_passed();
     out.expect_report()
-}
-
-fn module<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("module {name} not in the report: {report}"))
 }
 
 fn u(v: &Value) -> u64 {

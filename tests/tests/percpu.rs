@@ -40,15 +40,7 @@ fn check(cpus: u32) {
     out.assert_degraded();
     let r: Value = out.expect_report();
     let plan = plan_percpu();
-    let module = |name: &str| {
-        r["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not in the report"))
-            .clone()
-    };
+    let module = |name: &str| boot_tests::report::module(&r, name).clone();
     for name in ["e1000", "uart_com1"] {
         let m = module(name);
         assert_eq!(m["result"], "kept", "{name}: {m}");

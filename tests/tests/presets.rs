@@ -8,7 +8,7 @@
 //! expectation nothing kept moves and no relocation is redone; with another
 //! preset's expectation the sets are the same and modules do move.
 
-use boot_tests::report::names_with_result;
+use boot_tests::report::{module, names_with_result};
 use boot_tests::{BootOutcome, QemuConfig, preset_image, presets, run_qemu};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -380,12 +380,7 @@ fn every_matching_device_is_bound() {
         out.describe()
     );
     let r = out.expect_report();
-    let m = r["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "e1000")
-        .unwrap();
+    let m = module(&r, "e1000");
     assert_eq!(m["result"], "kept");
     assert_eq!(m["selftest"], "passed");
 }
