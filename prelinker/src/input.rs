@@ -23,6 +23,7 @@ const HEAD: u64 = 64;
 /// most [`MAX_INPUT_SIZE`] bytes; returns it with its length. `name` is
 /// used in messages.
 pub fn open_input(path: &std::path::Path, name: &str) -> Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
     let check = |m: &std::fs::Metadata| -> Result<u64> {
         if !m.is_file() {
@@ -45,9 +46,14 @@ pub fn open_input(path: &std::path::Path, name: &str) -> Result<(std::fs::File, 
         }
         Ok(m.len())
     };
-    // Checked before opening: opening a pipe would wait for a writer.
-    check(&std::fs::metadata(path).map_err(io)?)?;
-    let f = std::fs::File::open(path).map_err(io)?;
+    // Opened without blocking (a pipe would otherwise wait for a writer)
+    // and without becoming a controlling terminal, then checked before any
+    // read: one path lookup per input rather than a stat and an open.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
     let len = check(&f.metadata().map_err(io)?)?;
     Ok((f, len))
 }
@@ -163,10 +169,11 @@ pub struct ModInfo {
     depends: Vec<Span>,
     /// Symbols it exports to later modules.
     exports: Vec<Span>,
-    /// Signatures of the functions it exports (`export_sig=NAME:SIG`).
+    /// Signatures of the functions it exports (`export_sig=NAME:SIG`),
+    /// sorted by name.
     export_sigs: Vec<(Span, Span)>,
     /// Signatures it expects of the functions it imports, from the kernel
-    /// or other modules (`import_sig=NAME:SIG`).
+    /// or other modules (`import_sig=NAME:SIG`), sorted by name.
     import_sigs: Vec<(Span, Span)>,
 }
 
@@ -192,19 +199,51 @@ impl ModInfo {
 
     /// The signature this module expects of import `name`.
     pub fn import_sig(&self, name: &str) -> Option<&str> {
-        self.import_sigs
-            .iter()
-            .find(|&&(n, _)| self.at(n) == name)
-            .map(|&(_, s)| self.at(s))
+        self.sig_in(&self.import_sigs, name)
+    }
+
+    /// The signature of `name` in `list`, sorted by name.
+    fn sig_in(&self, list: &[(Span, Span)], name: &str) -> Option<&str> {
+        list.binary_search_by(|&(n, _)| self.at(n).cmp(name))
+            .ok()
+            .map(|i| self.at(list[i].1))
     }
 
     /// The signature this module records for its export `name`.
     pub fn export_sig(&self, name: &str) -> Option<&str> {
-        self.export_sigs
-            .iter()
-            .find(|&&(n, _)| self.at(n) == name)
-            .map(|&(_, s)| self.at(s))
+        self.sig_in(&self.export_sigs, name)
     }
+}
+
+/// Sorts the signature entries `list` (spans of `bytes`) by name for
+/// [`ModInfo::import_sig`] and [`ModInfo::export_sig`], dropping repeats
+/// of an entry; a name given two different signatures is an error naming
+/// the first two (in entry order).
+fn sort_signatures(file: &str, bytes: &[u8], list: &mut Vec<(Span, Span)>) -> Result<()> {
+    let text = |(s, e): Span| &bytes[s as usize..e as usize];
+    // Stable: entries of one name stay in entry order.
+    list.sort_by(|a, b| text(a.0).cmp(text(b.0)));
+    let mut kept = 0;
+    for i in 0..list.len() {
+        if kept > 0 && text(list[kept - 1].0) == text(list[i].0) {
+            let (old, new) = (list[kept - 1].1, list[i].1);
+            if text(old) != text(new) {
+                let s = |x| String::from_utf8_lossy(text(x));
+                bail!(
+                    Modinfo,
+                    "{file}: .modinfo gives `{}` two signatures: `{}` and `{}`",
+                    s(list[i].0),
+                    s(old),
+                    s(new)
+                );
+            }
+        } else {
+            list[kept] = list[i];
+            kept += 1;
+        }
+    }
+    list.truncate(kept);
+    Ok(())
 }
 
 /// Parses the entries of a `.modinfo` section.
@@ -224,6 +263,9 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
         bail!(Modinfo, "{file}: .modinfo is larger than 4 GiB");
     }
     let mut info = ModInfo::default();
+    // Most entries are import signatures: room for one per entry.
+    info.import_sigs
+        .reserve(bytes.iter().filter(|&&b| b == 0).count());
     let (mut abi, mut name) = (None, None);
     for e in modinfo::entries(&bytes) {
         let (k, v) = e.map_err(|e| err!(Modinfo, "{file}: {e}"))?;
@@ -265,20 +307,14 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
                 } else {
                     &mut info.import_sigs
                 };
-                let text = |(s, e): Span| &bytes[s as usize..e as usize];
-                match list.iter().find(|&&(m, _)| text(m) == n.as_bytes()) {
-                    Some(&(_, old)) if text(old) != sig.as_bytes() => bail!(
-                        Modinfo,
-                        "{file}: .modinfo gives `{n}` two signatures: `{}` and `{sig}`",
-                        String::from_utf8_lossy(text(old))
-                    ),
-                    Some(_) => {}
-                    None => list.push((span(n), span(sig))),
-                }
+                list.push((span(n), span(sig)));
             }
             // Unknown keys are informational (license, author, ...).
             _ => {}
         }
+    }
+    for list in [&mut info.export_sigs, &mut info.import_sigs] {
+        sort_signatures(file, &bytes, list)?;
     }
     match abi {
         None => bail!(Modinfo, "{file}: .modinfo has no abi= entry"),
@@ -453,7 +489,12 @@ impl<'a> ModuleObject<'a> {
         modinfo_parts().for_each(|p| text.extend_from_slice(p));
         let info = parse_modinfo_vec(file, text)?;
         let mut placement = Vec::with_capacity(elf.sections.len());
-        let mut rela_sections = Vec::new();
+        let mut rela_sections = Vec::with_capacity(
+            elf.sections
+                .iter()
+                .filter(|s| s.sh_type == elf::SHT_RELA)
+                .count(),
+        );
         for (i, s) in elf.sections.iter().enumerate() {
             let p = if i == 0 { Placement::None } else { classify(s) };
             if p != Placement::None && s.flags & elf::SHF_TLS != 0 {
@@ -512,7 +553,12 @@ impl<'a> ModuleObject<'a> {
             }
         }
         let symbols = elf.symbols().map_err(ctx)?;
-        let mut globals = HashMap::new();
+        let mut globals = HashMap::with_capacity(
+            symbols
+                .iter()
+                .filter(|s| s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32)
+                .count(),
+        );
         for (i, s) in symbols.iter().enumerate() {
             if s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32 {
                 let name = s.name();
@@ -637,6 +683,31 @@ mod tests {
         assert_eq!(
             parse_modinfo("x.o", b"abi=2\0name=ok_1\0").unwrap().name(),
             "ok_1"
+        );
+    }
+
+    #[test]
+    fn signatures_are_found_by_name_and_conflicts_named() {
+        let m = |extra: &str| format!("abi={ABI_VERSION}\0name=m\0{extra}").into_bytes();
+        let info = parse_modinfo(
+            "m.o",
+            &m("import_sig=zeta:fn()\0import_sig=alpha:fn(u32)\0import_sig=zeta:fn()\0export_sig=e:fn()->u8\0"),
+        )
+        .unwrap();
+        assert_eq!(info.import_sig("alpha"), Some("fn(u32)"));
+        assert_eq!(info.import_sig("zeta"), Some("fn()"));
+        assert_eq!(info.import_sig("beta"), None);
+        assert_eq!(info.export_sig("e"), Some("fn()->u8"));
+        assert_eq!(info.export_sig("alpha"), None);
+        let e = parse_modinfo(
+            "m.o",
+            &m("import_sig=b:fn()\0import_sig=a:fn()\0import_sig=b:fn(u8)\0import_sig=b:fn(u16)\0"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Modinfo);
+        assert_eq!(
+            e.message(),
+            "m.o: .modinfo gives `b` two signatures: `fn()` and `fn(u8)`"
         );
     }
 }

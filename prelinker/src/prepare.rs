@@ -98,6 +98,8 @@ fn apply_early(
     }
     let early = (lowered.relocs.len() - kept) as u64;
     lowered.relocs.truncate(kept);
+    // The list lives until the link's end; the tail goes back to the heap.
+    lowered.relocs.shrink_to_fit();
     Ok((lowered, early))
 }
 

@@ -159,6 +159,9 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
         .map(|&(rs, _)| obj.elf.sections[rs].size / 24)
         .sum();
     out.relocs.reserve(total as usize + 16);
+    // Each target is a symbol a relocation names, or a GOT entry.
+    out.targets
+        .reserve(obj.symbols.len().min(total as usize) + 16);
     // Room for every undefined symbol, which most modules all refer to
     // (names can share bytes of the string table: room for at most its
     // size, which is at most the file's).

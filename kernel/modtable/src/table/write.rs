@@ -36,17 +36,19 @@ pub struct RelocGroups {
 impl RelocGroups {
     /// Groups `fields`.
     pub fn new(fields: impl IntoIterator<Item = RelocField>) -> RelocGroups {
-        let mut v: alloc::vec::Vec<(u64, u32)> = fields
-            .into_iter()
-            .map(|f| {
-                let (tclass, tmod) = encode_target(f.target);
-                let key = (tclass as u64) << 32
-                    | (tmod as u64) << 16
-                    | (f.place_class as u64) << 8
-                    | f.kind as u64;
-                (key, f.place_off)
-            })
-            .collect();
+        let fields = fields.into_iter();
+        // At most as many as the iterator's upper bound (a filter of a list):
+        // one allocation rather than a doubling series.
+        let (lo, hi) = fields.size_hint();
+        let mut v: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::with_capacity(hi.unwrap_or(lo));
+        v.extend(fields.map(|f| {
+            let (tclass, tmod) = encode_target(f.target);
+            let key = (tclass as u64) << 32
+                | (tmod as u64) << 16
+                | (f.place_class as u64) << 8
+                | f.kind as u64;
+            (key, f.place_off)
+        }));
         v.sort_unstable();
         let mut g = RelocGroups {
             groups: alloc::vec::Vec::new(),
