@@ -120,23 +120,47 @@ impl InputFile {
 /// file. An archive, and an ELF file whose headers cannot be read that way
 /// (the parser then says what is wrong), are read whole.
 pub fn read_module(path: &std::path::Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
-    let (f, len) = open_input(path, name)?;
-    let h = head(&f, name, len)?;
-    if !h.starts_with(AR_MAGIC) && !h.starts_with(&object::elf::ELFMAG) {
-        bail!(
-            Malformed,
-            "{name}: not an ELF file or ar archive (bad magic)"
-        );
+    let mut r = ModuleReader {
+        buf: std::mem::take(buf),
+        ..ModuleReader::default()
+    };
+    let res = r.read(path, name).map(|_| ());
+    *buf = r.buf;
+    res
+}
+
+/// Reads module objects one after another as [`read_module`] does,
+/// reusing its buffers (the compact copy, and the parts of each file read
+/// ahead) from one object to the next.
+#[derive(Default)]
+pub struct ModuleReader {
+    ahead: crate::sparse::ReadAhead,
+    buf: Vec<u8>,
+}
+
+impl ModuleReader {
+    /// Reads the module object at `path` (named `name` in messages): its
+    /// bytes, as [`read_module`] gives them, until the next read.
+    pub fn read(&mut self, path: &std::path::Path, name: &str) -> Result<&[u8]> {
+        let (f, len) = open_input(path, name)?;
+        let io = |e: std::io::Error| err!(Io, "{name}: cannot read: {e}");
+        self.ahead.fill(&f, len).map_err(io)?;
+        let h = self.ahead.head();
+        if !h.starts_with(AR_MAGIC) && !h.starts_with(&object::elf::ELFMAG) {
+            bail!(
+                Malformed,
+                "{name}: not an ELF file or ar archive (bad magic)"
+            );
+        }
+        if h.starts_with(AR_MAGIC)
+            || !crate::sparse::read_module_parts(&f, len, &self.ahead, &mut self.buf).map_err(io)?
+        {
+            self.buf.clear();
+            self.buf.resize(len as usize, 0);
+            read_exact(&f, name, &mut self.buf, 0)?;
+        }
+        Ok(&self.buf)
     }
-    if h.starts_with(AR_MAGIC)
-        || !crate::sparse::read_module_parts(&f, len, &h, buf)
-            .map_err(|e| err!(Io, "{name}: cannot read: {e}"))?
-    {
-        buf.clear();
-        buf.resize(len as usize, 0);
-        read_exact(&f, name, buf, 0)?;
-    }
-    Ok(())
 }
 
 /// The byte ranges of the module object at `path` that a link needs (its

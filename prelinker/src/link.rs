@@ -275,12 +275,12 @@ pub fn link_files<P: AsRef<Path> + Sync>(
     let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
         paths.iter().collect(),
-        || (Vec::new(), chunks.arena()),
-        |(buf, arena), _, p: &P| {
+        || (crate::input::ModuleReader::default(), chunks.arena()),
+        |(reader, arena), _, p: &P| {
             let p = p.as_ref();
             let name = p.display().to_string();
-            crate::input::read_module(p, &name, buf)?;
-            prepare_with(&name, buf, opts.record_sections, arena)
+            let bytes = reader.read(p, &name)?;
+            prepare_with(&name, bytes, opts.record_sections, arena)
         },
     ))?;
     let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());

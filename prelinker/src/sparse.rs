@@ -3,11 +3,134 @@
 //! allocated zeroed, a fresh mapping at that size, and only the other byte
 //! ranges are read into it), so the regions cost neither a copy nor a page
 //! fault, and the parser sees a file of the right length; a module object
-//! is read as a compact copy of just the sections the link uses.
+//! is read as a compact copy of just the sections the link uses, most of
+//! it from two reads ahead (see [`ReadAhead`]).
 
 use crate::elf;
+use std::borrow::Cow;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+
+/// Bytes of a module object read first: compilers put the allocated
+/// sections right after the ELF header, and these cover them in most
+/// module objects.
+const HEAD_AHEAD: u64 = 24 << 10;
+/// At most this many bytes before the section table are read with it:
+/// compilers put the string table (mostly section names, about half the
+/// table's size) just before it.
+const TAIL_AHEAD: u64 = 64 << 10;
+
+/// Two windows of a module object read ahead, each in one read: its first
+/// bytes, and its section table with as many bytes before it as the table
+/// has (so the string table in front of it, in the usual layout). Reading
+/// a part the link uses then copies what the windows hold and reads only
+/// the rest: two or three reads per object instead of one per part. The
+/// buffers are reused from one object to the next.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    /// Bytes `0..head.len()` of the file.
+    head: Vec<u8>,
+    /// Bytes `tail_at..tail_at + tail.len()` of the file.
+    tail: Vec<u8>,
+    tail_at: u64,
+}
+
+impl ReadAhead {
+    /// Reads the windows of `f` (of `len` bytes). The second is read only
+    /// if the first bytes are an ELF64 header whose section table lies in
+    /// the file, past the first window.
+    pub(crate) fn fill(&mut self, f: &File, len: u64) -> std::io::Result<()> {
+        // Every byte is read over: reused buffers need no zeroing.
+        self.head.resize(len.min(HEAD_AHEAD) as usize, 0);
+        f.read_exact_at(&mut self.head, 0)?;
+        self.tail.clear();
+        self.tail_at = 0;
+        let head_end = self.head.len() as u64;
+        let Some((shoff, table)) = table_range(&self.head) else {
+            return Ok(());
+        };
+        match shoff.checked_add(table) {
+            Some(end) if end <= len && end > head_end => {
+                let start = shoff.saturating_sub(table.min(TAIL_AHEAD)).max(head_end);
+                self.tail.resize((end - start) as usize, 0);
+                f.read_exact_at(&mut self.tail, start)?;
+                self.tail_at = start;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The file's first bytes (all of them, if it is shorter than the
+    /// window).
+    pub(crate) fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The `n` bytes at `off`, if one window holds them all.
+    fn window(&self, off: u64, n: u64) -> Option<&[u8]> {
+        let end = off.checked_add(n)?;
+        if end <= self.head.len() as u64 {
+            return Some(&self.head[off as usize..end as usize]);
+        }
+        let t = off.checked_sub(self.tail_at)?;
+        self.tail.get(t as usize..(t + n) as usize)
+    }
+
+    /// Fills `dst` with the bytes of `f` at `off`: copied from the windows
+    /// where they hold them, read from the file in between.
+    fn read_at(&self, f: &File, dst: &mut [u8], off: u64) -> std::io::Result<()> {
+        let (head_end, tail_end) = (
+            self.head.len() as u64,
+            self.tail_at + self.tail.len() as u64,
+        );
+        let end = off + dst.len() as u64;
+        let mut at = off;
+        while at < end {
+            let d = (at - off) as usize;
+            let (upto, from_window) = if at < head_end {
+                (head_end.min(end), true)
+            } else if !self.tail.is_empty() && at >= self.tail_at && at < tail_end {
+                (tail_end.min(end), true)
+            } else if !self.tail.is_empty() && at < self.tail_at {
+                (self.tail_at.min(end), false)
+            } else {
+                (end, false)
+            };
+            let n = (upto - at) as usize;
+            if from_window {
+                dst[d..d + n].copy_from_slice(self.window(at, n as u64).expect("inside a window"));
+            } else {
+                f.read_exact_at(&mut dst[d..d + n], at)?;
+            }
+            at = upto;
+        }
+        Ok(())
+    }
+
+    /// The `n` bytes of `f` at `off`: borrowed from a window that holds
+    /// them all, read otherwise.
+    fn bytes(&self, f: &File, off: u64, n: u64) -> std::io::Result<Cow<'_, [u8]>> {
+        if let Some(w) = self.window(off, n) {
+            return Ok(Cow::Borrowed(w));
+        }
+        let mut v = vec![0u8; n as usize];
+        self.read_at(f, &mut v, off)?;
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Where the section table of the ELF64 file starting with `head` is, and
+/// its size, as its header gives them (not yet checked against the file).
+fn table_range(head: &[u8]) -> Option<(u64, u64)> {
+    let h = head.get(..EHDR_SIZE)?;
+    if !elf::is_elf64_le(h) {
+        return None;
+    }
+    let shoff = le(h, E_SHOFF, 8)?;
+    let shnum = le(h, 0x3c, 2)?;
+    Some((shoff, SHDR_SIZE as u64 * shnum))
+}
 
 /// What the section table says about one section.
 pub(crate) struct Shdr {
@@ -115,9 +238,9 @@ fn sh(sht: &[u8], i: u64) -> (u32, u64, u64, u64, u64, u64) {
 /// What [`read_module_parts`] reads: the ELF header, the section table,
 /// and the merged ranges `(start, end, 0)` of the sections the link uses;
 /// `None` if the headers cannot be read that way.
-struct Parts {
+struct Parts<'a> {
     h: [u8; EHDR_SIZE],
-    sht: Vec<u8>,
+    sht: Cow<'a, [u8]>,
     shnum: u64,
     shoff: u64,
     shstrndx: u64,
@@ -154,13 +277,17 @@ fn named_modinfo(name: u64, names: &[u8]) -> bool {
         .is_some_and(|n| n.starts_with(modinfo) && n.get(modinfo.len()) == Some(&0))
 }
 
-/// The headers of the module object `f` (of `len` bytes) whose first
-/// [`EHDR_SIZE`] bytes (or all of them, if fewer) are `head`, and the
-/// sections the link uses by [`wanted`] (with `names`, the section-name
-/// table, if known), merged where less than a page apart; `None` if the
-/// headers cannot be read this way.
-fn parts(f: &File, len: u64, head: &[u8], names: Option<&[u8]>) -> std::io::Result<Option<Parts>> {
-    let Ok(h) = <[u8; EHDR_SIZE]>::try_from(head) else {
+/// The headers of the module object `f` (of `len` bytes, read ahead in
+/// `ra`), and the sections the link uses by [`wanted`] (with `names`, the
+/// section-name table, if known), merged where less than a page apart;
+/// `None` if the headers cannot be read this way.
+fn parts<'a>(
+    f: &File,
+    len: u64,
+    ra: &'a ReadAhead,
+    names: Option<&[u8]>,
+) -> std::io::Result<Option<Parts<'a>>> {
+    let Some(Ok(h)) = ra.head().get(..EHDR_SIZE).map(<[u8; EHDR_SIZE]>::try_from) else {
         return Ok(None);
     };
     if len < EHDR_SIZE as u64 || !elf::is_elf64_le(&h) {
@@ -182,24 +309,30 @@ fn parts(f: &File, len: u64, head: &[u8], names: Option<&[u8]>) -> std::io::Resu
         return Ok(None);
     }
     // At most 65535 headers: 4 MiB.
-    let mut sht = vec![0u8; SHDR_SIZE * shnum as usize];
-    f.read_exact_at(&mut sht, shoff)?;
+    let sht = ra.bytes(f, shoff, SHDR_SIZE as u64 * shnum)?;
     let in_file = |off: u64, size: u64| off.checked_add(size).is_some_and(|e| e <= len);
     let (_, _, names_off, names_size, _, _) = sh(&sht, shstrndx);
     if !in_file(names_off, names_size) {
         return Ok(None);
     }
-    let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(16);
-    for i in 1..shnum {
-        if wanted(&sht, shnum, shstrndx, i, names) {
-            let (_, _, off, size, _, _) = sh(&sht, i);
-            if !in_file(off, size) {
-                return Ok(None);
+    // The allocated sections first, then the others: compilers lay out
+    // each kind in section order, so the list is a few ascending runs,
+    // which a stable sort merges in about linear time (sections are
+    // interleaved with their relocations in the section table, so the list
+    // in table order is not).
+    let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(shnum as usize);
+    for alloc in [true, false] {
+        for i in 1..shnum {
+            let (_, flags, off, size, _, _) = sh(&sht, i);
+            if (flags & elf::SHF_ALLOC != 0) == alloc && wanted(&sht, shnum, shstrndx, i, names) {
+                if !in_file(off, size) {
+                    return Ok(None);
+                }
+                ranges.push((off, off + size));
             }
-            ranges.push((off, off + size));
         }
     }
-    ranges.sort_unstable();
+    ranges.sort();
     // Merged ranges: (start, end) in the file and where they go in `buf`.
     let mut merged: Vec<(u64, u64, u64)> = Vec::with_capacity(ranges.len());
     for (s, e) in ranges {
@@ -218,16 +351,15 @@ fn parts(f: &File, len: u64, head: &[u8], names: Option<&[u8]>) -> std::io::Resu
     }))
 }
 
-/// The parts of `f` (of `len` bytes, starting with `head`) that the link
+/// The parts of `f` (of `len` bytes, read ahead in `ra`) that the link
 /// uses, with the section-name table read to find every `.modinfo`.
-fn parts_by_name(f: &File, len: u64, head: &[u8]) -> std::io::Result<Option<Parts>> {
-    let Some(p) = parts(f, len, head, None)? else {
+fn parts_by_name<'a>(f: &File, len: u64, ra: &'a ReadAhead) -> std::io::Result<Option<Parts<'a>>> {
+    let Some(p) = parts(f, len, ra, None)? else {
         return Ok(None);
     };
     let (_, _, off, size, _, _) = sh(&p.sht, p.shstrndx);
-    let mut names = vec![0u8; size as usize];
-    f.read_exact_at(&mut names, off)?;
-    parts(f, len, head, Some(&names))
+    let names = ra.bytes(f, off, size)?;
+    parts(f, len, ra, Some(&names))
 }
 
 /// The byte ranges of the module object `f` (of `len` bytes) that
@@ -236,9 +368,9 @@ fn parts_by_name(f: &File, len: u64, head: &[u8]) -> std::io::Result<Option<Part
 /// `None` if the headers cannot be read that way (the link reads the whole
 /// file then).
 pub(crate) fn module_needed_ranges(f: &File, len: u64) -> Option<Vec<(u64, u64)>> {
-    let mut head = vec![0u8; len.min(EHDR_SIZE as u64) as usize];
-    f.read_exact_at(&mut head, 0).ok()?;
-    let p = parts_by_name(f, len, &head).ok()??;
+    let mut ra = ReadAhead::default();
+    ra.fill(f, len).ok()?;
+    let p = parts_by_name(f, len, &ra).ok()??;
     let mut v: Vec<(u64, u64)> = p.merged.iter().map(|&(s, e, _)| (s, e)).collect();
     v.push((0, EHDR_SIZE as u64));
     v.push((p.shoff, p.shoff + p.sht.len() as u64));
@@ -256,7 +388,12 @@ pub(crate) fn module_needed_ranges(f: &File, len: u64) -> Option<Vec<(u64, u64)>
 /// Reads the merged ranges of `p` one after the other into `buf`, after
 /// room for the header and the section table, and returns where the
 /// section-name table is in `buf`.
-fn read_merged(f: &File, p: &mut Parts, buf: &mut Vec<u8>) -> std::io::Result<(usize, usize)> {
+fn read_merged(
+    f: &File,
+    ra: &ReadAhead,
+    p: &mut Parts<'_>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(usize, usize)> {
     let mut at = (EHDR_SIZE + p.sht.len()) as u64;
     for m in &mut p.merged {
         m.2 = at;
@@ -265,7 +402,7 @@ fn read_merged(f: &File, p: &mut Parts, buf: &mut Vec<u8>) -> std::io::Result<(u
     // Every byte is written below: a reused buffer needs no zeroing.
     buf.resize(at as usize, 0);
     for &(s, e, to) in &p.merged {
-        f.read_exact_at(&mut buf[to as usize..(to + e - s) as usize], s)?;
+        ra.read_at(f, &mut buf[to as usize..(to + e - s) as usize], s)?;
     }
     let (_, _, off, size, _, _) = sh(&p.sht, p.shstrndx);
     Ok(new_place(&p.merged, off, size).map_or((0, 0), |(o, n)| (o as usize, n as usize)))
@@ -281,9 +418,8 @@ fn new_place(merged: &[(u64, u64, u64)], off: u64, size: u64) -> Option<(u64, u6
     }
 }
 
-/// Reads the parts of the module object `f` (of `len` bytes, whose first
-/// bytes, at most [`EHDR_SIZE`] of them, are `head`) that the link uses
-/// into `buf`, as a compact ELF file of their size (see the module docs
+/// Reads the parts of the module object `f` (of `len` bytes, read ahead in
+/// `ra` by [`ReadAhead::fill`]) that the link uses into `buf`, as a compact ELF file of their size (see the module docs
 /// above [`parts`]). The section-name table is read along with the other
 /// sections; only if it names a `.modinfo` that its header alone did not
 /// select (one without `SHF_ALLOC`) is the object read again with that
@@ -293,13 +429,13 @@ fn new_place(merged: &[(u64, u64, u64)], off: u64, size: u64) -> Option<(u64, u6
 pub(crate) fn read_module_parts(
     f: &File,
     len: u64,
-    head: &[u8],
+    ra: &ReadAhead,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
-    let Some(mut p) = parts(f, len, head, None)? else {
+    let Some(mut p) = parts(f, len, ra, None)? else {
         return Ok(false);
     };
-    let (names_at, names_len) = read_merged(f, &mut p, buf)?;
+    let (names_at, names_len) = read_merged(f, ra, &mut p, buf)?;
     let names = &buf[names_at..names_at + names_len];
     let missed = (1..p.shnum).any(|i| {
         let (typ, flags, _, size, _, name) = sh(&p.sht, i);
@@ -311,26 +447,29 @@ pub(crate) fn read_module_parts(
     });
     if missed {
         let names = names.to_vec();
-        let Some(q) = parts(f, len, head, Some(&names))? else {
+        let Some(q) = parts(f, len, ra, Some(&names))? else {
             return Ok(false);
         };
         p = q;
-        read_merged(f, &mut p, buf)?;
+        read_merged(f, ra, &mut p, buf)?;
     }
     let Parts {
         mut h,
-        mut sht,
+        sht,
         shnum,
         merged,
         ..
     } = p;
+    // The table is copied, then each entry rewritten in place.
+    let table = &mut buf[EHDR_SIZE..EHDR_SIZE + sht.len()];
+    table.copy_from_slice(&sht);
     for i in 1..shnum {
-        let (typ, _, off, size, _, _) = sh(&sht, i);
+        let (typ, _, off, size, _, _) = sh(table, i);
         if typ == elf::SHT_NOBITS {
             continue;
         }
         let (new_off, new_size) = new_place(&merged, off, size).unwrap_or((0, 0));
-        let s = &mut sht[SHDR_SIZE * i as usize..][..SHDR_SIZE];
+        let s = &mut table[SHDR_SIZE * i as usize..][..SHDR_SIZE];
         s[SH_OFFSET..SH_OFFSET + 8].copy_from_slice(&new_off.to_le_bytes());
         s[SH_SIZE..SH_SIZE + 8].copy_from_slice(&new_size.to_le_bytes());
     }
@@ -338,7 +477,6 @@ pub(crate) fn read_module_parts(
     h[E_PHNUM..E_PHNUM + 2].fill(0);
     h[E_SHOFF..E_SHOFF + 8].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
     buf[..EHDR_SIZE].copy_from_slice(&h);
-    buf[EHDR_SIZE..EHDR_SIZE + sht.len()].copy_from_slice(&sht);
     Ok(true)
 }
 

@@ -91,6 +91,69 @@ fn debug_sections_are_not_read() {
     assert!(buf.len() <= small.len());
 }
 
+/// The parts a link uses are the same whether they fall inside the two
+/// windows read ahead (the file's first bytes, the section table and what
+/// precedes it), straddle a window's edge, or lie outside both: for text,
+/// debug information and symbol tables of many sizes around the windows'
+/// sizes, the compact copy prepares exactly as the whole file does, with
+/// one reader reused from file to file.
+#[test]
+fn read_ahead_windows_give_the_same_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reader = prelinker::input::ModuleReader::default();
+    let prepared = |data: &[u8]| {
+        let chunks = prelinker::arena::Chunks::default();
+        let p = prelinker::prepare::prepare("w.o", data, &mut chunks.arena()).unwrap();
+        let size: u64 = p.layout.size.0.iter().sum();
+        let (at, maps) = (p.image, chunks.into_maps());
+        (
+            maps[at.chunk][at.off..at.off + size as usize].to_vec(),
+            p.layout,
+            p.lowered.relocs,
+        )
+    };
+    let mut case = 0;
+    for text_kib in [0usize, 1, 23, 24, 25, 40, 70] {
+        for debug_kib in [0usize, 3, 30] {
+            for symbols in [1usize, 300, 3000] {
+                let mut b = ModBuilder::new("w");
+                let t = b.text;
+                b.code(&[0x90; 16]);
+                let fill: Vec<u8> = (0..text_kib * 1024 + 17)
+                    .map(|i| (i * 7 + case) as u8)
+                    .collect();
+                let big = b.section(".text.big", SectionKind::Text, &fill, 16);
+                b.section(
+                    ".debug_info",
+                    SectionKind::Debug,
+                    &vec![0x11; debug_kib * 1024],
+                    1,
+                );
+                let ro = b.section(".rodata.tail", SectionKind::ReadOnlyData, &[0x22; 100], 8);
+                for i in 0..symbols {
+                    b.global(
+                        &format!("symbol_with_a_long_name_{i:05}"),
+                        big,
+                        (i % 16) as u64,
+                    );
+                }
+                let target = b.global("some_data", ro, 8);
+                b.reloc(t, 0, target, 0, object::elf::R_X86_64_64.0);
+                let data = b.build();
+                let p = dir.path().join(format!("w{case}.o"));
+                std::fs::write(&p, &data).unwrap();
+                let read = reader.read(&p, "w.o").unwrap().to_vec();
+                assert_eq!(
+                    prepared(&read),
+                    prepared(&data),
+                    "text {text_kib} KiB, debug {debug_kib} KiB, {symbols} symbols"
+                );
+                case += 1;
+            }
+        }
+    }
+}
+
 /// A module object in a file far larger than its sections (a sparse tail)
 /// costs memory for its sections, not for the file: the buffer stays small,
 /// the link is the same, and the prelinker runs in a data limit a whole
