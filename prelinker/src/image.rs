@@ -26,6 +26,21 @@ pub struct Staged {
 impl Staged {
     /// Creates a temporary file next to `path` and lets `fill` write it.
     fn new(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<Staged> {
+        let (staged, mut f) = Staged::create(path)?;
+        fill(&mut f)
+            .and_then(|_| f.flush())
+            .map_err(|e| staged.write_failed(e))?;
+        Ok(staged)
+    }
+
+    /// The error for a failed write of the temporary file.
+    fn write_failed(&self, e: std::io::Error) -> crate::Error {
+        err!(Io, "{}: write failed: {e}", self.tmp.display())
+    }
+
+    /// Creates an empty temporary file next to `path`, removed again if the
+    /// result is dropped uncommitted.
+    fn create(path: &Path) -> Result<(Staged, File)> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -56,18 +71,15 @@ impl Staged {
                 }
             }
         }
-        let (tmp, mut f) =
+        let (tmp, f) =
             tmp.ok_or_else(|| err!(Io, "{}: cannot create a temporary file", dir.display()))?;
-        // From here on, dropping `staged` removes the temporary file.
+        // From here on, dropping the result removes the temporary file.
         let staged = Staged {
             tmp,
             dest: path.to_path_buf(),
             done: false,
         };
-        fill(&mut f)
-            .and_then(|_| f.flush())
-            .map_err(|e| err!(Io, "{}: write failed: {e}", staged.tmp.display()))?;
-        Ok(staged)
+        Ok((staged, f))
     }
 
     /// Renames the temporary file over the destination.
@@ -179,11 +191,14 @@ fn patch_runs(replaced: &[(u64, u64)], sorted: &[(u64, &[u8])]) -> Vec<((u64, u6
     runs
 }
 
-/// The non-empty patches of `p`, as `(file offset, bytes)`, sorted by offset.
-fn sorted_patches(p: &Prelinked) -> Vec<(u64, &[u8])> {
+/// The non-empty patches of `p`, as `(file offset, bytes)`, sorted by
+/// offset: all of them, or only those not yet written by the link
+/// ([`crate::link::Patch::streamed`]).
+fn sorted_patches(p: &Prelinked, with_streamed: bool) -> Vec<(u64, &[u8])> {
     let mut sorted: Vec<(u64, &[u8])> = p
         .patches
         .iter()
+        .filter(|x| with_streamed || !x.streamed)
         .map(|x| (x.file_off, p.bytes(x)))
         .filter(|x| !x.1.is_empty())
         .collect();
@@ -191,12 +206,21 @@ fn sorted_patches(p: &Prelinked) -> Vec<(u64, &[u8])> {
     sorted
 }
 
-/// Writes the patches, which lie inside the sorted, disjoint `replaced`
-/// ranges (zero in the image except where a patch writes), run by run
-/// ([`patch_runs`]).
+/// Writes the patches not yet written, which lie inside the sorted,
+/// disjoint `replaced` ranges (zero in the image except where a patch
+/// writes), run by run ([`patch_runs`]).
 fn write_patches(f: &mut File, p: &Prelinked) -> std::io::Result<()> {
-    let sorted = sorted_patches(p);
-    for ((start, _), members) in patch_runs(&p.replaced, &sorted) {
+    write_sorted(f, &p.replaced, &sorted_patches(p, false))
+}
+
+/// Writes `sorted` (`(file offset, bytes)` in offset order, inside the
+/// sorted, disjoint `replaced` ranges) run by run ([`patch_runs`]).
+fn write_sorted(
+    f: &mut File,
+    replaced: &[(u64, u64)],
+    sorted: &[(u64, &[u8])],
+) -> std::io::Result<()> {
+    for ((start, _), members) in patch_runs(replaced, sorted) {
         let mut bufs = Vec::with_capacity(2 * members.len());
         let mut end = start;
         for &m in &members {
@@ -220,7 +244,7 @@ fn write_patches(f: &mut File, p: &Prelinked) -> std::io::Result<()> {
 /// I/O a link cannot avoid.
 pub fn written_ranges(kernel_len: u64, p: &Prelinked) -> Vec<(u64, u64)> {
     let mut out = kernel_runs(kernel_len, &p.replaced);
-    let sorted = sorted_patches(p);
+    let sorted = sorted_patches(p, true);
     out.extend(patch_runs(&p.replaced, &sorted).into_iter().map(|r| r.0));
     out
 }
@@ -256,6 +280,107 @@ pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> 
         }
         write_patches(f, p)
     })
+}
+
+/// The image file a link writes the modules' bytes into while it
+/// relocates them (see [`stage_image_streamed`]), batch by batch from its
+/// worker threads. The first write error is kept and reported when the
+/// link is done.
+pub struct ModuleSink {
+    file: std::sync::Mutex<(File, Option<std::io::Error>)>,
+}
+
+/// Batches of `(file offset, bytes)` left for a later write by
+/// [`ModuleSink::write`].
+pub(crate) type Waiting<'b> = std::sync::Mutex<Vec<Vec<(u64, &'b [u8])>>>;
+
+impl ModuleSink {
+    /// Writes `batch` (`(file offset, bytes)` of modules in consecutive
+    /// slots, inside the sorted, disjoint `replaced` ranges) and the batches
+    /// `waiting`, run by run, if no other thread is writing; otherwise
+    /// leaves `batch` waiting for the next write (a worker never waits for
+    /// another's write). Batches are written one by one: only the gaps
+    /// inside one (slot padding) are written as zeros, never the slots
+    /// between two batches, which another batch may already have written.
+    pub(crate) fn write<'b>(
+        &self,
+        replaced: &[(u64, u64)],
+        waiting: &Waiting<'b>,
+        batch: Vec<(u64, &'b [u8])>,
+    ) {
+        match self.file.try_lock() {
+            Ok(mut g) => {
+                let mut all = std::mem::take(&mut *waiting.lock().expect("a writer panicked"));
+                all.push(batch);
+                Self::write_batches(&mut g, replaced, all);
+            }
+            Err(_) => waiting.lock().expect("a writer panicked").push(batch),
+        }
+    }
+
+    /// Writes the batches still waiting (once every worker is done).
+    pub(crate) fn flush(&self, replaced: &[(u64, u64)], waiting: Waiting<'_>) {
+        let all = waiting.into_inner().expect("a writer panicked");
+        Self::write_batches(
+            &mut self.file.lock().expect("a writer panicked"),
+            replaced,
+            all,
+        );
+    }
+
+    fn write_batches(
+        g: &mut (File, Option<std::io::Error>),
+        replaced: &[(u64, u64)],
+        batches: Vec<Vec<(u64, &[u8])>>,
+    ) {
+        for mut b in batches {
+            b.sort_unstable_by_key(|p| p.0);
+            if g.1.is_none()
+                && let Err(e) = write_sorted(&mut g.0, replaced, &b)
+            {
+                g.1 = Some(e);
+            }
+        }
+    }
+
+    /// The file, or the first error writing it.
+    fn into_file(self) -> std::io::Result<File> {
+        match self.file.into_inner().expect("a writer panicked") {
+            (_, Some(e)) => Err(e),
+            (f, None) => Ok(f),
+        }
+    }
+}
+
+/// Like [`stage_image`], with the modules' bytes written by `link` while it
+/// relocates them, into the temporary file through the [`ModuleSink`] it
+/// is given (see [`crate::link::link_files_streamed`]), instead of after
+/// it: the writing overlaps the relocation. The kernel's bytes and the
+/// patches the link did not write follow. If `link` fails, the temporary
+/// file is removed.
+pub fn stage_image_streamed(
+    path: &Path,
+    kernel: &[u8],
+    link: impl FnOnce(&ModuleSink) -> Result<Prelinked>,
+) -> Result<(Staged, Prelinked)> {
+    let (staged, f) = Staged::create(path)?;
+    f.set_len(kernel.len() as u64)
+        .map_err(|e| staged.write_failed(e))?;
+    let sink = ModuleSink {
+        file: std::sync::Mutex::new((f, None)),
+    };
+    let p = link(&sink)?;
+    let fill = |mut f: File| -> std::io::Result<()> {
+        for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
+            f.write_all_at(&kernel[s as usize..e as usize], s)?;
+        }
+        write_patches(&mut f, &p)?;
+        f.flush()
+    };
+    sink.into_file()
+        .and_then(fill)
+        .map_err(|e| staged.write_failed(e))?;
+    Ok((staged, p))
 }
 
 /// What identifies a file for [`check_outputs`]: the device and inode it
@@ -365,6 +490,52 @@ pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Batches written while another write holds the file wait and go out
+    /// later, each on its own: the zeros of one batch's slot padding never
+    /// land on the slots of a batch written before it, whatever the order.
+    #[test]
+    fn waiting_batches_never_overwrite_other_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        // One region of 64 slots of 96 bytes, each module using 70 of them
+        // (the rest is padding), in batches of 8 consecutive modules.
+        let region = (4096u64, 4096 + 64 * 96);
+        let data: Vec<Vec<u8>> = (0..64u8).map(|m| vec![m + 1; 70]).collect();
+        let batch = |b: usize| -> Vec<(u64, &[u8])> {
+            (8 * b..8 * b + 8)
+                .rev()
+                .map(|m| (region.0 + 96 * m as u64, &data[m][..]))
+                .collect()
+        };
+        for order in [[0usize, 1, 2, 3, 4, 5, 6, 7], [3, 0, 6, 1, 5, 2, 4, 7]] {
+            let f = File::create(&path).unwrap();
+            f.set_len(region.1 + 100).unwrap();
+            let sink = ModuleSink {
+                file: std::sync::Mutex::new((f, None)),
+            };
+            let waiting = std::sync::Mutex::new(Vec::new());
+            for (k, &b) in order.iter().enumerate() {
+                if k % 3 == 1 {
+                    // Another writer holds the file: the batch waits.
+                    let _busy = sink.file.lock().unwrap();
+                    sink.write(&[region], &waiting, batch(b));
+                    assert!(!waiting.lock().unwrap().is_empty());
+                } else {
+                    sink.write(&[region], &waiting, batch(b));
+                }
+            }
+            sink.flush(&[region], waiting);
+            sink.into_file().unwrap();
+            let got = std::fs::read(&path).unwrap();
+            let mut want = vec![0u8; (region.1 + 100) as usize];
+            for (m, d) in data.iter().enumerate() {
+                let at = (region.0 + 96 * m as u64) as usize;
+                want[at..at + d.len()].copy_from_slice(d);
+            }
+            assert!(got == want, "order {order:?}");
+        }
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -8,6 +8,7 @@ use crate::arena::{self, Chunks, Loc};
 use crate::elf::reloc_name;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expect::Expectation;
+use crate::image::ModuleSink;
 use crate::input::{InputFile, ModuleObject, module_object_bytes};
 use crate::kernel::{Area, Kernel};
 use crate::layout::assign_slots;
@@ -61,6 +62,9 @@ pub struct Patch {
     pub file_off: u64,
     /// The bytes (see [`Prelinked::bytes`]).
     pub bytes: PatchBytes,
+    /// Whether the link already wrote them into the image file (a module's
+    /// class bytes, written through a [`ModuleSink`] as it was relocated).
+    pub streamed: bool,
 }
 
 /// The bytes of a [`Patch`].
@@ -259,6 +263,7 @@ pub fn link_patches(
         chunks,
         &Source::Memory(modules),
         opts,
+        None,
     )
 }
 
@@ -270,6 +275,30 @@ pub fn link_files<P: AsRef<Path> + Sync>(
     kernel: &[u8],
     paths: &[P],
     opts: &LinkOptions,
+) -> Result<Prelinked> {
+    link_files_to(kernel_name, kernel, paths, opts, None)
+}
+
+/// Like [`link_files`], writing each module's class bytes into the image
+/// file behind `sink` as soon as they are relocated (see
+/// [`crate::image::stage_image_streamed`]); the patches that holds are
+/// marked [`Patch::streamed`].
+pub fn link_files_streamed<P: AsRef<Path> + Sync>(
+    kernel_name: &str,
+    kernel: &[u8],
+    paths: &[P],
+    opts: &LinkOptions,
+    sink: &ModuleSink,
+) -> Result<Prelinked> {
+    link_files_to(kernel_name, kernel, paths, opts, Some(sink))
+}
+
+fn link_files_to<P: AsRef<Path> + Sync>(
+    kernel_name: &str,
+    kernel: &[u8],
+    paths: &[P],
+    opts: &LinkOptions,
+    sink: Option<&ModuleSink>,
 ) -> Result<Prelinked> {
     let k = start(kernel_name, kernel, paths.len(), opts)?;
     let chunks = Chunks::default();
@@ -284,7 +313,16 @@ pub fn link_files<P: AsRef<Path> + Sync>(
         },
     ))?;
     let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());
-    finish(kernel_name, kernel, k, prepared, chunks, &source, opts)
+    finish(
+        kernel_name,
+        kernel,
+        k,
+        prepared,
+        chunks,
+        &source,
+        opts,
+        sink,
+    )
 }
 
 /// A placement figure as the table stores it: slots lie in regions of at
@@ -442,6 +480,7 @@ fn check_signatures(
 
 /// Orders the prepared modules, assigns slots, resolves, relocates and
 /// builds the table.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     kernel_name: &str,
     kernel: &[u8],
@@ -450,6 +489,7 @@ fn finish(
     chunks: Chunks,
     source: &Source<'_>,
     opts: &LinkOptions,
+    sink: Option<&ModuleSink>,
 ) -> Result<Prelinked> {
     if let Some(e) = &opts.expect {
         e.check_known(prepared.iter().map(|p| p.info.name()))?;
@@ -590,7 +630,10 @@ fn finish(
         .into_iter()
         .zip(arena::split(&mut maps, &ranges))
         .collect();
-    let filled = crate::par::map(work, |me, ((input, mut p), bytes)| -> Result<_> {
+    let relocate_one = |me: usize,
+                        (input, mut p): (usize, Prepared),
+                        bytes: &mut [u8]|
+     -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
         check_signatures(&p, &k, &module_sigs)?;
@@ -600,7 +643,7 @@ fn finish(
             .iter()
             .map(|&(l, _)| resolved(me32, l, &imports))
             .collect();
-        let mut image = split_classes(bytes, sizes[me]);
+        let mut image = split_classes(&mut *bytes, sizes[me]);
         relocate::apply(me32, &p.lowered.relocs, &targets, &mut image, &bases).map_err(|e| {
             source
                 .with_object(input, |o| {
@@ -659,7 +702,51 @@ fn finish(
             },
             p,
         ))
-    });
+    };
+    // Batch by batch; with a sink, each batch's bytes are written out as
+    // soon as they are relocated, while the other workers go on (or left
+    // for the next write while another is under way).
+    let waiting = std::sync::Mutex::new(Vec::new());
+    let filled = crate::par::map_batches_with(
+        work,
+        || (),
+        |_, start, batch| {
+            let (items, mut bytes): (Vec<_>, Vec<&mut [u8]>) = batch.into_iter().unzip();
+            let done: Vec<Result<_>> = items
+                .into_iter()
+                .zip(bytes.iter_mut())
+                .enumerate()
+                .map(|(j, (w, b))| relocate_one(start + j, w, b))
+                .collect();
+            if let Some(sink) = sink {
+                // Relocated: from here on only read.
+                let bytes: Vec<&[u8]> = bytes.into_iter().map(|b| -> &[u8] { b }).collect();
+                let mut parts: Vec<(u64, &[u8])> = Vec::with_capacity(3 * done.len());
+                for (j, (d, bytes)) in done.iter().zip(bytes).enumerate() {
+                    if d.is_err() {
+                        continue;
+                    }
+                    let me = start + j;
+                    let mut at = 0;
+                    for c in Class::ALL {
+                        let len = sizes[me][c];
+                        if len > 0 {
+                            parts.push((
+                                k.regions[c].file_off + slots[me].off[c],
+                                &bytes[at..at + len],
+                            ));
+                        }
+                        at += len;
+                    }
+                }
+                sink.write(&replaced, &waiting, parts);
+            }
+            done
+        },
+    );
+    if let Some(sink) = sink {
+        sink.flush(&replaced, waiting);
+    }
     let filled = crate::par::collect(filled)?;
     let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
     let mut plan_mods = Vec::with_capacity(n);
@@ -674,6 +761,7 @@ fn finish(
                 patches.push(Patch {
                     file_off: k.regions[c].file_off + slots[me].off[c],
                     bytes: PatchBytes::Chunk { loc, len },
+                    streamed: sink.is_some(),
                 });
             }
             loc.off += len;
@@ -704,6 +792,7 @@ fn finish(
     patches.push(Patch {
         file_off: k.modtable.file_off,
         bytes: PatchBytes::Owned(table),
+        streamed: false,
     });
     Ok(Prelinked {
         plan,

@@ -6,9 +6,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use prelinker::error::{ErrorKind, Result};
-use prelinker::image::{check_outputs, hold_old_output, stage, stage_image, write_atomic};
+use prelinker::image::{check_outputs, hold_old_output, stage, stage_image_streamed, write_atomic};
 use prelinker::input::{AR_MAGIC, InputFile, MAX_INPUT_SIZE, module_object_bytes};
-use prelinker::link::link_files;
+use prelinker::link::link_files_streamed;
 use prelinker::{LinkOptions, err};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -238,8 +238,11 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         // Only the plan written with --plan-json shows the sections.
         record_sections: a.plan_json.is_some(),
     };
-    let out = link_files(&k.name, &k.data, &a.modules, &opts)?;
-    phases.mark("read and link modules");
+    // The modules' bytes are written into the image as they are relocated.
+    let (image, out) = stage_image_streamed(output, &k.data, |sink| {
+        link_files_streamed(&k.name, &k.data, &a.modules, &opts, sink)
+    })?;
+    phases.mark("read, link and write modules");
     let plan = match &a.plan_json {
         Some(p) => {
             let mut s = serde_json::to_string_pretty(&out.plan.to_json()).expect("JSON");
@@ -250,8 +253,6 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         }
         None => None,
     };
-    let image = stage_image(output, &k.data, &out)?;
-    phases.mark("write image");
     image.commit()?;
     let _closing = old.close_in_background();
     if let Some(p) = plan {

@@ -34,15 +34,39 @@ pub fn map_with<T: Send, S, R: Send>(
     init: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, usize, T) -> R + Sync,
 ) -> Vec<R> {
+    map_batches_with(items, init, |state, start, batch| {
+        batch
+            .into_iter()
+            .enumerate()
+            .map(|(k, t)| f(state, start + k, t))
+            .collect()
+    })
+}
+
+/// Like [`map_with`], with `f` taking a whole batch of consecutive items
+/// (the index of its first, and the items) and returning their results in
+/// order: for work done once per batch, such as writing out what the batch
+/// made. One thread works batch after batch in order too.
+pub fn map_batches_with<T: Send, S, R: Send>(
+    items: Vec<T>,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, Vec<T>) -> Vec<R> + Sync,
+) -> Vec<R> {
     let n = items.len();
     let threads = threads_for(n);
     if threads < 2 {
         let mut state = init();
-        return items
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| f(&mut state, i, t))
-            .collect();
+        let mut out = Vec::with_capacity(n);
+        let mut it = items.into_iter();
+        let mut at = 0;
+        loop {
+            let b: Vec<T> = it.by_ref().take(BATCH).collect();
+            if b.is_empty() {
+                return out;
+            }
+            out.extend(f(&mut state, at, b));
+            at += BATCH;
+        }
     }
     let mut batches: Vec<(usize, Vec<T>)> = Vec::with_capacity(n.div_ceil(BATCH));
     let mut it = items.into_iter();
@@ -65,11 +89,7 @@ pub fn map_with<T: Send, S, R: Send>(
             let Some((start, batch)) = next else {
                 return done;
             };
-            let out = batch
-                .into_iter()
-                .enumerate()
-                .map(|(k, t)| f(&mut state, start + k, t))
-                .collect();
+            let out = f(&mut state, start, batch);
             done.push((start, out));
         }
     };

@@ -334,6 +334,19 @@ fn reading_files_links_like_reading_them_whole() {
         from_files.apply(&kernel) == mem.image,
         "80 modules: the image linked from the files differs"
     );
+    // Written into the image file while relocating (as the command line
+    // does): the same bytes.
+    let out = dir.path().join("image.elf");
+    let (staged, p) = prelinker::image::stage_image_streamed(&out, &kernel, |sink| {
+        prelinker::link::link_files_streamed("kernel.elf", &kernel, &many, &opts, sink)
+    })
+    .unwrap();
+    staged.commit().unwrap();
+    assert_eq!(p.plan, mem.plan);
+    assert!(
+        std::fs::read(&out).unwrap() == mem.image,
+        "80 modules: the image written while relocating differs"
+    );
 }
 
 /// Truncated and corrupted objects give an error (or, for harmless damage,
