@@ -103,6 +103,15 @@ impl Arena<'_> {
         ))
     }
 
+    /// Shortens the allocation at `loc`, the latest, to `len` bytes: the
+    /// rest goes to the next allocation.
+    pub fn trim_last(&mut self, loc: Loc, len: usize) {
+        let current = self.current.as_ref().map(|c| c.0);
+        assert_eq!(current, Some(loc.chunk), "not the latest allocation");
+        assert!(loc.off + len <= self.used, "trimming cannot grow");
+        self.used = loc.off + len;
+    }
+
     fn hand_back(&mut self) {
         if let Some(c) = self.current.take() {
             self.chunks.done.lock().expect("a worker panicked").push(c);

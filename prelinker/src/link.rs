@@ -15,7 +15,7 @@ use crate::layout::assign_slots;
 use crate::order::{Node, order};
 use crate::plan::{ModulePlan, Plan};
 use crate::prepare::{Prepared, prepare_with, split_classes};
-use crate::relocate::{self, Import, Local};
+use crate::relocate::{self, Import, Local, Reloc};
 use crate::symbols::{Export, Lookup, Resolved, SymbolEnv};
 use crate::table_writer::{self, TableModule};
 use crate::{bail, err};
@@ -624,30 +624,42 @@ fn finish(
     let ranges: Vec<(Loc, usize)> = slotted
         .iter()
         .zip(&sizes)
-        .map(|((_, p), s)| (p.image, s.0.iter().sum()))
+        .map(|((_, p), _)| (p.image, p.lists.end()))
         .collect();
     let work: Vec<((usize, Prepared), &mut [u8])> = slotted
         .into_iter()
         .zip(arena::split(&mut maps, &ranges))
         .collect();
+    // Each worker decodes a module's relocations and targets into buffers
+    // of its own, reused from module to module.
+    type Lists = (Vec<Reloc>, Vec<(Local, u32)>);
     let relocate_one = |me: usize,
                         (input, mut p): (usize, Prepared),
-                        bytes: &mut [u8]|
+                        bytes: &mut [u8],
+                        (relocs, local): &mut Lists|
      -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
         check_signatures(&p, &k, &module_sigs)?;
-        let targets: Vec<Resolved> = p
-            .lowered
-            .targets
+        let (class_bytes, lists) = bytes.split_at_mut(p.lists.at);
+        relocs.clear();
+        relocs.extend(p.lists.relocs(lists));
+        local.clear();
+        local.extend(p.lists.targets(lists));
+        let targets: Vec<Resolved> = local
             .iter()
             .map(|&(l, _)| resolved(me32, l, &imports))
             .collect();
-        let mut image = split_classes(&mut *bytes, sizes[me]);
-        relocate::apply(me32, &p.lowered.relocs, &targets, &mut image, &bases).map_err(|e| {
+        let class_len: usize = sizes[me].0.iter().sum();
+        let mut image = split_classes(&mut class_bytes[..class_len], sizes[me]);
+        relocate::apply(me32, relocs, &targets, &mut image, &bases).map_err(|e| {
             source
                 .with_object(input, |o| {
-                    relocate::apply_error_message(o, &p.lowered, &p.layout, &e)
+                    // The section offsets, which the prepared module does
+                    // not keep.
+                    let mut layout = crate::layout::ModuleLayout::of(o);
+                    layout.add_got(p.layout.got_entries);
+                    relocate::apply_error_message(o, relocs, local, &layout, &e)
                 })
                 .unwrap_or_else(|| {
                     err!(
@@ -664,7 +676,7 @@ fn finish(
             &image.0[1][..],
             &image.0[2][..],
         ]);
-        let recorded = RelocGroups::new(p.lowered.relocs.iter().filter_map(|r| {
+        let recorded = RelocGroups::new(relocs.iter().filter_map(|r| {
             let t = targets[r.target as usize];
             relocate::must_record(me32, r, t).then(|| relocate::field(r, t))
         }));
@@ -689,7 +701,7 @@ fn finish(
                 checksum,
                 predicted: predict(p.info.name()),
             },
-            relocs_applied: Some(p.lowered.relocs.len() as u64 + p.applied_early),
+            relocs_applied: Some(relocs.len() as u64 + p.applied_early),
             relocs_recorded: recorded.len() as u64,
             got_entries: Some(p.layout.got_entries),
             sections: std::mem::take(&mut p.sections),
@@ -709,14 +721,14 @@ fn finish(
     let waiting = std::sync::Mutex::new(Vec::new());
     let filled = crate::par::map_batches_with(
         work,
-        || (),
-        |_, start, batch| {
+        || (Vec::new(), Vec::new()),
+        |lists, start, batch| {
             let (items, mut bytes): (Vec<_>, Vec<&mut [u8]>) = batch.into_iter().unzip();
             let done: Vec<Result<_>> = items
                 .into_iter()
                 .zip(bytes.iter_mut())
                 .enumerate()
-                .map(|(j, (w, b))| relocate_one(start + j, w, b))
+                .map(|(j, (w, b))| relocate_one(start + j, w, b, lists))
                 .collect();
             if let Some(sink) = sink {
                 // Relocated: from here on only read.

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::input::{ModInfo, ModuleObject, Placement, module_object_bytes};
 use crate::layout::ModuleLayout;
 use crate::plan::SectionPlan;
-use crate::relocate::{self, Local, Lowered};
+use crate::relocate::{self, Local, Lowered, RELOC_BYTES, Reloc, TARGET_BYTES};
 use crate::symbols::resolve_defined;
 use modtable::{Class, PerClass};
 
@@ -21,14 +21,21 @@ pub struct Prepared {
     pub file: String,
     /// Its metadata.
     pub info: ModInfo,
-    /// Layout of its classes, GOT included.
+    /// Layout of its classes, GOT included, without the offsets of its
+    /// sections (`sec_off` is empty: [`ModuleLayout::of`] gives them again).
     pub layout: ModuleLayout,
     /// Where the bytes of its classes are in the arena it was prepared
     /// with: text, rodata and data one after the other, of the sizes in
     /// `layout` (text gaps are `int3`, bss and the GOT are zero), relaxed
-    /// but not yet relocated.
+    /// but not yet relocated; then its relocations and targets (see
+    /// [`Lists`]).
     pub image: Loc,
-    /// Its relocations still to apply (see [`Prepared::applied_early`]).
+    /// Where its relocations still to apply (see
+    /// [`Prepared::applied_early`]) and their targets are, after the class
+    /// bytes at `image`.
+    pub lists: Lists,
+    /// Its imports (its relocations and targets are in `lists`, and these
+    /// lists are empty).
     pub lowered: Lowered,
     /// Relocations already applied here: PC-relative fields whose target is
     /// in the same class of the module, which have the same value wherever
@@ -43,6 +50,43 @@ pub struct Prepared {
     /// Where each placed section is inside its class, in section-index order
     /// (empty if not recorded: see [`prepare_with`]).
     pub sections: Vec<SectionPlan>,
+}
+
+/// Where a prepared module's relocations and targets are kept: encoded
+/// ([`Reloc::encode`], [`relocate::encode_target`]) after its class bytes
+/// in the arena, in huge-page chunks, rather than on the heap, whose pages
+/// are each a page fault when first written (about a quarter of the time
+/// of a large link went to those).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lists {
+    /// Offset of the relocations from the start of the class bytes.
+    pub at: usize,
+    /// Number of relocations.
+    pub relocs: usize,
+    /// Number of targets (after the relocations).
+    pub targets: usize,
+}
+
+impl Lists {
+    /// Bytes from the start of the class bytes to the end of the lists.
+    pub fn end(&self) -> usize {
+        self.at + RELOC_BYTES * self.relocs + TARGET_BYTES * self.targets
+    }
+
+    /// The relocations, from `b`, the module's bytes from offset `at` on.
+    pub fn relocs<'b>(&self, b: &'b [u8]) -> impl ExactSizeIterator<Item = Reloc> + 'b {
+        b[..RELOC_BYTES * self.relocs]
+            .chunks_exact(RELOC_BYTES)
+            .map(Reloc::decode)
+    }
+
+    /// The targets, from `b`, the module's bytes from offset `at` on.
+    pub fn targets<'b>(&self, b: &'b [u8]) -> impl ExactSizeIterator<Item = (Local, u32)> + 'b {
+        let at = RELOC_BYTES * self.relocs;
+        b[at..at + TARGET_BYTES * self.targets]
+            .chunks_exact(TARGET_BYTES)
+            .map(relocate::decode_target)
+    }
 }
 
 /// The text offset of an entry symbol (checked by the parser to be in text).
@@ -87,7 +131,13 @@ fn apply_early(
                         place: r.place_off as u64,
                         error,
                     };
-                    return Err(relocate::apply_error_message(obj, &lowered, layout, &e));
+                    return Err(relocate::apply_error_message(
+                        obj,
+                        &lowered.relocs,
+                        &lowered.targets,
+                        layout,
+                        &e,
+                    ));
                 }
             }
             _ => {
@@ -98,8 +148,6 @@ fn apply_early(
     }
     let early = (lowered.relocs.len() - kept) as u64;
     lowered.relocs.truncate(kept);
-    // The list lives until the link's end; the tail goes back to the heap.
-    lowered.relocs.shrink_to_fit();
     Ok((lowered, early))
 }
 
@@ -170,8 +218,14 @@ pub fn prepare_with(
     // the arena's bytes already are).
     let fill = |c: Class| if c == Class::Text { 0xcc } else { 0 };
     let sizes = layout.size.map(|s| s as usize);
-    let (loc, bytes) = arena.alloc(sizes.0.iter().sum())?;
-    let mut image = split_classes(bytes, sizes);
+    let class_len: usize = sizes.0.iter().sum();
+    // Room for the class bytes and, at most, every relocation and target
+    // (trimmed once the early ones are applied).
+    let lists_at = class_len.next_multiple_of(8);
+    let most = lists_at + RELOC_BYTES * lowered.relocs.len() + TARGET_BYTES * lowered.targets.len();
+    let (loc, bytes) = arena.alloc(most)?;
+    let (class_bytes, list_bytes) = bytes.split_at_mut(lists_at);
+    let mut image = split_classes(&mut class_bytes[..class_len], sizes);
     let mut end = PerClass([0usize; 3]);
     // Visiting the sections in the layout's own order needs no sort.
     let mut copy = |i: usize, class: Class| {
@@ -210,7 +264,26 @@ pub fn prepare_with(
     for &(c, off, b) in &lowered.patches {
         image[c][off as usize] = b;
     }
-    let (lowered, applied_early) = apply_early(&obj, lowered, &layout, &mut image)?;
+    let (mut lowered, applied_early) = apply_early(&obj, lowered, &layout, &mut image)?;
+    let lists = Lists {
+        at: lists_at,
+        relocs: lowered.relocs.len(),
+        targets: lowered.targets.len(),
+    };
+    let (rl, tl) = list_bytes.split_at_mut(RELOC_BYTES * lists.relocs);
+    for (r, out) in lowered.relocs.iter().zip(rl.chunks_exact_mut(RELOC_BYTES)) {
+        r.encode(out);
+    }
+    for (&t, out) in lowered
+        .targets
+        .iter()
+        .zip(tl.chunks_exact_mut(TARGET_BYTES))
+    {
+        relocate::encode_target(t, out);
+    }
+    arena.trim_last(loc, lists.end());
+    lowered.relocs = Vec::new();
+    lowered.targets = Vec::new();
     let exports = obj
         .info
         .exports()
@@ -250,11 +323,15 @@ pub fn prepare_with(
                 Placement::None => None,
             }),
     );
+    // Section offsets serve only messages from here on, which lay the
+    // module out again: the heap need not keep them.
+    layout.sec_off = Vec::new();
     Ok(Prepared {
         file: file.to_string(),
         info: obj.info,
         layout,
         image: loc,
+        lists,
         lowered,
         applied_early,
         exports,

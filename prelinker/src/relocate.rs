@@ -79,6 +79,73 @@ pub struct Reloc {
     pub rtype: u8,
 }
 
+/// Bytes of an encoded [`Reloc`] (see [`Reloc::encode`]).
+pub const RELOC_BYTES: usize = 24;
+/// Bytes of an encoded target (see [`encode_target`]).
+pub const TARGET_BYTES: usize = 16;
+
+fn word<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b[at..at + N].try_into().expect("in range")
+}
+
+impl Reloc {
+    /// Writes the relocation into the first [`RELOC_BYTES`] of `out`, for
+    /// keeping a module's relocations with its class bytes (in the link's
+    /// huge-page chunks, not on the heap) between preparing and linking.
+    pub fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.addend.to_le_bytes());
+        out[8..12].copy_from_slice(&self.place_off.to_le_bytes());
+        out[12..16].copy_from_slice(&self.target.to_le_bytes());
+        out[16..20].copy_from_slice(&self.section.to_le_bytes());
+        out[20] = self.class as u8;
+        out[21] = self.kind as u8;
+        out[22] = self.rtype;
+        out[23] = 0;
+    }
+
+    /// The relocation [`Reloc::encode`] wrote into `b`.
+    pub fn decode(b: &[u8]) -> Reloc {
+        Reloc {
+            addend: i64::from_le_bytes(word(b, 0)),
+            place_off: u32::from_le_bytes(word(b, 8)),
+            target: u32::from_le_bytes(word(b, 12)),
+            section: u32::from_le_bytes(word(b, 16)),
+            class: Class::from_index(b[20] as u32).expect("encoded class"),
+            kind: RelocKind::from_u8(b[21]).expect("encoded kind"),
+            rtype: b[22],
+        }
+    }
+}
+
+/// Writes target `t` (with its ELF symbol index, as in
+/// [`Lowered::targets`]) into the first [`TARGET_BYTES`] of `out`.
+pub fn encode_target(t: (Local, u32), out: &mut [u8]) {
+    let (tag, class, value) = match t.0 {
+        Local::Abs(v) => (0, 0, v),
+        Local::In { class, off } => (1, class as u8, off),
+        Local::Import(i) => (2, 0, i as u64),
+    };
+    out[0] = tag;
+    out[1] = class;
+    out[2..4].fill(0);
+    out[4..8].copy_from_slice(&t.1.to_le_bytes());
+    out[8..16].copy_from_slice(&value.to_le_bytes());
+}
+
+/// The target [`encode_target`] wrote into `b`.
+pub fn decode_target(b: &[u8]) -> (Local, u32) {
+    let value = u64::from_le_bytes(word(b, 8));
+    let local = match b[0] {
+        0 => Local::Abs(value),
+        1 => Local::In {
+            class: Class::from_index(b[1] as u32).expect("encoded class"),
+            off: value,
+        },
+        _ => Local::Import(value as u32),
+    };
+    (local, u32::from_le_bytes(word(b, 4)))
+}
+
 /// An undefined symbol a module refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Import {
@@ -341,7 +408,7 @@ pub fn address(t: Resolved, bases: &[PerClass<u64>]) -> u64 {
 /// A relocation that could not be applied: which one, and the error.
 #[derive(Debug)]
 pub struct ApplyError {
-    /// Index of the relocation in [`Lowered::relocs`].
+    /// Index of the relocation in the list applied.
     pub index: usize,
     /// The value that was to be written.
     pub value: u64,
@@ -383,11 +450,12 @@ pub fn apply(
 /// The message for a relocation of `obj` that could not be applied.
 pub fn apply_error_message(
     obj: &ModuleObject<'_>,
-    lowered: &Lowered,
+    relocs: &[Reloc],
+    targets: &[(Local, u32)],
     layout: &ModuleLayout,
     e: &ApplyError,
 ) -> Error {
-    let r = &lowered.relocs[e.index];
+    let r = &relocs[e.index];
     let (sec, off) = if r.section == GOT_SECTION {
         ("GOT".to_string(), r.place_off as u64 - layout.got_off)
     } else {
@@ -397,7 +465,7 @@ pub fn apply_error_message(
             (r.place_off as u64).wrapping_sub(layout.sec_off[s]),
         )
     };
-    let sym = match lowered.targets[r.target as usize].1 {
+    let sym = match targets[r.target as usize].1 {
         u32::MAX => format!("GOT entry for {:#x}", e.value),
         s => obj.symbol_name(s),
     };
@@ -417,5 +485,75 @@ pub fn apply_error_message(
             obj.file,
             reloc_name(r.rtype as u32)
         ),
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    /// Relocations and targets come back from their encoding unchanged,
+    /// for every class, kind and kind of target, and extreme values.
+    #[test]
+    fn relocs_and_targets_round_trip() {
+        let kinds = [
+            RelocKind::Abs64,
+            RelocKind::Abs32,
+            RelocKind::Abs32S,
+            RelocKind::Pc32,
+            RelocKind::Pc64,
+        ];
+        let mut b = [0xa5u8; RELOC_BYTES];
+        for (i, (&class, &kind)) in Class::ALL.iter().zip(kinds.iter().cycle()).enumerate() {
+            for addend in [i64::MIN, -4, 0, i64::MAX] {
+                let r = Reloc {
+                    addend,
+                    place_off: u32::MAX - i as u32,
+                    target: 7 + i as u32,
+                    section: GOT_SECTION - i as u32,
+                    class,
+                    kind,
+                    rtype: R_REX_GOTPCRELX as u8,
+                };
+                r.encode(&mut b);
+                assert_eq!(Reloc::decode(&b), r);
+            }
+        }
+        for &kind in &kinds {
+            let r = Reloc {
+                addend: 1,
+                place_off: 2,
+                target: 3,
+                section: 4,
+                class: Class::Data,
+                kind,
+                rtype: 5,
+            };
+            r.encode(&mut b);
+            assert_eq!(Reloc::decode(&b), r);
+        }
+        let mut t = [0x5au8; TARGET_BYTES];
+        for target in [
+            (Local::Abs(u64::MAX), 0),
+            (Local::Abs(0), u32::MAX),
+            (
+                Local::In {
+                    class: Class::Rodata,
+                    off: 1 << 40,
+                },
+                9,
+            ),
+            (
+                Local::In {
+                    class: Class::Data,
+                    off: 0,
+                },
+                1,
+            ),
+            (Local::Import(u32::MAX), 3),
+        ] {
+            encode_target(target, &mut t);
+            assert_eq!(decode_target(&t), target);
+        }
     }
 }

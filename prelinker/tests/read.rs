@@ -106,10 +106,12 @@ fn read_ahead_windows_give_the_same_parts() {
         let p = prelinker::prepare::prepare("w.o", data, &mut chunks.arena()).unwrap();
         let size: u64 = p.layout.size.0.iter().sum();
         let (at, maps) = (p.image, chunks.into_maps());
+        let lists = &maps[at.chunk][at.off + p.lists.at..];
         (
             maps[at.chunk][at.off..at.off + size as usize].to_vec(),
             p.layout,
-            p.lowered.relocs,
+            p.lists.relocs(lists).collect::<Vec<_>>(),
+            p.lists.targets(lists).collect::<Vec<_>>(),
         )
     };
     let mut case = 0;
