@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::{bail, err};
 use modabi::modinfo::{self, ABI_VERSION, MODINFO_SECTION, PROBE_SYMBOL, SELFTEST_SYMBOL};
 use modtable::Class;
-use std::collections::HashMap;
 
 /// The largest input file the prelinker reads (module object, archive,
 /// kernel, image or boot log): 256 MiB. A larger file is refused before
@@ -469,7 +468,7 @@ pub struct ModuleObject<'a> {
     /// target is placed.
     pub rela_sections: Vec<(usize, usize)>,
     /// Global (or weak) defined symbols by name.
-    pub globals: HashMap<&'a [u8], u32>,
+    pub globals: crate::Map<&'a [u8], u32>,
     /// Symbol index of the probe.
     pub probe: u32,
     /// Symbol index of the self-test, if any.
@@ -577,11 +576,12 @@ impl<'a> ModuleObject<'a> {
             }
         }
         let symbols = elf.symbols().map_err(ctx)?;
-        let mut globals = HashMap::with_capacity(
+        let mut globals = crate::Map::with_capacity_and_hasher(
             symbols
                 .iter()
                 .filter(|s| s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32)
                 .count(),
+            Default::default(),
         );
         for (i, s) in symbols.iter().enumerate() {
             if s.bind != elf::STB_LOCAL && s.shndx != elf::SHN_UNDEF as u32 {

@@ -1,11 +1,11 @@
 //! The kernel ELF: its three module regions, the `.modtable` area and the
 //! `.kexports` table of symbols modules may link against.
 
+use crate::Map;
 use crate::elf::{self, ElfFile};
 use crate::error::Result;
 use crate::{bail, err};
 use modtable::{Class, PerClass};
-use std::collections::HashMap;
 
 /// Section holding each class region, in [`Class`] order.
 pub const REGION_SECTIONS: [&str; 3] = [".modules.text", ".modules.rodata", ".modules.data"];
@@ -48,9 +48,9 @@ pub struct Kernel {
     /// The `.modtable` area.
     pub modtable: Area,
     /// The kernel's exports: name to address.
-    pub exports: HashMap<String, u64>,
+    pub exports: Map<String, u64>,
     /// The signature hash each export records (0: unchecked).
-    pub export_sigs: HashMap<String, u64>,
+    pub export_sigs: Map<String, u64>,
 }
 
 fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
@@ -73,7 +73,7 @@ fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
 }
 
 /// Reads the `.kexports` records: name to (address, signature hash).
-pub fn parse_kexport_records(file: &str, bytes: &[u8]) -> Result<HashMap<String, (u64, u64)>> {
+pub fn parse_kexport_records(file: &str, bytes: &[u8]) -> Result<Map<String, (u64, u64)>> {
     if !bytes.len().is_multiple_of(KEXPORT_SIZE) {
         bail!(
             Kernel,
@@ -81,7 +81,7 @@ pub fn parse_kexport_records(file: &str, bytes: &[u8]) -> Result<HashMap<String,
             bytes.len()
         );
     }
-    let mut map = HashMap::with_capacity(bytes.len() / KEXPORT_SIZE);
+    let mut map = Map::with_capacity_and_hasher(bytes.len() / KEXPORT_SIZE, Default::default());
     for (i, r) in bytes.chunks_exact(KEXPORT_SIZE).enumerate() {
         let raw = &r[..KEXPORT_NAME_LEN];
         let len = raw.iter().position(|&b| b == 0).unwrap_or(KEXPORT_NAME_LEN);
@@ -105,7 +105,7 @@ pub fn parse_kexport_records(file: &str, bytes: &[u8]) -> Result<HashMap<String,
 }
 
 /// Reads the `.kexports` records: name to address.
-pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<HashMap<String, u64>> {
+pub fn parse_kexports(file: &str, bytes: &[u8]) -> Result<Map<String, u64>> {
     Ok(parse_kexport_records(file, bytes)?
         .into_iter()
         .map(|(n, (a, _))| (n, a))

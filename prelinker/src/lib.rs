@@ -46,5 +46,11 @@ pub mod synth;
 pub mod table_writer;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// The hash map the prelinker uses for names: std's, with foldhash's fast
+/// hasher instead of SipHash. The keys are symbol and module names from the
+/// link's own inputs, so hash flooding is no concern, and hashing them was
+/// a measurable share of a large link (several lookups per import).
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub use input::InputFile;
 pub use link::{LinkOptions, LinkOutput, Patch, Prelinked, link, link_files, link_patches};

@@ -4,6 +4,7 @@
 //! relocate, and produce the plan and the bytes that change in the kernel
 //! file: each module's used slot bytes and the module table.
 
+use crate::Map;
 use crate::arena::{self, Chunks, Loc};
 use crate::elf::reloc_name;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,7 +23,6 @@ use crate::{bail, err};
 use modtable::table::{Placement, Prediction, RelocGroups};
 use modtable::{Class, PerClass};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Default slot alignment: the kernel's packing alignment (one cache line),
@@ -412,11 +412,7 @@ type ModuleSig = (String, String, Option<String>);
 /// exporter records: a kernel service's hash from `.kexports`, another
 /// module's `export_sig`. `module_sigs` maps an exported name to its
 /// exporter's name, file and signature.
-fn check_signatures(
-    p: &Prepared,
-    k: &Kernel,
-    module_sigs: &HashMap<String, ModuleSig>,
-) -> Result<()> {
+fn check_signatures(p: &Prepared, k: &Kernel, module_sigs: &Map<String, ModuleSig>) -> Result<()> {
     use modabi::{service_signature, signature_hash};
     let mismatch = |sym: &str, want: &str, have: String| {
         Error::new(
@@ -528,7 +524,7 @@ fn finish(
         .collect();
     // In slot order: dependency closures and the exports every later module
     // may use.
-    let mut exports: HashMap<Vec<u8>, Export> = HashMap::new();
+    let mut exports: Map<Vec<u8>, Export> = Map::default();
     let mut closures: Vec<Vec<u32>> = Vec::with_capacity(n);
     let mut deps: Vec<Vec<u16>> = Vec::with_capacity(n);
     for (me, (input, p)) in slotted.iter().enumerate() {
@@ -598,7 +594,7 @@ fn finish(
         exports: &exports,
     };
     // Exported name -> (exporter, its file, the signature it records).
-    let module_sigs: HashMap<String, ModuleSig> = slotted
+    let module_sigs: Map<String, ModuleSig> = slotted
         .iter()
         .flat_map(|(_, p)| {
             p.info.exports().map(move |e| {

@@ -6,7 +6,7 @@
 use crate::bail;
 use crate::error::Result;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// One module as the orderer sees it.
 #[derive(Clone, Debug)]
@@ -36,7 +36,8 @@ pub struct Order {
 /// modules that are ready at the same time an expected-kept one goes before
 /// an expected failure, and otherwise the earlier input goes first.
 pub fn order(nodes: &[Node<'_>]) -> Result<Order> {
-    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
+    let mut by_name: crate::Map<&str, usize> =
+        crate::Map::with_capacity_and_hasher(nodes.len(), Default::default());
     for (i, n) in nodes.iter().enumerate() {
         if let Some(&j) = by_name.get(n.name) {
             bail!(

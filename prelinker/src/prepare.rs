@@ -76,7 +76,9 @@ impl Lists {
     /// The relocations, from `b`, the module's bytes from offset `at` on.
     pub fn relocs<'b>(&self, b: &'b [u8]) -> impl ExactSizeIterator<Item = Reloc> + 'b {
         b[..RELOC_BYTES * self.relocs]
-            .chunks_exact(RELOC_BYTES)
+            .as_chunks::<RELOC_BYTES>()
+            .0
+            .iter()
             .map(Reloc::decode)
     }
 
@@ -84,7 +86,9 @@ impl Lists {
     pub fn targets<'b>(&self, b: &'b [u8]) -> impl ExactSizeIterator<Item = (Local, u32)> + 'b {
         let at = RELOC_BYTES * self.relocs;
         b[at..at + TARGET_BYTES * self.targets]
-            .chunks_exact(TARGET_BYTES)
+            .as_chunks::<TARGET_BYTES>()
+            .0
+            .iter()
             .map(relocate::decode_target)
     }
 }
@@ -271,14 +275,10 @@ pub fn prepare_with(
         targets: lowered.targets.len(),
     };
     let (rl, tl) = list_bytes.split_at_mut(RELOC_BYTES * lists.relocs);
-    for (r, out) in lowered.relocs.iter().zip(rl.chunks_exact_mut(RELOC_BYTES)) {
+    for (r, out) in lowered.relocs.iter().zip(rl.as_chunks_mut().0) {
         r.encode(out);
     }
-    for (&t, out) in lowered
-        .targets
-        .iter()
-        .zip(tl.chunks_exact_mut(TARGET_BYTES))
-    {
+    for (&t, out) in lowered.targets.iter().zip(tl.as_chunks_mut().0) {
         relocate::encode_target(t, out);
     }
     arena.trim_last(loc, lists.end());

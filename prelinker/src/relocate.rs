@@ -16,7 +16,6 @@ use crate::symbols::{Resolved, resolve_defined};
 use crate::{bail, err};
 use modtable::table::{RelocField, Target};
 use modtable::{Class, PerClass, RelocKind};
-use std::collections::HashMap;
 
 /// `R_X86_64_NONE`.
 pub const R_NONE: u32 = object::elf::R_X86_64_NONE.0;
@@ -84,15 +83,15 @@ pub const RELOC_BYTES: usize = 24;
 /// Bytes of an encoded target (see [`encode_target`]).
 pub const TARGET_BYTES: usize = 16;
 
-fn word<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+fn word<const N: usize, const M: usize>(b: &[u8; M], at: usize) -> [u8; N] {
     b[at..at + N].try_into().expect("in range")
 }
 
 impl Reloc {
-    /// Writes the relocation into the first [`RELOC_BYTES`] of `out`, for
-    /// keeping a module's relocations with its class bytes (in the link's
-    /// huge-page chunks, not on the heap) between preparing and linking.
-    pub fn encode(&self, out: &mut [u8]) {
+    /// Writes the relocation into `out`, for keeping a module's relocations
+    /// with its class bytes (in the link's huge-page chunks, not on the
+    /// heap) between preparing and linking.
+    pub fn encode(&self, out: &mut [u8; RELOC_BYTES]) {
         out[..8].copy_from_slice(&self.addend.to_le_bytes());
         out[8..12].copy_from_slice(&self.place_off.to_le_bytes());
         out[12..16].copy_from_slice(&self.target.to_le_bytes());
@@ -104,7 +103,7 @@ impl Reloc {
     }
 
     /// The relocation [`Reloc::encode`] wrote into `b`.
-    pub fn decode(b: &[u8]) -> Reloc {
+    pub fn decode(b: &[u8; RELOC_BYTES]) -> Reloc {
         Reloc {
             addend: i64::from_le_bytes(word(b, 0)),
             place_off: u32::from_le_bytes(word(b, 8)),
@@ -118,8 +117,8 @@ impl Reloc {
 }
 
 /// Writes target `t` (with its ELF symbol index, as in
-/// [`Lowered::targets`]) into the first [`TARGET_BYTES`] of `out`.
-pub fn encode_target(t: (Local, u32), out: &mut [u8]) {
+/// [`Lowered::targets`]) into `out`.
+pub fn encode_target(t: (Local, u32), out: &mut [u8; TARGET_BYTES]) {
     let (tag, class, value) = match t.0 {
         Local::Abs(v) => (0, 0, v),
         Local::In { class, off } => (1, class as u8, off),
@@ -133,7 +132,7 @@ pub fn encode_target(t: (Local, u32), out: &mut [u8]) {
 }
 
 /// The target [`encode_target`] wrote into `b`.
-pub fn decode_target(b: &[u8]) -> (Local, u32) {
+pub fn decode_target(b: &[u8; TARGET_BYTES]) -> (Local, u32) {
     let value = u64::from_le_bytes(word(b, 8));
     let local = match b[0] {
         0 => Local::Abs(value),
@@ -217,7 +216,7 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
     // Target index per ELF symbol (u32::MAX: not seen yet).
     let mut of_sym: Vec<u32> = vec![u32::MAX; obj.symbols.len()];
     // GOT entry index and the target of the entry's place, per target.
-    let mut got: HashMap<Local, (u32, u32)> = HashMap::new();
+    let mut got: crate::Map<Local, (u32, u32)> = crate::Map::default();
     let mut got_targets: Vec<u32> = Vec::new();
     // One allocation for all of them (GOT entries, at most a few, extra).
     let total: u64 = obj

@@ -4,6 +4,7 @@
 //! module. Resolution never needs final addresses: a module symbol resolves to
 //! (module, class, offset inside the class).
 
+use crate::Map;
 use crate::elf;
 use crate::error::Result;
 use crate::input::{ModuleObject, Placement};
@@ -11,7 +12,6 @@ use crate::layout::ModuleLayout;
 use crate::relocate::Local;
 use crate::{bail, err};
 use modtable::Class;
-use std::collections::HashMap;
 
 /// What a symbol resolved to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,9 +102,9 @@ pub enum Lookup {
 /// Everything a module's undefined symbols can resolve against.
 pub struct SymbolEnv<'s> {
     /// Kernel exports.
-    pub kernel: &'s HashMap<String, u64>,
+    pub kernel: &'s Map<String, u64>,
     /// Exports of every module, by name.
-    pub exports: &'s HashMap<Vec<u8>, Export>,
+    pub exports: &'s Map<Vec<u8>, Export>,
 }
 
 impl SymbolEnv<'_> {

@@ -1,10 +1,10 @@
 //! Builds the module table bytes from the plan with [`modtable::table::build`],
 //! followed by the modules' export list ([`modtable::exports`]).
 
+use crate::Map;
 use crate::plan::Plan;
 use crate::symbols::{Export, Resolved};
 use modtable::table::{self, Header, ModuleEntry, RelocGroups};
-use std::collections::HashMap;
 
 /// The parts of a module's table entry that the plan does not carry.
 #[derive(Clone, Debug, Default)]
@@ -43,7 +43,7 @@ pub fn build(plan: &Plan, extra: Vec<TableModule>) -> Vec<u8> {
 /// image does not depend on hash order.
 pub fn append_exports(
     table: &mut Vec<u8>,
-    exports: &HashMap<Vec<u8>, Export>,
+    exports: &Map<Vec<u8>, Export>,
     sig_of: &dyn Fn(&str) -> Option<u64>,
 ) {
     let mut list: Vec<modtable::exports::Export<'_>> = exports
