@@ -18,6 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// thread's last chunk left unused costs little.
 pub const CHUNK_SIZE: usize = 4 << 20;
 
+/// Size of a thread's first chunk, which gets no huge-page advice: a huge
+/// page is zeroed whole when first written, so for a small link (a few
+/// dozen modules) small pages cost less (only those written are zeroed).
+pub const FIRST_CHUNK_SIZE: usize = 512 << 10;
+
 /// Where some bytes are: chunk `chunk` (see [`Chunks::into_maps`]) from
 /// byte `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +49,7 @@ impl Chunks {
             chunks: self,
             current: None,
             used: 0,
+            made: 0,
         }
     }
 
@@ -65,6 +71,8 @@ pub struct Arena<'c> {
     current: Option<(usize, MmapMut)>,
     /// Bytes of it handed out.
     used: usize,
+    /// Chunks this arena has made.
+    made: usize,
 }
 
 impl Arena<'_> {
@@ -78,15 +86,23 @@ impl Arena<'_> {
         let start = if fits {
             start
         } else {
-            let size = len.max(CHUNK_SIZE).next_multiple_of(CHUNK_SIZE);
+            let first = self.made == 0 && len <= FIRST_CHUNK_SIZE;
+            let size = if first {
+                FIRST_CHUNK_SIZE
+            } else {
+                len.max(CHUNK_SIZE).next_multiple_of(CHUNK_SIZE)
+            };
             let map = MmapMut::map_anon(size).map_err(|e| {
                 err!(
                     Io,
                     "cannot allocate {size} bytes for the modules' class bytes: {e}"
                 )
             })?;
+            self.made += 1;
             // Only advice: without huge pages the chunk works the same.
-            let _ = map.advise(Advice::HugePage);
+            if !first {
+                let _ = map.advise(Advice::HugePage);
+            }
             let id = self.chunks.next.fetch_add(1, Ordering::Relaxed);
             self.hand_back();
             self.current = Some((id, map));
