@@ -227,7 +227,8 @@ impl ModInfo {
 
     /// The signature of `name` in `list`, sorted by name.
     fn sig_in(&self, list: &[(Span, Span)], name: &str) -> Option<&str> {
-        list.binary_search_by(|&(n, _)| self.at(n).cmp(name))
+        let text = self.text.as_bytes();
+        list.binary_search_by(|&((s, e), _)| text[s as usize..e as usize].cmp(name.as_bytes()))
             .ok()
             .map(|i| self.at(list[i].1))
     }

@@ -53,10 +53,10 @@ impl RelocGroups {
     }
 
     /// Groups `(key, offset)` pairs: a counting sort by key (a module's
-    /// fields have a few keys, each run of them usually sharing one), then
-    /// each group's offsets sorted (usually already in order, since fields
-    /// come in section order and sections in offset order). The result is
-    /// that of sorting the pairs.
+    /// fields have a few keys, kept sorted as they appear, and runs of
+    /// fields usually share one), then each group's offsets sorted (usually
+    /// already in order, since fields come in section order and sections in
+    /// offset order). The result is that of sorting the pairs.
     fn of_pairs(v: alloc::vec::Vec<(u64, u32)>) -> RelocGroups {
         let mut groups: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::new();
         let mut last = usize::MAX;
@@ -65,16 +65,15 @@ impl RelocGroups {
                 groups[last].1 += 1;
                 continue;
             }
-            last = match groups.iter().position(|g| g.0 == key) {
-                Some(i) => i,
-                None => {
-                    groups.push((key, 0));
-                    groups.len() - 1
+            last = match groups.binary_search_by_key(&key, |g| g.0) {
+                Ok(i) => i,
+                Err(i) => {
+                    groups.insert(i, (key, 0));
+                    i
                 }
             };
             groups[last].1 += 1;
         }
-        groups.sort_unstable();
         // Where each group's next offset goes.
         let mut next: alloc::vec::Vec<(u64, usize)> = alloc::vec::Vec::with_capacity(groups.len());
         let mut at = 0;
