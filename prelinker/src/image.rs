@@ -1,7 +1,9 @@
 //! Writing output files atomically (a temporary file in the destination's
 //! directory, renamed over the destination only once it is complete; on
 //! failure only the temporary file is removed), writing a prelinked image as
-//! the kernel's bytes plus patches, and refusing outputs that would
+//! the kernel's bytes plus patches (the modules' patches written by the
+//! link itself while it relocates, through a [`ModuleSink`], when staged
+//! with [`stage_image_streamed`]), and refusing outputs that would
 //! overwrite an input ([`check_outputs`]).
 
 use crate::err;

@@ -2,7 +2,10 @@
 //! relocations; see [`crate::prepare`]), then order them, give each its
 //! slots, resolve imports against the kernel's and earlier modules' exports,
 //! relocate, and produce the plan and the bytes that change in the kernel
-//! file: each module's used slot bytes and the module table.
+//! file: each module's used slot bytes and the module table. The command
+//! line has each batch of modules written into the image file as soon as it
+//! is relocated ([`link_files_streamed`]); the library's other entry points
+//! return the bytes for the caller to write or apply.
 
 use crate::Map;
 use crate::arena::{self, Chunks, Loc};
@@ -43,6 +46,10 @@ pub struct LinkOptions {
     /// way; without it a link makes about a hundred fewer allocations per
     /// module.
     pub record_sections: bool,
+    /// Whether to print the wall-clock time of each phase of the link to
+    /// stderr (for profiling: the command line sets it when
+    /// `PRELINKER_TIMES` is set).
+    pub times: bool,
 }
 
 impl Default for LinkOptions {
@@ -51,6 +58,33 @@ impl Default for LinkOptions {
             slot_align: DEFAULT_SLOT_ALIGN,
             expect: None,
             record_sections: true,
+            times: false,
+        }
+    }
+}
+
+/// Prints the time since the last mark with the phase's name, if asked to.
+struct Marks {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Marks {
+    fn new(on: bool) -> Marks {
+        Marks {
+            on,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn mark(&mut self, phase: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "prelinker:   {phase}: {:.3} ms",
+                (now - self.last).as_secs_f64() * 1e3
+            );
+            self.last = now;
         }
     }
 }
@@ -248,6 +282,7 @@ pub fn link_patches(
     modules: &[InputFile],
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
+    let mut marks = Marks::new(opts.times);
     let k = start(kernel_name, kernel, modules.len(), opts)?;
     let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
@@ -264,6 +299,10 @@ pub fn link_patches(
         &Source::Memory(modules),
         opts,
         None,
+        {
+            marks.mark("prepare the modules");
+            marks
+        },
     )
 }
 
@@ -300,6 +339,7 @@ fn link_files_to<P: AsRef<Path> + Sync>(
     opts: &LinkOptions,
     sink: Option<&ModuleSink>,
 ) -> Result<Prelinked> {
+    let mut marks = Marks::new(opts.times);
     let k = start(kernel_name, kernel, paths.len(), opts)?;
     let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
@@ -312,6 +352,7 @@ fn link_files_to<P: AsRef<Path> + Sync>(
             prepare_with(&name, bytes, opts.record_sections, arena)
         },
     ))?;
+    marks.mark("read and prepare the modules");
     let source = Source::Files(paths.iter().map(AsRef::as_ref).collect());
     finish(
         kernel_name,
@@ -322,6 +363,7 @@ fn link_files_to<P: AsRef<Path> + Sync>(
         &source,
         opts,
         sink,
+        marks,
     )
 }
 
@@ -486,6 +528,7 @@ fn finish(
     source: &Source<'_>,
     opts: &LinkOptions,
     sink: Option<&ModuleSink>,
+    mut marks: Marks,
 ) -> Result<Prelinked> {
     if let Some(e) = &opts.expect {
         e.check_known(prepared.iter().map(|p| p.info.name()))?;
@@ -589,6 +632,7 @@ fn finish(
             crate::kernel::MODTABLE_SECTION
         );
     }
+    marks.mark("order the modules and assign slots");
     let env = SymbolEnv {
         kernel: &k.exports,
         exports: &exports,
@@ -756,6 +800,11 @@ fn finish(
         sink.flush(&replaced, waiting);
     }
     let filled = crate::par::collect(filled)?;
+    marks.mark(if sink.is_some() {
+        "relocate, checksum and write the modules"
+    } else {
+        "relocate and checksum the modules"
+    });
     let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
     let mut plan_mods = Vec::with_capacity(n);
     let mut table_mods = Vec::with_capacity(n);
@@ -802,6 +851,7 @@ fn finish(
         bytes: PatchBytes::Owned(table),
         streamed: false,
     });
+    marks.mark("build the table");
     Ok(Prelinked {
         plan,
         replaced,

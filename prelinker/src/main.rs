@@ -237,6 +237,7 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         expect,
         // Only the plan written with --plan-json shows the sections.
         record_sections: a.plan_json.is_some(),
+        times: phases.on,
     };
     // The modules' bytes are written into the image as they are relocated.
     let (image, out) = stage_image_streamed(output, &k.data, |sink| {
