@@ -18,10 +18,10 @@
 //! [`plan`] (the layout report), [`image`] (atomic output, and refusing
 //! outputs that would overwrite an input), [`inspect`] (reading an image
 //! back and verifying its checksums), [`report`] (boot-log reports),
-//! [`sizes`] (module sizes against a baseline), and [`synth`] (synthetic
-//! kernels for tests and benchmarks). Inputs are read with bounds
-//! ([`input::MAX_INPUT_SIZE`]; a module object only in the parts the link
-//! uses).
+//! [`sizes`] (module sizes against a baseline), [`phases`] (phase times for
+//! profiling), and [`synth`] (synthetic kernels for tests and benchmarks).
+//! Inputs are read with bounds ([`input::MAX_INPUT_SIZE`]; a module object
+//! only in the parts the link uses).
 
 pub mod arena;
 pub mod elf;
@@ -35,6 +35,7 @@ pub mod layout;
 pub mod link;
 pub mod order;
 pub mod par;
+pub mod phases;
 pub mod plan;
 pub mod prepare;
 pub mod relocate;

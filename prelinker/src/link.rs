@@ -17,6 +17,7 @@ use crate::input::{InputFile, ModuleObject, module_object_bytes};
 use crate::kernel::{Area, Kernel};
 use crate::layout::assign_slots;
 use crate::order::{Node, order};
+use crate::phases::Phases;
 use crate::plan::{ModulePlan, Plan};
 use crate::prepare::{Prepared, prepare_with, split_classes};
 use crate::relocate::{self, Import, Local, Reloc};
@@ -59,32 +60,6 @@ impl Default for LinkOptions {
             expect: None,
             record_sections: true,
             times: false,
-        }
-    }
-}
-
-/// Prints the time since the last mark with the phase's name, if asked to.
-struct Marks {
-    on: bool,
-    last: std::time::Instant,
-}
-
-impl Marks {
-    fn new(on: bool) -> Marks {
-        Marks {
-            on,
-            last: std::time::Instant::now(),
-        }
-    }
-
-    fn mark(&mut self, phase: &str) {
-        if self.on {
-            let now = std::time::Instant::now();
-            eprintln!(
-                "prelinker:   {phase}: {:.3} ms",
-                (now - self.last).as_secs_f64() * 1e3
-            );
-            self.last = now;
         }
     }
 }
@@ -282,7 +257,7 @@ pub fn link_patches(
     modules: &[InputFile],
     opts: &LinkOptions,
 ) -> Result<Prelinked> {
-    let mut marks = Marks::new(opts.times);
+    let mut marks = Phases::new(opts.times, "  ");
     let k = start(kernel_name, kernel, modules.len(), opts)?;
     let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
@@ -339,7 +314,7 @@ fn link_files_to<P: AsRef<Path> + Sync>(
     opts: &LinkOptions,
     sink: Option<&ModuleSink>,
 ) -> Result<Prelinked> {
-    let mut marks = Marks::new(opts.times);
+    let mut marks = Phases::new(opts.times, "  ");
     let k = start(kernel_name, kernel, paths.len(), opts)?;
     let chunks = Chunks::default();
     let prepared = crate::par::collect(crate::par::map_with(
@@ -528,7 +503,7 @@ fn finish(
     source: &Source<'_>,
     opts: &LinkOptions,
     sink: Option<&ModuleSink>,
-    mut marks: Marks,
+    mut marks: Phases,
 ) -> Result<Prelinked> {
     if let Some(e) = &opts.expect {
         e.check_known(prepared.iter().map(|p| p.info.name()))?;
@@ -672,11 +647,11 @@ fn finish(
         .collect();
     // Each worker decodes a module's relocations and targets into buffers
     // of its own, reused from module to module.
-    type Lists = (Vec<Reloc>, Vec<(Local, u32)>);
+    type Decoded = (Vec<Reloc>, Vec<(Local, u32)>);
     let relocate_one = |me: usize,
                         (input, mut p): (usize, Prepared),
                         bytes: &mut [u8],
-                        (relocs, local): &mut Lists|
+                        (relocs, local): &mut Decoded|
      -> Result<_> {
         let me32 = me as u32;
         let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;

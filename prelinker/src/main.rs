@@ -9,6 +9,7 @@ use prelinker::error::{ErrorKind, Result};
 use prelinker::image::{check_outputs, hold_old_output, stage, stage_image_streamed, write_atomic};
 use prelinker::input::{AR_MAGIC, InputFile, MAX_INPUT_SIZE, module_object_bytes};
 use prelinker::link::link_files_streamed;
+use prelinker::phases::Phases;
 use prelinker::{LinkOptions, err};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,38 +178,6 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     v.ok_or_else(|| format!("bad number {s}"))
 }
 
-/// Wall-clock time of each phase of `link`, printed to stderr when the
-/// environment variable `PRELINKER_TIMES` is set (for profiling).
-struct Phases {
-    on: bool,
-    last: std::time::Instant,
-    marks: Vec<(&'static str, std::time::Duration)>,
-}
-
-impl Phases {
-    fn new() -> Phases {
-        Phases {
-            on: std::env::var_os("PRELINKER_TIMES").is_some(),
-            last: std::time::Instant::now(),
-            marks: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, what: &'static str) {
-        if self.on {
-            let now = std::time::Instant::now();
-            self.marks.push((what, now - self.last));
-            self.last = now;
-        }
-    }
-
-    fn report(&self) {
-        for (what, d) in &self.marks {
-            eprintln!("prelinker: {what}: {:.3} ms", d.as_secs_f64() * 1e3);
-        }
-    }
-}
-
 fn cmd_link(a: &LinkArgs) -> Result<()> {
     let output = &a.output;
     let mut inputs = vec![("the kernel", a.kernel.as_path())];
@@ -217,7 +186,7 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
     let mut outputs = vec![("--output", output.as_path())];
     outputs.extend(a.plan_json.iter().map(|p| ("--plan-json", p.as_path())));
     check_outputs(&inputs, &outputs)?;
-    let mut phases = Phases::new();
+    let mut phases = Phases::new(std::env::var_os("PRELINKER_TIMES").is_some(), "");
     // An earlier image stays as it is until the new one has replaced it; a
     // failed link leaves it (and an earlier plan) untouched.
     let old = hold_old_output(output);
@@ -237,7 +206,7 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         expect,
         // Only the plan written with --plan-json shows the sections.
         record_sections: a.plan_json.is_some(),
-        times: phases.on,
+        times: phases.on(),
     };
     // The modules' bytes are written into the image as they are relocated.
     let (image, out) = stage_image_streamed(output, &k.data, |sink| {
@@ -260,7 +229,6 @@ fn cmd_link(a: &LinkArgs) -> Result<()> {
         p.commit()?;
     }
     phases.mark("rename into place");
-    phases.report();
     let t = out.plan.totals();
     eprintln!(
         "prelinker: {} modules, {} bytes used in {} bytes of slots (page-aligned layout: {}), {} relocations recorded -> {}",

@@ -1067,3 +1067,41 @@ fn import_signatures_must_match_the_exporter() {
         ],
     );
 }
+
+/// `PRELINKER_TIMES` prints the command's phases and the link's own, in
+/// order; without it none are printed.
+#[test]
+fn prelinker_times_prints_the_phases() {
+    let (dir, out, plain) = link_files(&def(), &[("a.o", ModBuilder::new("a").build())]);
+    assert!(plain.ok, "{}", plain.stderr);
+    assert!(!plain.stderr.contains(" ms\n"), "{}", plain.stderr);
+    let k = dir.path().join("kernel.elf");
+    let a = dir.path().join("a.o");
+    let o = Command::new(env!("CARGO_BIN_EXE_prelinker"))
+        .env("PRELINKER_TIMES", "1")
+        .args(["link", "--kernel"])
+        .arg(&k)
+        .arg("--output")
+        .arg(&out)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let phases = [
+        "prelinker: read kernel: ",
+        "prelinker:   read and prepare the modules: ",
+        "prelinker:   order the modules and assign slots: ",
+        "prelinker:   relocate, checksum and write the modules: ",
+        "prelinker:   build the table: ",
+        "prelinker: read, link and write modules: ",
+        "prelinker: rename into place: ",
+    ];
+    let mut at = 0;
+    for p in phases {
+        let i = err[at..]
+            .find(p)
+            .unwrap_or_else(|| panic!("no `{p}` after byte {at} in:\n{err}"));
+        at += i + p.len();
+    }
+}
