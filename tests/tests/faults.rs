@@ -103,27 +103,83 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
     assert_eq!(r["wx_pages"].as_u64(), Some(0));
 }
 
+/// What `fault_delay` showed in one boot: the reason, the probe's time and
+/// the budget.
+struct Wait {
+    reason: String,
+    ns: u64,
+    budget_ms: u64,
+}
+
+impl Wait {
+    fn of(r: &Value) -> Wait {
+        assert_no_leak(module(r, "fault_delay"));
+        let m = module(r, "fault_delay");
+        assert_eq!(m["result"], "expunged", "{m}");
+        assert_eq!(m["reason_kind"], "hung", "{m}");
+        Wait {
+            reason: m["reason"].as_str().unwrap().to_string(),
+            ns: m["probe_ns"].as_u64().unwrap(),
+            budget_ms: r["probe_budget_ms"].as_u64().unwrap(),
+        }
+    }
+
+    /// The wait ended in the service, at the budget. The guest notices
+    /// within microseconds; the 10 ms of slack are for the emulator.
+    fn holds(&self) -> Result<(), String> {
+        let want = format!(
+            "hung: still running after {} ms (waiting in kapi_delay_us)",
+            self.budget_ms
+        );
+        let budget_ns = self.budget_ms * 1_000_000;
+        if self.reason != want {
+            return Err(format!("reason {:?}, not {want:?}", self.reason));
+        }
+        if !(budget_ns..=budget_ns + 10_000_000).contains(&self.ns) {
+            return Err(format!(
+                "ran {} ns against a {} ms budget",
+                self.ns, self.budget_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a host that stops the emulator produces: the budget is wall
+    /// time, so a stop before the call lets the timer tick find it spent
+    /// in the module's own code (no service named), and a stop across the
+    /// deadline makes the probe late. Anything else is the kernel's fault.
+    fn host_stall(&self) -> bool {
+        let budget_ns = self.budget_ms * 1_000_000;
+        let tick = format!("hung: still running after {} ms", self.budget_ms);
+        self.ns >= budget_ns && (self.reason == tick || self.holds_but_late())
+    }
+
+    fn holds_but_late(&self) -> bool {
+        self.reason.ends_with("(waiting in kapi_delay_us)")
+            && self.ns > self.budget_ms * 1_000_000 + 10_000_000
+    }
+}
+
 /// `delay_us(u64::MAX)` from a `forbid(unsafe_code)` module: the kernel's
-/// wait must end at the probe's budget, within 10 ms.
-fn check_waiting_service_stops_at_budget(r: &Value) {
-    let budget_ms = r["probe_budget_ms"].as_u64().unwrap();
-    assert_expunged(
-        r,
-        "fault_delay",
-        "hung",
-        &format!("hung: still running after {budget_ms} ms (waiting in kapi_delay_us)"),
-    );
-    let ns = module(r, "fault_delay")["probe_ns"].as_u64().unwrap();
-    let budget_ns = budget_ms * 1_000_000;
-    assert!(
-        (budget_ns..=budget_ns + 10_000_000).contains(&ns),
-        "fault_delay ran {ns} ns against a {budget_ms} ms budget"
-    );
+/// wait must end at the probe's budget, in the service. If the first boot
+/// shows what a host stall does (see [`Wait::host_stall`]), one more boot
+/// of `cfg` must show the wait end as it should.
+fn check_waiting_service_stops_at_budget(r: &Value, cfg: &QemuConfig) {
+    let first = Wait::of(r);
+    let Err(why) = first.holds() else { return };
+    assert!(first.host_stall(), "fault_delay: {why}");
+    eprintln!("fault_delay: {why} (a host stall?); booting once more");
+    let out = run_qemu(cfg);
+    out.assert_degraded();
+    let again = Wait::of(&out.expect_report());
+    if let Err(why2) = again.holds() {
+        panic!("fault_delay: {why}, and in a second boot: {why2}");
+    }
 }
 
 #[test]
 fn a_waiting_service_stops_at_the_budget() {
-    check_waiting_service_stops_at_budget(report());
+    check_waiting_service_stops_at_budget(report(), &test_image());
 }
 
 #[test]
@@ -172,7 +228,7 @@ fn a_fault_inside_a_service_is_the_modules() {
         .find("module fault_bad_buffer: expunged")
         .expect("expunge logged")..];
     assert!(
-        after.contains("[fault_delay] fault_delay: waiting u64::MAX us in the kernel"),
+        after.contains("[fault_divzero] fault_divzero: dividing 1 by 0"),
         "{}",
         out.describe()
     );
@@ -320,5 +376,5 @@ fn probe_budget_is_settable() {
         (30_000_000..200_000_000).contains(&ns),
         "hang probe took {ns} ns"
     );
-    check_waiting_service_stops_at_budget(&r);
+    check_waiting_service_stops_at_budget(&r, &test_image().cmdline("probe_budget_ms=30"));
 }
