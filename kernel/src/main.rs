@@ -174,7 +174,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         panic!("TSC calibration failed: PIT channel 2 never fired");
     }
     log::info!(
-        "tsc: {}.{:03} MHz (calibrated against PIT channel 2, median of {} x {} ms)",
+        "tsc: {}.{:03} MHz (calibrated against PIT channel 2, shortest of {} x {} ms)",
         hz / 1_000_000,
         (hz / 1000) % 1000,
         tsc::CALIBRATION_RUNS,

@@ -2,9 +2,13 @@
 //!
 //! [`calibrate`] gates PIT channel 2 in one-shot mode (mode 0) for
 //! [`CALIBRATION_MS`] milliseconds, counts TSC cycles until its output goes
-//! high, repeats that [`CALIBRATION_RUNS`] times and keeps the median. Until
-//! then [`ticks_to_ns`] and [`now_ns`] return 0. [`now_ns`] counts from
-//! kernel entry ([`mark_boot`]).
+//! high, repeats that [`CALIBRATION_RUNS`] times and keeps the shortest
+//! window. The first TSC read comes before the gate opens and the last
+//! after the output was seen high, so anything that holds the CPU up (an
+//! SMI, a host that stops the virtual machine) can only lengthen a window:
+//! the shortest is the least disturbed, where a median would follow a
+//! majority of disturbed ones. Until then [`ticks_to_ns`] and [`now_ns`]
+//! return 0. [`now_ns`] counts from kernel entry ([`mark_boot`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,7 +17,7 @@ use crate::arch::port::{inb, outb};
 
 /// Length of one calibration window.
 pub const CALIBRATION_MS: u64 = 10;
-/// Number of windows (median kept).
+/// Number of windows (the shortest kept).
 pub const CALIBRATION_RUNS: usize = 5;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
@@ -42,8 +46,8 @@ fn measure(count: u16) -> u64 {
         outb(0x43, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
         outb(0x42, count as u8);
         outb(0x42, (count >> 8) as u8);
-        outb(0x61, (gate & !0x02) | 0x01); // gate high: start counting
         let start = read();
+        outb(0x61, (gate & !0x02) | 0x01); // gate high: start counting
         // OUT2 (bit 5) goes high when the count reaches zero.
         let mut spins = 0u64;
         while inb(0x61) & 0x20 == 0 {
@@ -68,8 +72,13 @@ pub fn calibrate() -> u64 {
             *s = measure(count);
         }
     });
-    samples.sort_unstable();
-    let cycles = samples[CALIBRATION_RUNS / 2];
+    // A window of 0 is one where the PIT never answered.
+    let cycles = samples
+        .iter()
+        .copied()
+        .filter(|&c| c > 0)
+        .min()
+        .unwrap_or(0);
     // cycles per `count` PIT ticks -> cycles per second.
     let hz = (u128::from(cycles) * u128::from(PIT_HZ) / u128::from(count)) as u64;
     TSC_HZ.store(hz, Ordering::Relaxed);
