@@ -113,10 +113,10 @@ struct Wait {
 
 impl Wait {
     fn of(r: &Value) -> Wait {
-        assert_no_leak(module(r, "fault_delay"));
         let m = module(r, "fault_delay");
         assert_eq!(m["result"], "expunged", "{m}");
         assert_eq!(m["reason_kind"], "hung", "{m}");
+        assert_no_leak(m);
         Wait {
             reason: m["reason"].as_str().unwrap().to_string(),
             ns: m["probe_ns"].as_u64().unwrap(),
@@ -124,13 +124,19 @@ impl Wait {
         }
     }
 
+    /// The timer tick's reason; the service's adds where it waited.
+    fn tick_reason(&self) -> String {
+        format!("hung: still running after {} ms", self.budget_ms)
+    }
+
+    fn service_reason(&self) -> String {
+        format!("{} (waiting in kapi_delay_us)", self.tick_reason())
+    }
+
     /// The wait ended in the service, at the budget. The guest notices
     /// within microseconds; the 10 ms of slack are for the emulator.
     fn holds(&self) -> Result<(), String> {
-        let want = format!(
-            "hung: still running after {} ms (waiting in kapi_delay_us)",
-            self.budget_ms
-        );
+        let want = self.service_reason();
         let budget_ns = self.budget_ms * 1_000_000;
         if self.reason != want {
             return Err(format!("reason {:?}, not {want:?}", self.reason));
@@ -144,19 +150,14 @@ impl Wait {
         Ok(())
     }
 
-    /// What a host that stops the emulator produces: the budget is wall
-    /// time, so a stop before the call lets the timer tick find it spent
-    /// in the module's own code (no service named), and a stop across the
-    /// deadline makes the probe late. Anything else is the kernel's fault.
+    /// Whether a failed [`Wait::holds`] is what a host that stops the
+    /// emulator produces: the budget is wall time, so a stop before the
+    /// call lets the timer tick find it spent in the module's own code (no
+    /// service named), and a stop across the deadline makes the probe late.
+    /// An early end or any other reason is the kernel's fault.
     fn host_stall(&self) -> bool {
-        let budget_ns = self.budget_ms * 1_000_000;
-        let tick = format!("hung: still running after {} ms", self.budget_ms);
-        self.ns >= budget_ns && (self.reason == tick || self.holds_but_late())
-    }
-
-    fn holds_but_late(&self) -> bool {
-        self.reason.ends_with("(waiting in kapi_delay_us)")
-            && self.ns > self.budget_ms * 1_000_000 + 10_000_000
+        self.ns >= self.budget_ms * 1_000_000
+            && (self.reason == self.tick_reason() || self.reason == self.service_reason())
     }
 }
 
