@@ -277,11 +277,17 @@ pub fn write_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<()> {
 pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> {
     Staged::new(path, |f| {
         f.set_len(kernel.len() as u64)?;
-        for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
-            f.write_all_at(&kernel[s as usize..e as usize], s)?;
-        }
-        write_patches(f, p)
+        write_kernel_and_patches(f, kernel, p)
     })
+}
+
+/// Writes what the image keeps of `kernel` (all but the `replaced` ranges)
+/// and `p`'s patches: everything of the image but the modules' bytes.
+fn write_kernel_and_patches(f: &mut File, kernel: &[u8], p: &Prelinked) -> std::io::Result<()> {
+    for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
+        f.write_all_at(&kernel[s as usize..e as usize], s)?;
+    }
+    write_patches(f, p)
 }
 
 /// The image file a link writes the modules' bytes into while it
@@ -373,10 +379,7 @@ pub fn stage_image_streamed(
     };
     let p = link(&sink)?;
     let fill = |mut f: File| -> std::io::Result<()> {
-        for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
-            f.write_all_at(&kernel[s as usize..e as usize], s)?;
-        }
-        write_patches(&mut f, &p)?;
+        write_kernel_and_patches(&mut f, kernel, &p)?;
         f.flush()
     };
     sink.into_file()
