@@ -638,8 +638,7 @@ fn finish(
         .collect();
     let ranges: Vec<(Loc, usize)> = slotted
         .iter()
-        .zip(&sizes)
-        .map(|((_, p), _)| (p.image, p.lists.end()))
+        .map(|(_, p)| (p.image, p.lists.end()))
         .collect();
     let work: Vec<((usize, Prepared), &mut [u8])> = slotted
         .into_iter()
@@ -730,6 +729,17 @@ fn finish(
             p,
         ))
     };
+    // Module `me`'s non-empty classes: where each goes in the file, and its
+    // offset and length in the module's class bytes.
+    let (sizes_of, regions, slots_of) = (&sizes, &k.regions, &slots);
+    let class_runs = move |me: usize| {
+        let mut at = 0;
+        Class::ALL.into_iter().filter_map(move |c| {
+            let (start, len) = (at, sizes_of[me][c]);
+            at += len;
+            (len > 0).then(|| (regions[c].file_off + slots_of[me].off[c], start, len))
+        })
+    };
     // Batch by batch; with a sink, each batch's bytes are written out as
     // soon as they are relocated, while the other workers go on (or left
     // for the next write while another is under way).
@@ -753,18 +763,9 @@ fn finish(
                     if d.is_err() {
                         continue;
                     }
-                    let me = start + j;
-                    let mut at = 0;
-                    for c in Class::ALL {
-                        let len = sizes[me][c];
-                        if len > 0 {
-                            parts.push((
-                                k.regions[c].file_off + slots[me].off[c],
-                                &bytes[at..at + len],
-                            ));
-                        }
-                        at += len;
-                    }
+                    parts.extend(
+                        class_runs(start + j).map(|(off, at, len)| (off, &bytes[at..at + len])),
+                    );
                 }
                 sink.write(&replaced, &waiting, parts);
             }
@@ -785,19 +786,18 @@ fn finish(
     let mut table_mods = Vec::with_capacity(n);
     let mut spent = Vec::with_capacity(n);
     for (me, (pm, tm, p)) in filled.into_iter().enumerate() {
-        let mut loc = p.image;
-        spent.push(p);
-        for c in Class::ALL {
-            let len = sizes[me][c];
-            if len > 0 {
-                patches.push(Patch {
-                    file_off: k.regions[c].file_off + slots[me].off[c],
-                    bytes: PatchBytes::Chunk { loc, len },
-                    streamed: sink.is_some(),
-                });
-            }
-            loc.off += len;
+        for (file_off, at, len) in class_runs(me) {
+            let loc = Loc {
+                off: p.image.off + at,
+                ..p.image
+            };
+            patches.push(Patch {
+                file_off,
+                bytes: PatchBytes::Chunk { loc, len },
+                streamed: sink.is_some(),
+            });
         }
+        spent.push(p);
         plan_mods.push(pm);
         table_mods.push(tm);
     }
