@@ -284,25 +284,44 @@ pub fn stage_image(path: &Path, kernel: &[u8], p: &Prelinked) -> Result<Staged> 
 /// Writes what the image keeps of `kernel` (all but the `replaced` ranges)
 /// and `p`'s patches: everything of the image but the modules' bytes.
 fn write_kernel_and_patches(f: &mut File, kernel: &[u8], p: &Prelinked) -> std::io::Result<()> {
-    for (s, e) in kernel_runs(kernel.len() as u64, &p.replaced) {
+    write_kernel(f, kernel, &p.replaced)?;
+    write_patches(f, p)
+}
+
+/// Writes what the image keeps of `kernel`: all but the sorted, disjoint
+/// `replaced` ranges.
+fn write_kernel(f: &mut File, kernel: &[u8], replaced: &[(u64, u64)]) -> std::io::Result<()> {
+    for (s, e) in kernel_runs(kernel.len() as u64, replaced) {
         f.write_all_at(&kernel[s as usize..e as usize], s)?;
     }
-    write_patches(f, p)
+    Ok(())
 }
 
 /// The image file a link writes the modules' bytes into while it
 /// relocates them (see [`stage_image_streamed`]), batch by batch from its
-/// worker threads. The first write error is kept and reported when the
-/// link is done.
-pub struct ModuleSink {
-    file: std::sync::Mutex<(File, Option<std::io::Error>)>,
+/// worker threads, and the kernel's own bytes with the first batch (so
+/// that they too are written while other workers relocate, not after the
+/// link). The first write error is kept and reported when the link is
+/// done.
+pub struct ModuleSink<'k> {
+    file: std::sync::Mutex<SinkFile>,
+    /// The kernel whose bytes outside the replaced areas the image keeps.
+    kernel: &'k [u8],
+}
+
+/// The file a [`ModuleSink`] writes, whether the kernel's bytes are in it
+/// yet, and the first write error.
+struct SinkFile {
+    file: File,
+    kernel_written: bool,
+    error: Option<std::io::Error>,
 }
 
 /// Batches of `(file offset, bytes)` left for a later write by
 /// [`ModuleSink::write`].
 pub(crate) type Waiting<'b> = std::sync::Mutex<Vec<Vec<(u64, &'b [u8])>>>;
 
-impl ModuleSink {
+impl ModuleSink<'_> {
     /// Writes `batch` (`(file offset, bytes)` of modules in consecutive
     /// slots, inside the sorted, disjoint `replaced` ranges) and the batches
     /// `waiting`, run by run, if no other thread is writing; otherwise
@@ -320,7 +339,7 @@ impl ModuleSink {
             Ok(mut g) => {
                 let mut all = std::mem::take(&mut *waiting.lock().expect("a writer panicked"));
                 all.push(batch);
-                Self::write_batches(&mut g, replaced, all);
+                self.write_batches(&mut g, replaced, all);
             }
             Err(_) => waiting.lock().expect("a writer panicked").push(batch),
         }
@@ -329,33 +348,43 @@ impl ModuleSink {
     /// Writes the batches still waiting (once every worker is done).
     pub(crate) fn flush(&self, replaced: &[(u64, u64)], waiting: Waiting<'_>) {
         let all = waiting.into_inner().expect("a writer panicked");
-        Self::write_batches(
+        self.write_batches(
             &mut self.file.lock().expect("a writer panicked"),
             replaced,
             all,
         );
     }
 
+    /// Writes the kernel's bytes, if not yet written, then `batches`.
     fn write_batches(
-        g: &mut (File, Option<std::io::Error>),
+        &self,
+        g: &mut SinkFile,
         replaced: &[(u64, u64)],
         batches: Vec<Vec<(u64, &[u8])>>,
     ) {
+        if !g.kernel_written && g.error.is_none() {
+            g.kernel_written = true;
+            if let Err(e) = write_kernel(&mut g.file, self.kernel, replaced) {
+                g.error = Some(e);
+            }
+        }
         for mut b in batches {
             b.sort_unstable_by_key(|p| p.0);
-            if g.1.is_none()
-                && let Err(e) = write_sorted(&mut g.0, replaced, &b)
+            if g.error.is_none()
+                && let Err(e) = write_sorted(&mut g.file, replaced, &b)
             {
-                g.1 = Some(e);
+                g.error = Some(e);
             }
         }
     }
 
-    /// The file, or the first error writing it.
-    fn into_file(self) -> std::io::Result<File> {
-        match self.file.into_inner().expect("a writer panicked") {
-            (_, Some(e)) => Err(e),
-            (f, None) => Ok(f),
+    /// The file and whether the kernel's bytes are in it, or the first
+    /// error writing it.
+    fn into_file(self) -> std::io::Result<(File, bool)> {
+        let g = self.file.into_inner().expect("a writer panicked");
+        match g.error {
+            Some(e) => Err(e),
+            None => Ok((g.file, g.kernel_written)),
         }
     }
 }
@@ -363,23 +392,33 @@ impl ModuleSink {
 /// Like [`stage_image`], with the modules' bytes written by `link` while it
 /// relocates them, into the temporary file through the [`ModuleSink`] it
 /// is given (see [`crate::link::link_files_streamed`]), instead of after
-/// it: the writing overlaps the relocation. The kernel's bytes and the
-/// patches the link did not write follow. If `link` fails, the temporary
-/// file is removed.
+/// it: the writing overlaps the relocation, and the kernel's bytes go out
+/// with the first batch. The patches the link did not write follow (and
+/// the kernel's bytes, if no batch was written). If `link` fails, the
+/// temporary file is removed.
 pub fn stage_image_streamed(
     path: &Path,
     kernel: &[u8],
-    link: impl FnOnce(&ModuleSink) -> Result<Prelinked>,
+    link: impl FnOnce(&ModuleSink<'_>) -> Result<Prelinked>,
 ) -> Result<(Staged, Prelinked)> {
     let (staged, f) = Staged::create(path)?;
     f.set_len(kernel.len() as u64)
         .map_err(|e| staged.write_failed(e))?;
     let sink = ModuleSink {
-        file: std::sync::Mutex::new((f, None)),
+        file: std::sync::Mutex::new(SinkFile {
+            file: f,
+            kernel_written: false,
+            error: None,
+        }),
+        kernel,
     };
     let p = link(&sink)?;
-    let fill = |mut f: File| -> std::io::Result<()> {
-        write_kernel_and_patches(&mut f, kernel, &p)?;
+    let fill = |(mut f, kernel_written): (File, bool)| -> std::io::Result<()> {
+        if kernel_written {
+            write_patches(&mut f, &p)?;
+        } else {
+            write_kernel_and_patches(&mut f, kernel, &p)?;
+        }
         f.flush()
     };
     sink.into_file()
@@ -513,11 +552,19 @@ mod tests {
                 .map(|m| (region.0 + 96 * m as u64, &data[m][..]))
                 .collect()
         };
+        // The kernel's bytes, which the first write also puts outside the
+        // region.
+        let kernel = vec![0xeeu8; (region.1 + 100) as usize];
         for order in [[0usize, 1, 2, 3, 4, 5, 6, 7], [3, 0, 6, 1, 5, 2, 4, 7]] {
             let f = File::create(&path).unwrap();
             f.set_len(region.1 + 100).unwrap();
             let sink = ModuleSink {
-                file: std::sync::Mutex::new((f, None)),
+                file: std::sync::Mutex::new(SinkFile {
+                    file: f,
+                    kernel_written: false,
+                    error: None,
+                }),
+                kernel: &kernel,
             };
             let waiting = std::sync::Mutex::new(Vec::new());
             for (k, &b) in order.iter().enumerate() {
@@ -531,9 +578,13 @@ mod tests {
                 }
             }
             sink.flush(&[region], waiting);
-            sink.into_file().unwrap();
+            assert!(
+                sink.into_file().unwrap().1,
+                "the kernel's bytes were written"
+            );
             let got = std::fs::read(&path).unwrap();
-            let mut want = vec![0u8; (region.1 + 100) as usize];
+            let mut want = kernel.clone();
+            want[region.0 as usize..region.1 as usize].fill(0);
             for (m, d) in data.iter().enumerate() {
                 let at = (region.0 + 96 * m as u64) as usize;
                 want[at..at + d.len()].copy_from_slice(d);

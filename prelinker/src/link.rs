@@ -302,7 +302,7 @@ pub fn link_files_streamed<P: AsRef<Path> + Sync>(
     kernel: &[u8],
     paths: &[P],
     opts: &LinkOptions,
-    sink: &ModuleSink,
+    sink: &ModuleSink<'_>,
 ) -> Result<Prelinked> {
     link_files_to(kernel_name, kernel, paths, opts, Some(sink))
 }
@@ -312,7 +312,7 @@ fn link_files_to<P: AsRef<Path> + Sync>(
     kernel: &[u8],
     paths: &[P],
     opts: &LinkOptions,
-    sink: Option<&ModuleSink>,
+    sink: Option<&ModuleSink<'_>>,
 ) -> Result<Prelinked> {
     let mut marks = Phases::new(opts.times, "  ");
     let k = start(kernel_name, kernel, paths.len(), opts)?;
@@ -393,11 +393,13 @@ fn resolve_imports(
         .iter()
         .map(|imp| {
             let name = p.lowered.import_name(imp);
-            let sym = String::from_utf8_lossy(name);
+            // The name as text is needed only for a message.
+            let sym = || String::from_utf8_lossy(name);
             match env.lookup(name, imp.weak, closure) {
                 Lookup::Found(r) => Ok(r),
                 Lookup::Undeclared(m) => {
                     let (dname, dfile) = names[m as usize];
+                    let sym = sym();
                     Err(Error::new(
                         ErrorKind::UndeclaredDependency,
                         format!(
@@ -411,8 +413,9 @@ fn resolve_imports(
                 Lookup::Undefined => Err(Error::new(
                     ErrorKind::UndefinedSymbol,
                     format!(
-                        "{}: undefined symbol `{sym}` (not exported by the kernel or by a dependency of module `{}`), {}",
+                        "{}: undefined symbol `{}` (not exported by the kernel or by a dependency of module `{}`), {}",
                         p.file,
+                        sym(),
                         p.info.name(),
                         first_use(imp)
                     ),
@@ -498,11 +501,11 @@ fn finish(
     kernel_name: &str,
     kernel: &[u8],
     k: Kernel,
-    prepared: Vec<Prepared>,
+    mut prepared: Vec<Prepared>,
     chunks: Chunks,
     source: &Source<'_>,
     opts: &LinkOptions,
-    sink: Option<&ModuleSink>,
+    sink: Option<&ModuleSink<'_>>,
     mut marks: Phases,
 ) -> Result<Prelinked> {
     if let Some(e) = &opts.expect {
@@ -525,13 +528,16 @@ fn finish(
     for (s, &i) in ord.order.iter().enumerate() {
         slot_of[i] = s as u32;
     }
-    // The modules in slot order, with their input index.
-    let mut by_input: Vec<Option<Prepared>> = prepared.into_iter().map(Some).collect();
-    let slotted: Vec<(usize, Prepared)> = ord
+    // The modules in slot order, with their input index: references, so
+    // that no module's record is moved (a thousand of them are a few
+    // hundred KiB to copy, into memory that is new to the process).
+    let mut by_input: Vec<Option<&mut Prepared>> = prepared.iter_mut().map(Some).collect();
+    let slotted: Vec<(usize, &mut Prepared)> = ord
         .order
         .iter()
         .map(|&i| (i, by_input[i].take().expect("order is a permutation")))
         .collect();
+    drop(by_input);
     let owned_names: Vec<(String, String)> = slotted
         .iter()
         .map(|(_, p)| (p.info.name().to_string(), p.file.clone()))
@@ -629,8 +635,8 @@ fn finish(
         })
         .collect();
     // In parallel: resolve, relocate, checksum and record each module.
-    // Errors are reported for the first module in slot order. What is left
-    // of each prepared module is handed back, not freed (see `Spent`).
+    // Errors are reported for the first module in slot order. The prepared
+    // modules stay where they are, to be kept with the result (see `Spent`).
     let mut maps = chunks.into_maps();
     let sizes: Vec<PerClass<usize>> = slotted
         .iter()
@@ -640,7 +646,7 @@ fn finish(
         .iter()
         .map(|(_, p)| (p.image, p.lists.end()))
         .collect();
-    let work: Vec<((usize, Prepared), &mut [u8])> = slotted
+    let work: Vec<((usize, &mut Prepared), &mut [u8])> = slotted
         .into_iter()
         .zip(arena::split(&mut maps, &ranges))
         .collect();
@@ -648,13 +654,13 @@ fn finish(
     // of its own, reused from module to module.
     type Decoded = (Vec<Reloc>, Vec<(Local, u32)>);
     let relocate_one = |me: usize,
-                        (input, mut p): (usize, Prepared),
+                        (input, p): (usize, &mut Prepared),
                         bytes: &mut [u8],
                         (relocs, local): &mut Decoded|
      -> Result<_> {
         let me32 = me as u32;
-        let imports = resolve_imports(input, &p, &env, &closures[me], &names, source)?;
-        check_signatures(&p, &k, &module_sigs)?;
+        let imports = resolve_imports(input, p, &env, &closures[me], &names, source)?;
+        check_signatures(p, &k, &module_sigs)?;
         let (class_bytes, lists) = bytes.split_at_mut(p.lists.at);
         relocs.clear();
         relocs.extend(p.lists.relocs(lists));
@@ -726,7 +732,6 @@ fn finish(
                 deps: deps[me].clone(),
                 relocs: recorded,
             },
-            p,
         ))
     };
     // Module `me`'s non-empty classes: where each goes in the file, and its
@@ -784,12 +789,12 @@ fn finish(
     let mut patches: Vec<Patch> = Vec::with_capacity(3 * n + 1);
     let mut plan_mods = Vec::with_capacity(n);
     let mut table_mods = Vec::with_capacity(n);
-    let mut spent = Vec::with_capacity(n);
-    for (me, (pm, tm, p)) in filled.into_iter().enumerate() {
+    for (me, (pm, tm)) in filled.into_iter().enumerate() {
+        let image = ranges[me].0;
         for (file_off, at, len) in class_runs(me) {
             let loc = Loc {
-                off: p.image.off + at,
-                ..p.image
+                off: image.off + at,
+                ..image
             };
             patches.push(Patch {
                 file_off,
@@ -797,7 +802,6 @@ fn finish(
                 streamed: sink.is_some(),
             });
         }
-        spent.push(p);
         plan_mods.push(pm);
         table_mods.push(tm);
     }
@@ -832,6 +836,6 @@ fn finish(
         replaced,
         patches,
         chunks: maps,
-        _spent: Spent(spent),
+        _spent: Spent(prepared),
     })
 }
