@@ -378,13 +378,19 @@ impl ModuleSink<'_> {
         }
     }
 
-    /// The file and whether the kernel's bytes are in it, or the first
-    /// error writing it.
-    fn into_file(self) -> std::io::Result<(File, bool)> {
+    /// The file, with the kernel's bytes in it (written now if no batch
+    /// was, `replaced` being the ranges they exclude), or the first error
+    /// writing it.
+    fn into_file(self, replaced: &[(u64, u64)]) -> std::io::Result<File> {
+        self.write_batches(
+            &mut self.file.lock().expect("a writer panicked"),
+            replaced,
+            Vec::new(),
+        );
         let g = self.file.into_inner().expect("a writer panicked");
         match g.error {
             Some(e) => Err(e),
-            None => Ok((g.file, g.kernel_written)),
+            None => Ok(g.file),
         }
     }
 }
@@ -413,15 +419,11 @@ pub fn stage_image_streamed(
         kernel,
     };
     let p = link(&sink)?;
-    let fill = |(mut f, kernel_written): (File, bool)| -> std::io::Result<()> {
-        if kernel_written {
-            write_patches(&mut f, &p)?;
-        } else {
-            write_kernel_and_patches(&mut f, kernel, &p)?;
-        }
+    let fill = |mut f: File| -> std::io::Result<()> {
+        write_patches(&mut f, &p)?;
         f.flush()
     };
-    sink.into_file()
+    sink.into_file(&p.replaced)
         .and_then(fill)
         .map_err(|e| staged.write_failed(e))?;
     Ok((staged, p))
@@ -578,10 +580,7 @@ mod tests {
                 }
             }
             sink.flush(&[region], waiting);
-            assert!(
-                sink.into_file().unwrap().1,
-                "the kernel's bytes were written"
-            );
+            sink.into_file(&[region]).unwrap();
             let got = std::fs::read(&path).unwrap();
             let mut want = kernel.clone();
             want[region.0 as usize..region.1 as usize].fill(0);
@@ -591,6 +590,22 @@ mod tests {
             }
             assert!(got == want, "order {order:?}");
         }
+        // No batch at all (a link of no modules): the kernel's bytes are
+        // written when the file is taken.
+        let f = File::create(&path).unwrap();
+        f.set_len(region.1 + 100).unwrap();
+        let sink = ModuleSink {
+            file: std::sync::Mutex::new(SinkFile {
+                file: f,
+                kernel_written: false,
+                error: None,
+            }),
+            kernel: &kernel,
+        };
+        sink.into_file(&[region]).unwrap();
+        let mut want = kernel.clone();
+        want[region.0 as usize..region.1 as usize].fill(0);
+        assert!(std::fs::read(&path).unwrap() == want, "no batch");
     }
 
     fn names(dir: &Path) -> Vec<String> {
