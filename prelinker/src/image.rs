@@ -321,7 +321,20 @@ struct SinkFile {
 /// [`ModuleSink::write`].
 pub(crate) type Waiting<'b> = std::sync::Mutex<Vec<Vec<(u64, &'b [u8])>>>;
 
-impl ModuleSink<'_> {
+impl<'k> ModuleSink<'k> {
+    /// A sink writing into `file` (of the image's length), which keeps the
+    /// bytes of `kernel` outside the replaced areas.
+    fn new(file: File, kernel: &'k [u8]) -> ModuleSink<'k> {
+        ModuleSink {
+            file: std::sync::Mutex::new(SinkFile {
+                file,
+                kernel_written: false,
+                error: None,
+            }),
+            kernel,
+        }
+    }
+
     /// Writes `batch` (`(file offset, bytes)` of modules in consecutive
     /// slots, inside the sorted, disjoint `replaced` ranges) and the batches
     /// `waiting`, run by run, if no other thread is writing; otherwise
@@ -410,14 +423,7 @@ pub fn stage_image_streamed(
     let (staged, f) = Staged::create(path)?;
     f.set_len(kernel.len() as u64)
         .map_err(|e| staged.write_failed(e))?;
-    let sink = ModuleSink {
-        file: std::sync::Mutex::new(SinkFile {
-            file: f,
-            kernel_written: false,
-            error: None,
-        }),
-        kernel,
-    };
+    let sink = ModuleSink::new(f, kernel);
     let p = link(&sink)?;
     let fill = |mut f: File| -> std::io::Result<()> {
         write_patches(&mut f, &p)?;
@@ -560,14 +566,7 @@ mod tests {
         for order in [[0usize, 1, 2, 3, 4, 5, 6, 7], [3, 0, 6, 1, 5, 2, 4, 7]] {
             let f = File::create(&path).unwrap();
             f.set_len(region.1 + 100).unwrap();
-            let sink = ModuleSink {
-                file: std::sync::Mutex::new(SinkFile {
-                    file: f,
-                    kernel_written: false,
-                    error: None,
-                }),
-                kernel: &kernel,
-            };
+            let sink = ModuleSink::new(f, &kernel);
             let waiting = std::sync::Mutex::new(Vec::new());
             for (k, &b) in order.iter().enumerate() {
                 if k % 3 == 1 {
@@ -594,14 +593,7 @@ mod tests {
         // written when the file is taken.
         let f = File::create(&path).unwrap();
         f.set_len(region.1 + 100).unwrap();
-        let sink = ModuleSink {
-            file: std::sync::Mutex::new(SinkFile {
-                file: f,
-                kernel_written: false,
-                error: None,
-            }),
-            kernel: &kernel,
-        };
+        let sink = ModuleSink::new(f, &kernel);
         sink.into_file(&[region]).unwrap();
         let mut want = kernel.clone();
         want[region.0 as usize..region.1 as usize].fill(0);
