@@ -1,5 +1,6 @@
 #!/bin/sh
-# Checks module objects: each must carry a .modinfo section with abi=2 and
+# Checks module objects: each must carry a .modinfo section with the abi=
+# entry of kernel/modabi/src/modinfo.rs (ABI_ENTRY) and
 # its name, define __module_probe, and leave undefined only the kernel's
 # services (modabi::kernel_services! and LIBC_EXPORTS in
 # kernel/modabi/src/lib.rs) and the exports of the modules
@@ -15,6 +16,9 @@ quiet=
 if [ "${1:-}" = -q ]; then quiet=1; shift; fi
 here=$(dirname "$0")
 abi="$here/../kernel/modabi/src/lib.rs"
+# The abi= entry, as kernel/modabi/src/modinfo.rs defines it (ABI_ENTRY).
+abi_entry=$(sed -n 's/^pub const ABI_ENTRY: &str = "\(abi=[0-9]*\)\\0";$/\1/p' "$here/../kernel/modabi/src/modinfo.rs")
+[ -n "$abi_entry" ] || { echo "check-objects: no ABI_ENTRY found in kernel/modabi/src/modinfo.rs" >&2; exit 1; }
 services="$(sed -n '/macro_rules! kernel_services/,/^}/p' "$abi" | sed -n 's/^ *fn \(kapi_[a-z_]*\)(.*/\1/p')
 $(sed -n '/LIBC_EXPORTS/p' "$abi" | grep -o '"[a-z_]*"' | tr -d '"')"
 [ -n "$services" ] || { echo "check-objects: no kernel services found in $abi" >&2; exit 1; }
@@ -48,8 +52,8 @@ for f in "$@"; do
     o=$(obj_of "$f")
     info="$o.modinfo"
     name=$(sed -n 's/^name=//p' "$info")
-    if ! grep -qx 'abi=2' "$info" || [ -z "$name" ]; then
-        echo "$f: no valid .modinfo (abi=2, name=)"; status=1; continue
+    if ! grep -qx "$abi_entry" "$info" || [ -z "$name" ]; then
+        echo "$f: no valid .modinfo ($abi_entry, name=)"; status=1; continue
     fi
     allowed="$services"
     for dep in $(sed -n 's/^depends=//p' "$info"); do

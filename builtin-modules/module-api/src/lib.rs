@@ -92,11 +92,10 @@ macro_rules! module {
         $(,)?
     ) => {
         const _: () = {
-            const MODINFO: &str = $crate::__private::concat!(
-                "abi=2\0",
-                "name=", $name, "\0",
-                $($("depends=", $dep, "\0",)*)?
-                $($("export=", $crate::__private::stringify!($exp), "\0",)*)?
+            const MODINFO: &str = $crate::__modinfo_text!(
+                name: $name,
+                depends: [$($($dep),*)?],
+                exports: [$($($exp),*)?]
             );
             const _: () = ::core::assert!(
                 $crate::modinfo::valid_name($name),
@@ -112,6 +111,12 @@ macro_rules! module {
             #[used]
             #[unsafe(link_section = ".modinfo")]
             static MODINFO_SECTION: [u8; MODINFO.len()] = $crate::modinfo::bytes(MODINFO);
+
+            // The ABI version, as the one definition spells it.
+            #[used]
+            #[unsafe(link_section = ".modinfo")]
+            static ABI_SECTION: [u8; $crate::modinfo::ABI_ENTRY.len()] =
+                $crate::modinfo::bytes($crate::modinfo::ABI_ENTRY);
 
             // The kernel services' signatures as this module imports them.
             #[used]
@@ -131,6 +136,21 @@ macro_rules! module {
                 }
             )?
         };
+    };
+}
+
+/// The `name=`, `depends=` and `export=` entries [`module!`] writes, as one
+/// string (its `abi=` entry, `modinfo::ABI_ENTRY`, goes in a section of its
+/// own). Not for direct use: it lets the tests check what the macro writes.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __modinfo_text {
+    (name: $name:literal, depends: [$($dep:literal),*], exports: [$($exp:ident),*]) => {
+        $crate::__private::concat!(
+            "name=", $name, "\0",
+            $("depends=", $dep, "\0",)*
+            $("export=", $crate::__private::stringify!($exp), "\0",)*
+        )
     };
 }
 

@@ -1,9 +1,8 @@
 //! Compile-time construction of the `.modinfo` section (used by [`module!`](crate::module)).
 
-/// The `abi=` value the `module!` macro writes; must equal
-/// `modabi::modinfo::ABI_VERSION`.
-pub const ABI_ENTRY: &str = "abi=2\0";
-const _: () = assert!(modabi::modinfo::ABI_VERSION == 2);
+/// The `abi=` entry the `module!` macro writes (a section of its own in
+/// `.modinfo`): `modabi::modinfo::ABI_ENTRY`.
+pub use modabi::modinfo::ABI_ENTRY;
 
 macro_rules! service_imports {
     ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
@@ -43,11 +42,23 @@ mod tests {
 
     #[test]
     fn macro_built_bytes_parse_back() {
-        const S: &str = concat!("abi=2\0", "name=", "e1000", "\0", "depends=", "pci", "\0");
+        const S: &str =
+            crate::__modinfo_text!(name: "e1000", depends: ["pci", "hpet"], exports: [probe_one]);
         static B: [u8; S.len()] = bytes(S);
+        static A: [u8; ABI_ENTRY.len()] = bytes(ABI_ENTRY);
         let got: Vec<_> = entries(&B).map(Result::unwrap).collect();
-        assert_eq!(got, [("abi", "2"), ("name", "e1000"), ("depends", "pci")]);
-        assert!(S.starts_with(ABI_ENTRY));
+        assert_eq!(
+            got,
+            [
+                ("name", "e1000"),
+                ("depends", "pci"),
+                ("depends", "hpet"),
+                ("export", "probe_one")
+            ]
+        );
+        let abi: Vec<_> = entries(&A).map(Result::unwrap).collect();
+        let version = modabi::modinfo::ABI_VERSION.to_string();
+        assert_eq!(abi, [("abi", version.as_str())]);
     }
 
     #[test]

@@ -22,6 +22,34 @@ pub const MODINFO_SECTION: &str = ".modinfo";
 /// Module ABI version written by the module API and checked by the prelinker
 /// (2: signature entries, and a signature hash in every kernel export).
 pub const ABI_VERSION: u32 = 2;
+/// The `abi=` entry (NUL-terminated) that the module API writes: the one
+/// spelling of [`ABI_VERSION`] in a `.modinfo` section.
+pub const ABI_ENTRY: &str = "abi=2\0";
+const _: () = assert!(
+    is_abi_entry(ABI_ENTRY, ABI_VERSION),
+    "ABI_ENTRY must spell ABI_VERSION"
+);
+
+/// Whether `entry` is `abi=V\0` with `V` the decimal digits of `version`.
+pub const fn is_abi_entry(entry: &str, version: u32) -> bool {
+    let b = entry.as_bytes();
+    if b.len() < 6 || b[0] != b'a' || b[1] != b'b' || b[2] != b'i' || b[3] != b'=' {
+        return false;
+    }
+    if b[b.len() - 1] != 0 || (b[4] == b'0' && b.len() > 6) {
+        return false;
+    }
+    let mut v: u64 = 0;
+    let mut i = 4;
+    while i < b.len() - 1 {
+        if !b[i].is_ascii_digit() || v > u32::MAX as u64 {
+            return false;
+        }
+        v = v * 10 + (b[i] - b'0') as u64;
+        i += 1;
+    }
+    v == version as u64
+}
 /// The longest module name, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
 
@@ -123,6 +151,23 @@ impl<'a> Iterator for Entries<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_abi_entry_spells_the_version() {
+        assert!(is_abi_entry(ABI_ENTRY, ABI_VERSION));
+        assert!(!is_abi_entry(ABI_ENTRY, ABI_VERSION + 1));
+        assert!(is_abi_entry("abi=17\0", 17));
+        for bad in [
+            "abi=2",
+            "abi=\0",
+            "abi=02\0",
+            "abj=2\0",
+            "abi=2x\0",
+            "abi=99999999999\0",
+        ] {
+            assert!(!is_abi_entry(bad, 2), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_entries_and_skips_padding() {
