@@ -10,44 +10,13 @@
 //! `PLK_REQUIRE_BUILD` is set (as `make test`, which builds them first,
 //! does): then a missing directory or file fails them.
 
+mod common;
+
+use common::{build_dir, module_objects, required};
 use goblin::elf::{Elf, program_header as ph, section_header as sh, sym};
 use prelinker::ErrorKind;
 use prelinker::input::{ModuleObject, read_module};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build")
-}
-
-/// Whether a missing build output fails the test instead of skipping it.
-fn required() -> bool {
-    std::env::var_os("PLK_REQUIRE_BUILD").is_some()
-}
-
-/// The module objects, or `None` (with a message) if `build/modules` is
-/// missing and not required.
-fn module_objects() -> Option<Vec<PathBuf>> {
-    let dir = build_dir().join("modules");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if !required() => {
-            eprintln!(
-                "SKIPPED: {}: {e}; run `make modules` (make test does, and sets PLK_REQUIRE_BUILD)",
-                dir.display()
-            );
-            return None;
-        }
-        Err(e) => panic!("{}: {e} (PLK_REQUIRE_BUILD is set)", dir.display()),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "o"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no module objects in {}", dir.display());
-    Some(files)
-}
 
 /// What is compared, from either reader.
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! (x86_64 ELF relocatable, via `object::write`), an `ar` writer, and
 //! running the prelinker.
 
+// Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
 use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
@@ -11,6 +12,7 @@ use object::{
 };
 use prelinker::synth::{self, KernelSpec};
 use prelinker::{InputFile, LinkOptions, LinkOutput};
+use std::path::{Path, PathBuf};
 
 /// Builds one module object.
 pub struct ModBuilder {
@@ -329,4 +331,38 @@ pub fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The workspace's `build/` directory.
+pub fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build")
+}
+
+/// Whether a missing build output fails the test instead of skipping it.
+pub fn required() -> bool {
+    std::env::var_os("PLK_REQUIRE_BUILD").is_some()
+}
+
+/// The module objects, or `None` (with a message) if `build/modules` is
+/// missing and not required.
+pub fn module_objects() -> Option<Vec<PathBuf>> {
+    let dir = build_dir().join("modules");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if !required() => {
+            eprintln!(
+                "SKIPPED: {}: {e}; run `make modules` (make test does, and sets PLK_REQUIRE_BUILD)",
+                dir.display()
+            );
+            return None;
+        }
+        Err(e) => panic!("{}: {e} (PLK_REQUIRE_BUILD is set)", dir.display()),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no module objects in {}", dir.display());
+    Some(files)
 }
