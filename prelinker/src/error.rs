@@ -58,6 +58,8 @@ pub enum ErrorKind {
     Baseline,
     /// A module grew past its size budget (`sizes --baseline`).
     SizeBudget,
+    /// A module object given to `sizes` is not one of the image's modules.
+    NotInImage,
     /// A command-line problem.
     Usage,
 }

@@ -18,8 +18,9 @@ use std::process::ExitCode;
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  link or input error (an input is missing, malformed or does not link;
-     no output is written)
+  1  link or input error (an input is missing, malformed or does not link,
+     or `sizes` finds a module over its budget or not in the image; no
+     output is written)
   2  usage error (a bad command line, or an output that is an input, a link
      to one, the other output or not a regular file; nothing is touched)";
 

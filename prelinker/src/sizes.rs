@@ -114,10 +114,13 @@ pub fn measure(image_name: &str, image: &[u8], objects: &[InputFile]) -> Result<
     let per_object = crate::par::map(objects.iter().collect(), |_, o| object_symbols(o));
     for (o, r) in objects.iter().zip(crate::par::collect(per_object)?) {
         let (name, symbols) = r;
-        let m = modules
-            .iter_mut()
-            .find(|m| m.name == name)
-            .ok_or_else(|| err!(Usage, "{}: module `{name}` is not in {image_name}", o.name))?;
+        let m = modules.iter_mut().find(|m| m.name == name).ok_or_else(|| {
+            err!(
+                NotInImage,
+                "{}: module `{name}` is not in {image_name}",
+                o.name
+            )
+        })?;
         m.symbols = symbols;
     }
     Ok(Sizes { modules })
@@ -551,8 +554,10 @@ pub fn run(o: &Options, out: &mut dyn std::io::Write) -> Result<()> {
         .map_err(io)?;
     }
     if let Some(path) = &o.baseline {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err!(Io, "{path}: cannot read the baseline: {e}"))?;
+        // A regular file of at most the input limit, like every input.
+        let f = crate::input::InputFile::read(std::path::Path::new(path))?;
+        let text = String::from_utf8(f.data)
+            .map_err(|e| err!(Baseline, "{path}: the baseline is not UTF-8 text: {e}"))?;
         let old = Sizes::from_json(path, &text)?;
         let c = compare(&old, &sizes);
         write!(out, "{}", c.text).map_err(io)?;

@@ -1016,6 +1016,27 @@ fn sizes_fail_past_the_budget() {
     );
 }
 
+/// `sizes` input errors exit with status 1 (not the usage status 2): an
+/// object that is not one of the image's modules, and a baseline that is
+/// not a regular file (like every input).
+#[test]
+fn sizes_input_errors() {
+    let (dir, image, obj, _) = link_grower(4000);
+    let other = dir.path().join("stranger.o");
+    std::fs::write(&other, ModBuilder::new("stranger").build()).unwrap();
+    let r = prelinker(&["sizes", &image, other.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("module `stranger` is not in"),
+        "{}",
+        r.stderr
+    );
+    let as_dir = dir.path().display().to_string();
+    let r = prelinker(&["sizes", &image, &obj, "--baseline", &as_dir]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
 /// A module importing another module's function with another signature
 /// than the exporter records, or a kernel service with another signature
 /// than the kernel's, is refused naming the module, the symbol and both
