@@ -4,7 +4,7 @@
 //! more 2 MiB pages of module slot room (`MODULE_EXTRA_PAGES` in
 //! `linker-scripts/kernel.ld`), for images with many modules;
 //! `PLK_MODTABLE_KIB=N` reserves N KiB for the module table (`MODTABLE_SIZE`,
-//! 256 KiB by default; a module needs about 1.1 KiB).
+//! 256 KiB by default; a module needs about 1.2 KiB).
 
 use std::path::PathBuf;
 

@@ -4,7 +4,8 @@
 //!
 //! - [`image`]: where the prelinker put the table and the regions;
 //! - [`guard`]: fault-, panic- and time-guarded calls into module code;
-//! - [`load`]: the probe loop (probe at the final address, DESIGN.md §3);
+//! - [`load`]: the probe loop (probe at the final address: docs/design.md,
+//!   section 6);
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
 //! - [`health`]: kept modules whose self-test failed or whose callbacks
