@@ -123,7 +123,10 @@ struct InspectArgs {
     /// A prelinked image.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
-    /// Print the plan as JSON (the format of `link --plan-json`).
+    /// Print the plan as JSON: the format of `link --plan-json`, without
+    /// what only the link knows (each module's `file`, `relocs_applied`,
+    /// `relocs_skipped`, `got_entries` and `sections`, and the totals'
+    /// `relocs_applied`).
     #[arg(long)]
     json: bool,
 }
