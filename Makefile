@@ -65,20 +65,16 @@ RUNTIME_MODULES := $(sort $(patsubst tests/runtime-modules/%/Cargo.toml,%,$(wild
 MODULE_LIB     = $(TARGET_DIR)/$(TARGET)/kernel/lib$(subst -,_,$(1)).a
 MKINITRD   := $(TARGET_DIR)/release/mkinitrd
 INITRD     := $(BUILD)/initrd.img
-INITRD_ARG  = $(if $(strip $(INITRD_MODULES)),-initrd $(INITRD))
 TEST_IMAGE := $(BUILD)/test-image.elf
 
 # Machine presets: the QEMU arguments of each live in tests/presets/<name>.args
-# (one per line, `#` comments, `{build}` for the build directory), which the
-# boot tests read too (boot_tests::QemuConfig::preset), so the two cannot
-# drift. A preset's `-machine` options merge with MACHINE's (its type wins);
-# QEMU_EXTRA comes last.
+# (one per line, `#` comments, `{build}` for the build directory). A preset's
+# `-machine` options merge with MACHINE's (its type wins); QEMU_EXTRA comes
+# last.
 PRESETS     := $(sort $(basename $(notdir $(wildcard tests/presets/*.args))))
-PRESET_FILE := tests/presets/$(PRESET).args
 ifeq ($(filter $(PRESET),$(PRESETS)),)
 $(error unknown PRESET=$(PRESET); presets: $(PRESETS))
 endif
-PRESET_ARGS := $(subst {build},$(BUILD),$(shell sed -e '/^[[:space:]]*\#/d' -e '/^[[:space:]]*$$/d' $(PRESET_FILE)))
 # The modules a preset's machine is expected to keep (one name a line),
 # written from a boot's report by `make expect`; the prelinker lays those
 # out first, so that with a correct expectation nothing moves at boot.
@@ -86,18 +82,18 @@ PRESET_ARGS := $(subst {build},$(BUILD),$(shell sed -e '/^[[:space:]]*\#/d' -e '
 EXPECT      ?= tests/presets/$(PRESET).expect
 EXPECT_ARG   = $(if $(EXPECT),--expect $(EXPECT))
 PRESET_IMAGES := $(foreach p,$(PRESETS),$(BUILD)/presets/$(p).elf)
-DISK_IMAGE  := $(BUILD)/disk.img
-PRESET_DEPS := $(if $(findstring $(DISK_IMAGE),$(PRESET_ARGS)),$(DISK_IMAGE))
 
-# The console is COM1 on the terminal with QEMU's monitor multiplexed
-# (Ctrl-A X quits, Ctrl-A C toggles the monitor), given explicitly rather than
-# by -nographic so that it survives -nodefaults (PRESET=minimal).
-QEMU_FLAGS = -machine $(MACHINE),accel=$(ACCEL) -m $(MEM) -smp $(SMP) \
-	-display none -serial mon:stdio -no-reboot \
-	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-kernel $(IMAGE) -append "$(CMDLINE)" $(INITRD_ARG) $(PRESET_ARGS) $(QEMU_EXTRA)
+# The QEMU command line is built in one place, boot_tests::QemuConfig (the
+# boot tests and the bench use it too); plk-qemu runs it for run, gdb and
+# expect, creates a preset's disk image if it needs one, and turns QEMU's
+# exit status into the kernel's verdict. QEMU_OPTS are its options but the
+# image and the serial console.
+PLK_QEMU  := $(TARGET_DIR)/release/plk-qemu
+QEMU_OPTS  = --qemu='$(QEMU)' --preset='$(PRESET)' --machine='$(MACHINE)' --accel='$(ACCEL)' \
+	--memory='$(MEM)' --smp='$(SMP)' --cmdline="$(CMDLINE)" \
+	$(if $(strip $(INITRD_MODULES)),--initrd=$(INITRD))
 
-.PHONY: all kernel prelinker modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean scale-module scale-image scale-test-image bench-bin layout-v1
+.PHONY: all kernel prelinker plk-qemu modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean scale-module scale-image scale-test-image bench-bin layout-v1
 
 all: image
 
@@ -185,14 +181,8 @@ test-image: kernel modules fault-modules
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(TEST_IMAGE) --plan-json $(BUILD)/test-plan.json \
 		$(BUILD)/modules/*.o $(sort $(wildcard $(BUILD)/fault-modules/*.o))
 
-run: ensure-qemu check-accel image $(PRESET_DEPS) $(if $(strip $(INITRD_MODULES)),initrd)
-	@echo "qemu: preset $(PRESET): $(QEMU) $(QEMU_FLAGS)"
-	@status=0; $(QEMU) $(QEMU_FLAGS) || status=$$?; \
-	if [ $$status -eq 33 ]; then echo "qemu: kernel reported success (exit status 33)"; \
-	elif [ $$status -eq 37 ]; then echo "qemu: WARNING: kernel booted DEGRADED (exit status 37): a kept module failed its self-test or faulted later; see the selftest column and the warnings above"; exit 3; \
-	elif [ $$status -eq 35 ]; then echo "qemu: kernel reported FAILURE (exit status 35)"; exit 1; \
-	elif [ $$status -eq 0 ]; then echo "qemu: exited with status 0: triple fault or reset, not a pass"; exit 1; \
-	else echo "qemu: exited with status $$status, not a pass"; exit 1; fi
+run: ensure-qemu check-accel image plk-qemu $(if $(strip $(INITRD_MODULES)),initrd)
+	@$(PLK_QEMU) --image $(IMAGE) --serial console $(QEMU_OPTS) -- $(QEMU_EXTRA)
 
 # Boots like `make run`, stopped at the first instruction with QEMU's gdb
 # stub on GDB_PORT, and starts gdb on the kernel's symbols with
@@ -207,10 +197,11 @@ GDB_PORT   ?= 1234
 GDB_ARGS   ?=
 GDB_SERIAL := $(BUILD)/gdb-serial.log
 GDB_PLAN   := $(BUILD)/plan.json
-gdb: ensure-qemu ensure-gdb check-accel image $(PRESET_DEPS)
+gdb: ensure-qemu ensure-gdb check-accel image plk-qemu
 	@echo "gdb: preset $(PRESET); QEMU waits on 127.0.0.1:$(GDB_PORT); serial console in $(GDB_SERIAL) (tail -f it)"
-	@setsid $(QEMU) $(subst -serial mon:stdio,-serial file:$(GDB_SERIAL) -monitor none,$(QEMU_FLAGS)) \
-		-gdb tcp:127.0.0.1:$(GDB_PORT) -S </dev/null & qemu=$$!; \
+	@qemu_line=$$($(PLK_QEMU) --print --image $(IMAGE) --serial file:$(GDB_SERIAL) $(QEMU_OPTS) -- \
+		$(QEMU_EXTRA) -gdb tcp:127.0.0.1:$(GDB_PORT) -S) || exit 1; \
+	eval "setsid $$qemu_line </dev/null &"; qemu=$$!; \
 	trap : INT; status=0; $(GDB) -q -nx \
 		-ex 'set pagination off' -ex 'set breakpoint pending on' \
 		-ex 'source kernel/gdb/plk.py' -ex 'set plk-plan $(GDB_PLAN)' \
@@ -220,18 +211,18 @@ gdb: ensure-qemu ensure-gdb check-accel image $(PRESET_DEPS)
 
 # Boots PRESET's machine and writes its expectation from the boot's report.
 # The image booted for it is linked without an expectation.
-expect: ensure-qemu kernel modules $(PRESET_DEPS)
+expect: ensure-qemu kernel modules plk-qemu
 	@test -n "$(EXPECT)" || { echo "error: EXPECT is empty: nowhere to write the expectation" >&2; exit 1; }
 	$(PRELINKER) link --kernel $(KERNEL_ELF) --output $(BUILD)/expect-image.elf $(BUILD)/modules/*.o
-	@status=0; $(QEMU) $(subst -kernel $(IMAGE),-kernel $(BUILD)/expect-image.elf,$(subst -serial mon:stdio,-serial stdio -monitor none,$(QEMU_FLAGS))) </dev/null >$(BUILD)/expect-boot.log || status=$$?; \
-	if [ $$status -ne 33 ]; then echo "error: the boot did not report success (status $$status); see $(BUILD)/expect-boot.log" >&2; exit 1; fi
+	@$(PLK_QEMU) --image $(BUILD)/expect-image.elf --serial stdio $(QEMU_OPTS) -- $(QEMU_EXTRA) \
+		</dev/null >$(BUILD)/expect-boot.log || \
+		{ echo "error: the boot did not report success; see $(BUILD)/expect-boot.log" >&2; exit 1; }
 	$(PRELINKER) expect $(BUILD)/expect-boot.log --output $(EXPECT)
 	@echo "expect: wrote $(EXPECT) from $(BUILD)/expect-boot.log"
 
-# The raw disk of the virtio preset (8 MiB, sparse).
-$(DISK_IMAGE):
-	@mkdir -p $(BUILD)
-	truncate -s 8M $@
+# The QEMU runner of run, gdb and expect.
+plk-qemu:
+	$(CARGO) build --release -p boot-tests --bin plk-qemu
 
 # Scaffold a new driver module from tests/templates/driver/ (outside
 # builtin-modules/: cargo's `builtin-modules/*` member glob matches dot

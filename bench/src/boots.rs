@@ -324,36 +324,10 @@ fn layout_v1(r: &Value) -> Value {
 pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<()> {
     let image = tree.join("build/image.elf");
     let sizes = crate::util::elf_sizes(&image)?;
-    let dir = tree.join("tests/presets");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| {
-            e.ok()?
-                .path()
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".args")
-                .map(String::from)
-        })
-        .collect();
-    names.sort();
-    let build = tree.join("build");
-    let disk = build.join("disk.img");
-    if !disk.exists() {
-        std::fs::File::create(&disk)
-            .and_then(|f| f.set_len(8 << 20))
-            .map_err(|e| e.to_string())?;
-    }
+    let names = boot_tests::presets_in(tree)?;
     let mut presets = serde_json::Map::new();
     for p in names {
-        let text =
-            std::fs::read_to_string(dir.join(format!("{p}.args"))).map_err(|e| e.to_string())?;
-        let args: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| l.replace("{build}", &build.display().to_string()))
-            .collect();
+        let args = boot_tests::preset_args_in(tree, &p)?;
         let mut pols = serde_json::Map::new();
         for pol in ["keep", "holes", "compact"] {
             let mut cfg = QemuConfig::default()

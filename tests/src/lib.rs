@@ -108,6 +108,24 @@ pub struct QemuConfig {
     pub timeout: Duration,
     /// QEMU binary.
     pub qemu: String,
+    /// Where COM1 goes.
+    pub serial: Serial,
+}
+
+/// Where the guest's COM1 goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Serial {
+    /// QEMU's stdout, without a monitor (what the tests read from a pipe):
+    /// `-serial stdio -monitor none`.
+    #[default]
+    Stdio,
+    /// The terminal, with QEMU's monitor multiplexed (Ctrl-A X quits,
+    /// Ctrl-A C toggles the monitor), as `make run` boots: `-serial
+    /// mon:stdio`, given explicitly rather than by `-nographic` so that it
+    /// survives `-nodefaults` (preset `minimal`).
+    Console,
+    /// A file (`make gdb`'s console): `-serial file:PATH -monitor none`.
+    File(PathBuf),
 }
 
 impl Default for QemuConfig {
@@ -123,6 +141,7 @@ impl Default for QemuConfig {
             initrd: None,
             timeout: Duration::from_secs(60),
             qemu: std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
+            serial: Serial::Stdio,
         }
     }
 }
@@ -173,15 +192,8 @@ impl QemuConfig {
     /// reads), with `{build}` replaced by the image's directory. Creates the
     /// preset's raw disk image (`{build}/disk.img`, 8 MiB) if it is missing.
     pub fn preset(self, name: &str) -> Self {
-        let build = workspace_root().join("build");
-        let args = preset_args(name, &build);
-        let disk = build.join("disk.img");
-        if args.iter().any(|a| a.contains(&*disk.to_string_lossy())) && !disk.exists() {
-            std::fs::create_dir_all(&build)
-                .and_then(|()| std::fs::File::create(&disk))
-                .and_then(|f| f.set_len(8 << 20))
-                .unwrap_or_else(|e| panic!("creating {}: {e}", disk.display()));
-        }
+        let args = preset_args_in(&workspace_root(), name)
+            .unwrap_or_else(|e| panic!("{e}; presets: {:?}", presets()));
         self.args(args)
     }
 
@@ -189,6 +201,31 @@ impl QemuConfig {
     /// boot module).
     pub fn initrd(mut self, initrd: impl Into<PathBuf>) -> Self {
         self.initrd = Some(initrd.into());
+        self
+    }
+
+    /// Sets where COM1 goes.
+    pub fn serial(mut self, serial: Serial) -> Self {
+        self.serial = serial;
+        self
+    }
+
+    /// Sets the machine type (`-machine`; a preset's `-machine` options
+    /// merge with it, the preset's type winning).
+    pub fn machine(mut self, machine: &str) -> Self {
+        self.machine = machine.into();
+        self
+    }
+
+    /// Sets the accelerator (`tcg` or `kvm`).
+    pub fn accel(mut self, accel: &str) -> Self {
+        self.accel = accel.into();
+        self
+    }
+
+    /// Sets the QEMU binary.
+    pub fn qemu(mut self, qemu: &str) -> Self {
+        self.qemu = qemu.into();
         self
     }
 
@@ -209,10 +246,6 @@ impl QemuConfig {
             &self.smp.to_string(),
             "-display",
             "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
             "-no-reboot",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -222,6 +255,21 @@ impl QemuConfig {
         .map(|s| s.to_string())
         .collect();
         a.push(self.image.display().to_string());
+        a.extend(match &self.serial {
+            Serial::Stdio => vec![
+                "-serial".into(),
+                "stdio".into(),
+                "-monitor".into(),
+                "none".into(),
+            ],
+            Serial::Console => vec!["-serial".into(), "mon:stdio".into()],
+            Serial::File(p) => vec![
+                "-serial".into(),
+                format!("file:{}", p.display()),
+                "-monitor".into(),
+                "none".into(),
+            ],
+        });
         a.push("-append".into());
         a.push(self.cmdline.clone());
         if let Some(i) = &self.initrd {
@@ -235,36 +283,64 @@ impl QemuConfig {
 
 /// The machine presets: the names of `tests/presets/*.args`, sorted.
 pub fn presets() -> Vec<String> {
-    let dir = workspace_root().join("tests").join("presets");
+    presets_in(&workspace_root()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The machine presets of the tree at `root` (its `tests/presets/*.args`),
+/// sorted.
+pub fn presets_in(root: &Path) -> Result<Vec<String>, String> {
+    let dir = root.join("tests").join("presets");
     let mut v: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| {
             let p = e.ok()?.path();
             (p.extension()? == "args").then(|| p.file_stem()?.to_str().map(String::from))?
         })
         .collect();
     v.sort();
-    v
+    Ok(v)
 }
 
 /// The QEMU arguments of machine preset `name`, from
 /// `tests/presets/<name>.args`: one argument per line, blank lines and
-/// `#` comment lines skipped, `{build}` replaced by `build`. The Makefile
-/// reads the same file for `make run PRESET=<name>`.
+/// `#` comment lines skipped, `{build}` replaced by `build`.
+/// `make run PRESET=<name>` boots with the same (through `plk-qemu`).
 pub fn preset_args(name: &str, build: &Path) -> Vec<String> {
-    let path = workspace_root()
+    let text = preset_text(&workspace_root(), name)
+        .unwrap_or_else(|e| panic!("{e}; presets: {:?}", presets()));
+    parse_preset(&text, build)
+}
+
+/// The text of `root/tests/presets/<name>.args`.
+fn preset_text(root: &Path, name: &str) -> Result<String, String> {
+    let path = root
         .join("tests")
         .join("presets")
         .join(format!("{name}.args"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "unknown preset {name} ({}: {e}); presets: {:?}",
-            path.display(),
-            presets()
-        )
-    });
-    parse_preset(&text, build)
+    std::fs::read_to_string(&path)
+        .map_err(|e| format!("unknown preset {name} ({}: {e})", path.display()))
 }
+
+/// The QEMU arguments of preset `name` of the tree at `root` (its
+/// `tests/presets/<name>.args`, `{build}` being `root/build`). Creates the
+/// preset's raw disk image (`build/disk.img`, [`DISK_IMAGE_BYTES`],
+/// sparse) if the arguments name it and it is missing.
+pub fn preset_args_in(root: &Path, name: &str) -> Result<Vec<String>, String> {
+    let text = preset_text(root, name)?;
+    let build = root.join("build");
+    let args = parse_preset(&text, &build);
+    let disk = build.join("disk.img");
+    if args.iter().any(|a| a.contains(&*disk.to_string_lossy())) && !disk.exists() {
+        std::fs::create_dir_all(&build)
+            .and_then(|()| std::fs::File::create(&disk))
+            .and_then(|f| f.set_len(DISK_IMAGE_BYTES))
+            .map_err(|e| format!("creating {}: {e}", disk.display()))?;
+    }
+    Ok(args)
+}
+
+/// Size of the raw disk image that presets with a disk boot with.
+pub const DISK_IMAGE_BYTES: u64 = 8 << 20;
 
 fn parse_preset(text: &str, build: &Path) -> Vec<String> {
     text.lines()
@@ -637,6 +713,22 @@ mod tests {
         assert!(joined.ends_with("-device e1000"));
         let i = a.iter().position(|x| x == "-append").unwrap();
         assert_eq!(a[i + 1], "halt fault=pagefault");
+    }
+
+    #[test]
+    fn serial_modes() {
+        let args = |s: Serial| QemuConfig::default().serial(s).qemu_args().join(" ");
+        assert!(args(Serial::Stdio).contains("-serial stdio -monitor none"));
+        let console = args(Serial::Console);
+        assert!(console.contains("-serial mon:stdio") && !console.contains("-monitor"));
+        assert!(
+            args(Serial::File("/t/s.log".into())).contains("-serial file:/t/s.log -monitor none")
+        );
+        assert_eq!(
+            QemuConfig::default().serial,
+            Serial::Stdio,
+            "tests read stdout"
+        );
     }
 
     #[test]
