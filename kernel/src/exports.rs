@@ -23,8 +23,9 @@
 //! The name should be the symbol name modules use, i.e. the `#[no_mangle]`
 //! name of an `extern "C"` item.
 
-/// Length of the name field.
-pub const NAME_LEN: usize = 48;
+/// Length of the name field (`modabi::kexports`, the record's one
+/// definition).
+pub const NAME_LEN: usize = modabi::kexports::NAME_LEN;
 
 /// One export record (64 bytes, `#[repr(C)]`).
 #[repr(C)]
@@ -55,7 +56,13 @@ macro_rules! check_definitions {
 }
 modabi::kernel_services!(check_definitions);
 
-const _: () = assert!(size_of::<KernelExport>() == 64);
+// The record is laid out as `modabi::kexports` defines it.
+const _: () = {
+    use modabi::kexports::{ADDR_AT, RECORD_SIZE, SIG_AT};
+    assert!(size_of::<KernelExport>() == RECORD_SIZE);
+    assert!(core::mem::offset_of!(KernelExport, sig_hash) == SIG_AT);
+    assert!(core::mem::offset_of!(KernelExport, addr) == ADDR_AT);
+};
 
 // SAFETY: records are immutable and `addr` is only an address, never
 // dereferenced through the record.

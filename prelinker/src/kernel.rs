@@ -11,19 +11,20 @@ use modtable::{Class, PerClass};
 pub const REGION_SECTIONS: [&str; 3] = [".modules.text", ".modules.rodata", ".modules.data"];
 /// Section reserved for the module table.
 pub const MODTABLE_SECTION: &str = ".modtable";
-/// Section holding the kernel's export table.
-pub const KEXPORTS_SECTION: &str = ".kexports";
+/// Section holding the kernel's export table (`modabi::kexports`).
+pub const KEXPORTS_SECTION: &str = modabi::kexports::SECTION;
 /// Size of a huge page: each class range starts on one.
 pub const HUGE_PAGE: u64 = 2 << 20;
-/// Size of one `.kexports` record.
-pub const KEXPORT_SIZE: usize = 64;
+/// Size of one `.kexports` record (`modabi::kexports`, the record's one
+/// definition, shared with the kernel).
+pub const KEXPORT_SIZE: usize = modabi::kexports::RECORD_SIZE;
 /// Size of the name field of a `.kexports` record (then the signature hash
 /// and the address, 8 bytes each).
-pub const KEXPORT_NAME_LEN: usize = 48;
+pub const KEXPORT_NAME_LEN: usize = modabi::kexports::NAME_LEN;
 /// Offset of the signature hash in a `.kexports` record.
-pub const KEXPORT_SIG_AT: usize = KEXPORT_NAME_LEN;
+pub const KEXPORT_SIG_AT: usize = modabi::kexports::SIG_AT;
 /// Offset of the address in a `.kexports` record.
-pub const KEXPORT_ADDR_AT: usize = KEXPORT_NAME_LEN + 8;
+pub const KEXPORT_ADDR_AT: usize = modabi::kexports::ADDR_AT;
 
 /// A section of the kernel image the prelinker writes into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use crate::elf::{
     EM_X86_64, ET_EXEC, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_PROGBITS, SHT_STRTAB,
 };
 use crate::kernel::{
-    KEXPORT_ADDR_AT, KEXPORT_NAME_LEN, KEXPORT_SIG_AT, KEXPORT_SIZE, MODTABLE_SECTION,
-    REGION_SECTIONS,
+    KEXPORT_ADDR_AT, KEXPORT_NAME_LEN, KEXPORT_SIG_AT, KEXPORT_SIZE, KEXPORTS_SECTION,
+    MODTABLE_SECTION, REGION_SECTIONS,
 };
 use crate::layout::align_up;
 use modtable::PerClass;
@@ -105,7 +105,7 @@ pub fn kernel_elf(spec: &KernelSpec) -> Vec<u8> {
             align: 4096,
         },
         Sec {
-            name: ".kexports",
+            name: KEXPORTS_SECTION,
             flags: SHF_ALLOC,
             addr: KERNEL_TEXT + 0x1000,
             data: kexports,

@@ -49,6 +49,7 @@
 
 #![no_std]
 
+pub mod kexports;
 pub mod modinfo;
 
 /// The kernel services with their signatures, the one list: calls
