@@ -10,16 +10,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-pub const CLASSES: [&str; 3] = ["text", "rodata", "data"];
-pub const POLICIES: [&str; 4] = ["keep", "holes", "compact", "compact-split"];
-/// The steps of the module phase the REPORT times (`phases`).
-pub const PHASES: [&str; 5] = [
-    "checksum_ns",
-    "copy_ns",
-    "relocate_ns",
-    "probe_ns",
-    "remap_ns",
+/// The classes, by their report names.
+pub const CLASSES: [&str; 3] = report::CLASS_NAMES;
+/// The reclaim policies, by their command-line names (`reclaim::policy::Policy`).
+pub const POLICIES: [&str; 4] = [
+    reclaim::policy::Policy::ALL[0].name(),
+    reclaim::policy::Policy::ALL[1].name(),
+    reclaim::policy::Policy::ALL[2].name(),
+    reclaim::policy::Policy::ALL[3].name(),
 ];
+/// The steps of the module phase the REPORT times (`phases`).
+pub const PHASES: [&str; 5] = report::Phases::NAMES;
 
 /// Boots `image` (with preset `preset`'s QEMU arguments, if any) and
 /// returns its REPORT.
@@ -64,29 +65,39 @@ pub fn boot(
         .ok_or_else(|| format!("{}: no REPORT line", image.display()))
 }
 
-fn u(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
+/// The number at `path` in a REPORT, or an error naming the field (a field
+/// renamed on the kernel's side fails the bench instead of becoming "n/a").
+fn num(r: &Value, path: &[&str]) -> Res<f64> {
+    path.iter()
+        .fold(r, |v, k| &v[*k])
+        .as_f64()
+        .ok_or_else(|| format!("REPORT has no number at {}", path.join(".")))
 }
 
 /// The figures of the module phase of one boot.
-fn phase_figures(r: &Value) -> BTreeMap<String, f64> {
+fn phase_figures(r: &Value) -> Res<BTreeMap<String, f64>> {
     let mut m = BTreeMap::new();
     for p in PHASES {
-        m.insert(p.to_string(), u(&r["phases"][p]));
+        m.insert(p.to_string(), num(r, &["phases", p])?);
     }
-    for k in ["modules_ns", "boot_ns", "boot_to_modules_ns"] {
-        m.insert(k.to_string(), u(&r[k]));
+    for k in [
+        "modules_ns",
+        "boot_ns",
+        "boot_to_modules_ns",
+        "kept",
+        "expunged",
+    ] {
+        m.insert(k.to_string(), num(r, &[k])?);
     }
-    m.insert("bytes_moved".into(), u(&r["prediction"]["bytes_moved"]));
-    m.insert("relocs_redone".into(), u(&r["prediction"]["relocs_redone"]));
-    m.insert(
-        "move_relocate_ns_moved".into(),
-        u(&r["cost"]["move_relocate_ns"]),
-    );
-    m.insert("memmove_ns_moved".into(), u(&r["cost"]["memmove_ns"]));
-    m.insert("kept".into(), u(&r["kept"]));
-    m.insert("expunged".into(), u(&r["expunged"]));
-    m
+    for (name, path) in [
+        ("bytes_moved", ["prediction", "bytes_moved"]),
+        ("relocs_redone", ["prediction", "relocs_redone"]),
+        ("move_relocate_ns_moved", ["cost", "move_relocate_ns"]),
+        ("memmove_ns_moved", ["cost", "memmove_ns"]),
+    ] {
+        m.insert(name.into(), num(r, &path)?);
+    }
+    Ok(m)
 }
 
 fn medians(runs: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
@@ -128,7 +139,7 @@ pub fn real(ctx: &Ctx, noexpect: &Path) -> Res<(Value, Value)> {
         for k in 0..images.len() {
             let (key, img) = &images[(r + k) % images.len()];
             let rep = boot(ctx, img, "reclaim=compact", None, 120)?;
-            runs.entry(key).or_default().push(phase_figures(&rep));
+            runs.entry(key).or_default().push(phase_figures(&rep)?);
             if *key == "no_expectation" {
                 last = rep;
             }
@@ -201,7 +212,7 @@ pub fn scale(ctx: &Ctx) -> Res<(Value, Option<(usize, Value)>)> {
                     image(n).display()
                 ));
             }
-            let mut f = phase_figures(&rep);
+            let mut f = phase_figures(&rep)?;
             let total: f64 = PHASES.iter().map(|p| f[*p]).sum();
             f.insert("phases_total_ns".into(), total);
             runs.entry(n).or_default().push(f);
@@ -329,6 +340,7 @@ pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<(
     for p in names {
         let args = boot_tests::preset_args_in(tree, &p)?;
         let mut pols = serde_json::Map::new();
+        // The policies of layout v1 (compact-split came with v2).
         for pol in ["keep", "holes", "compact"] {
             let mut cfg = QemuConfig::default()
                 .image(&image)

@@ -8,7 +8,7 @@ use crate::{bail, err};
 use report::{Outcome, Report};
 use std::fmt::Write;
 
-const CLASSES: [&str; 3] = ["text", "rodata", "data"];
+use report::CLASS_NAMES as CLASSES;
 
 /// Finds and parses the `REPORT` line of a boot log; `name` is used in
 /// errors. The log is bytes, not text: a serial console carries whatever the

@@ -22,7 +22,7 @@ use std::process::Command;
 
 const NAME: &str = "scaffolded_drv";
 const REASON: &str = "no PCI device 1d0f:0bad";
-const CLASSES: [&str; 3] = ["text", "rodata", "data"];
+use report::CLASS_NAMES as CLASSES;
 
 /// A temporary directory removed on drop (kept if `PLK_KEEP_TMP` is set).
 struct TempTree(PathBuf);

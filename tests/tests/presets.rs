@@ -176,7 +176,7 @@ fn generic_module_checks(preset: &str, m: &Value) {
 /// The accounting of every class adds up to its range, and nothing is W+X
 /// or aliased.
 fn check_accounting(preset: &str, report: &Value) {
-    for c in ["text", "rodata", "data"] {
+    for c in report::CLASS_NAMES {
         let a = &report["accounting"][c];
         let sum: u64 = [
             "kernel", "kept", "failed", "padding", "freed", "pool", "heap",

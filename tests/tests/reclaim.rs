@@ -13,8 +13,15 @@ use std::collections::BTreeMap;
 
 const PAGE: u64 = 4096;
 const HUGE: u64 = 2 << 20;
-const CLASSES: [&str; 3] = ["text", "rodata", "data"];
-const POLICIES: [&str; 4] = ["keep", "holes", "compact", "compact-split"];
+use reclaim::policy::Policy;
+use report::CLASS_NAMES as CLASSES;
+/// The reclaim policies' names, as the kernel's command line takes them.
+const POLICIES: [&str; 4] = [
+    Policy::ALL[0].name(),
+    Policy::ALL[1].name(),
+    Policy::ALL[2].name(),
+    Policy::ALL[3].name(),
+];
 
 fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a

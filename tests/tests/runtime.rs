@@ -9,7 +9,7 @@ use boot_tests::{BootOutcome, Console, QemuConfig, number_after, run_qemu, works
 use serde_json::Value;
 use std::path::PathBuf;
 
-const CLASSES: [&str; 3] = ["text", "rodata", "data"];
+use report::CLASS_NAMES as CLASSES;
 
 /// A runtime test module's object.
 fn object(name: &str) -> Vec<u8> {

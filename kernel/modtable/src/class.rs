@@ -27,7 +27,7 @@ impl Class {
     }
 
     /// Lower-case name used in reports and JSON (`text`, `rodata`, `data`).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Class::Text => "text",
             Class::Rodata => "rodata",

@@ -33,7 +33,7 @@ impl Policy {
     }
 
     /// The command-line and report name.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Policy::Keep => "keep",
             Policy::Holes => "holes",

@@ -60,6 +60,10 @@ pub struct Classes<T> {
     pub data: T,
 }
 
+/// The classes' field names, in class order (the JSON keys of a
+/// [`Classes`]).
+pub const CLASS_NAMES: [&str; 3] = ["text", "rodata", "data"];
+
 impl<T> Classes<T> {
     /// Builds one from a function of the class index (0 text, 1 rodata, 2 data).
     pub fn from_fn(mut f: impl FnMut(usize) -> T) -> Classes<T> {
@@ -82,9 +86,9 @@ impl<T> Classes<T> {
     /// `(name, value)` pairs in class order.
     pub fn iter(&self) -> [(&'static str, &T); 3] {
         [
-            ("text", &self.text),
-            ("rodata", &self.rodata),
-            ("data", &self.data),
+            (CLASS_NAMES[0], &self.text),
+            (CLASS_NAMES[1], &self.rodata),
+            (CLASS_NAMES[2], &self.data),
         ]
     }
 }
@@ -276,6 +280,18 @@ pub struct Phases {
     pub probe_ns: u64,
     /// Remapping and reclaiming (once per boot).
     pub remap_ns: u64,
+}
+
+impl Phases {
+    /// The steps' field names, in order (for readers that list the steps,
+    /// such as the bench; a test checks them against the fields).
+    pub const NAMES: [&'static str; 5] = [
+        "checksum_ns",
+        "copy_ns",
+        "relocate_ns",
+        "probe_ns",
+        "remap_ns",
+    ];
 }
 
 /// Totals of the prelinker's prediction.
@@ -889,6 +905,27 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_names_are_the_fields() {
+        let v = serde_json::to_value(Classes::from_fn(|i| i as u64)).unwrap();
+        for (i, n) in CLASS_NAMES.iter().enumerate() {
+            assert_eq!(v[*n], i as u64, "{n}");
+        }
+        assert_eq!(v.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn phase_names_are_the_fields() {
+        let v = serde_json::to_value(Phases::default()).unwrap();
+        let keys: alloc::vec::Vec<&str> =
+            v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut names = Phases::NAMES.to_vec();
+        names.sort_unstable();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, names);
+    }
     use alloc::vec;
 
     fn sample() -> Report {
