@@ -8,13 +8,13 @@
 //! expectation holds each one fails in place and nothing moves. If one is
 //! kept after all, it stays in its slot and the cursors jump past it.
 
+use super::bytes::{self, Placed};
 use super::guard::{self, Outcome};
 use super::{Module, NAMES, Reason, Resources, Totals, debug, health, image, remap, report, stale};
 use crate::arch::tsc;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use modtable::checksum::module_checksum;
 use modtable::table::Prediction;
 use modtable::table::Table;
 use modtable::{Class, PerClass};
@@ -22,8 +22,6 @@ use reclaim::pack::Cursors;
 use reclaim::plan::{Placement, TailUse, plan_class};
 use reclaim::policy::Policy;
 
-/// Byte every expunged module's classes are filled with (`int3` in text).
-const POISON: u8 = 0xcc;
 /// Default probe time budget.
 const DEFAULT_BUDGET_MS: u64 = 100;
 
@@ -89,8 +87,10 @@ pub fn boot() -> Result<(), String> {
     let ranges = image::class_ranges();
     let mappings_before = remap::count_slot_mappings(&mods, &ranges);
     let mut cursors = Cursors::new(h.region_base);
+    // The kept modules' tokens, for their self-tests.
+    let mut placed: Vec<Option<Placed>> = Vec::with_capacity(n);
     for i in 0..n {
-        step(&table, &mut mods, i, policy, budget_ms, &mut cursors);
+        placed.push(step(&table, &mut mods, i, policy, budget_ms, &mut cursors));
         health::collect(&mut mods, "probe");
     }
 
@@ -119,8 +119,8 @@ pub fn boot() -> Result<(), String> {
     let modules_ns = tsc::ticks_to_ns(tsc::read() - t_start);
     debug::publish(&mods);
 
-    measure_memmove(&mut mods);
-    run_selftests(&mut mods, budget_ms);
+    bytes::measure_memmove(&mut mods);
+    run_selftests(&mut mods, &placed, budget_ms);
     health::collect(&mut mods, "self-test");
     health::record(&mods);
 
@@ -148,83 +148,14 @@ pub fn boot() -> Result<(), String> {
     Ok(())
 }
 
-fn class_bytes(m: &Module, c: Class, at: PerClass<u64>) -> &'static [u8] {
-    // SAFETY: `at[c]` .. + size lies inside the class region (the table was
-    // validated against the regions), and nothing writes it meanwhile.
-    unsafe { image::alias(at[c], m.placement.size[c] as u64) }
-}
-
-fn poison(m: &Module) {
-    for c in Class::ALL {
-        let len = m.placement.size[c] as u64;
-        for at in [m.base[c], m.slot[c]] {
-            // SAFETY: an expunged module's bytes at its probe address and in
-            // its slot lie above every packing cursor (or are its own slot
-            // under keep/holes), so no live module shares them.
-            unsafe { image::alias_mut(at, len) }.fill(POISON);
-        }
-    }
-}
-
 fn expunge(m: &mut Module, reason: Reason) {
     log::warn!("module {}: expunged: {reason}", m.name);
     m.expunged = Some(reason);
-    poison(m);
+    bytes::poison(m);
 }
 
-/// Moves module `i` to the cursors (or leaves it in its slot if
-/// `in_place`) and redoes its relocations there; records the time of the
-/// copy and of the relocation (with the serialising instruction after it).
-fn move_and_relocate(
-    table: &Table<'_>,
-    mods: &mut [Module],
-    i: usize,
-    cursors: &Cursors,
-    in_place: bool,
-) -> Result<(), String> {
-    let rec = mods[i].placement;
-    let t_copy = tsc::read();
-    for c in Class::ALL {
-        let size = rec.size[c] as u64;
-        let from = mods[i].slot[c];
-        let dest = if in_place {
-            from
-        } else {
-            cursors.place(c, size, rec.align[c] as u64)
-        };
-        if size > 0 && dest != from {
-            // SAFETY: both ranges lie in the class's slot region (dest <=
-            // slot, both below the region end); the copy is a memmove, and
-            // nothing else uses these bytes now.
-            unsafe { image::copy_within(from, dest, size) };
-            mods[i].bytes_moved += size;
-        }
-        mods[i].base[c] = dest;
-    }
-    let t_relocate = tsc::read();
-    mods[i].copy_ns = tsc::ticks_to_ns(t_relocate - t_copy);
-    // The module's classes at their new addresses, through the alias.
-    let b = mods[i].base;
-    // SAFETY: each class of this module, at its new address inside its own
-    // region (three disjoint ranges); nothing else refers to them meanwhile.
-    let mut bytes =
-        PerClass(Class::ALL.map(|c| unsafe { image::alias_mut(b[c], rec.size[c] as u64) }));
-    let moved = |m: u16, c: Class| {
-        let t = &mods[m as usize];
-        (m as usize == i || t.kept).then(|| t.base[c].wrapping_sub(t.slot[c]) as i64)
-    };
-    let redone = table.redo(i, &mut bytes, moved).map_err(|e| match e {
-        modtable::table::RedoError::Target(m) => {
-            format!("refers to expunged module {}", mods[m as usize].name)
-        }
-        e => e.to_string(),
-    })?;
-    mods[i].relocs_redone = redone;
-    crate::arch::serialize();
-    mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
-    Ok(())
-}
-
+/// Verifies, places and probes module `i`; keeps or expunges it. Returns
+/// its token if it was kept.
 fn step(
     table: &Table<'_>,
     mods: &mut [Module],
@@ -232,33 +163,33 @@ fn step(
     policy: Policy,
     budget_ms: u64,
     cursors: &mut Cursors,
-) {
+) -> Option<Placed> {
     if let Some(&d) = mods[i].deps.iter().find(|&&d| !mods[d].kept) {
         let dep = mods[d].name.to_string();
         expunge(&mut mods[i], Reason::Dependency(dep));
-        return;
+        return None;
     }
-    let m = &mods[i];
-    let t = tsc::read();
-    let computed = module_checksum(Class::ALL.map(|c| class_bytes(m, c, m.slot)));
-    let stored = m.placement.checksum;
-    mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
-    if computed != stored {
-        expunge(&mut mods[i], Reason::Checksum { stored, computed });
-        return;
-    }
+    let mut placed = match bytes::verify(mods, i) {
+        Ok(p) => p,
+        Err((stored, computed)) => {
+            expunge(&mut mods[i], Reason::Checksum { stored, computed });
+            return None;
+        }
+    };
     if policy.moves_modules() {
         let t = tsc::read();
         let in_place = mods[i].placement.predicted == Some(Prediction::Expunged);
-        let moved = move_and_relocate(table, mods, i, cursors, in_place);
+        let moved = bytes::move_and_relocate(placed, table, mods, cursors, in_place);
         mods[i].move_ns = tsc::ticks_to_ns(tsc::read() - t);
-        if let Err(e) = moved {
-            expunge(&mut mods[i], Reason::Relocation(e));
-            return;
-        }
+        placed = match moved {
+            Ok(p) => p,
+            Err(e) => {
+                expunge(&mut mods[i], Reason::Relocation(e));
+                return None;
+            }
+        };
     }
 
-    let entry = mods[i].base[Class::Text] + mods[i].placement.probe_off as u64;
     let before = Resources::now();
     // Its per-CPU copies are made inside the leak measurement, so a failed
     // probe whose copies were not all freed shows as a heap leak.
@@ -267,12 +198,10 @@ fn step(
     if crate::kapi::percpu::allocate(i, template, percpu_len as u64).is_err() {
         let reason = format!("no heap for {percpu_len} per-CPU bytes on each CPU");
         expunge(&mut mods[i], Reason::Probe("no-memory", reason));
-        return;
+        return None;
     }
     let t = tsc::read();
-    // SAFETY: `entry` is the probe of a module whose checksum matched and
-    // whose relocations were redone for where it now is.
-    let outcome = crate::kapi::run_as(i, || unsafe { guard::run(entry, budget_ms) });
+    let outcome = bytes::probe(&placed, mods, budget_ms);
     mods[i].probe_ns = tsc::ticks_to_ns(tsc::read() - t);
     if matches!(outcome, Outcome::Returned(0)) {
         let m = &mut mods[i];
@@ -281,7 +210,7 @@ fn step(
             cursors.commit(c, m.base[c], m.placement.size[c] as u64);
         }
         log::info!("module {}: kept ({} us)", m.name, m.probe_ns / 1000);
-        return;
+        return Some(placed);
     }
     // Release and measure before allocating anything for the report,
     // so the deltas show only what the module itself left behind.
@@ -295,50 +224,17 @@ fn step(
     m.percpu_freed = percpu_freed;
     m.leak = Some(before.leak_to(after));
     expunge(m, reason);
+    None
 }
 
-/// Times a plain memmove of each kept module's bytes (all classes, from
-/// where they live to a scratch buffer), in this same boot, to compare with
-/// its move + relocate time.
-fn measure_memmove(mods: &mut [Module]) {
-    let max = mods
-        .iter()
-        .filter(|m| m.kept)
-        .map(|m| {
-            m.placement
-                .size
-                .0
-                .iter()
-                .map(|&s| s as usize)
-                .sum::<usize>()
-        })
-        .max()
-        .unwrap_or(0);
-    let mut scratch = alloc::vec![0u8; max];
-    for m in mods.iter_mut().filter(|m| m.kept && m.bytes_moved > 0) {
-        let t = tsc::read();
-        let mut at = 0;
-        for c in Class::ALL {
-            let len = m.placement.size[c] as usize;
-            // SAFETY: the module's live bytes, read through the direct map.
-            let src = unsafe { image::alias(m.base[c], len as u64) };
-            scratch[at..at + len].copy_from_slice(src);
-            at += len;
-        }
-        m.memmove_ns = tsc::ticks_to_ns(tsc::read() - t);
-        core::hint::black_box(&scratch);
-    }
-}
-
-/// Runs the self-test of every kept module at its final address.
-fn run_selftests(mods: &mut [Module], budget_ms: u64) {
-    for (i, m) in mods.iter_mut().enumerate() {
-        let Some(selftest_off) = m.placement.selftest_off.filter(|_| m.kept) else {
+/// Runs the self-test of every kept module (`placed`: their tokens) at its
+/// final address.
+fn run_selftests(mods: &mut [Module], placed: &[Option<Placed>], budget_ms: u64) {
+    for (i, p) in placed.iter().enumerate() {
+        let Some(outcome) = p.as_ref().and_then(|p| bytes::selftest(p, mods, budget_ms)) else {
             continue;
         };
-        let entry = m.base[Class::Text] + selftest_off as u64;
-        // SAFETY: the self-test of a kept module, relocated for where it is.
-        let outcome = crate::kapi::run_as(i, || unsafe { guard::run(entry, budget_ms) });
+        let m = &mut mods[i];
         let result = match outcome {
             Outcome::Returned(0) => Ok(()),
             Outcome::Returned(code) => Err(match guard::take_failure() {

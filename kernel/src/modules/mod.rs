@@ -5,7 +5,8 @@
 //! - [`image`]: where the prelinker put the table and the regions;
 //! - [`guard`]: fault-, panic- and time-guarded calls into module code;
 //! - [`load`]: the probe loop (probe at the final address: docs/design.md,
-//!   section 6);
+//!   section 6), with no unsafe code;
+//! - [`bytes`]: its unsafe seam: module bytes and calls into module entries;
 //! - [`remap`]: mapping live bytes, freeing the rest, per reclaim policy;
 //! - [`report`]: the console table and the `REPORT` JSON line;
 //! - [`health`]: kept modules whose self-test failed or whose callbacks
@@ -14,19 +15,19 @@
 //! - [`debug`]: where kept modules live, published for a debugger.
 
 // Unsafe code only in the documented seams: `guard::switch` (the jump into
-// module code and back), `image` (views of module bytes), `load` (moving
-// and calling modules), `stale::maybe_call` and `debug` (the record a
-// debugger reads).
+// module code and back), `image` (views of module bytes), `bytes` (reading,
+// moving and calling modules for the probe loop), `stale::maybe_call` and
+// `debug` (the record a debugger reads).
 #![deny(unsafe_code)]
 
+// The probe loop's unsafe seam: module bytes through `image`'s aliases and
+// calls into module entries (through `guard::run`), for `load`, which has
+// none of its own.
+mod bytes;
 pub mod debug;
 pub mod guard;
 pub mod health;
 pub mod image;
-// The loader's other unsafe seam: it moves module bytes between slots
-// (through `image`'s aliases), serialises the CPU after writing code, and
-// calls probe and self-test entries (through `guard::run`).
-#[allow(unsafe_code)]
 mod load;
 mod remap;
 mod report;

@@ -1,0 +1,181 @@
+//! The probe loop's unsafe seam: a module's bytes through `image`'s
+//! aliases (read for the checksum, poisoned, moved and relocated, copied for
+//! the memmove baseline) and calls into its entries. The loop itself
+//! ([`super::load`]) has no unsafe code: it decides, this file does.
+//!
+//! The rule every function here keeps: during the module phase the loop
+//! owns the slot regions and touches a module's bytes only through these
+//! functions, one module at a time in table order; a kept module's bytes
+//! are never written again, and an expunged module's lie above every
+//! packing cursor (or are its own slot under keep and holes).
+//!
+//! An entry of a module is called only through a [`Placed`]: a token this
+//! file makes once the module's checksum matched (its bytes are the
+//! prelinker's) and only while its relocations are right for where it is
+//! (prelinked there, or redone by [`move_and_relocate`]).
+#![allow(unsafe_code)]
+
+use super::guard::{self, Outcome};
+use super::{Module, image};
+use crate::arch::tsc;
+use alloc::string::{String, ToString};
+use modtable::checksum::module_checksum;
+use modtable::table::Table;
+use modtable::{Class, PerClass};
+use reclaim::pack::Cursors;
+
+/// Byte every expunged module's classes are filled with (`int3` in text).
+const POISON: u8 = 0xcc;
+
+/// Module `i` may be called at `mods[i].base`: its checksum matched and
+/// its relocations are right for that address. Only this file makes one.
+#[derive(Debug)]
+pub struct Placed {
+    i: usize,
+}
+
+/// Checks module `i`'s bytes in its slot against the table's checksum (the
+/// time taken goes to `checksum_ns`); `Err((stored, computed))` if they
+/// differ.
+pub fn verify(mods: &mut [Module], i: usize) -> Result<Placed, (u64, u64)> {
+    let m = &mods[i];
+    let t = tsc::read();
+    let computed = module_checksum(Class::ALL.map(|c| {
+        // SAFETY: the slot of class `c` lies inside the class region (the
+        // table was validated against the regions), and nothing writes it
+        // meanwhile (the seam's rule).
+        unsafe { image::alias(m.slot[c], m.placement.size[c] as u64) }
+    }));
+    let stored = m.placement.checksum;
+    mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
+    if computed == stored {
+        Ok(Placed { i })
+    } else {
+        Err((stored, computed))
+    }
+}
+
+/// Fills an expunged module's bytes, where it was probed and in its slot,
+/// with [`POISON`].
+pub fn poison(m: &Module) {
+    for c in Class::ALL {
+        let len = m.placement.size[c] as u64;
+        for at in [m.base[c], m.slot[c]] {
+            // SAFETY: an expunged module's bytes at its probe address and in
+            // its slot lie above every packing cursor (or are its own slot
+            // under keep/holes), so no live module shares them.
+            unsafe { image::alias_mut(at, len) }.fill(POISON);
+        }
+    }
+}
+
+/// Moves the module of `placed` to the cursors (or leaves it in its slot if
+/// `in_place`) and redoes its relocations there; records the time of the
+/// copy and of the relocation (with the serialising instruction after it).
+/// Gives the token back, now for the new address, only if every relocation
+/// was redone.
+pub fn move_and_relocate(
+    placed: Placed,
+    table: &Table<'_>,
+    mods: &mut [Module],
+    cursors: &Cursors,
+    in_place: bool,
+) -> Result<Placed, String> {
+    let i = placed.i;
+    let rec = mods[i].placement;
+    let t_copy = tsc::read();
+    for c in Class::ALL {
+        let size = rec.size[c] as u64;
+        let from = mods[i].slot[c];
+        let dest = if in_place {
+            from
+        } else {
+            cursors.place(c, size, rec.align[c] as u64)
+        };
+        if size > 0 && dest != from {
+            // SAFETY: both ranges lie in the class's slot region (dest <=
+            // slot, both below the region end); the copy is a memmove, and
+            // nothing else uses these bytes now.
+            unsafe { image::copy_within(from, dest, size) };
+            mods[i].bytes_moved += size;
+        }
+        mods[i].base[c] = dest;
+    }
+    let t_relocate = tsc::read();
+    mods[i].copy_ns = tsc::ticks_to_ns(t_relocate - t_copy);
+    // The module's classes at their new addresses, through the alias.
+    let b = mods[i].base;
+    // SAFETY: each class of this module, at its new address inside its own
+    // region (three disjoint ranges); nothing else refers to them meanwhile.
+    let mut bytes =
+        PerClass(Class::ALL.map(|c| unsafe { image::alias_mut(b[c], rec.size[c] as u64) }));
+    let moved = |m: u16, c: Class| {
+        let t = &mods[m as usize];
+        (m as usize == i || t.kept).then(|| t.base[c].wrapping_sub(t.slot[c]) as i64)
+    };
+    let redone = table.redo(i, &mut bytes, moved).map_err(|e| match e {
+        modtable::table::RedoError::Target(m) => {
+            alloc::format!("refers to expunged module {}", mods[m as usize].name)
+        }
+        e => e.to_string(),
+    })?;
+    mods[i].relocs_redone = redone;
+    crate::arch::serialize();
+    mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
+    Ok(placed)
+}
+
+/// Calls the probe of the module of `placed`, where it is, under the guard
+/// and as that module (for the services it calls).
+pub fn probe(placed: &Placed, mods: &[Module], budget_ms: u64) -> Outcome {
+    let m = &mods[placed.i];
+    let entry = m.base[Class::Text] + m.placement.probe_off as u64;
+    // SAFETY: `entry` is the probe of a module whose checksum matched and
+    // whose relocations are right for where it now is (`Placed`).
+    crate::kapi::run_as(placed.i, || unsafe { guard::run(entry, budget_ms) })
+}
+
+/// Calls the self-test of the module of `placed` (kept, so its bytes are
+/// unchanged since its probe), if it has one.
+pub fn selftest(placed: &Placed, mods: &[Module], budget_ms: u64) -> Option<Outcome> {
+    let m = &mods[placed.i];
+    let entry = m.base[Class::Text] + m.placement.selftest_off? as u64;
+    // SAFETY: the self-test of a module placed as `Placed` says and kept
+    // since, so never written again.
+    Some(crate::kapi::run_as(placed.i, || unsafe {
+        guard::run(entry, budget_ms)
+    }))
+}
+
+/// Times a plain memmove of each kept module's bytes (all classes, from
+/// where they live to a scratch buffer), in this same boot, to compare with
+/// its move + relocate time.
+pub fn measure_memmove(mods: &mut [Module]) {
+    let max = mods
+        .iter()
+        .filter(|m| m.kept)
+        .map(|m| {
+            m.placement
+                .size
+                .0
+                .iter()
+                .map(|&s| s as usize)
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
+    let mut scratch = alloc::vec![0u8; max];
+    for m in mods.iter_mut().filter(|m| m.kept && m.bytes_moved > 0) {
+        let t = tsc::read();
+        let mut at = 0;
+        for c in Class::ALL {
+            let len = m.placement.size[c] as usize;
+            // SAFETY: the module's live bytes, read through the direct map.
+            let src = unsafe { image::alias(m.base[c], len as u64) };
+            scratch[at..at + len].copy_from_slice(src);
+            at += len;
+        }
+        m.memmove_ns = tsc::ticks_to_ns(tsc::read() - t);
+        core::hint::black_box(&scratch);
+    }
+}
