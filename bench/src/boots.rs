@@ -21,6 +21,19 @@ pub const POLICIES: [&str; 4] = [
 ];
 /// The steps of the module phase the REPORT times (`phases`).
 pub const PHASES: [&str; 5] = report::Phases::NAMES;
+/// CPU counts the per-CPU section boots at.
+pub const PERCPU_CPUS: [u32; 3] = [1, 4, 64];
+/// Guest memory of the per-CPU section's boots.
+pub const PERCPU_MEMORY: &str = "512M";
+
+/// `1, 4 and 64`: the per-CPU section's CPU counts in words.
+pub fn percpu_cpus_text() -> String {
+    let n: Vec<String> = PERCPU_CPUS.iter().map(u32::to_string).collect();
+    match n.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => n.join(""),
+    }
+}
 
 /// Boots `image` (with preset `preset`'s QEMU arguments, if any) and
 /// returns its REPORT.
@@ -376,14 +389,14 @@ pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<(
 /// the kernel's own), and each AP's bring-up time as the kernel logs it
 /// (`CPU n (APIC id n) started in X us`; emulator time).
 pub fn percpu(ctx: &Ctx) -> Res<Value> {
-    const COUNTS: [u32; 3] = [1, 4, 64];
+    const COUNTS: [u32; 3] = PERCPU_CPUS;
     let image = ctx.root.join("build/image.elf");
     let mut per: BTreeMap<u32, (Vec<Value>, Vec<f64>)> = BTreeMap::new();
     for _ in 0..ctx.boots {
         for n in COUNTS {
             let mut cfg = QemuConfig::default()
                 .image(&image)
-                .memory("512M")
+                .memory(PERCPU_MEMORY)
                 .smp(n)
                 .timeout(Duration::from_secs(120));
             cfg.accel = ctx.accel.clone();

@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use util::{Load, Res, with_load};
 
+/// Samples per point below which a run is a short one (figures for
+/// development only), and the default of `BENCH_RUNS` and `BENCH_BOOTS`.
+pub const MIN_SAMPLES: usize = 11;
+
 /// Everything the sections need to know.
 pub struct Ctx {
     /// Workspace root.
@@ -89,7 +93,16 @@ fn machine(ctx: &Ctx, accel_note: &str) -> Value {
         "os_kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "qemu": util::first_line(&qemu, &["--version"], "not found"),
         "rustc": util::first_line("rustc", &["--version"], "unknown"),
-        "rust_lld": "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld",
+        // The version of the rust-lld the link section ran (the toolchain's;
+        // its path is the machine's and is not recorded).
+        "rust_lld": util::first_line(
+            &ctx.lld.display().to_string(),
+            &["-flavor", "gnu", "--version"],
+            "unknown"
+        )
+        .split(" (")
+        .next()
+        .unwrap_or_default(),
         "mold": ctx.mold.as_ref().map_or("not installed".to_string(), |m| util::first_line(&m.display().to_string(), &["--version"], "unknown")),
         "accel": ctx.accel,
         "accel_note": accel_note,
@@ -146,7 +159,18 @@ fn ctx() -> Res<Ctx> {
         .map(|t| if t.is_absolute() { t } else { root.join(t) })
         .unwrap_or_else(|| root.join("target"));
     let sysroot = util::first_line("rustc", &["--print", "sysroot"], "");
-    let lld = Path::new(&sysroot).join("lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld");
+    // The host's rust-lld, where rustup puts it for the host triple.
+    let host = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("host: ").map(String::from))
+        })
+        .ok_or("rustc -vV names no host triple")?;
+    let lld = Path::new(&sysroot).join(format!("lib/rustlib/{host}/bin/rust-lld"));
     if !lld.is_file() {
         return Err(format!("rust-lld not found at {}", lld.display()));
     }
@@ -168,8 +192,8 @@ fn ctx() -> Res<Ctx> {
         lld,
         mold: util::on_path("mold"),
         me,
-        runs: util::env_usize("BENCH_RUNS", 11)?,
-        boots: util::env_usize("BENCH_BOOTS", 11)?,
+        runs: util::env_usize("BENCH_RUNS", MIN_SAMPLES)?,
+        boots: util::env_usize("BENCH_BOOTS", MIN_SAMPLES)?,
         replay_runs: util::env_usize("BENCH_REPLAY_RUNS", 21)?,
         scales: util::env_list("BENCH_SCALES", &[1, 10, 100, 1000])?,
         scale_boot: util::env_list("BENCH_SCALE_BOOT", &[15, 100, 1000])?,
@@ -210,9 +234,9 @@ fn run_all() -> Res<()> {
     });
     data["machine"] = machine(&ctx, &note);
     eprintln!("bench: accelerator {} ({note})", ctx.accel);
-    if ctx.runs < 11 || ctx.boots < 11 {
+    if ctx.runs < MIN_SAMPLES || ctx.boots < MIN_SAMPLES {
         eprintln!(
-            "bench: note: fewer than 11 samples per point (BENCH_RUNS/BENCH_BOOTS): a short run"
+            "bench: note: fewer than {MIN_SAMPLES} samples per point (BENCH_RUNS/BENCH_BOOTS): a short run"
         );
     }
     let mut sec = serde_json::Map::new();
@@ -222,7 +246,7 @@ fn run_all() -> Res<()> {
         })?;
         sec.insert("link".into(), json!({"load": load.json(), "results": v}));
     }
-    // The 15 real modules linked without an expectation (modules move).
+    // The real modules linked without an expectation (modules move).
     let noexpect = ctx.tmp.join("noexpect.elf");
     let mods: Vec<PathBuf> = {
         let dir = ctx.root.join("build/modules");
@@ -284,9 +308,11 @@ fn run_all() -> Res<()> {
         );
     }
     if on("percpu") {
-        let (v, load) = section("per-CPU data at 1, 4 and 64 CPUs (emulator)", || {
-            boots::percpu(&ctx)
-        })?;
+        let title = format!(
+            "per-CPU data at {} CPUs (emulator)",
+            boots::percpu_cpus_text()
+        );
+        let (v, load) = section(&title, || boots::percpu(&ctx))?;
         sec.insert("percpu".into(), json!({"load": load.json(), "results": v}));
     }
     data["sections"] = Value::Object(sec);

@@ -77,10 +77,12 @@ pub fn render(d: &Value) -> String {
         st["boots"],
         st["replay_runs"]
     );
-    if f(&st["runs"]) < 11.0 || f(&st["boots"]) < 11.0 {
+    let min = crate::MIN_SAMPLES as f64;
+    if f(&st["runs"]) < min || f(&st["boots"]) < min {
         let _ = writeln!(
             o,
-            "**A short run** (fewer than 11 samples per point): figures for development only.\n"
+            "**A short run** (fewer than {} samples per point): figures for development only.\n",
+            crate::MIN_SAMPLES
         );
     }
     let m = &d["machine"];
@@ -137,7 +139,7 @@ pub fn render(d: &Value) -> String {
         layout(&mut o, &s["layout"]);
     }
     if !s["percpu"].is_null() {
-        percpu(&mut o, &s["percpu"]);
+        percpu(&mut o, &s["percpu"], m);
     }
     let _ = writeln!(
         o,
@@ -309,9 +311,16 @@ fn boot(o: &mut String, s: &Value, m: &Value) {
         "## 3. Module phase of the real image, under the emulator (QEMU {acc})\n\n{}",
         load(s)
     );
+    let how = if acc == "TCG" {
+        "under TCG QEMU translates every piece of guest code the first time it runs (each module's code runs once per boot, so it pays translation every time), emulates port I/O and MMIO, and runs the TSC at host rate while guest code runs several times slower."
+    } else {
+        "under KVM guest code runs on the host's CPU, but port I/O and MMIO still exit to QEMU, so probes that ask devices pay an emulated device each time."
+    };
+    let e_med = &r["expected"]["median"];
+    let n_real = e_med["kept"].as_f64().unwrap_or(0.0) + e_med["expunged"].as_f64().unwrap_or(0.0);
     let _ = writeln!(
         o,
-        "Emulator figures, not boot costs on hardware: under TCG QEMU translates every piece of guest code the first time it runs (each module's code runs once per boot, so it pays translation every time), emulates port I/O and MMIO, and runs the TSC at host rate while guest code runs several times slower. The 15 real modules on machine `pc`, policy compact, {} boots per image, the images taking turns: `build/image.elf` (prelinked with the pc preset's expectation: nothing moves) and the same modules linked without an expectation (kept modules move to the packing cursor).\n",
+        "Emulator figures, not boot costs on hardware: {how} The {n_real} real modules on machine `pc`, policy compact, {} boots per image, the images taking turns: `build/image.elf` (prelinked with the pc preset's expectation: nothing moves) and the same modules linked without an expectation (kept modules move to the packing cursor).\n",
         r["boots"]
     );
     let _ = writeln!(
@@ -444,7 +453,7 @@ fn scale(o: &mut String, s: &Value, m: &Value) {
     );
     let _ = writeln!(
         o,
-        "Emulator figures. `make scale-image N=...` images: N copies of the template module (tests/scale-module: a PCI driver of realistic size and relocation density), each probing bus 0 slot `slot(i)` through the module API; one in ten drives an empty slot and is expunged. The kernel is built with class ranges and a module table sized for N. Policy compact, machine `pc`, {} boots per image, the images taking turns. Cost per module = the REPORT's `phases` totals / N.\n",
+        "Emulator figures. `make scale-image N=...` images: N copies of the template module (tests/scale-module: a PCI driver of realistic size and relocation density), each probing bus 0 slot `slot(i)` through the module API; every `FAIL_EVERY`-th (tests/scale-module) drives an empty slot and is expunged (the kept / expunged column counts them). The kernel is built with class ranges and a module table sized for N. Policy compact, machine `pc`, {} boots per image, the images taking turns. Cost per module = the REPORT's `phases` totals / N.\n",
         r["boots"]
     );
     let _ = write!(o, "| modules | kept / expunged |");
@@ -591,15 +600,18 @@ fn layout(o: &mut String, s: &Value) {
     let _ = writeln!(o);
 }
 
-fn percpu(o: &mut String, s: &Value) {
+fn percpu(o: &mut String, s: &Value, m: &Value) {
+    let acc = m["accel"].as_str().unwrap_or("?").to_uppercase();
+    let mem = crate::boots::PERCPU_MEMORY;
     let _ = writeln!(
         o,
-        "## 7. Per-CPU data for modules (measured at 1, 4 and 64 CPUs)\n"
+        "## 7. Per-CPU data for modules (measured at {} CPUs)\n",
+        crate::boots::percpu_cpus_text()
     );
     let _ = writeln!(o, "{}", load(s));
     let _ = writeln!(
         o,
-        "The real image on machine `pc` with `-smp N -m 512M`. Bytes are the REPORT's `percpu` and `percpu_compare`: what the kernel reserved per CPU for the kept modules' per-CPU variables (each kept module's `.percpu` bytes rounded up to 64, nothing for modules without any or expunged), against a fixed 8 KiB per CPU (today's Linux `PERCPU_MODULE_RESERVE`) and 32 KiB per CPU minus the kernel's own (the 2006 `PERCPU_ENOUGH_ROOM` design) on the same machine. AP bring-up: the time each application processor took from its INIT IPI to answering, as the kernel logs it, **emulator time** under TCG, not a hardware figure.\n"
+        "The real image on machine `pc` with `-smp N -m {mem}`. Bytes are the REPORT's `percpu` and `percpu_compare`: what the kernel reserved per CPU for the kept modules' per-CPU variables (each kept module's `.percpu` bytes rounded up to 64, nothing for modules without any or expunged), against a fixed 8 KiB per CPU (today's Linux `PERCPU_MODULE_RESERVE`) and 32 KiB per CPU minus the kernel's own (the 2006 `PERCPU_ENOUGH_ROOM` design) on the same machine. AP bring-up: the time each application processor took from its INIT IPI to answering, as the kernel logs it, **emulator time** under {acc}, not a hardware figure.\n"
     );
     let _ = writeln!(
         o,
