@@ -229,9 +229,20 @@ fn wrong_expectation_moves_modules_and_stays_correct() {
     }
 }
 
+/// Every preset file (tests/presets/*.args) has its boot test in this
+/// file, `preset_<name>` (with `-` as `_`), and there is none for a preset
+/// that does not exist.
 #[test]
 fn every_preset_has_a_test() {
-    assert_eq!(presets(), ["minimal", "pc", "q35-iommu", "virtio"]);
+    let source = include_str!("presets.rs");
+    let presets = presets();
+    assert!(!presets.is_empty());
+    for p in &presets {
+        let test = format!("fn preset_{}()", p.replace('-', "_"));
+        assert!(source.contains(&test), "preset {p} has no `{test}` here");
+    }
+    let tests = source.matches("\nfn preset_").count();
+    assert_eq!(tests, presets.len(), "a preset_ test for a preset that does not exist");
 }
 
 #[test]
