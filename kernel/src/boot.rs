@@ -89,8 +89,8 @@ _start32:
     outb %al, %dx
     incl %esi
     jmp 1b
-2:  movw $0xf4, %dx
-    movl $0x11, %eax
+2:  movw ${exit_port}, %dx
+    movl ${failure}, %eax
     outl %eax, %dx
 3:  hlt
     jmp 3b
@@ -181,5 +181,7 @@ __boot_stack_top:
     .section .modules.data, "aw", @progbits
     .text
     "#,
+    exit_port = const report::verdict::DEBUG_EXIT_PORT,
+    failure = const report::verdict::FAILURE_CODE,
     options(att_syntax)
 );

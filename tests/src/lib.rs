@@ -32,13 +32,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// QEMU exit status for a kernel that called `exit::success()`.
-pub const EXIT_SUCCESS: i32 = 33;
-/// QEMU exit status for a kernel that called `exit::failure()`.
-pub const EXIT_FAILURE: i32 = 35;
-/// QEMU exit status for a kernel that called `exit::degraded()`: it booted,
-/// but a kept module failed its self-test or faulted later.
-pub const EXIT_DEGRADED: i32 = 37;
+/// QEMU's exit statuses for a kernel that called `exit::success()`,
+/// `exit::failure()` and `exit::degraded()` (it booted, but a kept module
+/// failed its self-test or faulted later): `report::verdict`'s.
+pub use ::report::verdict::{EXIT_DEGRADED, EXIT_FAILURE, EXIT_SUCCESS};
 
 /// The workspace root: the nearest directory with a `tests/presets`
 /// directory, from `CARGO_MANIFEST_DIR` as cargo sets it for the test
@@ -248,7 +245,7 @@ impl QemuConfig {
             "none",
             "-no-reboot",
             "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            &::report::verdict::qemu_device(),
             "-kernel",
         ]
         .iter()

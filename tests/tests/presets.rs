@@ -242,7 +242,11 @@ fn every_preset_has_a_test() {
         assert!(source.contains(&test), "preset {p} has no `{test}` here");
     }
     let tests = source.matches("\nfn preset_").count();
-    assert_eq!(tests, presets.len(), "a preset_ test for a preset that does not exist");
+    assert_eq!(
+        tests,
+        presets.len(),
+        "a preset_ test for a preset that does not exist"
+    );
 }
 
 #[test]

@@ -6,11 +6,14 @@
 //! `serde_json`; the prelinker (`prelinker report`), the boot tests and the
 //! bench read the same line back into the same types ([`parse_line`],
 //! [`find_in_log`]), so a field cannot be renamed on one side only.
-//! `docs/design.md` defines every field.
+//! `docs/design.md` defines every field. [`verdict`] is the boot's exit
+//! status, the other thing the host reads of a boot.
 
 #![no_std]
 
 extern crate alloc;
+
+pub mod verdict;
 
 use alloc::format;
 use alloc::string::String;

@@ -19,7 +19,10 @@ const KERNEL_PORTS: &[(u16, u16)] = &[
     (0x40, 4),
     (0x61, 1),
     (0xa0, 2),
-    (0xf4, 4),
+    (
+        report::verdict::DEBUG_EXIT_PORT,
+        report::verdict::DEBUG_EXIT_SIZE,
+    ),
     (0xcf8, 8),
 ];
 
