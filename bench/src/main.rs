@@ -29,6 +29,9 @@ use util::{Load, Res, with_load};
 /// development only), and the default of `BENCH_RUNS` and `BENCH_BOOTS`.
 pub const MIN_SAMPLES: usize = 11;
 
+/// The sections, in the order they run (`BENCH_SECTIONS` picks some).
+const SECTIONS: [&str; 6] = ["link", "boot", "scale", "replay", "layout", "percpu"];
+
 /// Everything the sections need to know.
 pub struct Ctx {
     /// Workspace root.
@@ -207,7 +210,26 @@ fn ctx() -> Res<Ctx> {
 fn run_all() -> Res<()> {
     let mut ctx = ctx()?;
     let _scratch = Scratch(ctx.tmp.clone());
-    for p in [&ctx.prelinker, &ctx.replay] {
+    let sections: Vec<String> = std::env::var("BENCH_SECTIONS")
+        .unwrap_or_else(|_| SECTIONS.join(","))
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    if let Some(bad) = sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(format!(
+            "BENCH_SECTIONS: unknown section `{bad}` (sections: {})",
+            SECTIONS.join(",")
+        ));
+    }
+    let on = |s: &str| sections.iter().any(|x| x == s);
+    // What the chosen sections need: the replay binary only for the
+    // replay, a kernel image (and an accelerator chosen by booting it) only
+    // for the sections that boot.
+    let mut needed = vec![&ctx.prelinker];
+    if on("replay") {
+        needed.push(&ctx.replay);
+    }
+    for p in needed {
         if !p.is_file() {
             return Err(format!(
                 "{} missing: run `make bench` (it builds it)",
@@ -215,13 +237,14 @@ fn run_all() -> Res<()> {
             ));
         }
     }
-    let sections: Vec<String> = std::env::var("BENCH_SECTIONS")
-        .unwrap_or_else(|_| "link,boot,scale,replay,layout,percpu".into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
-    let on = |s: &str| sections.iter().any(|x| x == s);
-    let (accel, note) = pick_accel(&ctx.root);
+    let boots = ["boot", "scale", "replay", "layout", "percpu"]
+        .iter()
+        .any(|s| on(s));
+    let (accel, note) = if boots {
+        pick_accel(&ctx.root)
+    } else {
+        ("none".into(), "no chosen section boots the kernel".into())
+    };
     ctx.accel = accel;
     let mut data = json!({
         "date_utc": util::first_line("date", &["-u", "+%Y-%m-%d %H:%M"], "unknown"),

@@ -143,8 +143,11 @@ pub fn render(d: &Value) -> String {
     }
     let _ = writeln!(
         o,
-        "## 8. TLB\n\nNot measured: TLB misses need hardware performance counters inside the guest (KVM with a virtual PMU); under {} QEMU has none for the guest. The mapping counts of section 6 are the proxy.",
-        m["accel"].as_str().unwrap_or("?").to_uppercase()
+        "## 8. TLB\n\nNot measured: TLB misses need hardware performance counters inside the guest (KVM with a virtual PMU){}. The mapping counts of section 6 are the proxy.",
+        match m["accel"].as_str() {
+            Some("none") | None => String::new(),
+            Some(a) => format!("; under {} QEMU has none for the guest", a.to_uppercase()),
+        }
     );
     o
 }
