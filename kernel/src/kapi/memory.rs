@@ -11,12 +11,12 @@ pub extern "C" fn kapi_alloc(size: usize, align: usize) -> *mut u8 {
         let Ok(layout) = Layout::from_size_align(size, align) else {
             return Ok(core::ptr::null_mut());
         };
-        let Some(p) = crate::mm::heap::try_alloc(layout) else {
+        let Some(block) = crate::mm::heap::Block::try_new(layout) else {
             return Ok(core::ptr::null_mut());
         };
-        let addr = p.as_ptr() as usize;
-        resources::with(owner(), |r| r.allocs.insert(addr, (size, align)));
-        Ok(p.as_ptr())
+        let addr = block.addr();
+        resources::with(owner(), |r| r.allocs.insert(addr, block));
+        Ok(addr as *mut u8)
     })
 }
 crate::export_symbol!(kapi_alloc);
@@ -27,17 +27,18 @@ crate::export_symbol!(kapi_alloc);
 pub extern "C" fn kapi_free(ptr: *mut u8, size: usize, align: usize) {
     service("kapi_free", || {
         let addr = ptr as usize;
+        // Taken out of the record with its size and alignment checked, and
+        // freed by dropping it once the record's lock is released.
         let taken = resources::with(owner(), |r| match r.allocs.get(&addr) {
-            Some(&(s, a)) if s == size && a == align => {
-                r.allocs.remove(&addr);
-                Ok(())
+            Some(b) if b.layout().size() == size && b.layout().align() == align => {
+                r.allocs.remove(&addr).ok_or(None)
             }
-            other => Err(other.copied()),
+            other => Err(other.map(|b| (b.layout().size(), b.layout().align()))),
         })
         .unwrap_or(Err(None));
         match taken {
-            Ok(()) => {
-                free_raw(addr, size, align);
+            Ok(block) => {
+                drop(block);
                 Ok(())
             }
             Err(Some((s, a))) => Err(Abort::violation(format_args!(
@@ -50,19 +51,3 @@ pub extern "C" fn kapi_free(ptr: *mut u8, size: usize, align: usize) {
     })
 }
 crate::export_symbol!(kapi_free);
-
-/// Returns an allocation to the heap: the one unsafe step of the module
-/// heap, taken only for a block that was just removed from its owner's
-/// record with this exact size and alignment.
-#[allow(unsafe_code)]
-pub(super) fn free_raw(addr: usize, size: usize, align: usize) {
-    let (Ok(layout), Some(p)) = (
-        Layout::from_size_align(size, align),
-        core::ptr::NonNull::new(addr as *mut u8),
-    ) else {
-        return;
-    };
-    // SAFETY: `addr` was returned by `heap::try_alloc` with this layout (the
-    // record says so) and was removed from the record, so it is freed once.
-    unsafe { crate::mm::heap::free(p, layout) }
-}

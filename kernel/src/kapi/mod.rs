@@ -21,10 +21,10 @@
 
 // Unsafe code only in the documented seams, one function each: the module
 // buffer copy (`buffer::copy`), the port and MMIO accesses after their
-// checks (`ports::raw`, `mmio::access`), freeing a recorded heap block
-// (`memory::free_raw`), firmware tables in the direct map
+// checks (`ports::raw`, `mmio::access`), firmware tables in the direct map
 // (`acpi::phys_bytes`), and making and freeing modules' per-CPU copies
-// (`percpu::allocate`, `percpu::free`).
+// (`percpu::allocate`, `percpu::free`). A module's heap blocks are
+// `mm::heap::Block`s, freed by dropping them.
 #![deny(unsafe_code)]
 // `Abort` carries its message inline (it is also built in exception hooks,
 // where nothing may allocate), so it is large; services return it only when

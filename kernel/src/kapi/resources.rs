@@ -13,8 +13,8 @@ pub struct Resources {
     pub ports: Vec<(u16, u16)>,
     /// Claimed MMIO ranges `(phys, len)`.
     pub mmio: Vec<(u64, u64)>,
-    /// Live allocations: address → (size, align).
-    pub allocs: BTreeMap<usize, (usize, usize)>,
+    /// Live allocations, by address (freed when dropped).
+    pub allocs: BTreeMap<usize, crate::mm::heap::Block>,
     /// IRQ lines with a handler of this module.
     pub irqs: Vec<u8>,
     /// Whether this module is the console.
@@ -71,7 +71,7 @@ pub fn release(module: usize) -> ReleaseSummary {
         ports: taken.ports.len(),
         mmio: taken.mmio.len(),
         allocs: taken.allocs.len(),
-        alloc_bytes: taken.allocs.values().map(|(size, _)| size).sum(),
+        alloc_bytes: taken.allocs.values().map(|b| b.layout().size()).sum(),
         irqs: taken.irqs.len(),
         console: taken.console,
         devices: taken.devices.len(),
@@ -88,10 +88,8 @@ pub fn release(module: usize) -> ReleaseSummary {
     for &(phys, len) in &taken.mmio {
         super::mmio::unclaim(phys, len, module);
     }
-    for (&addr, &(size, align)) in &taken.allocs {
-        super::memory::free_raw(addr, size, align);
-    }
     s.console = taken.console;
+    // The allocations are freed with the record.
     drop(taken);
     s
 }

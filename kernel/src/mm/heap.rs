@@ -114,6 +114,44 @@ pub fn try_alloc(layout: Layout) -> Option<NonNull<u8>> {
     NonNull::new(unsafe { GLOBAL.alloc(layout) })
 }
 
+/// A block of the heap that its owner frees by dropping it: for memory
+/// handed out by address (to modules, through the module API), so that the
+/// code that keeps the record of who holds what needs no unsafe code.
+#[derive(Debug)]
+pub struct Block {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Block` is plain heap memory, owned by whoever holds the
+// `Block`; freeing it from another CPU is what the heap's lock is for.
+unsafe impl Send for Block {}
+
+impl Block {
+    /// Allocates `layout`, or `None` when it does not fit (or is empty).
+    pub fn try_new(layout: Layout) -> Option<Block> {
+        try_alloc(layout).map(|ptr| Block { ptr, layout })
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Its layout (size and alignment).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `try_alloc` with `layout`, and only this
+        // drop frees it (the block owns it and is not `Clone`).
+        unsafe { free(self.ptr, self.layout) }
+    }
+}
+
 /// Frees a block from [`try_alloc`].
 ///
 /// # Safety
