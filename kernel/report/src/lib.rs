@@ -16,7 +16,7 @@ extern crate alloc;
 pub mod verdict;
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -763,13 +763,42 @@ fn ratio(a: u64, b: u64) -> String {
 /// The report as the console table: one row per module, then each class
 /// range's accounting, what was reclaimed, the mappings and W^X, the
 /// prediction and the boot cost. The kernel prints it and `prelinker
+/// The module table's columns but the last (the reason, unpadded): width,
+/// and whether left-aligned. The header and every row use them.
+const COLUMNS: [(usize, bool); 13] = [
+    (16, true),
+    (8, true),
+    (8, true),
+    (15, false),
+    (15, false),
+    (15, false),
+    (6, false),
+    (19, false),
+    (19, false),
+    (6, false),
+    (6, false),
+    (9, false),
+    (8, true),
+];
+
+/// One line of the module table: `cells` laid out by [`COLUMNS`], then
+/// `reason`.
+fn table_row(s: &mut String, cells: [String; 13], reason: &str) {
+    for (c, &(w, left)) in cells.iter().zip(&COLUMNS) {
+        let _ = if left {
+            write!(s, "{c:<w$} ")
+        } else {
+            write!(s, "{c:>w$} ")
+        };
+    }
+    let _ = writeln!(s, "{reason}");
+}
+
 /// report` prints it from a saved log: this is the one renderer.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Reclaimed-memory report (policy {})", r.policy);
-    let _ = writeln!(
-        s,
-        "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>6} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} reason",
+    let header = [
         "module",
         "result",
         "expected",
@@ -782,8 +811,9 @@ pub fn render(r: &Report) -> String {
         "moved",
         "relocs",
         "probe us",
-        "selftest"
-    );
+        "selftest",
+    ];
+    table_row(&mut s, header.map(String::from), "reason");
     for m in &r.modules {
         let cls = |slot: u64, packed: u64| format!("{slot}>{packed}");
         let new = m
@@ -796,24 +826,22 @@ pub fn render(r: &Report) -> String {
             Some(_) => "FAIL",
         };
         let reason = m.reason.clone().or_else(|| m.problem()).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "{:<16} {:<8} {:<8} {:>15} {:>15} {:>15} {:>6} {:>19} {:>19} {:>6} {:>6} {:>9} {:<8} {}",
-            m.name,
-            m.result.name(),
-            m.predicted.map_or("-", Outcome::name),
+        let cells = [
+            m.name.clone(),
+            m.result.name().into(),
+            m.predicted.map_or("-", Outcome::name).into(),
             cls(m.slot.text, m.packed.text),
             cls(m.slot.rodata, m.packed.rodata),
             cls(m.slot.data, m.packed.data),
-            m.percpu,
+            m.percpu.to_string(),
             format!("{}", m.old_addr.text),
             new,
-            m.bytes_moved,
-            m.relocs_redone,
-            m.probe_ns / 1000,
-            selftest,
-            reason
-        );
+            m.bytes_moved.to_string(),
+            m.relocs_redone.to_string(),
+            (m.probe_ns / 1000).to_string(),
+            selftest.into(),
+        ];
+        table_row(&mut s, cells, &reason);
     }
     for (name, a) in r.accounting.iter() {
         let _ = writeln!(
