@@ -396,12 +396,18 @@ fn summary(data: &mut Value) {
     data["prelinker_vs_io_floor"] = Value::Object(floor);
     let mut bs = serde_json::Map::new();
     if let Some(imgs) = s["scale"]["results"]["images"].as_object() {
+        // `ratio_to_15` is the ratio to the 15-module image, so it is given
+        // only when the smallest image booted has 15 modules (the default);
+        // `ratio_to_smallest` always.
+        let smallest = imgs.keys().filter_map(|n| n.parse::<usize>().ok()).min();
         for (n, v) in imgs {
+            let ratio = &v["ratio_to_smallest"]["phases_total_ns"];
             bs.insert(
                 n.clone(),
                 json!({
                     "per_module_ns": v["per_module_ns"],
-                    "ratio_to_15": v["ratio_to_smallest"]["phases_total_ns"],
+                    "ratio_to_15": if smallest == Some(15) { ratio.clone() } else { Value::Null },
+                    "ratio_to_smallest": ratio,
                 }),
             );
         }
