@@ -32,10 +32,12 @@
 # value 0x10), 37 when it booted degraded (0x12: a kept module failed its
 # self-test or faulted later) and 35 on failure; 0 means a triple fault.
 
-MACHINE    ?= pc
-ACCEL      ?= tcg
-MEM        ?= 256M
-SMP        ?= 2
+# Unset, MACHINE (pc), ACCEL (tcg, or $PLK_ACCEL), MEM (256M) and SMP (2)
+# take the boot tests' defaults (boot_tests::QemuConfig).
+MACHINE    ?=
+ACCEL      ?=
+MEM        ?=
+SMP        ?=
 QEMU_EXTRA ?=
 CMDLINE    ?=
 PRESET     ?= pc
@@ -89,8 +91,9 @@ PRESET_IMAGES := $(foreach p,$(PRESETS),$(BUILD)/presets/$(p).elf)
 # exit status into the kernel's verdict. QEMU_OPTS are its options but the
 # image and the serial console.
 PLK_QEMU  := $(TARGET_DIR)/release/plk-qemu
-QEMU_OPTS  = --qemu='$(QEMU)' --preset='$(PRESET)' --machine='$(MACHINE)' --accel='$(ACCEL)' \
-	--memory='$(MEM)' --smp='$(SMP)' --cmdline="$(CMDLINE)" \
+QEMU_OPTS  = --qemu='$(QEMU)' --preset='$(PRESET)' --cmdline="$(CMDLINE)" \
+	$(if $(MACHINE),--machine='$(MACHINE)') $(if $(ACCEL),--accel='$(ACCEL)') \
+	$(if $(MEM),--memory='$(MEM)') $(if $(SMP),--smp='$(SMP)') \
 	$(if $(strip $(INITRD_MODULES)),--initrd=$(INITRD))
 
 .PHONY: all kernel prelinker plk-qemu modules fault-modules refusal-modules runtime-modules mkinitrd initrd image preset-images test-image run gdb expect lint fmt-check new-driver ensure-toolchain ensure-qemu ensure-gdb ensure-mold check-accel sizes sizes-update test test-modules fmt clippy clean scale-module scale-image scale-test-image bench-bin layout-v1

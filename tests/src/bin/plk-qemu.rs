@@ -24,18 +24,19 @@ struct Args {
     /// Machine preset (`tests/presets/<name>.args`).
     #[arg(long, default_value = "pc")]
     preset: String,
-    /// Machine type (`-machine`; the preset's type wins).
-    #[arg(long, default_value = "pc")]
-    machine: String,
+    /// Machine type (`-machine`; the preset's type wins). Options not
+    /// given keep `QemuConfig`'s defaults.
+    #[arg(long)]
+    machine: Option<String>,
     /// Accelerator: `tcg` or `kvm`.
-    #[arg(long, default_value = "tcg")]
-    accel: String,
+    #[arg(long)]
+    accel: Option<String>,
     /// Guest memory (`-m`).
-    #[arg(long, default_value = "256M")]
-    memory: String,
+    #[arg(long)]
+    memory: Option<String>,
     /// CPUs (`-smp`).
-    #[arg(long, default_value_t = 2)]
-    smp: u32,
+    #[arg(long)]
+    smp: Option<u32>,
     /// Kernel command line (`-append`).
     #[arg(long, default_value = "")]
     cmdline: String,
@@ -47,8 +48,8 @@ struct Args {
     #[arg(long, default_value = "console")]
     serial: String,
     /// QEMU binary.
-    #[arg(long, default_value = "qemu-system-x86_64")]
-    qemu: String,
+    #[arg(long)]
+    qemu: Option<String>,
     /// Print the command line (shell-quoted) instead of running it.
     #[arg(long)]
     print: bool,
@@ -83,21 +84,31 @@ fn main() -> ExitCode {
         },
     };
     let mut cfg = QemuConfig::default()
-        .qemu(&a.qemu)
         .image(&a.image)
-        .machine(&a.machine)
-        .accel(&a.accel)
-        .memory(&a.memory)
-        .smp(a.smp)
         .cmdline(&a.cmdline)
         .serial(serial)
         .preset(&a.preset)
         .args(a.extra.iter().cloned());
+    if let Some(q) = &a.qemu {
+        cfg = cfg.qemu(q);
+    }
+    if let Some(m) = &a.machine {
+        cfg = cfg.machine(m);
+    }
+    if let Some(x) = &a.accel {
+        cfg = cfg.accel(x);
+    }
+    if let Some(m) = &a.memory {
+        cfg = cfg.memory(m);
+    }
+    if let Some(n) = a.smp {
+        cfg = cfg.smp(n);
+    }
     if let Some(i) = &a.initrd {
         cfg = cfg.initrd(i);
     }
     let args = cfg.qemu_args();
-    let line: Vec<String> = std::iter::once(a.qemu.clone())
+    let line: Vec<String> = std::iter::once(cfg.qemu.clone())
         .chain(args.iter().cloned())
         .map(|s| quoted(&s))
         .collect();
@@ -106,12 +117,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("qemu: preset {}: {}", a.preset, line.join(" "));
-    let status = match Command::new(&a.qemu).args(&args).status() {
+    let status = match Command::new(&cfg.qemu).args(&args).status() {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
                 "plk-qemu: cannot start {}: {e} (`make ensure-qemu`)",
-                a.qemu
+                cfg.qemu
             );
             return ExitCode::FAILURE;
         }
