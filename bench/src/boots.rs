@@ -57,7 +57,7 @@ pub fn boot(
     if let Some(p) = preset {
         cfg = cfg.preset(p);
     }
-    cfg.accel = ctx.accel.clone();
+    cfg = cfg.accel(&ctx.accel);
     let out = run_qemu(&cfg);
     if !out.passed() {
         let d = out.describe();
@@ -355,12 +355,12 @@ pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<(
         let mut pols = serde_json::Map::new();
         // The policies of layout v1 (compact-split came with v2).
         for pol in ["keep", "holes", "compact"] {
-            let mut cfg = QemuConfig::default()
+            let cfg = QemuConfig::default()
                 .image(&image)
                 .cmdline(&format!("reclaim={pol}"))
                 .args(args.clone())
+                .accel(&ctx.accel)
                 .timeout(Duration::from_secs(120));
-            cfg.accel = ctx.accel.clone();
             let o = run_qemu(&cfg);
             if !o.passed() {
                 return Err(format!("v1 {p} {pol}: {}", o.describe()));
@@ -389,17 +389,16 @@ pub fn layout_v1_file(ctx: &Ctx, tree: &Path, commit: &str, out: &Path) -> Res<(
 /// the kernel's own), and each AP's bring-up time as the kernel logs it
 /// (`CPU n (APIC id n) started in X us`; emulator time).
 pub fn percpu(ctx: &Ctx) -> Res<Value> {
-    const COUNTS: [u32; 3] = PERCPU_CPUS;
     let image = ctx.root.join("build/image.elf");
     let mut per: BTreeMap<u32, (Vec<Value>, Vec<f64>)> = BTreeMap::new();
     for _ in 0..ctx.boots {
-        for n in COUNTS {
-            let mut cfg = QemuConfig::default()
+        for n in PERCPU_CPUS {
+            let cfg = QemuConfig::default()
                 .image(&image)
                 .memory(PERCPU_MEMORY)
                 .smp(n)
+                .accel(&ctx.accel)
                 .timeout(Duration::from_secs(120));
-            cfg.accel = ctx.accel.clone();
             let out = run_qemu(&cfg);
             if !out.passed() {
                 return Err(format!(
