@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{build_dir, module_objects, required};
+use common::{build_dir, build_output, module_objects};
 use goblin::elf::{Elf, program_header as ph, section_header as sh, sym};
 use prelinker::ErrorKind;
 use prelinker::input::{ModuleObject, read_module};
@@ -152,16 +152,8 @@ fn module_objects_agree_with_goblin() {
 #[test]
 fn image_validates_under_goblin() {
     let path = build_dir().join("image.elf");
-    let data = match std::fs::read(&path) {
-        Ok(d) => d,
-        Err(e) if !required() => {
-            eprintln!(
-                "SKIPPED: {}: {e}; run `make image` (make test does, and sets PLK_REQUIRE_BUILD)",
-                path.display()
-            );
-            return;
-        }
-        Err(e) => panic!("{}: {e} (PLK_REQUIRE_BUILD is set)", path.display()),
+    let Some(data) = build_output(&path, std::fs::read(&path), "image") else {
+        return;
     };
     let name = path.display().to_string();
     let e = Elf::parse(&data).expect("goblin cannot parse the image");

@@ -343,21 +343,28 @@ pub fn required() -> bool {
     std::env::var_os("PLK_REQUIRE_BUILD").is_some()
 }
 
+/// `read`, the result of reading the build output at `path` (built by
+/// `make TARGET`), or `None` with a message saying the test is skipped if it
+/// failed; a panic instead when the build outputs are [`required`].
+pub fn build_output<T>(path: &Path, read: std::io::Result<T>, target: &str) -> Option<T> {
+    match read {
+        Ok(v) => Some(v),
+        Err(e) if !required() => {
+            eprintln!(
+                "SKIPPED: {}: {e}; run `make {target}` (make test does, and sets PLK_REQUIRE_BUILD)",
+                path.display()
+            );
+            None
+        }
+        Err(e) => panic!("{}: {e} (PLK_REQUIRE_BUILD is set)", path.display()),
+    }
+}
+
 /// The module objects, or `None` (with a message) if `build/modules` is
 /// missing and not required.
 pub fn module_objects() -> Option<Vec<PathBuf>> {
     let dir = build_dir().join("modules");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if !required() => {
-            eprintln!(
-                "SKIPPED: {}: {e}; run `make modules` (make test does, and sets PLK_REQUIRE_BUILD)",
-                dir.display()
-            );
-            return None;
-        }
-        Err(e) => panic!("{}: {e} (PLK_REQUIRE_BUILD is set)", dir.display()),
-    };
+    let entries = build_output(&dir, std::fs::read_dir(&dir), "modules")?;
     let mut files: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "o"))
