@@ -128,23 +128,24 @@ pub fn move_and_relocate(
 /// Calls the probe of the module of `placed`, where it is, under the guard
 /// and as that module (for the services it calls).
 pub fn probe(placed: &Placed, mods: &[Module], budget_ms: u64) -> Outcome {
-    let m = &mods[placed.i];
-    let entry = m.base[Class::Text] + m.placement.probe_off as u64;
-    // SAFETY: `entry` is the probe of a module whose checksum matched and
-    // whose relocations are right for where it now is (`Placed`).
-    crate::kapi::run_as(placed.i, || unsafe { guard::run(entry, budget_ms) })
+    call(placed, mods, mods[placed.i].placement.probe_off, budget_ms)
 }
 
 /// Calls the self-test of the module of `placed` (kept, so its bytes are
 /// unchanged since its probe), if it has one.
 pub fn selftest(placed: &Placed, mods: &[Module], budget_ms: u64) -> Option<Outcome> {
-    let m = &mods[placed.i];
-    let entry = m.base[Class::Text] + m.placement.selftest_off? as u64;
-    // SAFETY: the self-test of a module placed as `Placed` says and kept
-    // since, so never written again.
-    Some(crate::kapi::run_as(placed.i, || unsafe {
-        guard::run(entry, budget_ms)
-    }))
+    let off = mods[placed.i].placement.selftest_off?;
+    Some(call(placed, mods, off, budget_ms))
+}
+
+/// Calls the entry at `text_off` in the text of the module of `placed`.
+fn call(placed: &Placed, mods: &[Module], text_off: u32, budget_ms: u64) -> Outcome {
+    let entry = mods[placed.i].base[Class::Text] + text_off as u64;
+    // SAFETY: `entry` is an entry point the table gives (the probe or the
+    // self-test, inside the module's text) of a module whose checksum
+    // matched and whose relocations are right for where it now is
+    // (`Placed`); a kept module is never written again.
+    crate::kapi::run_as(placed.i, || unsafe { guard::run(entry, budget_ms) })
 }
 
 /// Times a plain memmove of each kept module's bytes (all classes, from
