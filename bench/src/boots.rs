@@ -202,14 +202,6 @@ pub fn accounting_ok(r: &Value) -> (bool, Vec<String>) {
 pub fn scale(ctx: &Ctx) -> Res<(Value, Option<(usize, Value)>)> {
     let ns = &ctx.scale_boot;
     let image = |n: usize| ctx.root.join(format!("build/scale/image-{n}.elf"));
-    for &n in ns {
-        if !image(n).is_file() {
-            return Err(format!(
-                "{}: missing; run `make scale-image N={n}`",
-                image(n).display()
-            ));
-        }
-    }
     let mut runs: BTreeMap<usize, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     let mut checks: BTreeMap<usize, Value> = BTreeMap::new();
     let mut reasons: BTreeMap<usize, BTreeMap<String, usize>> = BTreeMap::new();

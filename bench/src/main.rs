@@ -222,20 +222,18 @@ fn run_all() -> Res<()> {
         ));
     }
     let on = |s: &str| sections.iter().any(|x| x == s);
-    // What the chosen sections need: the replay binary only for the
-    // replay, a kernel image (and an accelerator chosen by booting it) only
-    // for the sections that boot.
-    let mut needed = vec![&ctx.prelinker];
-    if on("replay") {
-        needed.push(&ctx.replay);
-    }
-    for p in needed {
-        if !p.is_file() {
-            return Err(format!(
-                "{} missing: run `make bench` (it builds it)",
-                p.display()
-            ));
-        }
+    // Everything the chosen sections read is checked before any of them
+    // measures anything, so that a missing input costs no wasted run.
+    let missing: Vec<String> = inputs(&ctx, &on)
+        .into_iter()
+        .filter(|(p, _)| !p.exists())
+        .map(|(p, how)| format!("{} (run `{how}`)", p.display()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing inputs of the chosen sections (`make bench` builds them all):\n  {}",
+            missing.join("\n  ")
+        ));
     }
     let boots = ["boot", "scale", "replay", "layout", "percpu"]
         .iter()
@@ -269,32 +267,11 @@ fn run_all() -> Res<()> {
         })?;
         sec.insert("link".into(), json!({"load": load.json(), "results": v}));
     }
-    // The real modules linked without an expectation (modules move).
+    // The real modules linked without an expectation (modules move), for
+    // the boot and replay sections.
     let noexpect = ctx.tmp.join("noexpect.elf");
-    let mods: Vec<PathBuf> = {
-        let dir = ctx.root.join("build/modules");
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| format!("{}: {e} (run `make image`)", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "o"))
-            .collect();
-        v.sort();
-        v
-    };
-    let st = std::process::Command::new(&ctx.prelinker)
-        .arg("link")
-        .arg("--kernel")
-        .arg(ctx.root.join("build/kernel.elf"))
-        .arg("--output")
-        .arg(&noexpect)
-        .args(&mods)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !st.status.success() {
-        return Err(format!(
-            "linking without an expectation: {}",
-            String::from_utf8_lossy(&st.stderr)
-        ));
+    if on("boot") || on("replay") {
+        link_without_expectation(&ctx, &noexpect)?;
     }
     let mut noexpect_report = Value::Null;
     if on("boot") || on("replay") {
@@ -347,6 +324,71 @@ fn run_all() -> Res<()> {
     std::fs::write(dir.join("latest.json"), s).map_err(|e| e.to_string())?;
     eprintln!("bench: wrote bench/results/latest.json");
     write_md(&ctx.root, &data)
+}
+
+/// What the sections `on` picks read, each with the command that builds it.
+fn inputs(ctx: &Ctx, on: &dyn Fn(&str) -> bool) -> Vec<(PathBuf, String)> {
+    let build = ctx.root.join("build");
+    let mut v = vec![(ctx.prelinker.clone(), "make prelinker".into())];
+    let boots = ["boot", "scale", "replay", "layout", "percpu"]
+        .iter()
+        .any(|s| on(s));
+    if on("link") || on("boot") || on("replay") {
+        v.push((build.join("modules"), "make image".into()));
+    }
+    if on("boot") || on("replay") {
+        v.push((build.join("kernel.elf"), "make image".into()));
+    }
+    if boots {
+        // Also what the accelerator is chosen by booting.
+        v.push((build.join("image.elf"), "make image".into()));
+    }
+    if on("scale") {
+        for &n in &ctx.scale_boot {
+            v.push((
+                build.join(format!("scale/image-{n}.elf")),
+                format!("make scale-image N={n}"),
+            ));
+        }
+    }
+    if on("replay") {
+        v.push((ctx.replay.clone(), "make bench".into()));
+    }
+    if on("layout") {
+        for p in boot_tests::presets() {
+            v.push((boot_tests::preset_image(&p), "make preset-images".into()));
+        }
+    }
+    v.dedup_by(|a, b| a.0 == b.0);
+    v
+}
+
+/// Links the real modules (`build/modules`) without an expectation into
+/// `out`: kept modules then move at boot.
+fn link_without_expectation(ctx: &Ctx, out: &Path) -> Res<()> {
+    let dir = ctx.root.join("build/modules");
+    let mut mods: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e} (run `make image`)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    mods.sort();
+    let st = std::process::Command::new(&ctx.prelinker)
+        .arg("link")
+        .arg("--kernel")
+        .arg(ctx.root.join("build/kernel.elf"))
+        .arg("--output")
+        .arg(out)
+        .args(&mods)
+        .output()
+        .map_err(|e| format!("{}: {e}", ctx.prelinker.display()))?;
+    if !st.status.success() {
+        return Err(format!(
+            "linking without an expectation: {}",
+            String::from_utf8_lossy(&st.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `latest.md` from `data` and copies it into docs/benchmarks.md.
@@ -451,5 +493,73 @@ fn main() -> ExitCode {
             eprintln!("bench: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_at(root: &str) -> Ctx {
+        let root = PathBuf::from(root);
+        Ctx {
+            tmp: root.join("tmp"),
+            prelinker: root.join("target/release/prelinker"),
+            lld: root.join("rust-lld"),
+            mold: None,
+            me: root.join("bench"),
+            replay: root.join("target/replay/relocate_replay"),
+            runs: MIN_SAMPLES,
+            boots: MIN_SAMPLES,
+            replay_runs: 21,
+            scales: vec![100],
+            scale_boot: vec![15, 100],
+            region_mib: 16,
+            accel: "tcg".into(),
+            root,
+        }
+    }
+
+    fn needed(sections: &[&str]) -> Vec<String> {
+        let ctx = ctx_at("/r");
+        let on = |s: &str| sections.contains(&s);
+        inputs(&ctx, &on)
+            .into_iter()
+            .map(|(p, how)| format!("{} <- {how}", p.display()))
+            .collect()
+    }
+
+    #[test]
+    fn each_section_needs_what_it_reads_and_no_more() {
+        assert_eq!(
+            needed(&["link"]),
+            [
+                "/r/target/release/prelinker <- make prelinker",
+                "/r/build/modules <- make image"
+            ]
+        );
+        let boot = needed(&["boot"]);
+        for p in [
+            "/r/build/kernel.elf",
+            "/r/build/image.elf",
+            "/r/build/modules",
+        ] {
+            assert!(boot.iter().any(|l| l.starts_with(p)), "{p} in {boot:?}");
+        }
+        let scale = needed(&["scale"]);
+        for n in [15, 100] {
+            let want = format!("/r/build/scale/image-{n}.elf <- make scale-image N={n}");
+            assert!(scale.contains(&want), "{want} in {scale:?}");
+        }
+        assert!(!scale.iter().any(|l| l.contains("kernel.elf")));
+        let replay = needed(&["replay"]);
+        assert!(replay.iter().any(|l| l.contains("relocate_replay")));
+        assert!(!replay.iter().any(|l| l.contains("scale/")));
+        let layout = needed(&["layout"]);
+        assert!(
+            layout
+                .iter()
+                .any(|l| l.contains("build/presets/") && l.ends_with("make preset-images"))
+        );
     }
 }
