@@ -871,6 +871,26 @@ pub fn render(r: &Report) -> String {
         r.heap_free_before,
         r.heap_free_after
     );
+    // What the expunged modules held, from their rows: the class lines say
+    // where those bytes are now (pools, heap, freed, or `failed` in place).
+    let expunged = r.modules.iter().filter(|m| m.result == Outcome::Expunged);
+    let (n, slots) = expunged.fold((0, Classes::<u64>::default()), |(n, c), m| {
+        (
+            n + 1,
+            Classes {
+                text: c.text + m.slot.text,
+                rodata: c.rodata + m.slot.rodata,
+                data: c.data + m.slot.data,
+            },
+        )
+    });
+    if n > 0 {
+        let _ = writeln!(
+            s,
+            "modules expunged: {n}; their slots held text {}, rodata {}, data {} bytes (the class lines say where those bytes are now)",
+            slots.text, slots.rodata, slots.data
+        );
+    }
     let _ = writeln!(
         s,
         "packed {} bytes of {} in slots; a page-aligned layout of the same modules takes {} bytes ({} for the kept ones)",
@@ -1046,5 +1066,17 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("prediction: 0 of 1 modules as expected"), "{t}");
+        let expunged: Vec<_> = sample()
+            .modules
+            .iter()
+            .filter(|m| m.result == Outcome::Expunged)
+            .map(|m| m.slot)
+            .collect();
+        assert_eq!(expunged.len(), 1);
+        let want = format!(
+            "modules expunged: 1; their slots held text {}, rodata {}, data {} bytes",
+            expunged[0].text, expunged[0].rodata, expunged[0].data
+        );
+        assert!(t.contains(&want), "{want} in\n{t}");
     }
 }
