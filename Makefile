@@ -189,7 +189,8 @@ run: ensure-qemu check-accel image plk-qemu $(if $(strip $(INITRD_MODULES)),init
 
 # Boots like `make run`, stopped at the first instruction with QEMU's gdb
 # stub on GDB_PORT, and starts gdb on the kernel's symbols with
-# kernel/gdb/plk.py, which loads every kept module's symbols at its final
+# kernel/gdb/plk.py, which loads every module's symbols at its linked
+# address, where it is probed, and the kept ones' again at their final
 # addresses when the kernel publishes them (see README, "Debugging"). The
 # serial console goes to GDB_SERIAL; GDB_ARGS are added to gdb's arguments
 # (e.g. GDB_ARGS="-ex 'break rtc::_::__module_selftest' -ex continue").

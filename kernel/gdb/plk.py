@@ -14,11 +14,14 @@ object with `add-symbol-file OBJ -s SECTION CLASS_BASE+OFFSET ...`.
     (gdb) break __module_selftest          # pending until symbols are loaded
     (gdb) continue
 
-`plk-symbols` loads at once if the record is published; otherwise (and in
-any case, for later publications) a breakpoint on `plk_debug_modules_ready`
-loads them when the kernel gets there and continues without stopping.
-Breakpoints set by name before that stay pending and resolve to the final
-addresses once the symbols are loaded. `plk-modules` lists the record.
+`plk-symbols` loads at once if the record is published. Otherwise it loads
+every module of the plan at its linked address, where the kernel checks and
+probes it (so a probe, failing or not, can be debugged by name), and a
+breakpoint on `plk_debug_modules_ready` replaces those symbols with the
+kept modules' at their final addresses when the kernel gets there,
+continuing without stopping; expunged modules' symbols are then dropped.
+Breakpoints set by name are set again by gdb at each load, so one in a
+self-test lands where the module runs it. `plk-modules` lists the record.
 """
 
 import json
@@ -150,6 +153,8 @@ class Loader:
             del self.loaded[name]
 
     def load(self, only=(), quiet=False):
+        """Loads the kept modules (or those of `only`) at the final addresses
+        of the kernel's record; False if it is not published yet."""
         mods = read_record()
         if mods is None:
             return False
@@ -161,22 +166,39 @@ class Loader:
             planned = plan.get(name)
             if planned is None:
                 raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
-            # Absolute, as gdb names the objfile: remove-symbol-file matches it.
-            path = os.path.abspath(object_of(name, planned))
-            if not os.path.isfile(path):
-                raise gdb.GdbError("plk: %s: no such module object" % path)
-            cmd = "add-symbol-file %s %s" % (path, add_symbol_file_args(planned, addrs))
-            gdb.execute(cmd, to_string=True)
-            self.loaded[name] = path
-            if not quiet:
-                gdb.write(
-                    "plk: %s: text %#x rodata %#x data %#x (%s)\n"
-                    % (name, addrs["text"], addrs["rodata"], addrs["data"], path)
-                )
+            self.add(name, planned, addrs, quiet)
         missing = [n for n in only if n not in self.loaded]
         if missing:
             raise gdb.GdbError("plk: not kept or not in the record: %s" % ", ".join(missing))
         return True
+
+    def load_linked(self, only=(), quiet=False):
+        """Loads every module of the plan (or those of `only`) at the
+        addresses it was linked at, where the kernel probes it."""
+        plan = read_plan()
+        self.unload_all()
+        for name, planned in plan.items():
+            if only and name not in only:
+                continue
+            addrs = {c: planned["classes"][c]["addr"] for c in CLASSES}
+            self.add(name, planned, addrs, quiet)
+        missing = [n for n in only if n not in self.loaded]
+        if missing:
+            raise gdb.GdbError("plk: not in the plan %s: %s" % (PLAN.value, ", ".join(missing)))
+
+    def add(self, name, planned, addrs, quiet):
+        # Absolute, as gdb names the objfile: remove-symbol-file matches it.
+        path = os.path.abspath(object_of(name, planned))
+        if not os.path.isfile(path):
+            raise gdb.GdbError("plk: %s: no such module object" % path)
+        cmd = "add-symbol-file %s %s" % (path, add_symbol_file_args(planned, addrs))
+        gdb.execute(cmd, to_string=True)
+        self.loaded[name] = path
+        if not quiet:
+            gdb.write(
+                "plk: %s: text %#x rodata %#x data %#x (%s)\n"
+                % (name, addrs["text"], addrs["rodata"], addrs["data"], path)
+            )
 
 
 LOADER = Loader()
@@ -206,8 +228,11 @@ Usage: plk-symbols [MODULE...]
 Reads the kernel's record of where each module lives (plk_debug_modules)
 and the plan (set plk-plan FILE, default build/plan.json), and loads every
 kept module's object (or only the MODULEs named) with one -s per section.
-If the kernel has not published the record yet, the symbols are loaded when
-it does (a breakpoint on plk_debug_modules_ready that does not stop)."""
+If the kernel has not published the record yet, every module (or each
+MODULE) is loaded at its linked address from the plan, where it is probed,
+and the kept ones are loaded again at their final addresses when the
+kernel publishes them (a breakpoint on plk_debug_modules_ready that does
+not stop)."""
 
     def __init__(self):
         super().__init__("plk-symbols", gdb.COMMAND_FILES)
@@ -220,11 +245,17 @@ it does (a breakpoint on plk_debug_modules_ready that does not stop)."""
         self.breakpoint = None
         if LOADER.load(only):
             return
-        # Not published yet: load when the kernel does. (Armed only then: a
+        # Not published yet: the linked addresses now, for the probes, and
+        # the final ones when the kernel publishes them. (Armed only then: a
         # hook armed at the stop it belongs to would fire again on resuming
         # and reload the symbols under breakpoints set meanwhile.)
+        LOADER.load_linked(only, quiet=True)
         self.breakpoint = ReadyBreakpoint(only)
-        gdb.write("plk: the kernel has not published its modules yet; loading when it does\n")
+        gdb.write(
+            "plk: %d modules loaded at their linked addresses, where they are probed; "
+            "the kept ones are loaded at their final addresses when the kernel publishes them\n"
+            % len(LOADER.loaded)
+        )
 
 
 class PlkModules(gdb.Command):

@@ -1,18 +1,24 @@
-//! Debugging modules at their final addresses (`make gdb`, `kernel/gdb/plk.py`):
+//! Debugging modules where they are probed and at their final addresses
+//! (`make gdb`, `kernel/gdb/plk.py`):
 //! QEMU's gdb stub and gdb in batch mode, once with an image whose
 //! expectation holds (nothing moves) and once with one whose expectation is
 //! wrong for the machine (`pc`'s image on the `virtio` machine: e1000 is
 //! expunged there, so the modules after it in slot order move down).
 //!
-//! gdb loads the kept modules' symbols with `plk-symbols` when the kernel
-//! publishes their addresses, then stops on the `rtc` driver's self-test
+//! At the first instruction `plk-symbols` loads every module's symbols at
+//! its linked address, and gdb stops on one module's probe entry by name
+//! while the kernel probes it there (`rtc`, kept, in the first session;
+//! `e1000`, whose probe fails, in the second): at the plan's text address
+//! of the module plus the symbol's offset, with the loader's frames below.
+//! gdb then loads the kept modules' symbols when the kernel
+//! publishes their addresses, and stops on the `rtc` driver's self-test
 //! entry, `rtc::_::__module_selftest`, by name: the stop address must be the
 //! boot's `REPORT` `new_addr.text` of `rtc` plus that symbol's offset in the
 //! module's text, which this test computes itself from `rtc.o`'s symbol and
 //! section tables (the text class lays out executable sections in index
 //! order, each at its alignment) and checks against the plan's section
-//! offsets. A breakpoint set by the same name before the symbols existed
-//! must resolve (pending) inside the same function, and `bt` must name the
+//! offsets. A breakpoint set by the same name at the first instruction
+//! must land inside the same function there, and `bt` must name the
 //! driver's functions and the kernel's loader frames below them.
 
 use boot_tests::report::{addr, module, read_json};
@@ -29,6 +35,8 @@ use std::time::{Duration, Instant};
 
 const MODULE: &str = "rtc";
 const SYMBOL: &str = "__module_selftest";
+/// The probe entry every module has.
+const PROBE: &str = "__module_probe";
 /// Wall-clock bound of one gdb session (a plain boot takes a few seconds).
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -250,13 +258,16 @@ fn plan_offset(plan: &Value, module: &str, name: &str) -> u64 {
     s["offset"].as_u64().unwrap()
 }
 
-/// The gdb script: load symbols when the kernel publishes them, reload
-/// only the driver's (unloading the others), stop on the driver's self-test
-/// entry by name (exact address), then, with that breakpoint deleted (QEMU's
-/// stub can report a breakpoint again right after gdb stepped over it),
-/// inside it at the breakpoint set by name before any module symbols
-/// existed, then let the boot finish.
-fn script(plan: &Path) -> String {
+/// The gdb script: load the modules' symbols at their linked addresses at
+/// the first instruction, stop on module `probed`'s probe entry by name
+/// (exact address) while the kernel probes it there, then load the kept
+/// modules' symbols when the kernel publishes them, reload only the
+/// driver's (unloading the others), stop on the driver's self-test entry by
+/// name (exact address), then, with that breakpoint deleted (QEMU's stub
+/// can report a breakpoint again right after gdb stepped over it), inside
+/// it at the breakpoint set by name at the first instruction (set again by
+/// gdb at each load), then let the boot finish.
+fn script(plan: &Path, probed: &str) -> String {
     let f = format!("{MODULE}::_::{SYMBOL}");
     format!(
         "set pagination off
@@ -268,6 +279,22 @@ set plk-plan {plan}
 target remote 127.0.0.1:{{port}}
 plk-symbols
 break {f}
+set language rust
+break *{probed}::_::{PROBE}
+set language auto
+continue
+printf \"PLK-PROBE %#lx\\n\", $pc
+echo PLK-PBT-BEGIN\\n
+bt
+echo PLK-PBT-END\\n
+delete 2
+break {probed}::probe
+continue
+printf \"PLK-PBODY %#lx\\n\", $pc
+echo PLK-PBODY-BT-BEGIN\\n
+bt
+echo PLK-PBODY-BT-END\\n
+delete 3
 tbreak plk_debug_modules_ready
 continue
 plk-symbols {MODULE}
@@ -280,7 +307,7 @@ echo PLK-SYM-END\\n
 echo PLK-BT-BEGIN\\n
 bt
 echo PLK-BT-END\\n
-delete 3
+delete 5
 continue
 printf \"PLK-BODY %#lx\\n\", $pc
 delete
@@ -290,7 +317,7 @@ continue
     )
 }
 
-fn check(machine: &str, image_of: &str, moved: bool) {
+fn check(machine: &str, image_of: &str, moved: bool, probed: &str, probe_result: &str) {
     let root = workspace_root();
     let plan_path = preset_plan(image_of);
     let plan = read_json(&plan_path);
@@ -309,7 +336,7 @@ fn check(machine: &str, image_of: &str, moved: bool) {
     let cfg = QemuConfig::default()
         .image(preset_image(image_of))
         .preset(machine);
-    let s = session(&cfg, &script(&plan_path));
+    let s = session(&cfg, &script(&plan_path, probed));
     let what = format!("{machine} with {image_of}'s image");
     assert_eq!(s.qemu_status, Some(33), "{what}: {}", s.describe());
     let report = s.report();
@@ -322,6 +349,65 @@ fn check(machine: &str, image_of: &str, moved: bool) {
         new_text != old_text,
         moved,
         "{what}: {MODULE} text {old_text:#x} -> {new_text:#x}"
+    );
+
+    // The probe stopped at its entry where the module was linked (the
+    // plan's text address), which is where the kernel probes it, and below
+    // it are the kernel's loader frames.
+    let p = module(&report, probed);
+    assert_eq!(p["result"], probe_result, "{what}: {p}");
+    let probed_object = root
+        .join("build")
+        .join("modules")
+        .join(format!("{probed}.o"));
+    let (p_section, p_off, p_value, _) = text_offset(&probed_object, PROBE);
+    assert_eq!(plan_offset(&plan, probed, &p_section), p_off, "{p_section}");
+    let linked_text = plan["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == probed)
+        .and_then(|m| m["classes"]["text"]["addr"].as_u64())
+        .unwrap_or_else(|| panic!("no linked text address of {probed} in the plan"));
+    assert_eq!(addr(&p["old_addr"]["text"]), linked_text, "{what}: {p}");
+    let probe_at = s.stop("PLK-PROBE");
+    assert_eq!(
+        probe_at,
+        linked_text + p_off + p_value,
+        "{what}: stopped at {probe_at:#x}, but {probed}'s {PROBE} is at linked text {linked_text:#x} + {p_off:#x} ({p_section}) + {p_value:#x}\n{}",
+        s.describe()
+    );
+    let pbt = s.block("PLK-PBT");
+    let at = |needle: &str| {
+        pbt.lines()
+            .filter(|l| l.starts_with('#'))
+            .position(|f| f.contains(needle))
+            .unwrap_or_else(|| panic!("{what}: no frame with {needle} in bt at the probe:\n{pbt}"))
+    };
+    assert!(
+        at(&format!("{probed}::_::{PROBE} (")) < at("kernel::modules::"),
+        "{what}: frames at the probe out of order:\n{pbt}"
+    );
+    // A breakpoint on the probe function by name stops inside the module's
+    // linked text, in that function.
+    let text_size = plan["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == probed)
+        .and_then(|m| m["classes"]["text"]["size"].as_u64())
+        .unwrap();
+    let in_probe = s.stop("PLK-PBODY");
+    assert!(
+        (linked_text..linked_text + text_size).contains(&in_probe),
+        "{what}: `break {probed}::probe` stopped at {in_probe:#x}, outside {probed}'s linked text {linked_text:#x}+{text_size:#x}"
+    );
+    let body_bt = s.block("PLK-PBODY-BT");
+    assert!(
+        body_bt
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains(&format!("{probed}::probe ("))),
+        "{what}: no {probed}::probe frame at `break {probed}::probe`:\n{body_bt}"
     );
 
     let expected = new_text + sec_off + value;
@@ -368,10 +454,11 @@ fn check(machine: &str, image_of: &str, moved: bool) {
 
 #[test]
 fn breakpoints_by_name_hit_modules_where_they_were_prelinked() {
-    check("pc", "pc", false);
+    check("pc", "pc", false, MODULE, "kept");
 }
 
 #[test]
 fn breakpoints_by_name_hit_modules_where_they_were_moved() {
-    check("virtio", "pc", true);
+    // e1000's probe finds no e1000 on this machine and fails.
+    check("virtio", "pc", true, "e1000", "expunged");
 }
