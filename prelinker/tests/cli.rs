@@ -1089,6 +1089,80 @@ fn import_signatures_must_match_the_exporter() {
     );
 }
 
+/// An import or export whose signature is not recorded is refused, naming
+/// the module, the symbol and the macro that records it: a kernel service
+/// imported without `import_sig`, a module's function imported without it,
+/// and one exported without `export_sig`.
+#[test]
+fn unrecorded_signatures_are_refused() {
+    // `b` with a call to `sym`, whose signature it records if `signed`.
+    let caller = |sym: &str, mut b: ModBuilder, signed: bool| {
+        let s = b.undef(sym);
+        let t = b.text;
+        let o = b.code(&[0; 8]);
+        b.reloc(t, o, s, -4, R_PLT32);
+        if !signed {
+            b = b.no_import_sig(sym);
+        }
+        b.build()
+    };
+    fails(
+        &def(),
+        &[(
+            "logger.o",
+            caller("kapi_log", ModBuilder::new("logger"), false),
+        )],
+        &[
+            "logger.o",
+            "module `logger` imports kernel service `kapi_log` but records no signature for it",
+        ],
+    );
+    let exporter = |signed: bool| {
+        let mut pci = if signed {
+            ModBuilder::new("pci").export_with_sig("pci_read", "fn(u32) -> u32")
+        } else {
+            ModBuilder::new("pci").export_unsigned("pci_read")
+        };
+        let t = pci.text;
+        pci.global("pci_read", t, 0);
+        pci.build()
+    };
+    fails(
+        &def(),
+        &[
+            ("pci.o", exporter(true)),
+            (
+                "nic.o",
+                caller("pci_read", ModBuilder::new("nic").depends("pci"), false),
+            ),
+        ],
+        &[
+            "nic.o",
+            "module `nic` imports `pci_read` from module `pci` without a recorded signature (import it with import_fn!)",
+        ],
+    );
+    fails(
+        &def(),
+        &[
+            ("pci.o", exporter(false)),
+            (
+                "nic.o",
+                caller(
+                    "pci_read",
+                    ModBuilder::new("nic")
+                        .depends("pci")
+                        .import_sig("pci_read", "fn(u32) -> u32"),
+                    true,
+                ),
+            ),
+        ],
+        &[
+            "pci.o",
+            "module `pci` exports `pci_read` without a recorded signature (export it with export_fn!)",
+        ],
+    );
+}
+
 /// `PRELINKER_TIMES` prints the command's phases and the link's own, in
 /// order; without it none are printed.
 #[test]

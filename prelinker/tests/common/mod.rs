@@ -79,11 +79,25 @@ impl ModBuilder {
     }
 
     /// Records the signature this module expects of import `name`
-    /// (`import_sig=`), replacing the default `fn()`.
+    /// (`import_sig=`), replacing any recorded before.
     pub fn import_sig(mut self, name: &str, sig: &str) -> ModBuilder {
         let prefix = format!("import_sig={name}:");
         self.modinfo.retain(|e| !e.starts_with(&prefix));
         self.modinfo.push(format!("{prefix}{sig}"));
+        self
+    }
+
+    /// Drops the recorded signature of import `name` (`import_sig=`), as
+    /// in a module built without the module API's macros.
+    pub fn no_import_sig(mut self, name: &str) -> ModBuilder {
+        let prefix = format!("import_sig={name}:");
+        self.modinfo.retain(|e| !e.starts_with(&prefix));
+        self
+    }
+
+    /// Adds `export=` without a signature (no `export_sig=`).
+    pub fn export_unsigned(mut self, s: &str) -> ModBuilder {
+        self.modinfo.push(format!("export={s}"));
         self
     }
 
