@@ -294,6 +294,19 @@ fn without_depends(mut obj: Vec<u8>) -> Vec<u8> {
     obj
 }
 
+/// The object with its recorded signature of import `symbol` renamed away
+/// (`import_sig=` to `import_xig=`, the same length), as if the module
+/// were built without the module API's `import_fn!`.
+fn without_import_sig(mut obj: Vec<u8>, symbol: &str) -> Vec<u8> {
+    let needle = format!("import_sig={symbol}:");
+    let at = obj
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .unwrap_or_else(|| panic!("{needle} in .modinfo"));
+    obj[at + "import_".len()] = b'x';
+    obj
+}
+
 /// The object with its first relocation against an allocated section
 /// given type 25 (R_X86_64_GOTOFF64, which the loader does not apply).
 fn with_unsupported_relocation(mut obj: Vec<u8>) -> Vec<u8> {
@@ -353,6 +366,10 @@ fn bad_objects_are_refused_with_named_errors() {
         ("rt_user", object("rt_user")),
         ("junk", b"not an object at all".to_vec()),
         ("wrong_signature", refused_object("wrong_signature")),
+        (
+            "no_signature",
+            without_import_sig(hello.clone(), "kapi_log"),
+        ),
     ];
     // The object's own section count (e_shnum), which the error names.
     let shnum = u16::from_le_bytes([hello[60], hello[61]]);
@@ -407,6 +424,11 @@ fn bad_objects_are_refused_with_named_errors() {
             "wrong_signature",
             "signature-mismatch",
             "wrong_signature: imports `pci_find_device` as `fn(u16, u16, u16, &mut PciDevice) -> bool`, but module pci exports it with signature hash",
+        ),
+        (
+            "no_signature",
+            "signature-mismatch",
+            "no_signature: imports `kapi_log` as (no signature recorded), but the kernel exports `fn(",
         ),
         (
             "absent",
