@@ -102,6 +102,8 @@ fn range(plan: &Value, c: &str) -> (u64, u64, u64) {
 struct Expect {
     live_end: u64,
     kept: u64,
+    /// Expunged modules' used bytes still mapped, poisoned, not reused.
+    failed: u64,
     freed: u64,
     pool: u64,
     heap: u64,
@@ -119,9 +121,17 @@ fn expected(plan: &Value, report: &Value, policy: &str, c: &str) -> Expect {
     let moves = policy.starts_with("compact");
     let mut cursor = base;
     let mut live: Vec<(u64, u64)> = Vec::new();
+    // Where the expunged modules' used bytes lie: where they were linked,
+    // since this image's expectation holds (expected failures come last
+    // and are probed in place) and nothing moves under keep and holes.
+    let mut dead: Vec<(u64, u64)> = Vec::new();
     for (name, m) in plan_modules(plan) {
         let s = m[c];
-        if !kept[&name] || s.size == 0 {
+        if s.size == 0 {
+            continue;
+        }
+        if !kept[&name] {
+            dead.push((s.addr, s.addr + s.size));
             continue;
         }
         let at = if moves {
@@ -143,6 +153,8 @@ fn expected(plan: &Value, report: &Value, policy: &str, c: &str) -> Expect {
     let full = align_down(live_end, HUGE);
     match policy {
         "keep" => {
+            // Nothing is freed or reused: every expunged byte stays.
+            e.failed = dead.iter().map(|r| r.1 - r.0).sum();
             e.map_2m = (huge_end - start) / HUGE;
         }
         "holes" => {
@@ -154,6 +166,16 @@ fn expected(plan: &Value, report: &Value, policy: &str, c: &str) -> Expect {
                 }
             }
             e.freed = end - start - pages.len() as u64 * PAGE;
+            // Expunged bytes on a page that stays mapped (a kernel or kept
+            // byte shares it) stay; the others went with their page.
+            e.failed = dead
+                .iter()
+                .flat_map(|&(s, t)| {
+                    (s / PAGE..align_up(t, PAGE) / PAGE)
+                        .filter(|p| pages.contains(p))
+                        .map(move |p| t.min((p + 1) * PAGE) - s.max(p * PAGE))
+                })
+                .sum();
             // A huge page with a hole in it is split: its mapped pages below
             // the live end count as 4 KiB mappings.
             let mut h = start;
@@ -185,6 +207,13 @@ fn expected(plan: &Value, report: &Value, policy: &str, c: &str) -> Expect {
         }
         "compact-split" => {
             e.freed = end - align_up(live_end, PAGE);
+            // The last live page stays mapped whole: expunged bytes on it
+            // past the live end stay (under compact that tail is a pool).
+            let last = (live_end, align_up(live_end, PAGE));
+            e.failed = dead
+                .iter()
+                .map(|&(s, t)| t.min(last.1).saturating_sub(s.max(last.0)))
+                .sum();
             e.map_2m = (full - start) / HUGE;
             e.map_4k = (align_up(live_end, PAGE) - full) / PAGE;
         }
@@ -217,6 +246,7 @@ fn check_against_plan(report: &Value, plan: &Value, policy: &str) {
         assert_eq!(sum, g("size"), "{what}: accounting adds up to the range");
         assert_eq!(g("kernel"), kernel_end - start, "{what} kernel bytes");
         assert_eq!(g("kept"), e.kept, "{what} kept bytes");
+        assert_eq!(g("failed"), e.failed, "{what} failed bytes");
         assert_eq!(g("freed"), e.freed, "{what} freed bytes");
         assert_eq!(g("pool"), e.pool, "{what} pool bytes");
         assert_eq!(g("heap"), e.heap, "{what} heap bytes");
