@@ -1,7 +1,8 @@
 //! The loader verifies every module's bytes against the checksum the
 //! prelinker recorded before it runs any of them: an image with one byte of
-//! one module's text flipped must boot with that module expunged for a
-//! checksum mismatch (and never probed), everything else as usual.
+//! one module's text, rodata or data flipped must boot with that module
+//! expunged for a checksum mismatch (and never probed), everything else as
+//! usual.
 
 use boot_tests::{QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
@@ -62,8 +63,9 @@ fn file_offset(elf: &[u8], va: u64) -> u64 {
         .unwrap_or_else(|| panic!("{va:#x} is in no loaded segment"))
 }
 
-#[test]
-fn a_corrupted_module_is_expunged_for_its_checksum() {
+/// Boots a copy of the image with one byte in the middle of `VICTIM`'s
+/// class `class` flipped, and checks the module was expunged for it.
+fn check_corrupted(class: &str) {
     let image = workspace_root().join("build").join("image.elf");
     let layout = inspect(&image);
     let victim = layout["modules"]
@@ -72,18 +74,18 @@ fn a_corrupted_module_is_expunged_for_its_checksum() {
         .iter()
         .find(|m| m["name"] == VICTIM)
         .unwrap_or_else(|| panic!("{VICTIM} not in the image"));
-    let text = &victim["classes"]["text"];
+    let bytes_of = &victim["classes"][class];
     let (addr, size) = (
-        text["addr"].as_u64().unwrap(),
-        text["size"].as_u64().unwrap(),
+        bytes_of["addr"].as_u64().unwrap(),
+        bytes_of["size"].as_u64().unwrap(),
     );
-    assert!(size > 0, "{VICTIM} has text");
+    assert!(size > 0, "{VICTIM} has {class}");
 
-    // Flip one byte in the middle of the module's text, in a copy.
+    // Flip one byte in the middle of the module's class, in a copy.
     let mut bytes = std::fs::read(&image).expect("reading the image");
     let at = file_offset(&bytes, addr + size / 2) as usize;
     bytes[at] ^= 0xff;
-    let copy = std::env::temp_dir().join(format!("plk-corrupt-{}.elf", std::process::id()));
+    let copy = std::env::temp_dir().join(format!("plk-corrupt-{class}-{}.elf", std::process::id()));
     std::fs::write(&copy, &bytes).expect("writing the corrupted copy");
     let out = run_qemu(&QemuConfig {
         image: copy.clone(),
@@ -94,8 +96,8 @@ fn a_corrupted_module_is_expunged_for_its_checksum() {
     out.assert_passed();
     let r = out.expect_report();
     let m = boot_tests::report::module(&r, VICTIM);
-    assert_eq!(m["result"], "expunged", "{m}");
-    assert_eq!(m["reason_kind"], "checksum", "{m}");
+    assert_eq!(m["result"], "expunged", "{class}: {m}");
+    assert_eq!(m["reason_kind"], "checksum", "{class}: {m}");
     let reason = m["reason"].as_str().unwrap();
     let stored = victim["checksum"].as_str().unwrap();
     let prefix = format!("checksum mismatch: table {stored}, bytes 0x");
@@ -113,6 +115,21 @@ fn a_corrupted_module_is_expunged_for_its_checksum() {
             .iter()
             .find(|k| k["name"] == name)
             .unwrap();
-        assert_eq!(k["result"], "kept", "{k}");
+        assert_eq!(k["result"], "kept", "{class}: {k}");
     }
+}
+
+#[test]
+fn a_corrupted_module_is_expunged_for_its_checksum() {
+    check_corrupted("text");
+}
+
+#[test]
+fn a_corrupted_rodata_byte_is_caught_too() {
+    check_corrupted("rodata");
+}
+
+#[test]
+fn a_corrupted_data_byte_is_caught_too() {
+    check_corrupted("data");
 }

@@ -101,6 +101,7 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
     }
     assert_eq!(r["console"], "uart_com1");
     assert_eq!(r["wx_pages"].as_u64(), Some(0));
+    assert_eq!(r["wx_alias_frames"].as_u64(), Some(0));
 }
 
 /// What a hung probe showed in one boot: the module, the reason, the
