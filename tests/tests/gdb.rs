@@ -362,13 +362,16 @@ fn check(machine: &str, image_of: &str, moved: bool, probed: &str, probe_result:
         .join(format!("{probed}.o"));
     let (p_section, p_off, p_value, _) = text_offset(&probed_object, PROBE);
     assert_eq!(plan_offset(&plan, probed, &p_section), p_off, "{p_section}");
-    let linked_text = plan["modules"]
+    let linked = &plan["modules"]
         .as_array()
         .unwrap()
         .iter()
         .find(|m| m["name"] == probed)
-        .and_then(|m| m["classes"]["text"]["addr"].as_u64())
-        .unwrap_or_else(|| panic!("no linked text address of {probed} in the plan"));
+        .unwrap_or_else(|| panic!("{probed} not in the plan"))["classes"]["text"];
+    let (linked_text, text_size) = (
+        linked["addr"].as_u64().unwrap(),
+        linked["size"].as_u64().unwrap(),
+    );
     assert_eq!(addr(&p["old_addr"]["text"]), linked_text, "{what}: {p}");
     let probe_at = s.stop("PLK-PROBE");
     assert_eq!(
@@ -390,13 +393,6 @@ fn check(machine: &str, image_of: &str, moved: bool, probed: &str, probe_result:
     );
     // A breakpoint on the probe function by name stops inside the module's
     // linked text, in that function.
-    let text_size = plan["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == probed)
-        .and_then(|m| m["classes"]["text"]["size"].as_u64())
-        .unwrap();
     let in_probe = s.stop("PLK-PBODY");
     assert!(
         (linked_text..linked_text + text_size).contains(&in_probe),
