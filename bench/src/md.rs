@@ -56,8 +56,22 @@ fn load(s: &Value) -> String {
             .collect();
         a.join("/")
     };
+    let q = &s["load"]["quiet"];
+    let wait = match q["reached"].as_bool() {
+        None => String::new(),
+        Some(true) => format!(
+            " It started once the 1-minute load was below {} (after {:.0} s of waiting).",
+            f(&q["below"]),
+            f(&q["waited_s"])
+        ),
+        Some(false) => format!(
+            " **Not a quiet machine:** the 1-minute load did not fall below {} in {:.0} s of waiting.",
+            f(&q["below"]),
+            f(&q["waited_s"])
+        ),
+    };
     format!(
-        "Machine load (1/5/15-minute averages of `/proc/loadavg`): {} at the start of this section, {} at its end.\n",
+        "Machine load (1/5/15-minute averages of `/proc/loadavg`): {} at the start of this section, {} at its end.{wait}\n",
         l(&s["load"]["start"]),
         l(&s["load"]["end"])
     )
@@ -685,6 +699,28 @@ mod tests {
         let md = render(&d);
         assert!(md.contains("A short run"));
         assert!(md.contains("## 8. TLB"));
+    }
+
+    #[test]
+    fn says_whether_the_section_started_on_a_quiet_machine() {
+        let sec = |quiet: Value| json!({"load": {"start": [0.3, 0.5, 0.6], "end": [0.7, 0.6, 0.6], "quiet": quiet}});
+        let waited = load(&sec(
+            json!({"below": 0.5, "waited_s": 42.4, "reached": true}),
+        ));
+        assert!(waited.contains("0.30/0.50/0.60 at the start"), "{waited}");
+        assert!(
+            waited.contains("below 0.5 (after 42 s of waiting)"),
+            "{waited}"
+        );
+        let not = load(&sec(
+            json!({"below": 0.5, "waited_s": 300.0, "reached": false}),
+        ));
+        assert!(not.contains("**Not a quiet machine:**"), "{not}");
+        let none = load(&json!({"load": {"start": [0.3, 0.3, 0.3], "end": [0.3, 0.3, 0.3]}}));
+        assert!(
+            !none.contains("quiet") && !none.contains("waiting"),
+            "{none}"
+        );
     }
 
     #[test]

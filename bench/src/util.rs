@@ -23,12 +23,30 @@ pub struct Load {
     pub start: [f64; 3],
     /// Load averages when it ended.
     pub end: [f64; 3],
+    /// The wait for a quiet machine before the section, if it had one.
+    pub quiet: Option<Quiet>,
+}
+
+/// How a section waited for the 1-minute load to fall below a limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quiet {
+    /// The limit.
+    pub below: f64,
+    /// Seconds waited.
+    pub waited_s: f64,
+    /// Whether the load fell below the limit (false: the wait timed out).
+    pub reached: bool,
 }
 
 impl Load {
-    /// `{"start": [..], "end": [..]}`.
+    /// `{"start": [..], "end": [..]}`, with `"quiet": {"below", "waited_s",
+    /// "reached"}` for a section that waited for a quiet machine.
     pub fn json(&self) -> Value {
-        json!({"start": self.start, "end": self.end})
+        let mut v = json!({"start": self.start, "end": self.end});
+        if let Some(q) = self.quiet {
+            v["quiet"] = json!({"below": q.below, "waited_s": q.waited_s, "reached": q.reached});
+        }
+        v
     }
 }
 
@@ -41,8 +59,46 @@ pub fn with_load<T>(f: impl FnOnce() -> Res<T>) -> Res<(T, Load)> {
         Load {
             start,
             end: loadavg(),
+            quiet: None,
         },
     ))
+}
+
+/// Waits, for at most `max_s` seconds, until `load()` (the 1-minute load
+/// average) is below `below`, polling every `poll_s` seconds.
+pub fn wait_for_quiet(below: f64, max_s: f64, poll_s: f64, mut load: impl FnMut() -> f64) -> Quiet {
+    let t = std::time::Instant::now();
+    loop {
+        let waited_s = t.elapsed().as_secs_f64();
+        if load() < below {
+            return Quiet {
+                below,
+                waited_s,
+                reached: true,
+            };
+        }
+        if waited_s >= max_s {
+            return Quiet {
+                below,
+                waited_s,
+                reached: false,
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(poll_s));
+    }
+}
+
+/// A positive number from the environment (`default` when unset).
+pub fn env_f64(name: &str, default: f64) -> Res<f64> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&x: &f64| x > 0.0 && x.is_finite())
+            .ok_or_else(|| format!("{name}={v}: expected a positive number")),
+    }
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -215,4 +271,37 @@ pub fn elf_sizes(path: &Path) -> Res<Value> {
         }
     }
     Ok(json!({"file_bytes": m.len(), "allocated_bytes": m.blocks() * 512, "load_bytes": memsz}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_for_a_quiet_machine_ends_when_the_load_falls_or_times_out() {
+        let mut loads = [0.9, 0.7, 0.45, 0.2].into_iter();
+        let q = wait_for_quiet(0.5, 60.0, 0.0, || loads.next().unwrap());
+        assert!(q.reached);
+        assert_eq!(
+            loads.next(),
+            Some(0.2),
+            "stopped at the first load below 0.5"
+        );
+        let q = wait_for_quiet(0.5, 0.05, 0.01, || 1.0);
+        assert!(!q.reached && q.waited_s >= 0.05, "{q:?}");
+        let l = Load {
+            start: [0.4; 3],
+            end: [0.6; 3],
+            quiet: Some(q),
+        };
+        assert_eq!(l.json()["quiet"]["reached"], false);
+        assert!(
+            with_load(|| Ok(()))
+                .unwrap()
+                .1
+                .json()
+                .get("quiet")
+                .is_none()
+        );
+    }
 }
