@@ -20,8 +20,10 @@ probes it (so a probe, failing or not, can be debugged by name), and a
 breakpoint on `plk_debug_modules_ready` replaces those symbols with the
 kept modules' at their final addresses when the kernel gets there,
 continuing without stopping; expunged modules' symbols are then dropped.
-Breakpoints set by name are set again by gdb at each load, so one in a
-self-test lands where the module runs it. `plk-modules` lists the record.
+gdb sets breakpoints again at each load (`break NAME` and `break *NAME`
+alike), so one set at the start in a self-test lands where the module
+runs it; the reload keeps enabled those that were. `plk-modules` lists
+the record.
 """
 
 import json
@@ -141,6 +143,25 @@ def add_symbol_file_args(planned, addrs):
     return " ".join(args)
 
 
+class KeptEnabled:
+    """Keeps enabled the user breakpoints that a reload disables.
+
+    gdb sets every breakpoint again when symbol files come and go (a
+    `break *NAME` too: its address follows the symbol), but it disables
+    one whose location was in a removed symbol file. Those that were
+    enabled before the reload are enabled again after it."""
+
+    def __enter__(self):
+        self.enabled = {b.number for b in gdb.breakpoints() if b.is_valid() and b.enabled}
+        return self
+
+    def __exit__(self, *exc):
+        for b in gdb.breakpoints():
+            if b.is_valid() and b.number in self.enabled and not b.enabled:
+                b.enabled = True
+        return False
+
+
 class Loader:
     """Loads and unloads module symbol files."""
 
@@ -159,14 +180,15 @@ class Loader:
         if mods is None:
             return False
         plan = read_plan()
-        self.unload_all()
-        for name, kept, addrs in mods:
-            if not kept or (only and name not in only):
-                continue
-            planned = plan.get(name)
-            if planned is None:
-                raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
-            self.add(name, planned, addrs, quiet)
+        with KeptEnabled():
+            self.unload_all()
+            for name, kept, addrs in mods:
+                if not kept or (only and name not in only):
+                    continue
+                planned = plan.get(name)
+                if planned is None:
+                    raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
+                self.add(name, planned, addrs, quiet)
         missing = [n for n in only if n not in self.loaded]
         if missing:
             raise gdb.GdbError("plk: not kept or not in the record: %s" % ", ".join(missing))
@@ -176,12 +198,13 @@ class Loader:
         """Loads every module of the plan (or those of `only`) at the
         addresses it was linked at, where the kernel probes it."""
         plan = read_plan()
-        self.unload_all()
-        for name, planned in plan.items():
-            if only and name not in only:
-                continue
-            addrs = {c: planned["classes"][c]["addr"] for c in CLASSES}
-            self.add(name, planned, addrs, quiet)
+        with KeptEnabled():
+            self.unload_all()
+            for name, planned in plan.items():
+                if only and name not in only:
+                    continue
+                addrs = {c: planned["classes"][c]["addr"] for c in CLASSES}
+                self.add(name, planned, addrs, quiet)
         missing = [n for n in only if n not in self.loaded]
         if missing:
             raise gdb.GdbError("plk: not in the plan %s: %s" % (PLAN.value, ", ".join(missing)))

@@ -17,8 +17,10 @@
 //! module's text, which this test computes itself from `rtc.o`'s symbol and
 //! section tables (the text class lays out executable sections in index
 //! order, each at its alignment) and checks against the plan's section
-//! offsets. A breakpoint set by the same name at the first instruction
-//! must land inside the same function there, and `bt` must name the
+//! offsets; that breakpoint is set at the first instruction, before the
+//! module's final symbols exist, so it checks that gdb moves it and that
+//! the reloads keep it enabled. A breakpoint set by the same name without
+//! `*` must land inside the same function, and `bt` must name the
 //! driver's functions and the kernel's loader frames below them.
 
 use boot_tests::report::{addr, module, read_json};
@@ -259,14 +261,17 @@ fn plan_offset(plan: &Value, module: &str, name: &str) -> u64 {
 }
 
 /// The gdb script: load the modules' symbols at their linked addresses at
-/// the first instruction, stop on module `probed`'s probe entry by name
-/// (exact address) while the kernel probes it there, then load the kept
-/// modules' symbols when the kernel publishes them, reload only the
-/// driver's (unloading the others), stop on the driver's self-test entry by
-/// name (exact address), then, with that breakpoint deleted (QEMU's stub
-/// can report a breakpoint again right after gdb stepped over it), inside
-/// it at the breakpoint set by name at the first instruction (set again by
-/// gdb at each load), then let the boot finish.
+/// the first instruction and set the breakpoints there: on module
+/// `probed`'s probe entry and on the driver's self-test entry, each by name
+/// at its exact address (`break *`), and one after the self-test's
+/// prologue (`break NAME`). Stop on the probe entry while the kernel probes
+/// the module there, then inside the probe function, then load the kept
+/// modules' symbols when the kernel publishes them and reload only the
+/// driver's (unloading the others): gdb sets the breakpoints again at each
+/// load, so the self-test's entry breakpoint, set before, must stop where
+/// the self-test runs. With it deleted (QEMU's stub can report a
+/// breakpoint again right after gdb stepped over it), stop inside it at
+/// the prologue breakpoint, then let the boot finish.
 fn script(plan: &Path, probed: &str) -> String {
     let f = format!("{MODULE}::_::{SYMBOL}");
     format!(
@@ -281,6 +286,7 @@ plk-symbols
 break {f}
 set language rust
 break *{probed}::_::{PROBE}
+break *{f}
 set language auto
 continue
 printf \"PLK-PROBE %#lx\\n\", $pc
@@ -294,11 +300,10 @@ printf \"PLK-PBODY %#lx\\n\", $pc
 echo PLK-PBODY-BT-BEGIN\\n
 bt
 echo PLK-PBODY-BT-END\\n
-delete 3
+delete 4
 tbreak plk_debug_modules_ready
 continue
 plk-symbols {MODULE}
-break *{f}
 continue
 printf \"PLK-ENTRY %#lx\\n\", $pc
 echo PLK-SYM-BEGIN\\n
@@ -307,7 +312,7 @@ echo PLK-SYM-END\\n
 echo PLK-BT-BEGIN\\n
 bt
 echo PLK-BT-END\\n
-delete 5
+delete 3
 continue
 printf \"PLK-BODY %#lx\\n\", $pc
 delete
