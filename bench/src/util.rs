@@ -90,13 +90,22 @@ pub fn wait_for_quiet(below: f64, max_s: f64, poll_s: f64, mut load: impl FnMut(
 
 /// A positive number from the environment (`default` when unset).
 pub fn env_f64(name: &str, default: f64) -> Res<f64> {
+    env_positive(name, default, |x: &f64| *x > 0.0 && x.is_finite())
+}
+
+/// A number from the environment that `positive` accepts, or `default`.
+fn env_positive<T: std::str::FromStr>(
+    name: &str,
+    default: T,
+    positive: impl Fn(&T) -> bool,
+) -> Res<T> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) => v
             .trim()
             .parse()
             .ok()
-            .filter(|&x: &f64| x > 0.0 && x.is_finite())
+            .filter(positive)
             .ok_or_else(|| format!("{name}={v}: expected a positive number")),
     }
 }
@@ -214,15 +223,7 @@ pub fn on_path(prog: &str) -> Option<PathBuf> {
 
 /// A positive number from the environment, or `default`.
 pub fn env_usize(name: &str, default: usize) -> Res<usize> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(v) => v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("{name}={v}: expected a positive number")),
-    }
+    env_positive(name, default, |&n| n > 0)
 }
 
 /// A comma-separated list of positive numbers from the environment.
