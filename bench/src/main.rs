@@ -32,6 +32,11 @@ pub const MIN_SAMPLES: usize = 11;
 /// The sections, in the order they run (`BENCH_SECTIONS` picks some).
 const SECTIONS: [&str; 6] = ["link", "boot", "scale", "replay", "layout", "percpu"];
 
+/// Whether the sections `on` picks boot the kernel (all but `link`).
+fn any_boots(on: &dyn Fn(&str) -> bool) -> bool {
+    SECTIONS[1..].iter().any(|s| on(s))
+}
+
 /// Everything the sections need to know.
 pub struct Ctx {
     /// Workspace root.
@@ -241,10 +246,7 @@ fn run_all() -> Res<()> {
             missing.join("\n  ")
         ));
     }
-    let boots = ["boot", "scale", "replay", "layout", "percpu"]
-        .iter()
-        .any(|s| on(s));
-    let (accel, note) = if boots {
+    let (accel, note) = if any_boots(&on) {
         pick_accel(&ctx.root)
     } else {
         ("none".into(), "no chosen section boots the kernel".into())
@@ -354,16 +356,13 @@ fn run_all() -> Res<()> {
 fn inputs(ctx: &Ctx, on: &dyn Fn(&str) -> bool) -> Vec<(PathBuf, String)> {
     let build = ctx.root.join("build");
     let mut v = vec![(ctx.prelinker.clone(), "make prelinker".into())];
-    let boots = ["boot", "scale", "replay", "layout", "percpu"]
-        .iter()
-        .any(|s| on(s));
     if on("link") || on("boot") || on("replay") {
         v.push((build.join("modules"), "make image".into()));
     }
     if on("boot") || on("replay") {
         v.push((build.join("kernel.elf"), "make image".into()));
     }
-    if boots {
+    if any_boots(on) {
         // Also what the accelerator is chosen by booting.
         v.push((build.join("image.elf"), "make image".into()));
     }

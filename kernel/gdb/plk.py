@@ -11,7 +11,7 @@ object with `add-symbol-file OBJ -s SECTION CLASS_BASE+OFFSET ...`.
     (gdb) source kernel/gdb/plk.py
     (gdb) set plk-plan build/plan.json     # the plan of the image booted
     (gdb) plk-symbols                      # now, or when the kernel publishes
-    (gdb) break __module_selftest          # pending until symbols are loaded
+    (gdb) break rtc::probe                 # a probe, at its linked address
     (gdb) continue
 
 `plk-symbols` loads at once if the record is published. Otherwise it loads
@@ -180,34 +180,38 @@ class Loader:
         if mods is None:
             return False
         plan = read_plan()
-        with KeptEnabled():
-            self.unload_all()
-            for name, kept, addrs in mods:
-                if not kept or (only and name not in only):
-                    continue
-                planned = plan.get(name)
-                if planned is None:
-                    raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
-                self.add(name, planned, addrs, quiet)
-        missing = [n for n in only if n not in self.loaded]
-        if missing:
-            raise gdb.GdbError("plk: not kept or not in the record: %s" % ", ".join(missing))
+        entries = []
+        for name, kept, addrs in mods:
+            if not kept or (only and name not in only):
+                continue
+            planned = plan.get(name)
+            if planned is None:
+                raise gdb.GdbError("plk: module %s is not in the plan %s" % (name, PLAN.value))
+            entries.append((name, planned, addrs))
+        self.replace(entries, only, "not kept or not in the record", quiet)
         return True
 
     def load_linked(self, only=(), quiet=False):
         """Loads every module of the plan (or those of `only`) at the
         addresses it was linked at, where the kernel probes it."""
-        plan = read_plan()
+        entries = [
+            (name, planned, {c: planned["classes"][c]["addr"] for c in CLASSES})
+            for name, planned in read_plan().items()
+            if not only or name in only
+        ]
+        self.replace(entries, only, "not in the plan %s" % PLAN.value, quiet)
+
+    def replace(self, entries, only, why_missing, quiet):
+        """Unloads every module and loads `entries` ((name, plan entry,
+        class addresses)) instead, keeping enabled the breakpoints that
+        were; an error names the modules of `only` not among them."""
         with KeptEnabled():
             self.unload_all()
-            for name, planned in plan.items():
-                if only and name not in only:
-                    continue
-                addrs = {c: planned["classes"][c]["addr"] for c in CLASSES}
+            for name, planned, addrs in entries:
                 self.add(name, planned, addrs, quiet)
         missing = [n for n in only if n not in self.loaded]
         if missing:
-            raise gdb.GdbError("plk: not in the plan %s: %s" % (PLAN.value, ", ".join(missing)))
+            raise gdb.GdbError("plk: %s: %s" % (why_missing, ", ".join(missing)))
 
     def add(self, name, planned, addrs, quiet):
         # Absolute, as gdb names the objfile: remove-symbol-file matches it.

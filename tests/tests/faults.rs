@@ -109,7 +109,6 @@ fn faulting_probes_are_expunged_and_boot_goes_on() {
 /// (`delay_us(u64::MAX)`), whose wait ends at the budget; `fault_hang`
 /// spins in its own code, which the timer tick cuts off.
 struct Wait {
-    module: &'static str,
     in_service: bool,
     reason: String,
     ns: u64,
@@ -117,13 +116,12 @@ struct Wait {
 }
 
 impl Wait {
-    fn of(r: &Value, module: &'static str, in_service: bool) -> Wait {
-        let m = boot_tests::report::module(r, module);
+    fn of(r: &Value, name: &str, in_service: bool) -> Wait {
+        let m = module(r, name);
         assert_eq!(m["result"], "expunged", "{m}");
         assert_eq!(m["reason_kind"], "hung", "{m}");
         assert_no_leak(m);
         Wait {
-            module,
             in_service,
             reason: m["reason"].as_str().unwrap().to_string(),
             ns: m["probe_ns"].as_u64().unwrap(),
@@ -188,7 +186,7 @@ fn check_stopped_at_budget(r: &Value, cfg: &QemuConfig, module: &'static str, in
     out.assert_degraded();
     let again = Wait::of(&out.expect_report(), module, in_service);
     if let Err(why2) = again.holds() {
-        panic!("{}: {why}, and in a second boot: {why2}", again.module);
+        panic!("{module}: {why}, and in a second boot: {why2}");
     }
 }
 
