@@ -105,7 +105,12 @@ all: image
 # have the toolchain but not the x86_64-unknown-none target.
 ensure-toolchain:
 	@if command -v rustup >/dev/null 2>&1; then \
-		rustup toolchain install >/dev/null 2>&1 || { echo "error: rustup could not install the toolchain of rust-toolchain.toml" >&2; exit 1; }; \
+		if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then \
+			out=$$(rustup toolchain install 2>&1) || { printf '%s\n' "$$out" >&2; echo "error: rustup could not install the toolchain of rust-toolchain.toml" >&2; exit 1; }; \
+		else \
+			echo "ensure-toolchain: installing the toolchain of rust-toolchain.toml with its x86_64-unknown-none target (rustup toolchain install)"; \
+			rustup toolchain install || { echo "error: rustup could not install the toolchain of rust-toolchain.toml" >&2; exit 1; }; \
+		fi; \
 		rustup target list --installed | grep -qx x86_64-unknown-none || { echo "error: the x86_64-unknown-none target is still missing after rustup toolchain install" >&2; exit 1; }; \
 	elif ! rustc --print target-list 2>/dev/null | grep -qx x86_64-unknown-none; then \
 		echo "error: no rustup, and rustc does not know x86_64-unknown-none; install rustup (https://rustup.rs) so the pinned toolchain can be set up" >&2; exit 1; \
