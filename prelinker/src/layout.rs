@@ -128,7 +128,7 @@ pub struct Slots {
 
 /// Assigns slots to modules (in the given order, `names[i]` naming module
 /// `i` in messages) inside the regions. A class whose alignment exceeds the
-/// slot alignment starts at an offset aligned for it. Fails, naming the
+/// slot alignment starts at an address aligned for it. Fails, naming the
 /// first module that does not fit and how many bytes are missing, if a
 /// region is too small.
 pub fn assign_slots(
@@ -147,7 +147,10 @@ pub fn assign_slots(
                 s.off[c] = cursor[c];
                 continue;
             }
-            let off = align_up(cursor[c], slot_align.max(l.align[c]));
+            // Aligned as an address, not as an offset: a region starts
+            // only 64-byte aligned, after the kernel's own bytes.
+            let base = regions[c].addr;
+            let off = align_up(base + cursor[c], slot_align.max(l.align[c])) - base;
             s.off[c] = off;
             s.size[c] = align_up(l.size[c], slot_align);
             cursor[c] = off + s.size[c];

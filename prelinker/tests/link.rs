@@ -266,6 +266,36 @@ fn layout_inside_slots() {
     assert_eq!(t.module(1).placement.slot_off.0[0], 64);
 }
 
+/// A class aligned more than the region's start is placed at an address
+/// with that alignment, not just at an offset with it: the regions begin
+/// right after the kernel's own bytes, 64-byte aligned.
+#[test]
+fn class_alignment_holds_for_the_address() {
+    let spec = KernelSpec {
+        region_base: Some(prelinker::synth::KERNEL_BASE + 0x40_0000 + 0x40),
+        ..KernelSpec::default()
+    };
+    let first = ModBuilder::new("first");
+    let mut b = ModBuilder::new("page_aligned");
+    b.section(".text.p", SectionKind::Text, &[0x90; 8], 4096);
+    b.section(".rodata.p", SectionKind::ReadOnlyData, &[1; 8], 4096);
+    let out = link_with(
+        &spec,
+        vec![input("first.o", first.build()), input("p.o", b.build())],
+        64,
+    )
+    .unwrap();
+    let m = &out.plan.modules[1];
+    for c in [Class::Text, Class::Rodata] {
+        assert_eq!(m.addr[c] % 4096, 0, "{c:?} at {:#x}", m.addr[c]);
+        assert_eq!(
+            m.addr[c],
+            out.plan.regions[c].addr + u64::from(m.placement.slot_off[c])
+        );
+    }
+    assert_eq!(out.plan.regions[Class::Text].addr % 4096, 0x40);
+}
+
 #[test]
 fn region_overflow_says_how_much_is_needed() {
     let spec = KernelSpec {

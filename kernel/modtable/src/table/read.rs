@@ -200,6 +200,12 @@ impl<'a> Table<'a> {
             if !l.align[c].is_power_of_two() {
                 return Err(bad("alignment is not a power of two"));
             }
+            if l.size[c] > 0
+                && !(self.header.region_base[c] + l.slot_off[c] as u64)
+                    .is_multiple_of(l.align[c] as u64)
+            {
+                return Err(bad("slot address not aligned for its class"));
+            }
         }
         if l.bss_size > l.size[Class::Data] {
             return Err(bad("bss larger than data"));

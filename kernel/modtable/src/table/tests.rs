@@ -212,6 +212,21 @@ fn forward_dependency_is_rejected() {
 }
 
 #[test]
+fn a_class_slot_not_aligned_for_its_class_is_rejected() {
+    let mut e = entry("b", &[], 64);
+    e.placement.align = PerClass([16, 8, 128]);
+    assert_eq!(
+        Table::parse(&build(&header(), &[e.clone()])).unwrap_err(),
+        TableError::BadModule {
+            index: 0,
+            what: "slot address not aligned for its class"
+        }
+    );
+    e.placement.slot_off = PerClass([64, 64, 128]);
+    assert!(Table::parse(&build(&header(), &[e])).is_ok());
+}
+
+#[test]
 fn record_round_trip_and_unknown_flags() {
     let rec = ModuleRecord {
         name_off: 3,
