@@ -58,7 +58,8 @@ pub enum ErrorKind {
     Baseline,
     /// A module grew past its size budget (`sizes --baseline`).
     SizeBudget,
-    /// A module object given to `sizes` is not one of the image's modules.
+    /// A module object given to `sizes` is not one of the image's modules,
+    /// is given twice, or is not the one the image was linked from.
     NotInImage,
     /// A command-line problem.
     Usage,
@@ -93,6 +94,18 @@ impl Error {
     /// Prefixes the message with `context: `.
     pub fn context(mut self, context: impl fmt::Display) -> Error {
         self.msg = format!("{context}: {}", self.msg);
+        self
+    }
+
+    /// Says where in `file` the error is: a message `FILE: what` becomes
+    /// `FILE (detail): what`, and any other `FILE (detail): message`.
+    pub fn located(mut self, file: &str, detail: impl fmt::Display) -> Error {
+        let what = self
+            .msg
+            .strip_prefix(file)
+            .and_then(|m| m.strip_prefix(": "))
+            .unwrap_or(&self.msg);
+        self.msg = format!("{file} ({detail}): {what}");
         self
     }
 }

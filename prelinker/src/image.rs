@@ -42,7 +42,9 @@ impl Staged {
 
     /// Creates an empty temporary file next to `path`, removed again if the
     /// result is dropped uncommitted.
-    fn create(path: &Path) -> Result<(Staged, File)> {
+    fn create(given: &Path) -> Result<(Staged, File)> {
+        let target = output_target(given)?;
+        let path = target.as_path();
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -67,14 +69,21 @@ impl Staged {
                 Err(e) => {
                     return Err(err!(
                         Io,
-                        "{}: cannot create a temporary file: {e}",
+                        "{}: cannot write the output: creating its temporary file {} failed: {e}",
+                        given.display(),
                         p.display()
                     ));
                 }
             }
         }
-        let (tmp, f) =
-            tmp.ok_or_else(|| err!(Io, "{}: cannot create a temporary file", dir.display()))?;
+        let (tmp, f) = tmp.ok_or_else(|| {
+            err!(
+                Io,
+                "{}: cannot write the output: no free temporary file name in {}",
+                given.display(),
+                dir.display()
+            )
+        })?;
         // From here on, dropping the result removes the temporary file.
         let staged = Staged {
             tmp,
@@ -122,8 +131,27 @@ impl Drop for Closing {
 /// image of tens of MiB), which then need not hold up the caller. If the
 /// link fails the old file stays exactly as it was.
 pub fn hold_old_output(path: &Path) -> OldOutput {
-    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
-    OldOutput(is_file.then(|| File::open(path).ok()).flatten())
+    let Ok(path) = output_target(path) else {
+        return OldOutput(None);
+    };
+    let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+    OldOutput(is_file.then(|| File::open(&path).ok()).flatten())
+}
+
+/// The file an output path names: the path itself, or, if it is a
+/// symbolic link, the file the link points at, which is then written in
+/// place (the link stays a link, as with a shell's `>`).
+fn output_target(path: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            err!(
+                Usage,
+                "{}: a symbolic link to nothing that exists ({e}); nothing was written",
+                path.display()
+            )
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 impl OldOutput {
@@ -498,14 +526,24 @@ fn input_is(
 /// is an input, or links to one (a symbolic or hard link: the same device
 /// and inode, or the same canonical path), or that is another output. Each
 /// path comes with what it is for the message (`"--output"`, `"the kernel"`).
-/// An output that exists must be a regular file (or a link to one): the
-/// rename that puts the new file in place would replace a device node, and
-/// cannot replace a directory. Nothing is read or written besides the
+/// An output that exists must be a regular file (or a link to one, which
+/// is then written in place of the link): the rename that puts the new
+/// file in place would replace a device node, and cannot replace a
+/// directory. A symbolic link to nothing is refused. Nothing is read or written besides the
 /// paths' metadata; call it before anything else.
 pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
     let mut in_ids: Vec<Option<Option<(u64, u64)>>> = vec![None; inputs.len()];
     let outs: Vec<Identity> = outputs.iter().map(|(_, p)| identity(p)).collect();
     for (i, (what, path)) in outputs.iter().enumerate() {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            && std::fs::metadata(path).is_err()
+        {
+            return Err(err!(
+                Usage,
+                "{what} {} is a symbolic link to nothing that exists; nothing was written",
+                path.display()
+            ));
+        }
         if let Ok(m) = std::fs::metadata(path)
             && !m.is_file()
         {

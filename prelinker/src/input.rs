@@ -307,6 +307,14 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
                 name = Some(v)
             }
             "depends" => {
+                if !valid_module_name(v) {
+                    bail!(
+                        Modinfo,
+                        "{file}: .modinfo entry depends={} does not name a module: a module name is a lowercase letter followed by at most {} lowercase letters, digits or underscores",
+                        v.escape_debug(),
+                        MAX_MODULE_NAME - 1
+                    );
+                }
                 let seen = info
                     .depends
                     .iter()
@@ -374,10 +382,6 @@ pub fn valid_module_name(name: &str) -> bool {
     modinfo::valid_name(name)
 }
 
-fn has_modinfo(data: &[u8]) -> bool {
-    ElfFile::parse(data).is_ok_and(|e| e.section_by_name(MODINFO_SECTION).is_some())
-}
-
 /// If `data` is an `ar` archive, returns its one member with a `.modinfo`
 /// section; otherwise returns `data` unchanged.
 pub fn module_object_bytes<'a>(file: &str, data: &'a [u8]) -> Result<&'a [u8]> {
@@ -387,20 +391,40 @@ pub fn module_object_bytes<'a>(file: &str, data: &'a [u8]) -> Result<&'a [u8]> {
     let ar = object::read::archive::ArchiveFile::parse(data)
         .map_err(|e| err!(Malformed, "{file}: malformed archive: {e}"))?;
     let mut found: Vec<(String, &[u8])> = Vec::new();
+    // The first member that is not a readable ELF file, and why: what to
+    // say if no member is a module.
+    let mut unreadable: Option<(String, Error)> = None;
+    let mut members = 0;
     for m in ar.members() {
         let m = m.map_err(|e| err!(Malformed, "{file}: malformed archive member: {e}"))?;
         let bytes = m
             .data(data)
             .map_err(|e| err!(Malformed, "{file}: malformed archive member: {e}"))?;
-        if has_modinfo(bytes) {
-            found.push((String::from_utf8_lossy(m.name()).into_owned(), bytes));
+        members += 1;
+        let name = String::from_utf8_lossy(m.name()).into_owned();
+        match ElfFile::parse(bytes) {
+            Ok(e) if e.section_by_name(MODINFO_SECTION).is_some() => found.push((name, bytes)),
+            Ok(_) => {}
+            Err(e) => {
+                unreadable.get_or_insert((name, e));
+            }
         }
     }
     match found.len() {
-        0 => bail!(
+        0 if members == 0 => bail!(
             Archive,
-            "{file}: no archive member has a {MODINFO_SECTION} section"
+            "{file}: the archive has no members (is it truncated?)"
         ),
+        0 => match unreadable {
+            Some((name, e)) => bail!(
+                Archive,
+                "{file}: no archive member has a {MODINFO_SECTION} section, and member `{name}` is not a readable ELF object: {e}"
+            ),
+            None => bail!(
+                Archive,
+                "{file}: no archive member has a {MODINFO_SECTION} section"
+            ),
+        },
         1 => Ok(found[0].1),
         _ => bail!(
             Archive,
@@ -507,6 +531,17 @@ impl<'a> ModuleObject<'a> {
             bail!(
                 Modinfo,
                 "{file}: no {MODINFO_SECTION} section (not a module object?)"
+            );
+        }
+        // Each part ends its last entry: one that did not would run into
+        // the next part's first.
+        if let Some(i) = (0..elf.sections.len()).find(|&i| {
+            elf.sections[i].name_is(MODINFO_SECTION)
+                && elf.section_data(i).last().is_some_and(|&b| b != 0)
+        }) {
+            bail!(
+                Modinfo,
+                "{file}: {MODINFO_SECTION} section {i} does not end with a NUL byte (its last entry is unterminated)"
             );
         }
         let mut text = Vec::with_capacity(size);

@@ -7,8 +7,15 @@ use crate::error::Result;
 use crate::{bail, err};
 use modtable::{Class, PerClass};
 
+/// Lowest address of the kernel code model (the top 2 GiB of the address
+/// space): modules are built for it, so their sign-extended 32-bit fields
+/// reach the kernel and each other only there.
+pub const CODE_MODEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
 /// Section holding each class region, in [`Class`] order.
 pub const REGION_SECTIONS: [&str; 3] = [".modules.text", ".modules.rodata", ".modules.data"];
+/// What an image without the kernel's sections is called in messages.
+const IMAGE: &str = "it is not a prelinked kernel image: it";
 /// Section reserved for the module table.
 pub const MODTABLE_SECTION: &str = ".modtable";
 /// Section holding the kernel's export table (`modabi::kexports`).
@@ -54,10 +61,12 @@ pub struct Kernel {
     pub export_sigs: Map<String, u64>,
 }
 
-fn area(file: &str, e: &ElfFile<'_>, name: &str) -> Result<Area> {
+/// The section `name` of `file`, which is `what` (the kernel, or a
+/// prelinked image) in the message if it has none.
+fn area(file: &str, e: &ElfFile<'_>, name: &str, what: &str) -> Result<Area> {
     let i = e
         .section_by_name(name)
-        .ok_or_else(|| err!(Kernel, "{file}: the kernel has no {name} section"))?;
+        .ok_or_else(|| err!(Kernel, "{file}: {what} has no {name} section"))?;
     let s = e.sections[i];
     if s.sh_type != elf::SHT_PROGBITS {
         bail!(
@@ -133,7 +142,7 @@ impl Kernel {
             }; 3],
         );
         for c in Class::ALL {
-            regions[c] = area(file, &e, REGION_SECTIONS[c.index()])?;
+            regions[c] = area(file, &e, REGION_SECTIONS[c.index()], "the kernel")?;
         }
         let kernel_end = PerClass(Class::ALL.map(|c| {
             let r = regions[c];
@@ -144,7 +153,7 @@ impl Kernel {
                 .map(|s| s.addr + s.size)
                 .fold(start, u64::max)
         }));
-        let modtable = area(file, &e, MODTABLE_SECTION)?;
+        let modtable = area(file, &e, MODTABLE_SECTION, "the kernel")?;
         let ki = e.section_by_name(KEXPORTS_SECTION).ok_or_else(|| {
             err!(
                 Kernel,
@@ -166,7 +175,7 @@ impl Kernel {
     /// Finds only the `.modtable` area (for reading a prelinked image).
     pub fn modtable_area(file: &str, data: &[u8]) -> Result<Area> {
         let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
-        area(file, &e, MODTABLE_SECTION)
+        area(file, &e, MODTABLE_SECTION, IMAGE)
     }
 
     /// Finds the class regions and the `.modtable` area of a prelinked
@@ -174,7 +183,7 @@ impl Kernel {
     pub fn image_areas(file: &str, data: &[u8]) -> Result<(PerClass<Area>, Area)> {
         let e = ElfFile::parse(data).map_err(|e| e.context(file))?;
         let get = |name| -> Result<Area> {
-            let a = area(file, &e, name)?;
+            let a = area(file, &e, name, IMAGE)?;
             if a.file_off
                 .checked_add(a.size)
                 .is_none_or(|end| end > data.len() as u64)

@@ -229,6 +229,17 @@ fn start(kernel_name: &str, kernel: &[u8], modules: usize, opts: &LinkOptions) -
     }
     let k = Kernel::parse(kernel_name, kernel)?;
     for c in Class::ALL {
+        let r = k.regions[c];
+        if r.addr < crate::kernel::CODE_MODEL_BASE || r.addr.checked_add(r.size).is_none() {
+            bail!(
+                Kernel,
+                "{kernel_name}: the {} region ({}) is at {:#x} with {} bytes, not inside the top 2 GiB of the address space, where the kernel code model puts the kernel and its modules",
+                c.name(),
+                crate::kernel::REGION_SECTIONS[c.index()],
+                r.addr,
+                r.size
+            );
+        }
         if k.regions[c].size > u32::MAX as u64 {
             bail!(
                 Kernel,

@@ -19,10 +19,12 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  success
   1  link or input error (an input is missing, malformed or does not link,
-     or `sizes` finds a module over its budget or not in the image; no
-     output is written)
+     or `sizes` finds a module over its budget, or an object not in the
+     image, given twice or not the one it was linked from; no output is
+     written)
   2  usage error (a bad command line, or an output that is an input, a link
-     to one, the other output or not a regular file; nothing is touched)";
+     to one, the other output, not a regular file or a symbolic link to
+     nothing; nothing is touched; a link to a file is written through)";
 
 /// What every `--help` ends with: the input limits and the exit status.
 fn after_help() -> String {

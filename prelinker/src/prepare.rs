@@ -99,7 +99,24 @@ fn entry_off(obj: &ModuleObject<'_>, layout: &ModuleLayout, sym: u32) -> Result<
         Some(Local::In {
             class: Class::Text,
             off,
-        }) => Ok(off),
+        }) => {
+            // An entry at its section's very end would run into whatever
+            // follows it.
+            let s = &obj.symbols[sym as usize];
+            let sec = &obj.elf.sections[s.shndx as usize];
+            if s.value >= sec.size {
+                bail!(
+                    Malformed,
+                    "{}: entry symbol `{}` is at offset {:#x} of section {}, which has only {} bytes",
+                    obj.file,
+                    obj.symbol_name(sym),
+                    s.value,
+                    sec.name(),
+                    sec.size
+                );
+            }
+            Ok(off)
+        }
         _ => bail!(
             Unsupported,
             "{}: entry symbol `{}` is not in a text section",

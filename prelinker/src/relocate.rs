@@ -269,13 +269,15 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
                 Some(&t) if t != u32::MAX => t,
                 _ => {
                     let local = match resolve_defined(obj, layout, r.sym).map_err(|e| {
-                        e.context(format_args!(
-                            "{} ({} at section {} offset {:#x})",
-                            obj.file,
-                            reloc_name(r.typ),
-                            sec.name(),
-                            r.offset
-                        ))
+                        e.located(
+                            &obj.file,
+                            format_args!(
+                                "{} at section {} offset {:#x}",
+                                reloc_name(r.typ),
+                                sec.name(),
+                                r.offset
+                            ),
+                        )
                     })? {
                         Some(l) => l,
                         None => {

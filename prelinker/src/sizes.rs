@@ -74,10 +74,16 @@ fn demangle(raw: &[u8]) -> String {
     }
 }
 
-/// The symbols of one module object and its module name.
-fn object_symbols(obj: &InputFile) -> Result<(String, Vec<SymbolSize>)> {
+/// What `sizes` needs of one module object: its module name, the bytes of
+/// each class as a link lays it out (GOT included), and its symbols.
+type ObjectSizes = (String, PerClass<u64>, Vec<SymbolSize>);
+
+/// The module name, class sizes and symbols of one module object.
+fn object_symbols(obj: &InputFile) -> Result<ObjectSizes> {
     let bytes = module_object_bytes(&obj.name, &obj.data)?;
     let o = ModuleObject::parse(&obj.name, bytes)?;
+    let mut layout = crate::layout::ModuleLayout::of(&o);
+    layout.add_got(crate::relocate::lower(&o, &layout)?.got_entries);
     let mut sums: BTreeMap<(Class, String), u64> = BTreeMap::new();
     for s in &o.symbols {
         if s.size == 0 || s.typ == elf::STT_SECTION {
@@ -93,7 +99,7 @@ fn object_symbols(obj: &InputFile) -> Result<(String, Vec<SymbolSize>)> {
         .map(|((class, name), size)| SymbolSize { name, class, size })
         .collect();
     symbols.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
-    Ok((o.info.name().to_string(), symbols))
+    Ok((o.info.name().to_string(), layout.size, symbols))
 }
 
 /// Measures the modules of the prelinked `image` (named `image_name` in
@@ -112,15 +118,36 @@ pub fn measure(image_name: &str, image: &[u8], objects: &[InputFile]) -> Result<
         })
         .collect();
     let per_object = crate::par::map(objects.iter().collect(), |_, o| object_symbols(o));
+    // The object given for each module, by index in `modules`.
+    let mut given: Vec<Option<&str>> = vec![None; modules.len()];
     for (o, r) in objects.iter().zip(crate::par::collect(per_object)?) {
-        let (name, symbols) = r;
-        let m = modules.iter_mut().find(|m| m.name == name).ok_or_else(|| {
+        let (name, size, symbols) = r;
+        let i = modules.iter().position(|m| m.name == name).ok_or_else(|| {
             err!(
                 NotInImage,
                 "{}: module `{name}` is not in {image_name}",
                 o.name
             )
         })?;
+        if let Some(first) = given[i] {
+            bail!(
+                NotInImage,
+                "{}: module `{name}` was given already, by {first}: give one object per module",
+                o.name
+            );
+        }
+        let m = &mut modules[i];
+        if let Some(c) = Class::ALL.into_iter().find(|&c| size[c] != m.used[c]) {
+            bail!(
+                NotInImage,
+                "{}: module `{name}` has {} bytes of {} here but {} in {image_name}: not the object the image was linked from",
+                o.name,
+                size[c],
+                c.name(),
+                m.used[c]
+            );
+        }
+        given[i] = Some(&o.name);
         m.symbols = symbols;
     }
     Ok(Sizes { modules })

@@ -67,10 +67,24 @@ pub fn resolve_defined(
             obj.symbol_name(index)
         ),
         x => match obj.placement.get(x as usize) {
-            Some(Placement::Class { class, .. }) => Ok(Some(Local::In {
-                class: *class,
-                off: layout.sec_off[x as usize].wrapping_add(s.value),
-            })),
+            Some(Placement::Class { class, .. }) => {
+                let sec = &obj.elf.sections[x as usize];
+                if s.value > sec.size {
+                    bail!(
+                        Malformed,
+                        "{}: symbol `{}` has value {:#x}, past the end of its section {} ({} bytes)",
+                        obj.file,
+                        obj.symbol_name(index),
+                        s.value,
+                        sec.name(),
+                        sec.size
+                    );
+                }
+                Ok(Some(Local::In {
+                    class: *class,
+                    off: layout.sec_off[x as usize] + s.value,
+                }))
+            }
             Some(Placement::None) => bail!(
                 Unsupported,
                 "{}: symbol `{}` is defined in section {}, which is not placed in the image",

@@ -13,7 +13,7 @@ use crate::layout::align_up;
 use modtable::PerClass;
 
 /// Base of the higher half where the kernel lives.
-pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+pub const KERNEL_BASE: u64 = crate::kernel::CODE_MODEL_BASE;
 /// Address of the synthetic kernel's `.text` (kernel exports point there).
 pub const KERNEL_TEXT: u64 = KERNEL_BASE + 0x20_0000;
 

@@ -1031,10 +1031,180 @@ fn sizes_input_errors() {
         "{}",
         r.stderr
     );
+    let r = prelinker(&["sizes", &image, &obj, &obj]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("module `grower` was given already, by"),
+        "{}",
+        r.stderr
+    );
+    let grown = dir.path().join("grown.o");
+    std::fs::write(&grown, grower(4100)).unwrap();
+    let r = prelinker(&["sizes", &image, grown.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("module `grower` has 4116 bytes of text here but 4016 in")
+            && r.stderr
+                .contains("not the object the image was linked from"),
+        "{}",
+        r.stderr
+    );
+    let r = prelinker(&["inspect", &obj]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("it is not a prelinked kernel image: it has no .modules.text section"),
+        "{}",
+        r.stderr
+    );
     let as_dir = dir.path().display().to_string();
     let r = prelinker(&["sizes", &image, &obj, "--baseline", &as_dir]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+/// A module whose probe symbol has `value` in its 16-byte `.text`.
+fn probe_at(value: u64) -> Vec<u8> {
+    let mut b = ModBuilder::new("m");
+    let probe = b.obj.symbol_id(b"__module_probe").unwrap();
+    b.obj.symbol_mut(probe).value = value;
+    b.build()
+}
+
+/// A symbol past the end of its section, or an entry at its section's
+/// end, is refused naming the symbol, the section and its size, once per
+/// file (no panic, whatever the value); a kernel whose regions are not in
+/// the top 2 GiB is refused naming the region.
+#[test]
+fn symbols_outside_their_sections_and_regions_outside_the_code_model() {
+    let mut b = ModBuilder::new("m");
+    let ro = b.section(".rodata.x", SectionKind::ReadOnlyData, &[0x11; 8], 8);
+    let far = b.local("far", ro, 0x100);
+    let t = b.text;
+    let o = b.code(&[0; 8]);
+    b.reloc(t, o, far, 0, R_64);
+    let (_dir, _out, r) = link_files(&def(), &[("m.o", b.build())]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("m.o (R_X86_64_64 at section .text offset 0x10): symbol `far` has value 0x100, past the end of its section .rodata.x (8 bytes)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches("m.o").count(), 1, "{}", r.stderr);
+    for value in [0xffff_ffff_ffff_0000, 0x8000_0000, 17] {
+        fails(
+            &def(),
+            &[("m.o", probe_at(value))],
+            &[&format!(
+                "symbol `__module_probe` has value {value:#x}, past the end of its section .text (16 bytes)"
+            )],
+        );
+    }
+    fails(
+        &def(),
+        &[("m.o", probe_at(16))],
+        &[
+            "entry symbol `__module_probe` is at offset 0x10 of section .text, which has only 16 bytes",
+        ],
+    );
+    let (_dir, _out, r) = link_files(&def(), &[("m.o", probe_at(15))]);
+    assert!(r.ok, "{}", r.stderr);
+    fails(
+        &KernelSpec {
+            region_base: Some(0x40_0000),
+            ..def()
+        },
+        &[("m.o", ModBuilder::new("m").build())],
+        &[
+            "kernel.elf: the text region (.modules.text) is at 0x400000",
+            "top 2 GiB",
+        ],
+    );
+}
+
+/// Every `.modinfo` part must end its last entry (one that did not would
+/// run into the next part's first), a `depends=` must name a module, and
+/// an archive with no members or no readable module says so.
+#[test]
+fn modinfo_parts_dependency_names_and_archives() {
+    let mut b = ModBuilder::new("m");
+    let part = b
+        .obj
+        .add_section(Vec::new(), b".modinfo".to_vec(), SectionKind::Other);
+    b.obj.append_section_data(part, b"depends=pci", 1);
+    fails(
+        &def(),
+        &[("m.o", b.build())],
+        &["m.o: .modinfo section", "does not end with a NUL byte"],
+    );
+    fails(
+        &def(),
+        &[("m.o", ModBuilder::new("m").depends("Pci-X").build())],
+        &["m.o: .modinfo entry depends=Pci-X does not name a module"],
+    );
+    fails(
+        &def(),
+        &[("m.o", ModBuilder::new("m").depends("").build())],
+        &["m.o: .modinfo entry depends= does not name a module"],
+    );
+    fails(
+        &def(),
+        &[("lib.a", ar(&[]))],
+        &["lib.a: the archive has no members (is it truncated?)"],
+    );
+    fails(
+        &def(),
+        &[("lib.a", ar(&[("junk.o", b"not elf")]))],
+        &[
+            "lib.a: no archive member has a .modinfo section, and member `junk.o` is not a readable ELF object",
+        ],
+    );
+}
+
+/// An output that is a symbolic link to a file is written in place of that
+/// file (the link stays a link); one to nothing is refused, and nothing is
+/// created.
+#[test]
+fn an_output_symlink_is_written_through() {
+    let (dir, out, r) = link_files(&def(), &[("m.o", ModBuilder::new("m").build())]);
+    assert!(r.ok, "{}", r.stderr);
+    let d = dir.path();
+    let image = std::fs::read(&out).unwrap();
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::fs::write(d.join("real/old.elf"), b"old").unwrap();
+    std::os::unix::fs::symlink("real/old.elf", d.join("link.elf")).unwrap();
+    std::os::unix::fs::symlink("real/none.elf", d.join("dangling.elf")).unwrap();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let link = |output: &str| {
+        prelinker(&[
+            "link",
+            "--kernel",
+            &p("kernel.elf"),
+            "--output",
+            output,
+            &p("m.o"),
+        ])
+    };
+    let r = link(&p("link.elf"));
+    assert!(r.ok, "{}", r.stderr);
+    let meta = std::fs::symlink_metadata(d.join("link.elf")).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read(d.join("real/old.elf")).unwrap() == image);
+    // Names only: the dangling link cannot be read.
+    let before = (files_in(d), snapshot(&d.join("real")));
+    let r = link(&p("dangling.elf"));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("dangling.elf is a symbolic link to nothing that exists"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        (files_in(d), snapshot(&d.join("real"))) == before,
+        "a refused output changed the directory"
+    );
 }
 
 /// A module importing another module's function with another signature
