@@ -571,6 +571,14 @@ impl<'a> ModuleObject<'a> {
                     s.align
                 );
             }
+            if p != Placement::None && s.align > crate::kernel::HUGE_PAGE {
+                bail!(
+                    Unsupported,
+                    "{file}: section {} is aligned to {} bytes, more than the 2 MiB a module section may ask for",
+                    s.name(),
+                    s.align
+                );
+            }
             if p != Placement::None && s.size > u32::MAX as u64 {
                 bail!(
                     Unsupported,

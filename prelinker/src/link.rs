@@ -602,7 +602,8 @@ fn finish(
     }
     let layouts: Vec<&crate::layout::ModuleLayout> =
         slotted.iter().map(|(_, p)| &p.layout).collect();
-    let slots = assign_slots(&layouts, &names_only(&names), &k.regions, opts.slot_align)?;
+    let slots = assign_slots(&layouts, &names_only(&names), &k.regions, opts.slot_align)
+        .map_err(|e| e.context(kernel_name))?;
     drop(layouts);
     let bases: Vec<PerClass<u64>> = slots
         .iter()

@@ -174,11 +174,19 @@ fn region_overflow() {
         &spec,
         &[("big.o", b.build())],
         &[
-            "data region is too small",
+            "kernel.elf: the data region is too small",
             "module `big`",
             "5056 bytes",
             "960 bytes more",
         ],
+    );
+    // An alignment no slot can be given.
+    let mut b = ModBuilder::new("big");
+    b.section(".data.big", SectionKind::Data, &[1; 8], 4 << 20);
+    fails(
+        &def(),
+        &[("big.o", b.build())],
+        &["big.o: section .data.big is aligned to 4194304 bytes, more than the 2 MiB"],
     );
 }
 

@@ -11,7 +11,8 @@ use core::fmt;
 /// Why a table could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableError {
-    /// The area does not start with [`MAGIC`] (the image was not prelinked).
+    /// The area does not start with [`MAGIC`] (the image was not prelinked,
+    /// or the table's first bytes are corrupt).
     NoMagic,
     /// A version this reader does not know.
     Version(u32),
@@ -36,7 +37,10 @@ pub enum TableError {
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TableError::NoMagic => write!(f, "no module table (the image was not prelinked)"),
+            TableError::NoMagic => write!(
+                f,
+                "no module table (the image was not prelinked, or the table's first bytes are corrupt)"
+            ),
             TableError::Version(v) => write!(f, "module table version {v}, expected {VERSION}"),
             TableError::OutOfBounds(what) => write!(f, "module table: {what} out of bounds"),
             TableError::Checksum { stored, computed } => write!(
