@@ -1,7 +1,9 @@
 //! Fuzzes the prelinker's module object reader and per-module preparation
 //! (`prelinker::prepare::prepare`: ELF parsing, `.modinfo`, layout,
 //! relocation lowering) with mutations of the real module objects in
-//! `build/modules/`. `FUZZ_SECONDS` (default 20), `FUZZ_SEED`.
+//! `build/modules/`, and links each object that prepares against the real
+//! kernel (`build/kernel.elf`) with the `pci` module (slots, resolution,
+//! relocation, the table). `FUZZ_SECONDS` (default 20), `FUZZ_SEED`.
 
 fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/modules");
@@ -13,6 +15,15 @@ fn main() {
         .collect();
     seeds.sort();
     assert!(!seeds.is_empty(), "no module objects in {}", dir.display());
+    let build = dir.parent().expect("build/modules has a parent");
+    let read = |p: std::path::PathBuf| {
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (run `make image`)", p.display()))
+    };
+    let kernel = read(build.join("kernel.elf"));
+    let pci = prelinker::InputFile {
+        name: "pci.o".into(),
+        data: read(dir.join("pci.o")),
+    };
     let seed = fuzz_targets::seed();
     let prepared = std::sync::atomic::AtomicU64::new(0);
     let r = fuzz_targets::run(
@@ -24,6 +35,19 @@ fn main() {
             let chunks = prelinker::arena::Chunks::default();
             if prelinker::prepare::prepare("fuzz.o", input, &mut chunks.arena()).is_ok() {
                 prepared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mods = [
+                    pci.clone(),
+                    prelinker::InputFile {
+                        name: "fuzz.o".into(),
+                        data: input.to_vec(),
+                    },
+                ];
+                let _ = prelinker::link_patches(
+                    "kernel.elf",
+                    &kernel,
+                    &mods,
+                    &prelinker::LinkOptions::default(),
+                );
             }
         },
     );
