@@ -352,6 +352,33 @@ fn with_section_past_the_end(mut obj: Vec<u8>) -> Vec<u8> {
     panic!("no .modinfo section");
 }
 
+/// The object with symbol `name`'s value set to `value` (found through
+/// the symbol table and its string table).
+fn with_symbol_value(mut obj: Vec<u8>, name: &str, value: u64) -> Vec<u8> {
+    let rd = |b: &[u8], at: usize, n: usize| {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&b[at..at + n]);
+        u64::from_le_bytes(v) as usize
+    };
+    let (shoff, shnum) = (rd(&obj, 0x28, 8), rd(&obj, 0x3c, 2));
+    for i in 0..shnum {
+        let h = shoff + 64 * i;
+        if rd(&obj, h + 4, 4) != 2 {
+            continue;
+        }
+        let (off, size) = (rd(&obj, h + 24, 8), rd(&obj, h + 32, 8));
+        let strtab = rd(&obj, shoff + 64 * rd(&obj, h + 40, 4) + 24, 8);
+        for e in (off..off + size).step_by(24) {
+            let n = strtab + rd(&obj, e, 4);
+            if obj[n..].starts_with(name.as_bytes()) && obj[n + name.len()] == 0 {
+                obj[e + 8..e + 16].copy_from_slice(&value.to_le_bytes());
+                return obj;
+            }
+        }
+    }
+    panic!("no symbol {name}");
+}
+
 #[test]
 fn bad_objects_are_refused_with_named_errors() {
     let hello = object("rt_hello");
@@ -369,6 +396,10 @@ fn bad_objects_are_refused_with_named_errors() {
         (
             "no_signature",
             without_import_sig(hello.clone(), "kapi_log"),
+        ),
+        (
+            "rt_farprobe",
+            with_symbol_value(hello.clone(), "__module_probe", 0x4_0000_0000),
         ),
     ];
     // The object's own section count (e_shnum), which the error names.
@@ -429,6 +460,11 @@ fn bad_objects_are_refused_with_named_errors() {
             "no_signature",
             "signature-mismatch",
             "no_signature: imports `kapi_log` as (no signature recorded), but the kernel exports `fn(",
+        ),
+        (
+            "rt_farprobe",
+            "malformed",
+            "rt_farprobe: malformed: symbol `__module_probe` has value 0x400000000, past the end of its section .text.__module_probe (",
         ),
         (
             "absent",

@@ -367,6 +367,18 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
                 "symbol `{name}` is in section {shndx}, out of range"
             )));
         }
+        if shndx != SHN_UNDEF
+            && let Some(sec) = sections.get(shndx as usize)
+            && sec.placed.is_some()
+            && e.value() > sec.size
+        {
+            return Err(malformed(format!(
+                "symbol `{name}` has value {:#x}, past the end of its section {} ({} bytes)",
+                e.value(),
+                sec.name,
+                sec.size
+            )));
+        }
         symbols.push(Symbol {
             name,
             shndx,
@@ -423,8 +435,17 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             return Ok(None);
         };
         let s = &symbols[i];
-        match sections.get(s.shndx as usize).and_then(|x| x.placed) {
-            Some((Class::Text, _)) => Ok(Some(i)),
+        match sections
+            .get(s.shndx as usize)
+            .filter(|x| x.placed.is_some())
+        {
+            Some(x) if x.placed.is_some_and(|p| p.0 == Class::Text) && s.value >= x.size => {
+                Err(malformed(format!(
+                    "entry symbol {name} is at offset {:#x} of section {}, which has only {} bytes",
+                    s.value, x.name, x.size
+                )))
+            }
+            Some(x) if x.placed.is_some_and(|p| p.0 == Class::Text) => Ok(Some(i)),
             _ => Err(LoadError::Modinfo {
                 object: object(),
                 what: format!("entry symbol {name} is not in a text section"),
@@ -470,6 +491,9 @@ fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>
         match k {
             "abi" => abi = Some(v),
             "name" => info.name = v,
+            "depends" if !valid_module_name(v) => {
+                return Err(err(format!("entry depends={v} does not name a module")));
+            }
             "depends" if !info.depends.contains(&v) => info.depends.push(v),
             "export" => info.exports.push(v),
             "import_sig" | "export_sig" => {
