@@ -61,6 +61,8 @@ pub const STB_WEAK: u8 = object::elf::STB_WEAK.0;
 pub const STT_SECTION: u8 = object::elf::STT_SECTION.0;
 /// Symbol type: thread-local.
 pub const STT_TLS: u8 = object::elf::STT_TLS.0;
+/// Symbol type: an indirect function (resolved by a run-time resolver).
+pub const STT_GNU_IFUNC: u8 = object::elf::STT_GNU_IFUNC.0;
 /// `e_ident[EI_CLASS]` of a 64-bit file.
 const ELFCLASS64: u8 = object::elf::ELFCLASS64.0;
 /// `e_ident[EI_CLASS]` of a 32-bit file.
@@ -266,6 +268,13 @@ impl<'a> ElfFile<'a> {
                 machine,
                 sections: Vec::new(),
             });
+        }
+        if table[0].sh_type(LE) != object::elf::SHT_NULL {
+            bail!(
+                Malformed,
+                "section header 0 is not the null section (type {})",
+                table[0].sh_type(LE)
+            );
         }
         let mut sections = Vec::with_capacity(table.len());
         for (i, sh) in table.iter().enumerate() {

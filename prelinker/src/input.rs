@@ -350,7 +350,7 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
     }
     match abi {
         None => bail!(Modinfo, "{file}: .modinfo has no abi= entry"),
-        Some(v) if v.parse::<u32>().ok() != Some(ABI_VERSION) => bail!(
+        Some(v) if !modinfo::is_abi_value(v) => bail!(
             Modinfo,
             "{file}: module ABI version {v} does not match the prelinker's ABI version {ABI_VERSION}"
         ),
@@ -556,6 +556,17 @@ impl<'a> ModuleObject<'a> {
         );
         for (i, s) in elf.sections.iter().enumerate() {
             let p = if i == 0 { Placement::None } else { classify(s) };
+            if p != Placement::None
+                && s.sh_type != elf::SHT_PROGBITS
+                && s.sh_type != elf::SHT_NOBITS
+            {
+                bail!(
+                    Unsupported,
+                    "{file}: section {} is allocated but of type {}; only PROGBITS and NOBITS sections are placed",
+                    s.name(),
+                    s.sh_type
+                );
+            }
             if p != Placement::None && s.flags & elf::SHF_TLS != 0 {
                 bail!(
                     Unsupported,
@@ -607,11 +618,24 @@ impl<'a> ModuleObject<'a> {
         for (i, s) in elf.sections.iter().enumerate() {
             if s.sh_type == elf::SHT_RELA {
                 let t = s.info as usize;
-                if t >= placement.len() {
+                if t == 0 || t >= placement.len() {
                     bail!(
                         Malformed,
                         "{file}: relocation section {} applies to section index {t}, out of range",
                         s.name()
+                    );
+                }
+                // The compiler names it after its section: one that says
+                // otherwise has a damaged sh_info, and its relocations
+                // would be dropped (or applied elsewhere) without a word.
+                if let Some(named) = s.name().strip_prefix(".rela")
+                    && named != elf.sections[t].name()
+                {
+                    bail!(
+                        Malformed,
+                        "{file}: relocation section {} applies to section {t} ({}), not {named}",
+                        s.name(),
+                        elf.sections[t].name()
                     );
                 }
                 if placement[t] != Placement::None {

@@ -265,6 +265,16 @@ pub fn lower(obj: &ModuleObject<'_>, layout: &ModuleLayout) -> Result<Lowered> {
                     if nobits { ", NOBITS" } else { "" }
                 );
             }
+            if r.sym == 0 {
+                bail!(
+                    Malformed,
+                    "{}: {} at section {} offset {:#x} refers to the null symbol (index 0)",
+                    obj.file,
+                    reloc_name(r.typ),
+                    sec.name(),
+                    r.offset
+                );
+            }
             let t = match of_sym.get(r.sym as usize) {
                 Some(&t) if t != u32::MAX => t,
                 _ => {
@@ -473,10 +483,11 @@ pub fn apply_error_message(
     match e.error {
         modtable::RelocError::Overflow { value, .. } => err!(
             RelocationOverflow,
-            "{}: relocation overflow: {} ({}) at section {sec} offset {off:#x} against symbol `{sym}`: value {value:#x} does not fit (target {:#x}, place {:#x})",
+            "{}: relocation overflow: {} ({}) at section {sec} offset {off:#x} against symbol `{sym}`: value {} does not fit (target {:#x}, place {:#x})",
             obj.file,
             reloc_name(r.rtype as u32),
             r.kind.name(),
+            modtable::reloc::Hex(value),
             e.value,
             e.place
         ),

@@ -57,6 +57,14 @@ pub fn resolve_defined(
             obj.symbol_name(index)
         );
     }
+    if s.typ == elf::STT_GNU_IFUNC {
+        bail!(
+            Unsupported,
+            "{}: symbol `{}` is an indirect function (STT_GNU_IFUNC); modules cannot use them",
+            obj.file,
+            obj.symbol_name(index)
+        );
+    }
     match s.shndx {
         0 => Ok(None),
         x if x == elf::SHN_ABS as u32 => Ok(Some(Local::Abs(s.value))),

@@ -1215,6 +1215,95 @@ fn an_output_symlink_is_written_through() {
     );
 }
 
+/// Sets the 32-bit field at byte `field` of section header `index`.
+fn patch_header(obj: &mut [u8], index: usize, field: usize, v: u32) {
+    let shoff = u64::from_le_bytes(obj[0x28..0x30].try_into().unwrap()) as usize;
+    let at = shoff + 64 * index + field;
+    obj[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The index of section `name` of `obj`.
+fn section_index(obj: &[u8], name: &str) -> usize {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(obj).unwrap();
+    f.section_by_name(name).unwrap().index().0
+}
+
+/// Damage that would have an object's sections, relocations or symbols
+/// silently misread is refused: a section header 0 that is not the null
+/// section, an allocated section neither PROGBITS nor NOBITS, relocations
+/// whose sh_info names another section than their name, a relocation
+/// against the null symbol, an IFUNC, an `abi=` that only parses as the
+/// version.
+#[test]
+fn damage_that_would_be_misread_is_refused() {
+    let with_reloc = || {
+        let mut b = ModBuilder::new("m");
+        let ro = b.section(".rodata.x", SectionKind::ReadOnlyData, &[0x11; 8], 8);
+        let s = b.local("ro", ro, 0);
+        let t = b.text;
+        let o = b.code(&[0; 8]);
+        b.reloc(t, o, s, 0, R_64);
+        b.build()
+    };
+    let mut sec0 = with_reloc();
+    patch_header(&mut sec0, 0, 4, 4);
+    fails(
+        &def(),
+        &[("m.o", sec0)],
+        &["m.o: section header 0 is not the null section (type 4)"],
+    );
+    let mut b = ModBuilder::new("m");
+    b.section_flags(".note.m", 7, 2, &[0; 16], 4);
+    fails(
+        &def(),
+        &[("m.o", b.build())],
+        &[
+            "m.o: section .note.m is allocated but of type 7; only PROGBITS and NOBITS sections are placed",
+        ],
+    );
+    let mut moved = with_reloc();
+    let comment = section_index(&moved, ".rodata.x");
+    let rela = section_index(&moved, ".rela.text");
+    patch_header(&mut moved, rela, 44, comment as u32);
+    fails(
+        &def(),
+        &[("m.o", moved)],
+        &[&format!(
+            "m.o: relocation section .rela.text applies to section {comment} (.rodata.x), not .text"
+        )],
+    );
+    let mut null = with_reloc();
+    let (off, _) = section_file_range(&null, ".rela.text");
+    null[off + 12..off + 16].fill(0);
+    fails(
+        &def(),
+        &[("m.o", null)],
+        &["m.o: R_X86_64_64 at section .text offset 0x10 refers to the null symbol (index 0)"],
+    );
+    let mut b = ModBuilder::new("m");
+    let probe = b.obj.symbol_id(b"__module_probe").unwrap();
+    b.obj.symbol_mut(probe).flags = object::SymbolFlags::Elf {
+        st_info: object::elf::SymbolInfo((1 << 4) | 10),
+        st_other: object::elf::SymbolOther(0),
+    };
+    fails(
+        &def(),
+        &[("m.o", b.build())],
+        &["m.o: symbol `__module_probe` is an indirect function (STT_GNU_IFUNC)"],
+    );
+    fails(
+        &def(),
+        &[(
+            "m.o",
+            ModBuilder::new("m")
+                .raw_modinfo(&["abi=+2", "name=m"])
+                .build(),
+        )],
+        &["m.o: module ABI version +2 does not match"],
+    );
+}
+
 /// A module importing another module's function with another signature
 /// than the exporter records, or a kernel service with another signature
 /// than the kernel's, is refused naming the module, the symbol and both

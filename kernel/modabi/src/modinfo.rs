@@ -30,6 +30,16 @@ const _: () = assert!(
     "ABI_ENTRY must spell ABI_VERSION"
 );
 
+/// Whether `v`, the value of an `abi=` entry, is exactly the one spelling
+/// of [`ABI_VERSION`] (not `+2`, `02` or ` 2`, which a number parser would
+/// take).
+pub fn is_abi_value(v: &str) -> bool {
+    ABI_ENTRY
+        .strip_prefix("abi=")
+        .and_then(|r| r.strip_suffix('\0'))
+        == Some(v)
+}
+
 /// Whether `entry` is `abi=V\0` with `V` the decimal digits of `version`.
 pub const fn is_abi_entry(entry: &str, version: u32) -> bool {
     let b = entry.as_bytes();
@@ -155,6 +165,10 @@ mod tests {
     #[test]
     fn the_abi_entry_spells_the_version() {
         assert!(is_abi_entry(ABI_ENTRY, ABI_VERSION));
+        assert!(is_abi_value(&ABI_ENTRY[4..ABI_ENTRY.len() - 1]));
+        for v in ["+2", "02", " 2", "2 ", "3", ""] {
+            assert!(!is_abi_value(v), "{v:?}");
+        }
         assert!(!is_abi_entry(ABI_ENTRY, ABI_VERSION + 1));
         assert!(is_abi_entry("abi=17\0", 17));
         for bad in [

@@ -63,6 +63,21 @@ impl RelocKind {
     }
 }
 
+/// A relocated value for messages: `0x…`, or `-0x…` when it is negative
+/// (rather than the 128-bit two's complement `{:#x}` prints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub i128);
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 < 0 {
+            write!(f, "-{:#x}", self.0.unsigned_abs())
+        } else {
+            write!(f, "{:#x}", self.0)
+        }
+    }
+}
+
 /// Why a relocation could not be applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelocError {
@@ -91,8 +106,9 @@ impl fmt::Display for RelocError {
             RelocError::Overflow { kind, value } => {
                 write!(
                     f,
-                    "{} relocation overflow: value {value:#x} does not fit",
-                    kind.name()
+                    "{} relocation overflow: value {} does not fit",
+                    kind.name(),
+                    Hex(value)
                 )
             }
             RelocError::OutOfBounds { offset, width, len } => write!(

@@ -267,3 +267,13 @@ fn record_round_trip_and_unknown_flags() {
         assert_eq!(ModuleRecord::from_bytes(&b), Err("unknown flags"));
     }
 }
+
+#[test]
+fn negative_relocated_values_print_with_a_sign() {
+    use crate::reloc::Hex;
+    assert_eq!(
+        Hex(-0x7fff_ffff_ffff_ffff).to_string(),
+        "-0x7fffffffffffffff"
+    );
+    assert_eq!(Hex(0x10).to_string(), "0x10");
+}
