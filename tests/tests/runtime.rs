@@ -379,6 +379,66 @@ fn with_symbol_value(mut obj: Vec<u8>, name: &str, value: u64) -> Vec<u8> {
     panic!("no symbol {name}");
 }
 
+/// The file offset of the header of the section called `name`, and of
+/// every section's header by index (`None`: the name was not found).
+fn section_header(obj: &[u8], name: &str) -> (Option<usize>, impl Fn(usize) -> usize + use<>) {
+    let rd = |b: &[u8], at: usize, n: usize| {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&b[at..at + n]);
+        u64::from_le_bytes(v) as usize
+    };
+    let (shoff, shnum, shstrndx) = (rd(obj, 0x28, 8), rd(obj, 0x3c, 2), rd(obj, 0x3e, 2));
+    let names = rd(obj, shoff + 64 * shstrndx + 24, 8);
+    let found = (0..shnum).map(|i| shoff + 64 * i).find(|&h| {
+        let n = names + rd(obj, h, 4);
+        obj[n..].starts_with(name.as_bytes()) && obj[n + name.len()] == 0
+    });
+    (found, move |i| shoff + 64 * i)
+}
+
+/// The object with section `name`'s header field at `field` (a byte offset
+/// inside the header) set to `v`, `width` bytes wide; section index `0`
+/// when `name` is empty.
+fn with_header_field(mut obj: Vec<u8>, name: &str, field: usize, width: usize, v: u64) -> Vec<u8> {
+    let (found, header) = section_header(&obj, name);
+    let h = if name.is_empty() {
+        header(0)
+    } else {
+        found.unwrap_or_else(|| panic!("no section {name}"))
+    };
+    obj[h + field..h + field + width].copy_from_slice(&v.to_le_bytes()[..width]);
+    obj
+}
+
+/// The object with its `.modinfo` entry that starts with `prefix`
+/// replaced by `entries` (NUL-separated), padded with an unknown entry to
+/// the same length.
+fn with_modinfo_entries(mut obj: Vec<u8>, prefix: &str, entries: &str) -> Vec<u8> {
+    let at = obj
+        .windows(prefix.len())
+        .position(|w| w == prefix.as_bytes())
+        .unwrap_or_else(|| panic!("no .modinfo entry {prefix}"));
+    let len = obj[at..].iter().position(|&b| b == 0).unwrap();
+    let mut new = format!("{entries}\0z=");
+    assert!(new.len() <= len, "{entries} does not fit in {len} bytes");
+    new.extend(std::iter::repeat_n('z', len - new.len()));
+    obj[at..at + len].copy_from_slice(new.as_bytes());
+    obj
+}
+
+/// The object with symbol `name`'s type (`st_info` low bits) set to `t`.
+fn with_symbol_type(obj: Vec<u8>, name: &str, t: u8) -> Vec<u8> {
+    let value_at = |o: &[u8]| {
+        let a = with_symbol_value(o.to_vec(), name, 0x5a5a_5a5a_5a5a_5a5a);
+        (0..o.len()).find(|&i| a[i] != o[i]).unwrap()
+    };
+    let mut obj = obj;
+    // st_info is 4 bytes into the entry, st_value 8.
+    let info = value_at(&obj) - 8 + 4;
+    obj[info] = (obj[info] & 0xf0) | t;
+    obj
+}
+
 #[test]
 fn bad_objects_are_refused_with_named_errors() {
     let hello = object("rt_hello");
@@ -400,6 +460,29 @@ fn bad_objects_are_refused_with_named_errors() {
         (
             "rt_farprobe",
             with_symbol_value(hello.clone(), "__module_probe", 0x4_0000_0000),
+        ),
+        // Section header 0 made a relocation table (the kernel panicked).
+        ("rt_sec0", with_header_field(hello.clone(), "", 4, 4, 4)),
+        // The probe's relocations said to apply to .comment: dropped, and
+        // the probe ran unrelocated.
+        ("rt_relainfo", {
+            let (comment, _) = section_header(&hello, ".comment");
+            let (_, header) = section_header(&hello, "");
+            let index = (0..).find(|&i| Some(header(i)) == comment).unwrap() as u64;
+            with_header_field(hello.clone(), ".rela.text.__module_probe", 44, 4, index)
+        }),
+        // The probe's section made SHT_NULL: placed as int3 and run.
+        (
+            "rt_nulltext",
+            with_header_field(hello.clone(), ".text.__module_probe", 4, 4, 0),
+        ),
+        (
+            "rt_ifunc",
+            with_symbol_type(hello.clone(), "__module_probe", 10),
+        ),
+        (
+            "rt_twoabi",
+            with_modinfo_entries(hello.clone(), "import_sig=kapi_log:", "abi=+2"),
         ),
     ];
     // The object's own section count (e_shnum), which the error names.
@@ -465,6 +548,31 @@ fn bad_objects_are_refused_with_named_errors() {
             "rt_farprobe",
             "malformed",
             "rt_farprobe: malformed: symbol `__module_probe` has value 0x400000000, past the end of its section .text.__module_probe (",
+        ),
+        (
+            "rt_sec0",
+            "malformed",
+            "rt_sec0: malformed: section header 0 is not the null section (Rela)",
+        ),
+        (
+            "rt_relainfo",
+            "malformed",
+            "rt_relainfo: malformed: relocation section .rela.text.__module_probe applies to section 109 (.comment), not .text.__module_probe",
+        ),
+        (
+            "rt_nulltext",
+            "unsupported",
+            "rt_nulltext: unsupported: section .text.__module_probe is allocated but of type Null",
+        ),
+        (
+            "rt_ifunc",
+            "unsupported",
+            "rt_ifunc: unsupported: symbol `__module_probe` is an indirect function (STT_GNU_IFUNC)",
+        ),
+        (
+            "rt_twoabi",
+            "modinfo",
+            "rt_twoabi: .modinfo has more than one abi= entry",
         ),
         (
             "absent",
@@ -665,7 +773,7 @@ fn the_shell_runs_every_command() {
         ("lsmod extra", "error: usage: lsmod"),
         (
             "insmod rt_user",
-            "error: insmod rt_user: module rt_user is loaded already",
+            "error: insmod rt_user: rt_user: module rt_user is loaded already",
         ),
     ] {
         let out = s.command(line);

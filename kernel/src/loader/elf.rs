@@ -31,6 +31,10 @@ pub const SHN_ABS: u16 = 0xfff1;
 /// Symbol section index: COMMON.
 pub const SHN_COMMON: u16 = 0xfff2;
 const SHN_LORESERVE: u16 = 0xff00;
+/// Symbol type: thread-local.
+const STT_TLS: u8 = 6;
+/// Symbol type: an indirect function (resolved by a run-time resolver).
+const STT_GNU_IFUNC: u8 = 10;
 const SHDR_SIZE: u64 = 64;
 const SYM_SIZE: u64 = 24;
 const RELA_SIZE: u64 = 24;
@@ -259,6 +263,12 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
         }
         types.push(t);
     }
+    if types[0] != ShType::Null {
+        return Err(malformed(format!(
+            "section header 0 is not the null section ({:?})",
+            types[0]
+        )));
+    }
     let raw = |i: usize| -> &'a [u8] {
         match types[i] {
             ShType::NoBits | ShType::Null => &[],
@@ -296,6 +306,15 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             (class, types[i] == ShType::NoBits)
         });
         if placed.is_some() {
+            if !matches!(types[i], ShType::ProgBits | ShType::NoBits) {
+                return Err(LoadError::Unsupported {
+                    object: object(),
+                    what: format!(
+                        "section {name} is allocated but of type {:?}; only PROGBITS and NOBITS sections are loaded",
+                        types[i]
+                    ),
+                });
+            }
             if h.flags() & SHF_TLS != 0 {
                 return Err(LoadError::Unsupported {
                     object: object(),
@@ -355,16 +374,45 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             name_at(file, strtab, e.name(), &format!("symbol {i}"))?
         };
         let binding = e.get_binding().unwrap_or(Binding::Local);
+        // A section symbol has no name of its own: messages use its section's.
+        let shown = |name: &str| -> String {
+            if !name.is_empty() {
+                name.to_string()
+            } else if let Some(s) = sections.get(e.shndx() as usize) {
+                format!("section {}", s.name)
+            } else {
+                format!("#{i}")
+            }
+        };
+        match e.info() & 0xf {
+            STT_TLS => {
+                return Err(LoadError::Unsupported {
+                    object: object(),
+                    what: format!("symbol `{}` is thread-local (STT_TLS)", shown(name)),
+                });
+            }
+            STT_GNU_IFUNC => {
+                return Err(LoadError::Unsupported {
+                    object: object(),
+                    what: format!(
+                        "symbol `{}` is an indirect function (STT_GNU_IFUNC)",
+                        shown(name)
+                    ),
+                });
+            }
+            _ => {}
+        }
         let shndx = e.shndx();
         if shndx == 0xffff {
             return Err(LoadError::Unsupported {
                 object: object(),
-                what: format!("symbol `{name}` uses an extended section index"),
+                what: format!("symbol `{}` uses an extended section index", shown(name)),
             });
         }
         if shndx != SHN_UNDEF && shndx < SHN_LORESERVE && shndx as usize >= sections.len() {
             return Err(malformed(format!(
-                "symbol `{name}` is in section {shndx}, out of range"
+                "symbol `{}` (#{i}) is in section {shndx}, out of range",
+                shown(name)
             )));
         }
         if shndx != SHN_UNDEF
@@ -373,7 +421,8 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             && e.value() > sec.size
         {
             return Err(malformed(format!(
-                "symbol `{name}` has value {:#x}, past the end of its section {} ({} bytes)",
+                "symbol `{}` has value {:#x}, past the end of its section {} ({} bytes)",
+                shown(name),
                 e.value(),
                 sec.name,
                 sec.size
@@ -391,6 +440,25 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
     let mut relas = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let target = h.info() as usize;
+        if types[i] == ShType::Rela {
+            if target == 0 || target >= sections.len() {
+                return Err(malformed(format!(
+                    "relocation section {} applies to section {target}, out of range",
+                    sections[i].name
+                )));
+            }
+            // The compiler names it after its section: one that says
+            // otherwise has a damaged sh_info, and its relocations would be
+            // dropped (or applied elsewhere) without a word.
+            if let Some(named) = sections[i].name.strip_prefix(".rela")
+                && named != sections[target].name
+            {
+                return Err(malformed(format!(
+                    "relocation section {} applies to section {target} ({}), not {named}",
+                    sections[i].name, sections[target].name
+                )));
+            }
+        }
         let applies_to_placed = sections.get(target).is_some_and(|s| s.placed.is_some());
         match types[i] {
             ShType::Rel if applies_to_placed => {
@@ -424,6 +492,25 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
                 }
             }
             _ => {}
+        }
+    }
+    // Every relocation of a placed section names a symbol there is.
+    for &(t, rs) in &relas {
+        for r in rs {
+            let sym = r.get_symbol_table_index() as usize;
+            if r.get_type() != 0 && (sym == 0 || sym >= symbols.len()) {
+                return Err(malformed(format!(
+                    "{} at section {} offset {:#x} refers to {}",
+                    reloc_name(r.get_type()),
+                    sections[t].name,
+                    r.get_offset(),
+                    if sym == 0 {
+                        "the null symbol (index 0)".to_string()
+                    } else {
+                        format!("symbol {sym}, out of range ({} symbols)", symbols.len())
+                    }
+                )));
+            }
         }
     }
     let info = parse_modinfo(file, &sections)?;
@@ -475,9 +562,10 @@ fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>
     };
     // The module API emits several `.modinfo` sections: the module's
     // entries, and one per recorded signature.
-    let parts: Vec<&Section<'a>> = sections
+    let parts: Vec<(usize, &Section<'a>)> = sections
         .iter()
-        .filter(|s| s.name == MODINFO_SECTION)
+        .enumerate()
+        .filter(|(_, s)| s.name == MODINFO_SECTION)
         .collect();
     if parts.is_empty() {
         return Err(err(format!(
@@ -485,12 +573,21 @@ fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>
         )));
     }
     let mut info = ModInfo::default();
-    let mut abi = None;
-    for e in parts.iter().flat_map(|s| modinfo::entries(s.data)) {
-        let (k, v) = e.map_err(|e| err(format!("{e}")))?;
+    let (mut abi, mut name) = (None, None);
+    let entries = parts
+        .iter()
+        .flat_map(|&(i, s)| modinfo::entries(s.data).map(move |e| e.map_err(|e| (i, e))));
+    for e in entries {
+        let (k, v) = e.map_err(|(i, e)| err(format!("{MODINFO_SECTION} section {i}: {e}")))?;
         match k {
-            "abi" => abi = Some(v),
-            "name" => info.name = v,
+            "abi" | "name" => {
+                let seen = if k == "abi" { &mut abi } else { &mut name };
+                if seen.replace(v).is_some() {
+                    return Err(err(format!(
+                        "{MODINFO_SECTION} has more than one {k}= entry"
+                    )));
+                }
+            }
             "depends" if !valid_module_name(v) => {
                 return Err(err(format!("entry depends={v} does not name a module")));
             }
@@ -509,13 +606,17 @@ fn parse_modinfo<'a>(file: &str, sections: &[Section<'a>]) -> Result<ModInfo<'a>
             _ => {}
         }
     }
-    if abi.and_then(|v| v.parse::<u32>().ok()) != Some(ABI_VERSION) {
+    if !abi.is_some_and(modinfo::is_abi_value) {
         return Err(err(format!(
             "module ABI {} does not match the kernel's {ABI_VERSION}",
             abi.unwrap_or("(none)")
         )));
     }
-    if info.name.is_empty() || !valid_module_name(info.name) {
+    info.name = name.ok_or_else(|| err(format!("{MODINFO_SECTION} has no name= entry")))?;
+    if info.depends.contains(&info.name) {
+        return Err(err(format!("module {} depends on itself", info.name)));
+    }
+    if !valid_module_name(info.name) {
         return Err(err(format!(
             "{MODINFO_SECTION} name `{}` is not [a-z][a-z0-9_]{{0,31}}",
             info.name

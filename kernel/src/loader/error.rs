@@ -123,6 +123,8 @@ pub enum LoadError {
     },
     /// A module of that name is loaded already.
     AlreadyLoaded {
+        /// Initrd entry.
+        object: String,
         /// The module.
         module: String,
     },
@@ -243,7 +245,9 @@ impl fmt::Display for LoadError {
                 f,
                 "{object}: module {module} depends on {dependency}, which is not loaded"
             ),
-            LoadError::AlreadyLoaded { module } => write!(f, "module {module} is loaded already"),
+            LoadError::AlreadyLoaded { object, module } => {
+                write!(f, "{object}: module {module} is loaded already")
+            }
             LoadError::ExportClash {
                 object,
                 symbol,

@@ -594,6 +594,7 @@ impl Loader {
         let name = obj.info.name;
         if self.kept(name).is_some() {
             return Err(LoadError::AlreadyLoaded {
+                object: file.to_string(),
                 module: name.to_string(),
             });
         }

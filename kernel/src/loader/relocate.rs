@@ -279,11 +279,12 @@ pub fn link(
                     RelocError::Overflow { value: v, .. } => LoadError::RelocationOverflow {
                         object: obj.file.to_string(),
                         what: format!(
-                            "{} in section {} offset {:#x} against `{}`: value {v:#x} does not fit",
+                            "{} in section {} offset {:#x} against `{}`: value {} does not fit",
                             reloc_name(rtype),
                             sec.name,
                             r.get_offset(),
-                            symbol_name(obj, sym)
+                            symbol_name(obj, sym),
+                            reloc::Hex(v)
                         ),
                     },
                     other => LoadError::Malformed {
