@@ -139,11 +139,14 @@ fn symbol_address(
         SHN_ABS => Ok(s.value),
         SHN_COMMON => Err(LoadError::Unsupported {
             object: obj.file.to_string(),
-            what: format!("symbol `{}` is COMMON", s.name),
+            what: format!("symbol `{}` is COMMON", symbol_name(obj, i)),
         }),
         x if x >= 0xff00 => Err(LoadError::Unsupported {
             object: obj.file.to_string(),
-            what: format!("symbol `{}` has reserved section index {x:#x}", s.name),
+            what: format!(
+                "symbol `{}` has reserved section index {x:#x}",
+                symbol_name(obj, i)
+            ),
         }),
         x => match obj.sections[x as usize].placed {
             Some((class, _)) => Ok(base[class]
