@@ -145,6 +145,15 @@ impl<'a> Section<'a> {
             .map_or(self.name_tail, |(n, _)| n)
     }
 
+    /// For a section whose name starts with `.rela`: whether the rest of
+    /// its name is `target`'s name (`None` for other names). Compilers
+    /// store the target's name as the tail of the relocation section's in
+    /// the string table, which answers without reading either name.
+    pub fn name_tail_is_rela_of(&self, target: &Section<'_>) -> Option<bool> {
+        let rest = self.name_tail.strip_prefix(".rela")?;
+        Some(rest.len() == target.name_tail.len() || rest.split('\0').next() == Some(target.name()))
+    }
+
     /// Whether the section is called `name`, without finding where its name
     /// ends.
     pub fn name_is(&self, name: &str) -> bool {

@@ -521,13 +521,10 @@ impl<'a> ModuleObject<'a> {
         }
         // The module API emits several `.modinfo` sections (the module's
         // entries, and one per recorded signature): their entries together.
-        let modinfo_parts = || {
-            (0..elf.sections.len())
-                .filter(|&i| elf.sections[i].name_is(MODINFO_SECTION))
-                .map(|i| elf.section_data(i))
-        };
-        let (count, size) = modinfo_parts().fold((0, 0), |(n, s), p| (n + 1, s + p.len()));
-        if count == 0 {
+        let parts: Vec<usize> = (0..elf.sections.len())
+            .filter(|&i| elf.sections[i].name_is(MODINFO_SECTION))
+            .collect();
+        if parts.is_empty() {
             bail!(
                 Modinfo,
                 "{file}: no {MODINFO_SECTION} section (not a module object?)"
@@ -535,17 +532,20 @@ impl<'a> ModuleObject<'a> {
         }
         // Each part ends its last entry: one that did not would run into
         // the next part's first.
-        if let Some(i) = (0..elf.sections.len()).find(|&i| {
-            elf.sections[i].name_is(MODINFO_SECTION)
-                && elf.section_data(i).last().is_some_and(|&b| b != 0)
-        }) {
+        if let Some(&i) = parts
+            .iter()
+            .find(|&&i| elf.section_data(i).last().is_some_and(|&b| b != 0))
+        {
             bail!(
                 Modinfo,
                 "{file}: {MODINFO_SECTION} section {i} does not end with a NUL byte (its last entry is unterminated)"
             );
         }
+        let size = parts.iter().map(|&i| elf.section_data(i).len()).sum();
         let mut text = Vec::with_capacity(size);
-        modinfo_parts().for_each(|p| text.extend_from_slice(p));
+        parts
+            .iter()
+            .for_each(|&i| text.extend_from_slice(elf.section_data(i)));
         let info = parse_modinfo_vec(file, text)?;
         let mut placement = Vec::with_capacity(elf.sections.len());
         let mut rela_sections = Vec::with_capacity(
@@ -628,9 +628,8 @@ impl<'a> ModuleObject<'a> {
                 // The compiler names it after its section: one that says
                 // otherwise has a damaged sh_info, and its relocations
                 // would be dropped (or applied elsewhere) without a word.
-                if let Some(named) = s.name().strip_prefix(".rela")
-                    && named != elf.sections[t].name()
-                {
+                if s.name_tail_is_rela_of(&elf.sections[t]) == Some(false) {
+                    let named = &s.name()[".rela".len()..];
                     bail!(
                         Malformed,
                         "{file}: relocation section {} applies to section {t} ({}), not {named}",
