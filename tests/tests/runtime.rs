@@ -352,31 +352,51 @@ fn with_section_past_the_end(mut obj: Vec<u8>) -> Vec<u8> {
     panic!("no .modinfo section");
 }
 
-/// The object with symbol `name`'s value set to `value` (found through
-/// the symbol table and its string table).
-fn with_symbol_value(mut obj: Vec<u8>, name: &str, value: u64) -> Vec<u8> {
+/// The file offset of symbol `name`'s entry in the symbol table (found
+/// through the symbol table's string table).
+fn symbol_entry(obj: &[u8], name: &str) -> usize {
     let rd = |b: &[u8], at: usize, n: usize| {
         let mut v = [0u8; 8];
         v[..n].copy_from_slice(&b[at..at + n]);
         u64::from_le_bytes(v) as usize
     };
-    let (shoff, shnum) = (rd(&obj, 0x28, 8), rd(&obj, 0x3c, 2));
+    let (shoff, shnum) = (rd(obj, 0x28, 8), rd(obj, 0x3c, 2));
     for i in 0..shnum {
         let h = shoff + 64 * i;
-        if rd(&obj, h + 4, 4) != 2 {
+        if rd(obj, h + 4, 4) != 2 {
             continue;
         }
-        let (off, size) = (rd(&obj, h + 24, 8), rd(&obj, h + 32, 8));
-        let strtab = rd(&obj, shoff + 64 * rd(&obj, h + 40, 4) + 24, 8);
+        let (off, size) = (rd(obj, h + 24, 8), rd(obj, h + 32, 8));
+        let strtab = rd(obj, shoff + 64 * rd(obj, h + 40, 4) + 24, 8);
         for e in (off..off + size).step_by(24) {
-            let n = strtab + rd(&obj, e, 4);
+            let n = strtab + rd(obj, e, 4);
             if obj[n..].starts_with(name.as_bytes()) && obj[n + name.len()] == 0 {
-                obj[e + 8..e + 16].copy_from_slice(&value.to_le_bytes());
-                return obj;
+                return e;
             }
         }
     }
     panic!("no symbol {name}");
+}
+
+/// The object with symbol `name`'s value set to `value`.
+fn with_symbol_value(mut obj: Vec<u8>, name: &str, value: u64) -> Vec<u8> {
+    let e = symbol_entry(&obj, name);
+    obj[e + 8..e + 16].copy_from_slice(&value.to_le_bytes());
+    obj
+}
+
+/// The object with symbol `name`'s type (`st_info` low bits) set to `t`.
+fn with_symbol_type(mut obj: Vec<u8>, name: &str, t: u8) -> Vec<u8> {
+    let e = symbol_entry(&obj, name);
+    obj[e + 4] = (obj[e + 4] & 0xf0) | t;
+    obj
+}
+
+/// The object with symbol `name`'s section index set to `shndx`.
+fn with_symbol_shndx(mut obj: Vec<u8>, name: &str, shndx: u16) -> Vec<u8> {
+    let e = symbol_entry(&obj, name);
+    obj[e + 6..e + 8].copy_from_slice(&shndx.to_le_bytes());
+    obj
 }
 
 /// The file offset of the header of the section called `name`, and of
@@ -426,19 +446,6 @@ fn with_modinfo_entries(mut obj: Vec<u8>, prefix: &str, entries: &str) -> Vec<u8
     obj
 }
 
-/// The object with symbol `name`'s type (`st_info` low bits) set to `t`.
-fn with_symbol_type(obj: Vec<u8>, name: &str, t: u8) -> Vec<u8> {
-    let value_at = |o: &[u8]| {
-        let a = with_symbol_value(o.to_vec(), name, 0x5a5a_5a5a_5a5a_5a5a);
-        (0..o.len()).find(|&i| a[i] != o[i]).unwrap()
-    };
-    let mut obj = obj;
-    // st_info is 4 bytes into the entry, st_value 8.
-    let info = value_at(&obj) - 8 + 4;
-    obj[info] = (obj[info] & 0xf0) | t;
-    obj
-}
-
 #[test]
 fn bad_objects_are_refused_with_named_errors() {
     let hello = object("rt_hello");
@@ -479,6 +486,10 @@ fn bad_objects_are_refused_with_named_errors() {
         (
             "rt_ifunc",
             with_symbol_type(hello.clone(), "__module_probe", 10),
+        ),
+        (
+            "rt_common",
+            with_symbol_shndx(hello.clone(), "rt_hello_version", 0xfff2),
         ),
         (
             "rt_twoabi",
@@ -568,6 +579,11 @@ fn bad_objects_are_refused_with_named_errors() {
             "rt_ifunc",
             "unsupported",
             "rt_ifunc: unsupported: symbol `__module_probe` is an indirect function (STT_GNU_IFUNC)",
+        ),
+        (
+            "rt_common",
+            "unsupported",
+            "rt_common: unsupported: symbol `rt_hello_version` is COMMON (build with -fno-common)",
         ),
         (
             "rt_twoabi",

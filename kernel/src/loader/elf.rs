@@ -384,6 +384,15 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
                 format!("#{i}")
             }
         };
+        if e.shndx() == SHN_COMMON {
+            return Err(LoadError::Unsupported {
+                object: object(),
+                what: format!(
+                    "symbol `{}` is COMMON (build with -fno-common)",
+                    shown(name)
+                ),
+            });
+        }
         match e.info() & 0xf {
             STT_TLS => {
                 return Err(LoadError::Unsupported {
