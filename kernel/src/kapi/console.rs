@@ -21,20 +21,31 @@ pub fn module_console_active() -> Option<usize> {
     WRITE.is_some().then(|| OWNER.load(Ordering::SeqCst))
 }
 
+/// Bytes handed to the module's write at a time: each call has the whole
+/// callback budget, and 64 bytes take about 5.6 ms at 115200 baud, so a
+/// long line (a `REPORT` line is tens of KiB) is not cut off for its
+/// length. When a call is cut off, COM1 gets the text from the start of
+/// that call on: what came before is out already, and at most one call's
+/// bytes can be written twice.
+const WRITE_CHUNK: usize = 64;
+
 fn sink(bytes: &[u8]) {
     let Some(f) = WRITE.load() else {
         crate::serial::write_bytes(bytes);
         return;
     };
     let module = OWNER.load(Ordering::SeqCst);
-    if let Some(a) = guard::call_writer(module, f, bytes) {
-        remove(module);
-        crate::serial::write_bytes(bytes);
-        ::log::error!(
-            "module {}: console write: {a}; console back on COM1",
-            crate::modules::name_of(module)
-        );
-        guard::runtime_fault(module, Place::Console, a);
+    for (i, chunk) in bytes.chunks(WRITE_CHUNK).enumerate() {
+        if let Some(a) = guard::call_writer(module, f, chunk) {
+            remove(module);
+            crate::serial::write_bytes(&bytes[i * WRITE_CHUNK..]);
+            ::log::error!(
+                "module {}: console write: {a}; console back on COM1",
+                crate::modules::name_of(module)
+            );
+            guard::runtime_fault(module, Place::Console, a);
+            return;
+        }
     }
 }
 
