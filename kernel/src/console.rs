@@ -37,6 +37,17 @@ pub fn set_sink(sink: Option<Sink>) {
     SINK.store(sink);
 }
 
+/// Run once the outermost console writer has released the console (see
+/// [`after_release`]).
+static AFTER_RELEASE: AtomicFn<fn()> = AtomicFn::none();
+
+/// Has `f` run once the console is free again, after the write under way:
+/// for a sink that must report its own failure on the console without
+/// splitting the line it was writing.
+pub fn after_release(f: fn()) {
+    AFTER_RELEASE.store(Some(f));
+}
+
 /// The current sink, if a driver installed one.
 pub fn sink() -> Option<Sink> {
     SINK.load()
@@ -77,6 +88,9 @@ pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
                 let r = f(&mut ConsoleWriter { com1_only: false });
                 HOLDER.store(0, Ordering::Release);
                 drop(guard);
+                if let Some(after) = AFTER_RELEASE.swap(None) {
+                    after();
+                }
                 r
             }
             None => f(&mut ConsoleWriter { com1_only: true }),

@@ -31,6 +31,8 @@ unsafe impl FnPtr for fn(&mut TrapFrame) {}
 unsafe impl FnPtr for fn(&mut TrapFrame) -> bool {}
 // SAFETY: as above (console sinks).
 unsafe impl FnPtr for fn(&[u8]) {}
+// SAFETY: as above (work run once the console is free).
+unsafe impl FnPtr for fn() {}
 // SAFETY: as above (the panic hook).
 unsafe impl FnPtr for fn(&core::panic::PanicInfo<'_>) {}
 

@@ -29,6 +29,20 @@ pub fn module_console_active() -> Option<usize> {
 /// bytes can be written twice.
 const WRITE_CHUNK: usize = 64;
 
+/// The module whose console write was cut off, and how: reported once the
+/// console is free, since an ERROR line written now would land inside the
+/// line being written.
+static CUT: spin::Mutex<Option<(usize, guard::Abort)>> = spin::Mutex::new(None);
+
+fn report_cut() {
+    if let Some((module, a)) = CUT.lock().take() {
+        ::log::error!(
+            "module {}: console write: {a}; console back on COM1",
+            crate::modules::name_of(module)
+        );
+    }
+}
+
 fn sink(bytes: &[u8]) {
     let Some(f) = WRITE.load() else {
         crate::serial::write_bytes(bytes);
@@ -39,10 +53,8 @@ fn sink(bytes: &[u8]) {
         if let Some(a) = guard::call_writer(module, f, chunk) {
             remove(module);
             crate::serial::write_bytes(&bytes[i * WRITE_CHUNK..]);
-            ::log::error!(
-                "module {}: console write: {a}; console back on COM1",
-                crate::modules::name_of(module)
-            );
+            *CUT.lock() = Some((module, a));
+            crate::console::after_release(report_cut);
             guard::runtime_fault(module, Place::Console, a);
             return;
         }
