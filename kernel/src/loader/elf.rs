@@ -29,7 +29,7 @@ pub const SHN_UNDEF: u16 = 0;
 /// Symbol section index: absolute value.
 pub const SHN_ABS: u16 = 0xfff1;
 /// Symbol section index: COMMON.
-pub const SHN_COMMON: u16 = 0xfff2;
+const SHN_COMMON: u16 = 0xfff2;
 const SHN_LORESERVE: u16 = 0xff00;
 /// Symbol type: thread-local.
 const STT_TLS: u8 = 6;
@@ -187,6 +187,18 @@ fn check_ident(file: &str, data: &[u8]) -> Result<(), LoadError> {
         });
     }
     Ok(())
+}
+
+/// How symbol `i` is named in messages: its name, or, for a section
+/// symbol (which has none), its section's.
+pub fn shown_symbol(name: &str, shndx: u16, sections: &[Section<'_>], i: usize) -> String {
+    if !name.is_empty() {
+        name.to_string()
+    } else if let Some(s) = sections.get(shndx as usize) {
+        format!("section {}", s.name)
+    } else {
+        format!("#{i}")
+    }
 }
 
 /// Parses and checks the module object `data` (initrd entry `file`).
@@ -374,44 +386,20 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             name_at(file, strtab, e.name(), &format!("symbol {i}"))?
         };
         let binding = e.get_binding().unwrap_or(Binding::Local);
-        // A section symbol has no name of its own: messages use its section's.
-        let shown = |name: &str| -> String {
-            if !name.is_empty() {
-                name.to_string()
-            } else if let Some(s) = sections.get(e.shndx() as usize) {
-                format!("section {}", s.name)
-            } else {
-                format!("#{i}")
-            }
+        let shndx = e.shndx();
+        let shown = |name: &str| shown_symbol(name, shndx, &sections, i);
+        let refused = match e.info() & 0xf {
+            _ if shndx == SHN_COMMON => Some("is COMMON (build with -fno-common)"),
+            STT_TLS => Some("is thread-local (STT_TLS)"),
+            STT_GNU_IFUNC => Some("is an indirect function (STT_GNU_IFUNC)"),
+            _ => None,
         };
-        if e.shndx() == SHN_COMMON {
+        if let Some(why) = refused {
             return Err(LoadError::Unsupported {
                 object: object(),
-                what: format!(
-                    "symbol `{}` is COMMON (build with -fno-common)",
-                    shown(name)
-                ),
+                what: format!("symbol `{}` {why}", shown(name)),
             });
         }
-        match e.info() & 0xf {
-            STT_TLS => {
-                return Err(LoadError::Unsupported {
-                    object: object(),
-                    what: format!("symbol `{}` is thread-local (STT_TLS)", shown(name)),
-                });
-            }
-            STT_GNU_IFUNC => {
-                return Err(LoadError::Unsupported {
-                    object: object(),
-                    what: format!(
-                        "symbol `{}` is an indirect function (STT_GNU_IFUNC)",
-                        shown(name)
-                    ),
-                });
-            }
-            _ => {}
-        }
-        let shndx = e.shndx();
         if shndx == 0xffff {
             return Err(LoadError::Unsupported {
                 object: object(),
@@ -533,15 +521,13 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
         let s = &symbols[i];
         match sections
             .get(s.shndx as usize)
-            .filter(|x| x.placed.is_some())
+            .filter(|x| matches!(x.placed, Some((Class::Text, _))))
         {
-            Some(x) if x.placed.is_some_and(|p| p.0 == Class::Text) && s.value >= x.size => {
-                Err(malformed(format!(
-                    "entry symbol {name} is at offset {:#x} of section {}, which has only {} bytes",
-                    s.value, x.name, x.size
-                )))
-            }
-            Some(x) if x.placed.is_some_and(|p| p.0 == Class::Text) => Ok(Some(i)),
+            Some(x) if s.value >= x.size => Err(malformed(format!(
+                "entry symbol {name} is at offset {:#x} of section {}, which has only {} bytes",
+                s.value, x.name, x.size
+            ))),
+            Some(_) => Ok(Some(i)),
             _ => Err(LoadError::Modinfo {
                 object: object(),
                 what: format!("entry symbol {name} is not in a text section"),

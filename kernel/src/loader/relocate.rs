@@ -8,7 +8,7 @@
 //! field arithmetic is `modtable::reloc::apply`, the same host-tested code
 //! the prelinker and the boot-time loader use.
 
-use super::elf::{Object, SHN_ABS, SHN_COMMON, SHN_UNDEF, reloc_name};
+use super::elf::{Object, SHN_ABS, SHN_UNDEF, reloc_name, shown_symbol};
 use super::error::LoadError;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -112,14 +112,10 @@ fn no_memory(obj: &Object<'_>, c: Class, n: u64) -> LoadError {
 
 /// Name of symbol `i` for messages (section symbols get their section's).
 fn symbol_name(obj: &Object<'_>, i: usize) -> String {
-    match obj.symbols.get(i) {
-        Some(s) if s.name.is_empty() => obj
-            .sections
-            .get(s.shndx as usize)
-            .map_or_else(|| format!("#{i}"), |x| format!("section {}", x.name)),
-        Some(s) => s.name.to_string(),
-        None => format!("#{i}"),
-    }
+    obj.symbols.get(i).map_or_else(
+        || format!("#{i}"),
+        |s| shown_symbol(s.name, s.shndx, &obj.sections, i),
+    )
 }
 
 /// The address of symbol `i`, given the class bases.
@@ -137,10 +133,7 @@ fn symbol_address(
     match s.shndx {
         SHN_UNDEF => resolve(s.name, s.weak),
         SHN_ABS => Ok(s.value),
-        SHN_COMMON => Err(LoadError::Unsupported {
-            object: obj.file.to_string(),
-            what: format!("symbol `{}` is COMMON", symbol_name(obj, i)),
-        }),
+        // COMMON symbols were refused when the object was parsed.
         x if x >= 0xff00 => Err(LoadError::Unsupported {
             object: obj.file.to_string(),
             what: format!(
