@@ -535,15 +535,13 @@ pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Res
     let mut in_ids: Vec<Option<Option<(u64, u64)>>> = vec![None; inputs.len()];
     let outs: Vec<Identity> = outputs.iter().map(|(_, p)| identity(p)).collect();
     for (i, (what, path)) in outputs.iter().enumerate() {
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-            && std::fs::metadata(path).is_err()
-        {
-            return Err(err!(
+        output_target(path).map_err(|_| {
+            err!(
                 Usage,
                 "{what} {} is a symbolic link to nothing that exists; nothing was written",
                 path.display()
-            ));
-        }
+            )
+        })?;
         if let Ok(m) = std::fs::metadata(path)
             && !m.is_file()
         {

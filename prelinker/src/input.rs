@@ -310,9 +310,9 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
                 if !valid_module_name(v) {
                     bail!(
                         Modinfo,
-                        "{file}: .modinfo entry depends={} does not name a module: a module name is a lowercase letter followed by at most {} lowercase letters, digits or underscores",
+                        "{file}: .modinfo entry depends={} does not name a module: {}",
                         v.escape_debug(),
-                        MAX_MODULE_NAME - 1
+                        name_rule()
                     );
                 }
                 let seen = info
@@ -360,10 +360,9 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
         None | Some("") => bail!(Modinfo, "{file}: .modinfo has no name= entry"),
         Some(n) if !valid_module_name(n) => bail!(
             Modinfo,
-            "{file}: module name `{}` is not valid: a module name is a lowercase letter followed by at most {} lowercase letters, digits or underscores ([a-z][a-z0-9_]{{0,{}}})",
+            "{file}: module name `{}` is not valid: {}",
             n.escape_debug(),
-            MAX_MODULE_NAME - 1,
-            MAX_MODULE_NAME - 1
+            name_rule()
         ),
         Some(n) => info.name = span(n),
     }
@@ -376,6 +375,14 @@ fn parse_modinfo_vec(file: &str, bytes: Vec<u8>) -> Result<ModInfo> {
 
 /// The longest module name, in bytes.
 pub const MAX_MODULE_NAME: usize = modinfo::MAX_NAME_LEN;
+
+/// The rule of [`valid_module_name`], for messages.
+fn name_rule() -> String {
+    format!(
+        "a module name is a lowercase letter followed by at most {n} lowercase letters, digits or underscores ([a-z][a-z0-9_]{{0,{n}}})",
+        n = MAX_MODULE_NAME - 1
+    )
+}
 
 /// Whether `name` is a valid module name: `[a-z][a-z0-9_]{0,31}`.
 pub fn valid_module_name(name: &str) -> bool {
