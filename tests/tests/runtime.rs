@@ -307,22 +307,24 @@ fn without_import_sig(mut obj: Vec<u8>, symbol: &str) -> Vec<u8> {
     obj
 }
 
+/// The `n`-byte little-endian field of `b` at `at`.
+fn le(b: &[u8], at: usize, n: usize) -> usize {
+    let mut v = [0u8; 8];
+    v[..n].copy_from_slice(&b[at..at + n]);
+    u64::from_le_bytes(v) as usize
+}
+
 /// The object with its first relocation against an allocated section
 /// given type 25 (R_X86_64_GOTOFF64, which the loader does not apply).
 fn with_unsupported_relocation(mut obj: Vec<u8>) -> Vec<u8> {
-    let rd = |b: &[u8], at: usize, n: usize| {
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(&b[at..at + n]);
-        u64::from_le_bytes(v) as usize
-    };
-    let (shoff, shnum) = (rd(&obj, 0x28, 8), rd(&obj, 0x3c, 2));
+    let (shoff, shnum) = (le(&obj, 0x28, 8), le(&obj, 0x3c, 2));
     let header = |i: usize| shoff + 64 * i;
     for i in 0..shnum {
         let h = header(i);
-        let (typ, info) = (rd(&obj, h + 4, 4), rd(&obj, h + 44, 4));
-        let target_flags = rd(&obj, header(info) + 8, 8);
-        if typ == 4 && target_flags & 2 != 0 && rd(&obj, h + 32, 8) >= 24 {
-            let entry = rd(&obj, h + 24, 8);
+        let (typ, info) = (le(&obj, h + 4, 4), le(&obj, h + 44, 4));
+        let target_flags = le(&obj, header(info) + 8, 8);
+        if typ == 4 && target_flags & 2 != 0 && le(&obj, h + 32, 8) >= 24 {
+            let entry = le(&obj, h + 24, 8);
             obj[entry + 8..entry + 12].copy_from_slice(&25u32.to_le_bytes());
             return obj;
         }
@@ -332,44 +334,24 @@ fn with_unsupported_relocation(mut obj: Vec<u8>) -> Vec<u8> {
 
 /// The object with its `.modinfo` section's size running past the end of
 /// the file (its section headers are intact: a damaged table, not a cut).
-fn with_section_past_the_end(mut obj: Vec<u8>) -> Vec<u8> {
-    let rd = |b: &[u8], at: usize, n: usize| {
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(&b[at..at + n]);
-        u64::from_le_bytes(v) as usize
-    };
-    let (shoff, shnum, shstrndx) = (rd(&obj, 0x28, 8), rd(&obj, 0x3c, 2), rd(&obj, 0x3e, 2));
-    let names = rd(&obj, shoff + 64 * shstrndx + 24, 8);
-    for i in 0..shnum {
-        let h = shoff + 64 * i;
-        let name = names + rd(&obj, h, 4);
-        if obj[name..].starts_with(b".modinfo\0") {
-            let len = obj.len() as u64;
-            obj[h + 32..h + 40].copy_from_slice(&len.to_le_bytes());
-            return obj;
-        }
-    }
-    panic!("no .modinfo section");
+fn with_section_past_the_end(obj: Vec<u8>) -> Vec<u8> {
+    let len = obj.len() as u64;
+    with_header_field(obj, ".modinfo", 32, 8, len)
 }
 
 /// The file offset of symbol `name`'s entry in the symbol table (found
 /// through the symbol table's string table).
 fn symbol_entry(obj: &[u8], name: &str) -> usize {
-    let rd = |b: &[u8], at: usize, n: usize| {
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(&b[at..at + n]);
-        u64::from_le_bytes(v) as usize
-    };
-    let (shoff, shnum) = (rd(obj, 0x28, 8), rd(obj, 0x3c, 2));
+    let (shoff, shnum) = (le(obj, 0x28, 8), le(obj, 0x3c, 2));
     for i in 0..shnum {
         let h = shoff + 64 * i;
-        if rd(obj, h + 4, 4) != 2 {
+        if le(obj, h + 4, 4) != 2 {
             continue;
         }
-        let (off, size) = (rd(obj, h + 24, 8), rd(obj, h + 32, 8));
-        let strtab = rd(obj, shoff + 64 * rd(obj, h + 40, 4) + 24, 8);
+        let (off, size) = (le(obj, h + 24, 8), le(obj, h + 32, 8));
+        let strtab = le(obj, shoff + 64 * le(obj, h + 40, 4) + 24, 8);
         for e in (off..off + size).step_by(24) {
-            let n = strtab + rd(obj, e, 4);
+            let n = strtab + le(obj, e, 4);
             if obj[n..].starts_with(name.as_bytes()) && obj[n + name.len()] == 0 {
                 return e;
             }
@@ -402,15 +384,10 @@ fn with_symbol_shndx(mut obj: Vec<u8>, name: &str, shndx: u16) -> Vec<u8> {
 /// The file offset of the header of the section called `name`, and of
 /// every section's header by index (`None`: the name was not found).
 fn section_header(obj: &[u8], name: &str) -> (Option<usize>, impl Fn(usize) -> usize + use<>) {
-    let rd = |b: &[u8], at: usize, n: usize| {
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(&b[at..at + n]);
-        u64::from_le_bytes(v) as usize
-    };
-    let (shoff, shnum, shstrndx) = (rd(obj, 0x28, 8), rd(obj, 0x3c, 2), rd(obj, 0x3e, 2));
-    let names = rd(obj, shoff + 64 * shstrndx + 24, 8);
+    let (shoff, shnum, shstrndx) = (le(obj, 0x28, 8), le(obj, 0x3c, 2), le(obj, 0x3e, 2));
+    let names = le(obj, shoff + 64 * shstrndx + 24, 8);
     let found = (0..shnum).map(|i| shoff + 64 * i).find(|&h| {
-        let n = names + rd(obj, h, 4);
+        let n = names + le(obj, h, 4);
         obj[n..].starts_with(name.as_bytes()) && obj[n + name.len()] == 0
     });
     (found, move |i| shoff + 64 * i)
