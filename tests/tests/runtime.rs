@@ -634,6 +634,94 @@ fn a_full_pool_takes_a_fresh_huge_page() {
     assert_eq!(hello["placed"]["rodata"]["in"], "pool", "{hello}");
 }
 
+/// The runtime loader's free-frame count in report `r`.
+fn free_frames(r: &Value) -> u64 {
+    r["runtime"]["free_frames"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("runtime.free_frames: {}", r["runtime"]))
+}
+
+#[test]
+fn a_load_refused_after_placing_gives_its_fresh_page_back() {
+    // rt_big's rodata takes a fresh page; its damaged relocation is found
+    // only when it is linked, after placing.
+    let big = with_unsupported_relocation(object("rt_big"));
+    let init = initrd(
+        "fresh-refused",
+        &[("rt_hello", object("rt_hello")), ("rt_big", big)],
+    );
+    let mut s = Console::start(&config(init, "shell"));
+    let o = s.command("insmod rt_hello");
+    assert!(o.contains("insmod rt_hello: done"), "{o}");
+    let o = s.command("insmod rt_big");
+    assert!(o.contains("insmod rt_big: refused"), "{o}");
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    let reports = booted(&out);
+    assert_eq!(reports.len(), 3, "boot, rt_hello, rt_big");
+    let (before, after) = (&reports[1], &reports[2]);
+    let refusals = after["refusals"].as_array().unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(
+        refusals[0]["kind"], "unsupported-relocation",
+        "{refusals:?}"
+    );
+    for line in [
+        "loader: rodata pool full: took a fresh 2 MiB page at",
+        "loader: rodata no longer used: gave back the fresh 2 MiB page at",
+    ] {
+        assert!(out.serial.contains(line), "{line}: {}", out.describe());
+    }
+    // Nothing of the refused load is left: no fresh page, the pools and
+    // mappings as before it, and every frame back (its 512, and the page
+    // tables that mapped them).
+    assert_eq!(after["fresh_pages"], serde_json::json!([]));
+    assert_eq!(free_frames(after), free_frames(before));
+    for c in CLASSES {
+        assert_eq!(after["pools"][c], before["pools"][c], "{c}");
+    }
+}
+
+#[test]
+fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
+    let init = initrd("fresh-rmmod", &entries(&objects(&["rt_hello", "rt_big"])));
+    let mut s = Console::start(&config(init, "shell"));
+    for cmd in ["insmod rt_hello", "insmod rt_big"] {
+        let o = s.command(cmd);
+        assert!(o.contains(&format!("{cmd}: done")), "{o}");
+    }
+    let o = s.command("rmmod rt_big");
+    assert!(o.contains("rmmod rt_big: unloaded"), "{o}");
+    // Loaded again, it gets a fresh page again, at the same address.
+    let o = s.command("insmod rt_big");
+    assert!(o.contains("insmod rt_big: done"), "{o}");
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    let reports = booted(&out);
+    assert_eq!(reports.len(), 5, "boot, two insmods, rmmod, insmod");
+    let (before, loaded, after) = (&reports[1], &reports[2], &reports[3]);
+    assert_eq!(reports[4]["fresh_pages"], loaded["fresh_pages"]);
+    assert_eq!(module(&reports[4], "rt_big")["selftest"], "passed");
+    assert_eq!(loaded["fresh_pages"].as_array().unwrap().len(), 1);
+    assert!(
+        free_frames(loaded) + 512 <= free_frames(before),
+        "the fresh page's 512 frames come from the frame allocator"
+    );
+    assert_eq!(after["fresh_pages"], serde_json::json!([]));
+    assert_eq!(free_frames(after), free_frames(before));
+    for c in CLASSES {
+        assert_eq!(after["pools"][c], before["pools"][c], "{c}");
+    }
+    assert!(
+        out.serial
+            .contains("loader: rodata no longer used: gave back the fresh 2 MiB page at"),
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn without_an_initrd_insmod_says_so() {
     let mut s = Console::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));

@@ -20,6 +20,8 @@ pub enum PoolError {
     NotAllocated(u64),
     /// An empty or wrapping range.
     Empty(u64),
+    /// A removal of bytes not all free (some allocated, or outside).
+    NotFree(u64),
 }
 
 /// Free ranges over the bytes a pool manages.
@@ -88,6 +90,27 @@ impl Pool {
         Ok(())
     }
 
+    /// Takes `[start, end)` out of the pool: it stops managing those bytes
+    /// (for example a fresh page given back to the frame allocator). All of
+    /// them must be free, or nothing changes.
+    pub fn remove(&mut self, start: u64, end: u64) -> Result<(), PoolError> {
+        if end <= start {
+            return Err(PoolError::Empty(start));
+        }
+        let Some(i) = self.free.iter().position(|&(s, e)| s <= start && end <= e) else {
+            return Err(PoolError::NotFree(start));
+        };
+        let m = self
+            .managed
+            .iter()
+            .position(|&(s, e)| s <= start && end <= e)
+            .expect("free bytes are managed");
+        cut(&mut self.free, i, start, end);
+        cut(&mut self.managed, m, start, end);
+        self.size -= end - start;
+        Ok(())
+    }
+
     /// Bytes the pool manages.
     pub fn size(&self) -> u64 {
         self.size
@@ -121,6 +144,18 @@ impl Pool {
     /// Whether `addr` lies in bytes the pool manages.
     pub fn contains(&self, addr: u64) -> bool {
         self.managed.iter().any(|&(s, e)| addr >= s && addr < e)
+    }
+}
+
+/// Cuts `[start, end)` out of range `v[i]`, which holds it, leaving the
+/// parts before and after.
+fn cut(v: &mut Vec<Range>, i: usize, start: u64, end: u64) {
+    let (s, e) = v.remove(i);
+    if end < e {
+        v.insert(i, (end, e));
+    }
+    if s < start {
+        v.insert(i, (s, start));
     }
 }
 
@@ -200,6 +235,55 @@ mod tests {
         assert_eq!(p.free(0x5000, 8), Err(PoolError::NotAllocated(0x5000)));
         assert_eq!(p.free(a, 0), Err(PoolError::Empty(a)));
         assert_eq!(p.used(), 0);
+    }
+
+    #[test]
+    fn only_wholly_free_bytes_are_removed() {
+        let mut p = Pool::new();
+        p.add(0x1000, 0x2000).unwrap();
+        // Two fresh pages side by side merge into one managed range.
+        p.add(0x20_0000, 0x40_0000).unwrap();
+        p.add(0x40_0000, 0x60_0000).unwrap();
+        assert_eq!(p.ranges(), &[(0x1000, 0x2000), (0x20_0000, 0x60_0000)]);
+        let a = p.alloc(0x1000, 64).unwrap();
+        assert_eq!(a, 0x1000);
+        let b = p.alloc(0x1000, 0x20_0000).unwrap();
+        assert_eq!(b, 0x20_0000);
+        // The page holding `b` is not wholly free; the next one is.
+        assert_eq!(
+            p.remove(0x20_0000, 0x40_0000),
+            Err(PoolError::NotFree(0x20_0000))
+        );
+        assert_eq!(p.remove(0x7000, 0x8000), Err(PoolError::NotFree(0x7000)));
+        assert_eq!(
+            p.remove(0x40_0000, 0x40_0000),
+            Err(PoolError::Empty(0x40_0000))
+        );
+        let size = p.size();
+        p.remove(0x40_0000, 0x60_0000).unwrap();
+        assert_eq!(p.size(), size - 0x20_0000);
+        assert_eq!(p.ranges(), &[(0x1000, 0x2000), (0x20_0000, 0x40_0000)]);
+        assert!(!p.contains(0x40_0000));
+        assert_eq!(p.used(), 0x2000);
+        // A removed range can be added again; a cut in the middle leaves
+        // both sides.
+        p.add(0x40_0000, 0x60_0000).unwrap();
+        p.free(b, 0x1000).unwrap();
+        p.remove(0x30_0000, 0x50_0000).unwrap();
+        assert_eq!(
+            p.ranges(),
+            &[
+                (0x1000, 0x2000),
+                (0x20_0000, 0x30_0000),
+                (0x50_0000, 0x60_0000)
+            ]
+        );
+        assert_eq!(
+            p.free_ranges(),
+            &[(0x20_0000, 0x30_0000), (0x50_0000, 0x60_0000)]
+        );
+        assert_eq!(p.used() + p.free_bytes(), p.size());
+        assert_eq!(p.alloc(0x10_0001, 64), None, "no free range spans the cut");
     }
 
     #[test]

@@ -498,6 +498,9 @@ pub struct RuntimeTotals {
     pub refused: u64,
     /// Module IRQ handlers registered now.
     pub irq_handlers: u64,
+    /// Free frames of the frame allocator now (4 KiB each).
+    #[serde(default)]
+    pub free_frames: u64,
 }
 
 /// An object the runtime loader refused.

@@ -20,6 +20,10 @@
 //!    address. Kept: its self-test runs there. Failed: what it acquired is
 //!    released, its bytes go back to the pools poisoned (`int3`).
 //!
+//! A load refused after placing, a failed probe and an `rmmod` all end by
+//! giving back every fresh page no module uses any more (unmapped, its
+//! frames freed): a failed load leaves no memory taken behind it.
+//!
 //! `rmmod` refuses a module kept modules depend on (naming them); else it
 //! releases everything the module holds (IRQ handlers first), poisons its
 //! bytes and gives them back (a built-in's text and rodata join the pools).
@@ -572,6 +576,7 @@ impl Loader {
                 );
             }
         }
+        self.placer.give_back_unused_fresh();
     }
 
     fn insmod(&mut self, object: &str) -> Result<usize, LoadError> {

@@ -231,6 +231,61 @@ impl Placer {
         Ok(())
     }
 
+    /// Gives back every fresh page no module uses any more (all its bytes
+    /// free in its pool): out of the pool, unmapped, its frames' direct-map
+    /// alias made writable again and the frames freed. A load that failed
+    /// or a module unloaded so leaves no fresh page behind. Returns how many
+    /// pages went back.
+    pub fn give_back_unused_fresh(&mut self) -> usize {
+        let mut given = 0;
+        // Newest first, so the runtime area's top comes down with them.
+        for i in (0..self.fresh.len()).rev() {
+            let f = self.fresh[i];
+            if self.pools[f.class].remove(f.va, f.va + f.len).is_err() {
+                continue;
+            }
+            let undone = paging::unmap_range(f.va, f.len).and_then(|()| {
+                if f.class == Class::Data {
+                    Ok(())
+                } else {
+                    paging::protect_range(paging::phys_to_virt(f.phys), f.len, Flags::RW)
+                }
+            });
+            if let Err(e) = undone {
+                // Still mapped, or its frames still read-only in the direct
+                // map: it cannot go to the frame allocator. Keep it as a
+                // pool page.
+                log::error!(
+                    "loader: cannot give back the fresh {} page at {:#x}: {e}",
+                    f.class.name(),
+                    f.va
+                );
+                let _ = self.pools[f.class].add(f.va, f.va + f.len);
+                continue;
+            }
+            if let Err(e) = frames::free(frames::PhysAddr(f.phys), (f.len / PAGE_SIZE) as usize) {
+                log::error!(
+                    "loader: cannot free the frames at {:#x} of the fresh page at {:#x}: {e:?}",
+                    f.phys,
+                    f.va
+                );
+            }
+            self.fresh.remove(i);
+            if f.va + f.len == self.next_va {
+                self.next_va = f.va;
+            }
+            given += 1;
+            log::info!(
+                "loader: {} no longer used: gave back the fresh {} MiB page at {:#x} (physical {:#x})",
+                f.class.name(),
+                f.len >> 20,
+                f.va,
+                f.phys
+            );
+        }
+        given
+    }
+
     /// Places `len` bytes of class `c` aligned to `max(align, 64)`.
     pub fn place(&mut self, c: Class, len: u64, align: u64) -> Result<Placement, String> {
         let align = align.max(ALIGN);

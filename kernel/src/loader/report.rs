@@ -147,6 +147,7 @@ impl Loader {
             unloaded: self.mods.iter().filter(|m| m.unloaded.is_some()).count() as u64,
             refused: self.refusals.len() as u64,
             irq_handlers: crate::kapi::registered_irqs() as u64,
+            free_frames: crate::mm::frames::free_frames(),
         });
         r.refusals = Some(
             self.refusals
