@@ -723,6 +723,48 @@ fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
 }
 
 #[test]
+fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
+    let init = initrd("console", &entries(&objects(&["rt_console"])));
+    let mut s = Console::start(&config(init, "shell"));
+    let o = s.command("rmmod uart_com1");
+    assert!(o.contains("rmmod uart_com1: unloaded"), "{o}");
+    // rt_console becomes the console; its 41st write, inside the REPORT
+    // line this insmod prints, waits for ever in the delay service.
+    let o = s.command("insmod rt_console");
+    assert!(o.contains("insmod rt_console: done"), "{o}");
+    let o = s.command("report");
+    assert!(o.contains("REPORT "), "{o}");
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    // Every REPORT line is whole JSON (`reports` parses each one): boot,
+    // rmmod, insmod (the one cut off and finished on COM1), report.
+    let reports = booted(&out);
+    assert_eq!(reports.len(), 4, "{}", out.describe());
+    let cut = "module rt_console: console write: ";
+    let line = out
+        .line_with(cut)
+        .unwrap_or_else(|| panic!("no line about the cut write: {}", out.describe()));
+    assert!(
+        line.contains("console back on COM1") && !line.contains("REPORT"),
+        "{line}"
+    );
+    assert!(
+        line.trim_end().ends_with("console back on COM1"),
+        "nothing may follow on the line: {line}"
+    );
+    let m = module(&reports[3], "rt_console");
+    assert_eq!(m["result"], "kept", "{m}");
+    let faults = m["runtime_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["where"], "console write", "{faults:?}");
+    assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    // A kept module's callback that faulted degrades the boot.
+    assert_eq!(reports[3]["health"], "degraded");
+    assert_eq!(reports[3]["degraded"], serde_json::json!(["rt_console"]));
+}
+
+#[test]
 fn without_an_initrd_insmod_says_so() {
     let mut s = Console::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));
     let out = s.command("insmod rt_hello");

@@ -39,8 +39,11 @@ pub fn module_fields(m: &Module, r: &mut report::Module) {
 }
 
 impl Loader {
-    /// Refreshes the figures that change after boot: W^X, mappings.
+    /// Refreshes the figures that change after boot: W^X, mappings, and
+    /// the callback faults (IRQ handlers, console writes) the guard has
+    /// recorded since the last report.
     pub(super) fn refresh(&mut self) {
+        crate::modules::health::collect(&mut self.mods, "probe");
         if let Some(t) = self.totals.as_mut() {
             t.wx_pages = paging::count_wx_pages();
             t.wx_alias_frames = paging::wx_alias_frames();
