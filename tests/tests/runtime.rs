@@ -641,6 +641,20 @@ fn free_frames(r: &Value) -> u64 {
         .unwrap_or_else(|| panic!("runtime.free_frames: {}", r["runtime"]))
 }
 
+/// Boots with `init` into the shell, runs each command of `steps` and
+/// checks its output holds the text paired with it, then leaves with
+/// `exit`: the boot's outcome.
+fn shell_session(init: PathBuf, steps: &[(&str, &str)]) -> BootOutcome {
+    let mut s = Console::start(&config(init, "shell"));
+    for (cmd, want) in steps {
+        let o = s.command(cmd);
+        assert!(o.contains(want), "{cmd}: expected {want:?} in {o}");
+    }
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    s.finish()
+}
+
 #[test]
 fn a_load_refused_after_placing_gives_its_fresh_page_back() {
     // rt_big's rodata takes a fresh page; its damaged relocation is found
@@ -650,14 +664,13 @@ fn a_load_refused_after_placing_gives_its_fresh_page_back() {
         "fresh-refused",
         &[("rt_hello", object("rt_hello")), ("rt_big", big)],
     );
-    let mut s = Console::start(&config(init, "shell"));
-    let o = s.command("insmod rt_hello");
-    assert!(o.contains("insmod rt_hello: done"), "{o}");
-    let o = s.command("insmod rt_big");
-    assert!(o.contains("insmod rt_big: refused"), "{o}");
-    s.wait_for(boot_tests::SHELL_PROMPT);
-    s.send(b"exit\n");
-    let out = s.finish();
+    let out = shell_session(
+        init,
+        &[
+            ("insmod rt_hello", "insmod rt_hello: done"),
+            ("insmod rt_big", "insmod rt_big: refused"),
+        ],
+    );
     let reports = booted(&out);
     assert_eq!(reports.len(), 3, "boot, rt_hello, rt_big");
     let (before, after) = (&reports[1], &reports[2]);
@@ -686,19 +699,17 @@ fn a_load_refused_after_placing_gives_its_fresh_page_back() {
 #[test]
 fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
     let init = initrd("fresh-rmmod", &entries(&objects(&["rt_hello", "rt_big"])));
-    let mut s = Console::start(&config(init, "shell"));
-    for cmd in ["insmod rt_hello", "insmod rt_big"] {
-        let o = s.command(cmd);
-        assert!(o.contains(&format!("{cmd}: done")), "{o}");
-    }
-    let o = s.command("rmmod rt_big");
-    assert!(o.contains("rmmod rt_big: unloaded"), "{o}");
-    // Loaded again, it gets a fresh page again, at the same address.
-    let o = s.command("insmod rt_big");
-    assert!(o.contains("insmod rt_big: done"), "{o}");
-    s.wait_for(boot_tests::SHELL_PROMPT);
-    s.send(b"exit\n");
-    let out = s.finish();
+    // Loaded again after rmmod, rt_big gets a fresh page again, at the
+    // same address.
+    let out = shell_session(
+        init,
+        &[
+            ("insmod rt_hello", "insmod rt_hello: done"),
+            ("insmod rt_big", "insmod rt_big: done"),
+            ("rmmod rt_big", "rmmod rt_big: unloaded"),
+            ("insmod rt_big", "insmod rt_big: done"),
+        ],
+    );
     let reports = booted(&out);
     assert_eq!(reports.len(), 5, "boot, two insmods, rmmod, insmod");
     let (before, loaded, after) = (&reports[1], &reports[2], &reports[3]);
@@ -725,18 +736,16 @@ fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
 #[test]
 fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     let init = initrd("console", &entries(&objects(&["rt_console"])));
-    let mut s = Console::start(&config(init, "shell"));
-    let o = s.command("rmmod uart_com1");
-    assert!(o.contains("rmmod uart_com1: unloaded"), "{o}");
     // rt_console becomes the console; its 41st write, inside the REPORT
     // line this insmod prints, waits for ever in the delay service.
-    let o = s.command("insmod rt_console");
-    assert!(o.contains("insmod rt_console: done"), "{o}");
-    let o = s.command("report");
-    assert!(o.contains("REPORT "), "{o}");
-    s.wait_for(boot_tests::SHELL_PROMPT);
-    s.send(b"exit\n");
-    let out = s.finish();
+    let out = shell_session(
+        init,
+        &[
+            ("rmmod uart_com1", "rmmod uart_com1: unloaded"),
+            ("insmod rt_console", "insmod rt_console: done"),
+            ("report", "REPORT "),
+        ],
+    );
     // Every REPORT line is whole JSON (`reports` parses each one): boot,
     // rmmod, insmod (the one cut off and finished on COM1), report.
     let reports = booted(&out);
