@@ -202,6 +202,13 @@ impl Placer {
         let va = self.next_va;
         let release = |why: String| {
             let _ = paging::unmap_range(va, len);
+            // The direct map's alias may be read-only already, in part:
+            // freed frames must be writable there again.
+            if c != Class::Data
+                && paging::protect_range(paging::phys_to_virt(phys), len, Flags::RW).is_err()
+            {
+                return why;
+            }
             let _ = frames::free(frames::PhysAddr(phys), frames_needed);
             why
         };
