@@ -208,7 +208,7 @@ GDB_SERIAL := $(BUILD)/gdb-serial.log
 GDB_PLAN   := $(BUILD)/plan.json
 gdb: ensure-qemu ensure-gdb check-accel image plk-qemu
 	@echo "gdb: preset $(PRESET); QEMU waits on 127.0.0.1:$(GDB_PORT); serial console in $(GDB_SERIAL) (tail -f it)"
-	@qemu_line=$$($(PLK_QEMU) --print --image $(IMAGE) --serial file:$(GDB_SERIAL) $(QEMU_OPTS) -- \
+	@qemu_line=$$($(PLK_QEMU) --print --debugger --image $(IMAGE) --serial file:$(GDB_SERIAL) $(QEMU_OPTS) -- \
 		$(QEMU_EXTRA) -gdb tcp:127.0.0.1:$(GDB_PORT) -S) || exit 1; \
 	eval "setsid $$qemu_line </dev/null &"; qemu=$$!; \
 	trap : INT; status=0; $(GDB) -q -nx \

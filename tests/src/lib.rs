@@ -82,6 +82,10 @@ pub fn default_image() -> PathBuf {
     }
 }
 
+/// The probe budget of a boot under a debugger ([`QemuConfig::for_debugger`]):
+/// ten minutes.
+pub const DEBUGGER_PROBE_BUDGET_MS: u64 = 600_000;
+
 /// How to start QEMU.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
@@ -159,6 +163,23 @@ impl QemuConfig {
     /// Sets the kernel command line.
     pub fn cmdline(mut self, cmdline: &str) -> Self {
         self.cmdline = cmdline.into();
+        self
+    }
+
+    /// For a boot under a debugger: unless the command line sets
+    /// `probe_budget_ms` itself, probes get [`DEBUGGER_PROBE_BUDGET_MS`].
+    /// The TSC runs on while the debugger holds the machine at a
+    /// breakpoint, so with the default 100 ms a probe stopped at one is
+    /// cut off as hung when it goes on.
+    pub fn for_debugger(mut self) -> Self {
+        if !self
+            .cmdline
+            .split_whitespace()
+            .any(|w| w.starts_with("probe_budget_ms="))
+        {
+            let budget = format!("probe_budget_ms={DEBUGGER_PROBE_BUDGET_MS}");
+            self.cmdline = format!("{} {budget}", self.cmdline).trim().to_string();
+        }
         self
     }
 
@@ -666,6 +687,18 @@ pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_debugger_boot_gets_a_long_probe_budget_unless_one_is_set() {
+        let c = QemuConfig::default().cmdline("shell").for_debugger();
+        assert_eq!(c.cmdline, "shell probe_budget_ms=600000");
+        let c = QemuConfig::default().for_debugger();
+        assert_eq!(c.cmdline, "probe_budget_ms=600000");
+        let c = QemuConfig::default()
+            .cmdline("probe_budget_ms=5 shell")
+            .for_debugger();
+        assert_eq!(c.cmdline, "probe_budget_ms=5 shell");
+    }
 
     fn outcome(status: Option<i32>) -> BootOutcome {
         BootOutcome {

@@ -340,7 +340,8 @@ fn check(machine: &str, image_of: &str, moved: bool, probed: &str, probe_result:
 
     let cfg = QemuConfig::default()
         .image(preset_image(image_of))
-        .preset(machine);
+        .preset(machine)
+        .for_debugger();
     let s = session(&cfg, &script(&plan_path, probed));
     let what = format!("{machine} with {image_of}'s image");
     assert_eq!(s.qemu_status, Some(33), "{what}: {}", s.describe());

@@ -53,6 +53,11 @@ struct Args {
     /// Print the command line (shell-quoted) instead of running it.
     #[arg(long)]
     print: bool,
+    /// The boot is for a debugger: probes get a budget of minutes, unless
+    /// `--cmdline` sets `probe_budget_ms` (a probe held at a breakpoint
+    /// would otherwise be cut off as hung).
+    #[arg(long)]
+    debugger: bool,
     /// More QEMU arguments, after the preset's.
     #[arg(last = true)]
     extra: Vec<String>,
@@ -106,6 +111,9 @@ fn main() -> ExitCode {
     }
     if let Some(i) = &a.initrd {
         cfg = cfg.initrd(i);
+    }
+    if a.debugger {
+        cfg = cfg.for_debugger();
     }
     let args = cfg.qemu_args();
     let line: Vec<String> = std::iter::once(cfg.qemu.clone())
