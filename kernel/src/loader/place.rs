@@ -174,6 +174,27 @@ pub fn poison(c: Class, va: u64, len: u64) -> Result<(), String> {
     with_bytes(c, va, len, |b| b.fill(TRAP))
 }
 
+/// Frees the `len` bytes of frames at `phys` behind an unmapped fresh page
+/// of class `c` (once at `va`). For text and rodata their direct-map alias
+/// (made read-only when the page was taken, perhaps only in part) is made
+/// writable again first; if that fails the frames are kept out of the
+/// allocator rather than handed out read-only.
+fn free_fresh_frames(c: Class, va: u64, phys: u64, len: u64) {
+    if c != Class::Data
+        && let Err(e) = paging::protect_range(paging::phys_to_virt(phys), len, Flags::RW)
+    {
+        log::error!(
+            "loader: frames at {phys:#x} of the fresh page at {va:#x} stay out of use: cannot make their direct map writable: {e}"
+        );
+        return;
+    }
+    if let Err(e) = frames::free(frames::PhysAddr(phys), (len / PAGE_SIZE) as usize) {
+        log::error!(
+            "loader: cannot free the frames at {phys:#x} of the fresh page at {va:#x}: {e:?}"
+        );
+    }
+}
+
 impl Placer {
     /// Pools over the text and rodata tails the module phase left
     /// (trap-filled already); fresh pages go from `runtime_base` up.
@@ -202,14 +223,7 @@ impl Placer {
         let va = self.next_va;
         let release = |why: String| {
             let _ = paging::unmap_range(va, len);
-            // The direct map's alias may be read-only already, in part:
-            // freed frames must be writable there again.
-            if c != Class::Data
-                && paging::protect_range(paging::phys_to_virt(phys), len, Flags::RW).is_err()
-            {
-                return why;
-            }
-            let _ = frames::free(frames::PhysAddr(phys), frames_needed);
+            free_fresh_frames(c, va, phys, len);
             why
         };
         paging::map_range(va, phys, len, class_flags(c))
@@ -239,49 +253,31 @@ impl Placer {
     }
 
     /// Gives back every fresh page no module uses any more (all its bytes
-    /// free in its pool): out of the pool, unmapped, its frames' direct-map
-    /// alias made writable again and the frames freed. A load that failed
-    /// or a module unloaded so leaves no fresh page behind. Returns how many
-    /// pages went back.
-    pub fn give_back_unused_fresh(&mut self) -> usize {
-        let mut given = 0;
+    /// free in its pool): out of the pool, unmapped, and its frames freed
+    /// ([`free_fresh_frames`]). A load that failed or a module unloaded so
+    /// leaves no fresh page behind.
+    pub fn give_back_unused_fresh(&mut self) {
         // Newest first, so the runtime area's top comes down with them.
         for i in (0..self.fresh.len()).rev() {
             let f = self.fresh[i];
             if self.pools[f.class].remove(f.va, f.va + f.len).is_err() {
                 continue;
             }
-            let undone = paging::unmap_range(f.va, f.len).and_then(|()| {
-                if f.class == Class::Data {
-                    Ok(())
-                } else {
-                    paging::protect_range(paging::phys_to_virt(f.phys), f.len, Flags::RW)
-                }
-            });
-            if let Err(e) = undone {
-                // Still mapped, or its frames still read-only in the direct
-                // map: it cannot go to the frame allocator. Keep it as a
-                // pool page.
+            if let Err(e) = paging::unmap_range(f.va, f.len) {
+                // Still mapped: it stays a pool page.
                 log::error!(
-                    "loader: cannot give back the fresh {} page at {:#x}: {e}",
+                    "loader: cannot unmap the fresh {} page at {:#x}: {e}",
                     f.class.name(),
                     f.va
                 );
                 let _ = self.pools[f.class].add(f.va, f.va + f.len);
                 continue;
             }
-            if let Err(e) = frames::free(frames::PhysAddr(f.phys), (f.len / PAGE_SIZE) as usize) {
-                log::error!(
-                    "loader: cannot free the frames at {:#x} of the fresh page at {:#x}: {e:?}",
-                    f.phys,
-                    f.va
-                );
-            }
+            free_fresh_frames(f.class, f.va, f.phys, f.len);
             self.fresh.remove(i);
             if f.va + f.len == self.next_va {
                 self.next_va = f.va;
             }
-            given += 1;
             log::info!(
                 "loader: {} no longer used: gave back the fresh {} MiB page at {:#x} (physical {:#x})",
                 f.class.name(),
@@ -290,7 +286,6 @@ impl Placer {
                 f.phys
             );
         }
-        given
     }
 
     /// Places `len` bytes of class `c` aligned to `max(align, 64)`.
