@@ -1080,19 +1080,26 @@ fn probe_at(value: u64) -> Vec<u8> {
     b.build()
 }
 
+/// Module `m` with an 8-byte `.rodata.x` and local symbol `name` at
+/// `value` in it, which an `R_X86_64_64` field in its text refers to.
+fn reloc_into_rodata(name: &str, value: u64) -> Vec<u8> {
+    let mut b = ModBuilder::new("m");
+    let ro = b.section(".rodata.x", SectionKind::ReadOnlyData, &[0x11; 8], 8);
+    let sym = b.local(name, ro, value);
+    let t = b.text;
+    let o = b.code(&[0; 8]);
+    b.reloc(t, o, sym, 0, R_64);
+    b.build()
+}
+
 /// A symbol past the end of its section, or an entry at its section's
 /// end, is refused naming the symbol, the section and its size, once per
 /// file (no panic, whatever the value); a kernel whose regions are not in
 /// the top 2 GiB is refused naming the region.
 #[test]
 fn symbols_outside_their_sections_and_regions_outside_the_code_model() {
-    let mut b = ModBuilder::new("m");
-    let ro = b.section(".rodata.x", SectionKind::ReadOnlyData, &[0x11; 8], 8);
-    let far = b.local("far", ro, 0x100);
-    let t = b.text;
-    let o = b.code(&[0; 8]);
-    b.reloc(t, o, far, 0, R_64);
-    let (_dir, _out, r) = link_files(&def(), &[("m.o", b.build())]);
+    let far = reloc_into_rodata("far", 0x100);
+    let (_dir, _out, r) = link_files(&def(), &[("m.o", far)]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr.contains("m.o (R_X86_64_64 at section .text offset 0x10): symbol `far` has value 0x100, past the end of its section .rodata.x (8 bytes)"),
@@ -1237,15 +1244,7 @@ fn section_index(obj: &[u8], name: &str) -> usize {
 /// version.
 #[test]
 fn damage_that_would_be_misread_is_refused() {
-    let with_reloc = || {
-        let mut b = ModBuilder::new("m");
-        let ro = b.section(".rodata.x", SectionKind::ReadOnlyData, &[0x11; 8], 8);
-        let s = b.local("ro", ro, 0);
-        let t = b.text;
-        let o = b.code(&[0; 8]);
-        b.reloc(t, o, s, 0, R_64);
-        b.build()
-    };
+    let with_reloc = || reloc_into_rodata("ro", 0);
     let mut sec0 = with_reloc();
     patch_header(&mut sec0, 0, 4, 4);
     fails(
