@@ -3,7 +3,10 @@
 //!
 //! - [`acpi`]: finding the RSDP and walking the RSDT/XSDT to a table;
 //! - [`madt`]: parsing the MADT (ACPI "APIC" table): the local APICs and
-//!   their enabled flags, the local APIC address;
+//!   their enabled flags, the local APIC address, the I/O APICs and where
+//!   each ISA IRQ arrives;
+//! - [`ioapic`]: I/O APIC registers and redirection entries (the NMI
+//!   watchdog routes the PIT through one);
 //! - [`plan`]: which listed CPU the kernel starts, and why it leaves others;
 //! - [`ipi`]: the xAPIC interrupt-command values of INIT, STARTUP and fixed
 //!   IPIs;
@@ -17,6 +20,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod ioapic;
 pub mod ipi;
 pub mod madt;
 pub mod plan;

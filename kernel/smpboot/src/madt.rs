@@ -1,6 +1,8 @@
 //! The MADT (Multiple APIC Description Table, signature `APIC`): the local
 //! APIC address and one entry per interrupt controller, among them one per
-//! CPU (type 0, processor local APIC; type 9, processor local x2APIC).
+//! CPU (type 0, processor local APIC; type 9, processor local x2APIC), the
+//! I/O APICs (type 1) and the ISA interrupts that arrive on another I/O APIC
+//! input than their number (type 2, interrupt source override).
 
 use crate::acpi::{HEADER_LEN, checksum_ok};
 use crate::{le32, le64};
@@ -48,6 +50,18 @@ pub enum Entry<'a> {
         /// First global system interrupt it handles.
         gsi_base: u32,
     },
+    /// Type 2: ISA interrupt `source` arrives on global system interrupt
+    /// `gsi`, with the polarity and trigger mode in `flags`.
+    SourceOverride {
+        /// Bus (0: ISA).
+        bus: u8,
+        /// The ISA IRQ.
+        source: u8,
+        /// The global system interrupt it arrives on.
+        gsi: u32,
+        /// MPS INTI flags: polarity in bits 0..2, trigger mode in bits 2..4.
+        flags: u16,
+    },
     /// Type 5: a 64-bit local APIC address replacing the 32-bit one.
     LocalApicAddress(u64),
     /// Type 9: a processor with a local x2APIC.
@@ -81,6 +95,30 @@ pub struct Cpu {
     pub online_capable: bool,
     /// From an x2APIC entry (type 9).
     pub x2apic: bool,
+}
+
+/// How an ISA IRQ reaches an I/O APIC: its input and electrical
+/// behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsaRoute {
+    /// The global system interrupt.
+    pub gsi: u32,
+    /// Active low (ISA interrupts are active high unless overridden).
+    pub active_low: bool,
+    /// Level-triggered (ISA interrupts are edge-triggered unless
+    /// overridden).
+    pub level: bool,
+}
+
+/// The I/O APIC that serves a global system interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoApicInput {
+    /// I/O APIC id.
+    pub id: u8,
+    /// Physical MMIO address.
+    pub address: u32,
+    /// The input (redirection-table index) on that I/O APIC.
+    pub pin: u32,
 }
 
 /// A validated MADT.
@@ -149,6 +187,47 @@ impl<'a> Madt<'a> {
             .unwrap_or(u64::from(self.lapic_addr32))
     }
 
+    /// Where ISA IRQ `irq` arrives: the override for it if there is one
+    /// (polarity and trigger "bus default" meaning ISA's active high and
+    /// edge), else the same-numbered GSI.
+    pub fn isa_route(&self, irq: u8) -> IsaRoute {
+        let found = self.entries().find_map(|e| match e {
+            Entry::SourceOverride {
+                bus: 0,
+                source,
+                gsi,
+                flags,
+            } if source == irq => Some((gsi, flags)),
+            _ => None,
+        });
+        let (gsi, flags) = found.unwrap_or((u32::from(irq), 0));
+        IsaRoute {
+            gsi,
+            // Polarity 0b11 is active low, trigger 0b11 level (ACPI 6.5,
+            // table 5.50); 0b00 is the bus's default, 0b01 the opposite.
+            active_low: flags & 0b11 == 0b11,
+            level: (flags >> 2) & 0b11 == 0b11,
+        }
+    }
+
+    /// The I/O APIC whose inputs include `gsi`, given how many inputs each
+    /// one has (`inputs(address)`, read from its version register), and the
+    /// input it arrives on.
+    pub fn ioapic_for(&self, gsi: u32, inputs: impl Fn(u32) -> u32) -> Option<IoApicInput> {
+        self.entries().find_map(|e| match e {
+            Entry::IoApic {
+                id,
+                address,
+                gsi_base,
+            } if gsi >= gsi_base && gsi - gsi_base < inputs(address) => Some(IoApicInput {
+                id,
+                address,
+                pin: gsi - gsi_base,
+            }),
+            _ => None,
+        })
+    }
+
     /// Every processor entry (type 0 and 9), in table order.
     pub fn cpus(&self) -> impl Iterator<Item = Cpu> + 'a {
         self.entries().filter_map(|e| match e {
@@ -189,6 +268,12 @@ fn decode(kind: u8, body: &[u8]) -> Entry<'_> {
             id: body[0],
             address: le32(body, 2),
             gsi_base: le32(body, 6),
+        },
+        (2, 8..) => Entry::SourceOverride {
+            bus: body[0],
+            source: body[1],
+            gsi: le32(body, 2),
+            flags: u16::from_le_bytes([body[6], body[7]]),
         },
         (5, 10..) => Entry::LocalApicAddress(le64(body, 2)),
         (9, 14..) => Entry::LocalX2Apic {
@@ -275,10 +360,81 @@ pub(crate) mod tests {
                 ..
             }
         )));
-        assert!(
-            m.entries()
-                .any(|e| matches!(e, Entry::Other { kind: 2, body } if body.len() == 8))
+        assert!(m.entries().any(|e| e
+            == Entry::SourceOverride {
+                bus: 0,
+                source: 0,
+                gsi: 2,
+                flags: 0
+            }));
+    }
+
+    fn source_override(source: u8, gsi: u32, flags: u16) -> Vec<u8> {
+        let mut e = vec![2, 10, 0, source];
+        e.extend_from_slice(&gsi.to_le_bytes());
+        e.extend_from_slice(&flags.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn isa_irqs_follow_their_overrides() {
+        let t = madt(
+            0xfee0_0000,
+            &[
+                ioapic(),
+                source_override(0, 2, 0),
+                // SCI: level, active low.
+                source_override(9, 9, 0b1111),
+                // Explicitly active high, edge (0b01 each).
+                source_override(5, 20, 0b0101),
+            ],
         );
+        let m = Madt::parse(&t).unwrap();
+        let edge_high = |gsi| IsaRoute {
+            gsi,
+            active_low: false,
+            level: false,
+        };
+        assert_eq!(m.isa_route(0), edge_high(2));
+        assert_eq!(m.isa_route(1), edge_high(1), "no override: identity");
+        assert_eq!(m.isa_route(5), edge_high(20));
+        assert_eq!(
+            m.isa_route(9),
+            IsaRoute {
+                gsi: 9,
+                active_low: true,
+                level: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_gsi_is_found_on_the_ioapic_that_has_the_input() {
+        let mut second = vec![1, 12, 1, 0];
+        second.extend_from_slice(&0xfec0_1000u32.to_le_bytes());
+        second.extend_from_slice(&24u32.to_le_bytes());
+        let t = madt(0xfee0_0000, &[ioapic(), second]);
+        let m = Madt::parse(&t).unwrap();
+        let inputs = |_| 24;
+        assert_eq!(
+            m.ioapic_for(2, inputs),
+            Some(IoApicInput {
+                id: 0,
+                address: 0xfec0_0000,
+                pin: 2
+            })
+        );
+        assert_eq!(
+            m.ioapic_for(30, inputs),
+            Some(IoApicInput {
+                id: 1,
+                address: 0xfec0_1000,
+                pin: 6
+            })
+        );
+        assert_eq!(m.ioapic_for(48, inputs), None, "past the last input");
+        // An I/O APIC with fewer inputs than the GSI needs does not serve it.
+        assert_eq!(m.ioapic_for(20, |_| 16), None);
     }
 
     #[test]
