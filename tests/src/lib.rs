@@ -666,6 +666,18 @@ impl Console {
     }
 }
 
+impl Drop for Console {
+    /// A console dropped before [`Console::finish`] (a test that failed
+    /// waiting for output, say) kills its QEMU, which would otherwise run
+    /// on after the test: a hung guest for ever.
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+        }
+    }
+}
+
 /// Parses the first unsigned integer that follows `prefix` in `text`
 /// (decimal, or hex with `0x`).
 pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
