@@ -41,6 +41,7 @@ pub mod selftest;
 pub mod serial;
 pub mod shell;
 pub mod smp;
+pub mod watchdog;
 
 use arch::{gdt, idt, irq, tsc};
 use mm::{frames, heap, paging};
@@ -182,6 +183,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
     );
     arch::enable_interrupts();
     smp::init();
+    watchdog::arm();
 
     selftest::run();
 

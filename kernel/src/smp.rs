@@ -85,8 +85,8 @@ fn find_rsdp() -> Option<u64> {
     })
 }
 
-/// The MADT's bytes.
-fn find_madt() -> Result<(u64, &'static [u8]), String> {
+/// The MADT's physical address and bytes.
+pub(crate) fn find_madt() -> Result<(u64, &'static [u8]), String> {
     let rsdp = find_rsdp().ok_or("no ACPI RSDP found")?;
     smpboot::acpi::find_table(
         rsdp,

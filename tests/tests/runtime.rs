@@ -737,7 +737,8 @@ fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
 fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     let init = initrd("console", &entries(&objects(&["rt_console"])));
     // rt_console becomes the console; its 41st write, inside the REPORT
-    // line this insmod prints, waits for ever in the delay service.
+    // line this insmod prints, spins for ever in its own code with
+    // interrupts off: only the NMI watchdog can stop it.
     let out = shell_session(
         init,
         &[
@@ -768,9 +769,51 @@ fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     assert_eq!(faults.len(), 1, "{faults:?}");
     assert_eq!(faults[0]["where"], "console write", "{faults:?}");
     assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    assert!(
+        faults[0]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("cut off by the NMI watchdog")),
+        "{faults:?}"
+    );
+    // The write was cut off while the insmod's REPORT line went out.
+    assert_eq!(reports[2]["watchdog"]["cut_off"], 0, "{}", reports[2]);
+    assert_eq!(reports[3]["watchdog"]["cut_off"], 1, "{}", reports[3]);
     // A kept module's callback that faulted degrades the boot.
     assert_eq!(reports[3]["health"], "degraded");
     assert_eq!(reports[3]["degraded"], serde_json::json!(["rt_console"]));
+}
+
+/// An IRQ handler that polls a register for ever runs with interrupts
+/// off: the NMI watchdog cuts it off, its probe fails with that reason,
+/// the line is freed and the kernel goes on.
+#[test]
+fn an_irq_handler_spinning_with_interrupts_off_is_cut_off_by_the_nmi_watchdog() {
+    let init = initrd("irq-spin", &entries(&objects(&["rt_irq_spin", "rt_hello"])));
+    let out = shell_session(
+        init,
+        &[
+            ("insmod rt_irq_spin", "module rt_irq_spin: expunged"),
+            ("insmod rt_hello", "insmod rt_hello: done"),
+        ],
+    );
+    let reports = booted(&out);
+    assert_eq!(reports.len(), 3, "boot, rt_irq_spin, rt_hello");
+    assert_eq!(reports[0]["watchdog"]["cut_off"], 0, "{}", reports[0]);
+    let m = module(&reports[1], "rt_irq_spin");
+    assert_eq!(m["result"], "expunged", "{m}");
+    assert_eq!(m["reason_kind"], "hung", "{m}");
+    let reason = m["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("IRQ 6 handler: hung: still running after 200 ms")
+            && reason.contains("cut off by the NMI watchdog"),
+        "{reason}"
+    );
+    // Its handler was taken away with it.
+    assert_eq!(m["released"]["irqs"], 1, "{m}");
+    assert_eq!(m["leak"]["irqs"], 0, "{m}");
+    assert_eq!(reports[1]["watchdog"]["cut_off"], 1, "{}", out.describe());
+
+    assert_eq!(module(&reports[2], "rt_hello")["result"], "kept");
 }
 
 #[test]

@@ -94,6 +94,41 @@ fn all_cpus_start(n: u64) {
         .line_with("the module phase needed")
         .expect("phase line");
     assert_eq!(number_after(line, "needed"), Some(shootdowns), "{line}");
+    let all: Vec<u64> = (0..n).collect();
+    assert_watchdog_reaches(&r, &all);
+}
+
+/// The NMI watchdog is armed and reaches exactly the CPUs `cpus` (by
+/// index), each of which took NMIs from it.
+fn assert_watchdog_reaches(r: &Value, cpus: &[u64]) {
+    let w = &r["watchdog"];
+    assert_eq!(w["armed"], true, "{w}");
+    assert_eq!(u(&w["gsi"]), 2, "QEMU's PIT arrives on GSI 2: {w}");
+    let reached: Vec<u64> = w["cpus"].as_array().expect("cpus").iter().map(u).collect();
+    assert_eq!(reached, cpus, "{w}");
+    let nmis = w["nmis"].as_object().expect("nmis");
+    let counted: Vec<u64> = nmis.keys().map(|k| k.parse().unwrap()).collect();
+    assert_eq!(counted, cpus, "one count per running CPU: {w}");
+    assert!(nmis.values().all(|c| u(c) > 0), "every CPU took NMIs: {w}");
+}
+
+#[test]
+fn the_nmi_watchdog_can_be_turned_off() {
+    let out = run_qemu(&QemuConfig::default().cmdline("nmi_watchdog=0"));
+    out.assert_passed();
+    let r = out.expect_report();
+    let w = &r["watchdog"];
+    assert_eq!(w["armed"], false, "{w}");
+    assert_eq!(w["reason"], "nmi_watchdog=0 on the command line", "{w}");
+    assert_eq!(
+        w["nmis"],
+        serde_json::json!({"0": 0, "1": 0}),
+        "no NMI at all: {w}"
+    );
+    let line = out
+        .line_with("watchdog: not armed")
+        .unwrap_or_else(|| panic!("not said: {}", out.describe()));
+    assert!(line.contains("nmi_watchdog=0"), "{line}");
 }
 
 #[test]
@@ -274,4 +309,8 @@ fn cpu_without_startup_ipi_is_reported_and_boot_goes_on() {
     // The others work: the call on all CPUs reached the three.
     let check = out.line_with("IPI call on all CPUs ran on").expect("check");
     assert_eq!(number_after(check, "ran on"), Some(3), "{check}");
+    // The watchdog's NMI goes to the three running CPUs only (CPU 2, left
+    // waiting for its STARTUP, has no logical APIC id; indices follow the
+    // MADT).
+    assert_watchdog_reaches(&r, &[0, 1, 3]);
 }

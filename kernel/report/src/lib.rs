@@ -607,6 +607,29 @@ pub struct Report {
     /// What fixed per-CPU reserves for modules would take on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percpu_compare: Option<PerCpuCompare>,
+    /// The NMI watchdog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<Watchdog>,
+}
+
+/// The NMI watchdog, which cuts off module code that runs past its budget
+/// with interrupts off (IRQ handlers, console writes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watchdog {
+    /// Whether NMIs reach the CPUs.
+    pub armed: bool,
+    /// Why it is not armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The global system interrupt the PIT's IRQ 0 arrives on (0 when not
+    /// armed).
+    pub gsi: u64,
+    /// Indices of the CPUs its NMI reaches.
+    pub cpus: Vec<u64>,
+    /// NMIs each running CPU took so far, keyed by CPU index.
+    pub nmis: alloc::collections::BTreeMap<String, u64>,
+    /// Module callbacks it cut off so far.
+    pub cut_off: u64,
 }
 
 /// Per-CPU bytes of this boot.
@@ -939,6 +962,16 @@ pub fn render(r: &Report) -> String {
         "cpus: {} of {} started (APIC ids {:?}); the module phase needed {} TLB shootdowns",
         r.cpus.started, r.cpus.present, r.cpus.apic_ids, r.tlb_shootdowns
     );
+    if let Some(w) = &r.watchdog {
+        let _ = match &w.reason {
+            None => writeln!(
+                s,
+                "NMI watchdog: PIT on GSI {} to CPUs {:?}; NMIs {:?}; {} callbacks cut off",
+                w.gsi, w.cpus, w.nmis, w.cut_off
+            ),
+            Some(why) => writeln!(s, "NMI watchdog: not armed: {why}"),
+        };
+    }
     let k = &r.cost;
     let _ = writeln!(
         s,

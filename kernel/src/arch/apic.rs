@@ -9,7 +9,9 @@
 //! [`SPURIOUS_VECTOR`], routes the error interrupt to [`ERROR_VECTOR`] and
 //! sets LINT0/LINT1: on the boot CPU LINT0 stays the 8259's ExtINT input
 //! (the PIT and legacy IRQs keep working as before), on the others it is
-//! masked; LINT1 is NMI everywhere. [`calibrate_timer`] measures the
+//! masked; LINT1 is NMI everywhere. Each CPU uses the flat logical
+//! destination model with bit `index` as its logical id (the first eight
+//! CPUs), which is how the NMI watchdog addresses exactly the running CPUs. [`calibrate_timer`] measures the
 //! timer's clock (divide by 16) against the TSC and [`start_timer`] makes
 //! it fire [`TIMER_HZ`] times a second on [`TIMER_VECTOR`].
 //!
@@ -45,6 +47,8 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 const REG_ID: u32 = 0x20;
 const REG_VERSION: u32 = 0x30;
 const REG_TPR: u32 = 0x80;
+const REG_LDR: u32 = 0xd0;
+const REG_DFR: u32 = 0xe0;
 const REG_EOI: u32 = 0xb0;
 const REG_SVR: u32 = 0xf0;
 const REG_ESR: u32 = 0x280;
@@ -125,6 +129,11 @@ fn write(reg: u32, value: u32) {
     unsafe { ((LAPIC_VIRT + u64::from(reg)) as *mut u32).write_volatile(value) }
 }
 
+/// The calling CPU's logical APIC id bits (flat model, from its LDR).
+pub fn logical_id() -> u8 {
+    (read(REG_LDR) >> 24) as u8
+}
+
 /// The calling CPU's local APIC id (from its ID register).
 pub fn id() -> u32 {
     read(REG_ID) >> 24
@@ -149,6 +158,13 @@ pub fn init_local(boot_cpu: bool) {
         }
     }
     write(REG_TPR, 0);
+    // Flat logical model, one bit per CPU (the first eight): the watchdog's
+    // NMI is addressed to exactly the CPUs that are up.
+    write(REG_DFR, smpboot::ioapic::DFR_FLAT);
+    write(
+        REG_LDR,
+        smpboot::ioapic::flat_ldr(percpu::index()).unwrap_or(0),
+    );
     write(REG_SVR, SVR_ENABLE | u32::from(SPURIOUS_VECTOR));
     write(
         REG_LVT_LINT0,

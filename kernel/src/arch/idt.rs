@@ -19,8 +19,9 @@
 //! naming a kernel stack overflow) and all general registers on COM1 and
 //! exits QEMU with failure.
 //!
-//! Double fault, NMI and machine check run on their own IST stacks
-//! ([`crate::arch::gdt`]).
+//! An NMI goes to [`crate::arch::nmi`] first: once the watchdog is armed,
+//! every NMI is its tick. Double fault, NMI and machine check run on their
+//! own IST stacks ([`crate::arch::gdt`]).
 
 use core::fmt::Write;
 use spin::Once;
@@ -312,6 +313,9 @@ pub fn init() {
 
 /// Called by the common stub for every vector.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == 2 && crate::arch::nmi::dispatch(frame) {
+        return;
+    }
     match frame.vector {
         0..=31 => {
             if crate::arch::smp::fix_probe_fault(frame) {

@@ -1,12 +1,15 @@
 //! x86_64 specifics: descriptor tables, exceptions, interrupts, timers,
-//! the local APIC, per-CPU areas and starting the other CPUs.
+//! the local APIC, the I/O APIC and NMIs (for the watchdog), per-CPU areas
+//! and starting the other CPUs.
 
 pub mod apic;
 pub mod checked_copy;
 pub mod fn_cell;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
 pub mod irq;
+pub mod nmi;
 pub mod percpu;
 pub mod port;
 pub mod smp;

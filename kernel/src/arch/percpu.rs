@@ -92,6 +92,8 @@ pub struct PerCpu {
     pub timer_ticks: AtomicU64,
     /// IPIs this CPU took (calls and shootdowns).
     pub ipis: AtomicU64,
+    /// NMIs this CPU took as watchdog ticks.
+    pub nmis: AtomicU64,
     /// Last TLB shootdown generation this CPU flushed for.
     pub shootdown_ack: AtomicU64,
     /// Shootdown flushes this CPU did.
@@ -122,6 +124,7 @@ pub const fn template(index: usize, apic_id: u32, extra_len: usize) -> PerCpu {
         timer_hz: AtomicU64::new(0),
         timer_ticks: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
+        nmis: AtomicU64::new(0),
         shootdown_ack: AtomicU64::new(0),
         shootdown_flushes: AtomicU64::new(0),
         mailbox: Mailbox {

@@ -21,8 +21,9 @@
 //!
 //! Other users of the address space: the module-phase image alias at
 //! [`IMAGE_ALIAS_BASE`], the module API's uncached MMIO window at
-//! `0xffff_c000_0000_0000`, the local APIC and the SMP test page at
-//! `0xffff_d000_0000_0000` ([`crate::arch::apic`]), the boot self-test's
+//! `0xffff_c000_0000_0000`, the local APIC, the I/O APIC and the SMP test
+//! page at `0xffff_d000_0000_0000` ([`crate::arch::apic`],
+//! [`crate::arch::ioapic`]), the boot self-test's
 //! scratch range at `0xffff_e000_0000_0000` and the guarded kernel stacks at
 //! `0xffff_ff00_0000_0000` ([`crate::mm::stack`]). Pick a fresh PML4 slot
 //! for anything new.

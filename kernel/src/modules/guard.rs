@@ -28,11 +28,14 @@
 //! The time budget is checked by the timer tick while module code runs and
 //! by every service that waits ([`check_deadline`]); a tick that finds the
 //! budget spent while the module is inside a non-waiting service leaves the
-//! cut-off to that service's return.
+//! cut-off to that service's return. Callbacks run with interrupts off, out
+//! of the tick's reach: the NMI watchdog ([`crate::watchdog`], [`on_nmi`])
+//! cuts off one still running after [`WATCHDOG_MS`] the same way.
 
 mod switch;
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::idt::TrapFrame;
 use switch::Shared;
@@ -47,6 +50,12 @@ const MAX_RUNTIME_FAULTS: usize = 8;
 /// Time an IRQ handler or console write may take (enforced by waiting
 /// services; interrupts are off in both).
 pub const CALLBACK_BUDGET_MS: u64 = 10;
+/// Time after which the NMI watchdog cuts off an IRQ handler or console
+/// write that never waits (spinning in its own code or on a non-waiting
+/// service). Well above [`CALLBACK_BUDGET_MS`]: a console write of 64 bytes
+/// legitimately takes 6 ms at 115200 baud, more on a loaded emulator host,
+/// and the watchdog is there for hangs, not to enforce the budget.
+pub const WATCHDOG_MS: u64 = 200;
 
 /// A short message kept without allocating (faults may happen anywhere).
 #[derive(Clone, Copy)]
@@ -173,6 +182,8 @@ pub enum Abort {
         budget_ms: u64,
         /// The waiting service that noticed, if it was one.
         service: Option<&'static str>,
+        /// Cut off by the NMI watchdog (interrupts were off).
+        nmi: bool,
     },
     /// The module used a service it may not (unclaimed port, foreign memory).
     Violation(Msg),
@@ -240,12 +251,18 @@ impl fmt::Display for Abort {
                 exception_name(*vector)
             ),
             Abort::Panic(m) => write!(f, "panic: {}", m.as_str()),
-            Abort::Hung { budget_ms, service } => {
+            Abort::Hung {
+                budget_ms,
+                service,
+                nmi,
+            } => {
                 write!(f, "hung: still running after {budget_ms} ms")?;
-                if let Some(s) = service {
-                    write!(f, " (waiting in {s})")?;
+                match (service, nmi) {
+                    (Some(s), false) => write!(f, " (waiting in {s})"),
+                    (Some(s), true) => write!(f, " (in {s}, cut off by the NMI watchdog)"),
+                    (None, true) => write!(f, " (cut off by the NMI watchdog)"),
+                    (None, false) => Ok(()),
                 }
-                Ok(())
             }
             Abort::Violation(m) => write!(f, "violation: {}", m.as_str()),
             Abort::Callback(p, _, m) => write!(f, "{p}: {}", m.as_str()),
@@ -301,6 +318,8 @@ struct Frame {
     kind: Kind,
     deadline: u64,
     budget_ms: u64,
+    /// When the NMI watchdog cuts a callback off ([`WATCHDOG_MS`]).
+    watchdog_deadline: u64,
     /// Service depth when the call began: deeper means "inside a service".
     service_base: usize,
     /// An abort that takes effect when the current service returns.
@@ -404,6 +423,7 @@ pub fn install() {
     });
     crate::arch::idt::set_exception_hook(Some(on_exception));
     crate::arch::irq::set_tick_hook(Some(on_tick));
+    crate::arch::nmi::set_hook(Some(on_nmi));
 }
 
 fn deadline_after(budget_ms: u64) -> u64 {
@@ -432,6 +452,7 @@ fn guarded(
             kind,
             deadline: deadline_after(budget_ms),
             budget_ms,
+            watchdog_deadline: deadline_after(WATCHDOG_MS),
             service_base: s.service_depth,
             pending: None,
             abort: None,
@@ -644,12 +665,68 @@ fn on_tick(frame: &mut TrapFrame) {
         let hung = Abort::Hung {
             budget_ms: top.budget_ms,
             service,
+            nmi: false,
         };
         if in_service {
             top.pending.get_or_insert(hung);
             return None;
         }
         top.abort = Some(hung);
+        Some(d)
+    })
+    .flatten();
+    if let Some(d) = escape_to {
+        switch::escape_via_frame(frame, d);
+    }
+}
+
+/// Callbacks the NMI watchdog cut off.
+static NMI_CUT_OFFS: AtomicU64 = AtomicU64::new(0);
+
+/// Callbacks the NMI watchdog has cut off since boot.
+pub fn watchdog_cut_offs() -> u64 {
+    NMI_CUT_OFFS.load(Ordering::Relaxed)
+}
+
+/// The watchdog's NMI ([`crate::watchdog`]), on every CPU it reaches. A
+/// callback (IRQ handler, console write: interrupts off, so no tick)
+/// running for [`WATCHDOG_MS`] is cut off here: at once if the NMI
+/// interrupted module code itself, or when the service it is in returns.
+/// An NMI that lands in any other kernel code (the guard's own set-up, an
+/// interrupt entry) leaves it to the next one, a millisecond later: only
+/// module frames may be skipped. Probes are the tick's ([`on_tick`]).
+/// Lock-free: the guard state is per CPU and [`with_state`] refuses to
+/// nest.
+fn on_nmi(frame: &mut TrapFrame) {
+    let in_kernel_text = crate::layout::text().contains(frame.rip);
+    let now = crate::arch::tsc::read();
+    let escape_to = with_state(|s| {
+        let in_service = s.in_service();
+        let service = s.service_name();
+        let d = s.depth.checked_sub(1)?;
+        let top = s.frames[d].as_mut()?;
+        if !matches!(top.kind, Kind::Callback(_)) || now < top.watchdog_deadline {
+            return None;
+        }
+        if top.abort.is_some() || (in_service && top.pending.is_some()) {
+            return None;
+        }
+        let hung = |service| Abort::Hung {
+            budget_ms: WATCHDOG_MS,
+            service,
+            nmi: true,
+        };
+        if in_service {
+            // Counted when it takes effect ([`leave_service`]): a waiting
+            // service may notice the deadline first.
+            top.pending = Some(hung(Some(service)));
+            return None;
+        }
+        if in_kernel_text {
+            return None;
+        }
+        top.abort = Some(hung(None));
+        NMI_CUT_OFFS.fetch_add(1, Ordering::Relaxed);
         Some(d)
     })
     .flatten();
@@ -697,11 +774,14 @@ pub fn leave_service() -> Option<Abort> {
         s.service_depth = s.service_depth.saturating_sub(1);
         let depth = s.service_depth;
         let top = s.top()?;
-        if depth == top.service_base {
-            top.pending.take()
-        } else {
-            None
+        if depth != top.service_base {
+            return None;
         }
+        let due = top.pending.take();
+        if matches!(due, Some(Abort::Hung { nmi: true, .. })) {
+            NMI_CUT_OFFS.fetch_add(1, Ordering::Relaxed);
+        }
+        due
     })
     .flatten()
 }
@@ -720,6 +800,7 @@ pub fn check_deadline(service: &'static str) -> Result<(), Abort> {
         Some(budget_ms) => Err(Abort::Hung {
             budget_ms,
             service: Some(service),
+            nmi: false,
         }),
         None => Ok(()),
     }

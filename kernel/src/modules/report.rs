@@ -220,6 +220,7 @@ pub fn build(mods: &[Module], t: &Totals) -> Report {
             reserve_8k_bytes: 8192 * percpu.cpus,
             reserve_32k_bytes: 32768u64.saturating_sub(percpu.kernel_bytes) * percpu.cpus,
         }),
+        watchdog: Some(crate::watchdog::report()),
     }
 }
 

@@ -1,16 +1,16 @@
 //! Runtime test module `rt_console`: loaded after `rmmod uart_com1`, it
 //! claims COM1's ports and becomes the kernel console, writing each byte
-//! itself; its 41st write waits for the transmitter for ever, in the
-//! kernel's delay service (as a driver polling a UART that never drains
-//! would). The kernel must cut that write off at the callback budget, put
-//! the console back on COM1 from the start of the cut-off write, and report
-//! the cut on a line of its own, so no line (the long `REPORT` line
-//! included) is lost or split.
+//! itself; its 41st write spins in its own code for ever, waiting for a
+//! flag nothing sets (as a driver waiting for its interrupt handler would,
+//! with interrupts off). No timer tick and no kernel service can stop it:
+//! the kernel's NMI watchdog must cut that write off, and the kernel put the console back on COM1 from the start of
+//! the cut-off write and report the cut on a line of its own, so no line
+//! (the long `REPORT` line included) is lost or split.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use module_api::console::{self, ConsoleWriter};
 use module_api::ports::{PortIo, Ports};
 use module_api::sync::OnceCell;
@@ -34,13 +34,17 @@ pub const HANGING_WRITE: usize = 41;
 
 static PORTS: OnceCell<Ports> = OnceCell::new();
 static WRITES: AtomicUsize = AtomicUsize::new(0);
+/// What the hanging write waits for: nothing ever sets it.
+static DRAINED: AtomicBool = AtomicBool::new(false);
 
 struct Com1;
 
 impl ConsoleWriter for Com1 {
     fn write(bytes: &[u8]) {
         if WRITES.fetch_add(1, Ordering::SeqCst) + 1 == HANGING_WRITE {
-            module_api::time::delay_us(u64::MAX);
+            while !DRAINED.load(Ordering::SeqCst) {
+                core::hint::spin_loop();
+            }
         }
         let Some(p) = PORTS.get() else { return };
         for &b in bytes {
