@@ -27,11 +27,6 @@ pub fn disarm() {
     ARMED.store(false, Ordering::SeqCst);
 }
 
-/// Whether NMIs are the watchdog's.
-pub fn armed() -> bool {
-    ARMED.load(Ordering::SeqCst)
-}
-
 /// Installs (or with `None` removes) the function every watchdog NMI calls.
 pub fn set_hook(hook: Option<fn(&mut TrapFrame)>) {
     HOOK.store(hook);
@@ -40,7 +35,7 @@ pub fn set_hook(hook: Option<fn(&mut TrapFrame)>) {
 /// Called from the IDT for vector 2; `false` if the NMI is not the
 /// watchdog's (the caller reports it and stops).
 pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
-    if !armed() {
+    if !ARMED.load(Ordering::SeqCst) {
         return false;
     }
     if let Some(c) = crate::arch::percpu::current() {

@@ -426,9 +426,10 @@ pub fn install() {
     crate::arch::nmi::set_hook(Some(on_nmi));
 }
 
-fn deadline_after(budget_ms: u64) -> u64 {
-    let ticks = crate::arch::tsc::frequency_hz().saturating_mul(budget_ms) / 1000;
-    crate::arch::tsc::read().saturating_add(ticks)
+/// The TSC value `ms` milliseconds after `start`.
+fn deadline_after(start: u64, ms: u64) -> u64 {
+    let ticks = crate::arch::tsc::frequency_hz().saturating_mul(ms) / 1000;
+    start.saturating_add(ticks)
 }
 
 /// Runs `call` (which jumps into module code, see [`switch`]) as `module`
@@ -442,6 +443,7 @@ fn guarded(
 ) -> Outcome {
     let were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
+    let start = crate::arch::tsc::read();
     let depth = with_state(|s| {
         let d = s.depth;
         if d >= MAX_DEPTH {
@@ -450,9 +452,9 @@ fn guarded(
         s.frames[d] = Some(Frame {
             module,
             kind,
-            deadline: deadline_after(budget_ms),
+            deadline: deadline_after(start, budget_ms),
             budget_ms,
-            watchdog_deadline: deadline_after(WATCHDOG_MS),
+            watchdog_deadline: deadline_after(start, WATCHDOG_MS),
             service_base: s.service_depth,
             pending: None,
             abort: None,
