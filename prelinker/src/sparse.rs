@@ -28,11 +28,24 @@ const TAIL_AHEAD: u64 = 64 << 10;
 /// buffers are reused from one object to the next.
 #[derive(Default)]
 pub(crate) struct ReadAhead {
-    /// Bytes `0..head.len()` of the file.
+    /// Bytes `0..head_len` of the file, in the first `head_len` bytes.
     head: Vec<u8>,
-    /// Bytes `tail_at..tail_at + tail.len()` of the file.
+    head_len: usize,
+    /// Bytes `tail_at..tail_at + tail_len` of the file, in the first
+    /// `tail_len` bytes.
     tail: Vec<u8>,
+    tail_len: usize,
     tail_at: u64,
+}
+
+/// The first `n` bytes of `buf`, grown (with zeros) if it is shorter but
+/// never shrunk: a buffer reused for reads of varying size is zeroed only
+/// where it grows, not at every read (all of its bytes are read over).
+fn reuse(buf: &mut Vec<u8>, n: usize) -> &mut [u8] {
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    &mut buf[..n]
 }
 
 impl ReadAhead {
@@ -41,19 +54,19 @@ impl ReadAhead {
     /// the file, past the first window.
     pub(crate) fn fill(&mut self, f: &File, len: u64) -> std::io::Result<()> {
         // Every byte is read over: reused buffers need no zeroing.
-        self.head.resize(len.min(HEAD_AHEAD) as usize, 0);
-        f.read_exact_at(&mut self.head, 0)?;
-        self.tail.clear();
+        self.head_len = len.min(HEAD_AHEAD) as usize;
+        f.read_exact_at(reuse(&mut self.head, self.head_len), 0)?;
+        self.tail_len = 0;
         self.tail_at = 0;
-        let head_end = self.head.len() as u64;
-        let Some((shoff, table)) = table_range(&self.head) else {
+        let head_end = self.head_len as u64;
+        let Some((shoff, table)) = table_range(self.head()) else {
             return Ok(());
         };
         match shoff.checked_add(table) {
             Some(end) if end <= len && end > head_end => {
                 let start = shoff.saturating_sub(table.min(TAIL_AHEAD)).max(head_end);
-                self.tail.resize((end - start) as usize, 0);
-                f.read_exact_at(&mut self.tail, start)?;
+                self.tail_len = (end - start) as usize;
+                f.read_exact_at(reuse(&mut self.tail, self.tail_len), start)?;
                 self.tail_at = start;
             }
             _ => {}
@@ -64,35 +77,37 @@ impl ReadAhead {
     /// The file's first bytes (all of them, if it is shorter than the
     /// window).
     pub(crate) fn head(&self) -> &[u8] {
-        &self.head
+        &self.head[..self.head_len]
+    }
+
+    /// The bytes read ahead with the section table.
+    fn tail(&self) -> &[u8] {
+        &self.tail[..self.tail_len]
     }
 
     /// The `n` bytes at `off`, if one window holds them all.
     fn window(&self, off: u64, n: u64) -> Option<&[u8]> {
         let end = off.checked_add(n)?;
-        if end <= self.head.len() as u64 {
+        if end <= self.head_len as u64 {
             return Some(&self.head[off as usize..end as usize]);
         }
         let t = off.checked_sub(self.tail_at)?;
-        self.tail.get(t as usize..(t + n) as usize)
+        self.tail().get(t as usize..(t + n) as usize)
     }
 
     /// Fills `dst` with the bytes of `f` at `off`: copied from the windows
     /// where they hold them, read from the file in between.
     fn read_at(&self, f: &File, dst: &mut [u8], off: u64) -> std::io::Result<()> {
-        let (head_end, tail_end) = (
-            self.head.len() as u64,
-            self.tail_at + self.tail.len() as u64,
-        );
+        let (head_end, tail_end) = (self.head_len as u64, self.tail_at + self.tail_len as u64);
         let end = off + dst.len() as u64;
         let mut at = off;
         while at < end {
             let d = (at - off) as usize;
             let (upto, from_window) = if at < head_end {
                 (head_end.min(end), true)
-            } else if !self.tail.is_empty() && at >= self.tail_at && at < tail_end {
+            } else if self.tail_len > 0 && at >= self.tail_at && at < tail_end {
                 (tail_end.min(end), true)
-            } else if !self.tail.is_empty() && at < self.tail_at {
+            } else if self.tail_len > 0 && at < self.tail_at {
                 (self.tail_at.min(end), false)
             } else {
                 (end, false)
@@ -508,7 +523,53 @@ pub(crate) fn complement(len: u64, skip: &[(u64, u64)]) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::complement;
+    use super::{ReadAhead, complement};
+    use std::io::Write;
+
+    /// A fake ELF64 file of `len` bytes whose header puts a section table
+    /// of `shnum` entries at `shoff`; every other byte is `fill`.
+    fn file(len: usize, shoff: u64, shnum: u16, fill: u8) -> std::fs::File {
+        let mut b = vec![fill; len];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // ELFCLASS64
+        b[5] = 1; // little-endian
+        b[6] = 1; // EV_CURRENT
+        b[super::E_SHOFF..super::E_SHOFF + 8].copy_from_slice(&shoff.to_le_bytes());
+        b[0x3c..0x3e].copy_from_slice(&shnum.to_le_bytes());
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&b).unwrap();
+        f
+    }
+
+    /// One reader reused for a file with larger windows and then for one
+    /// with smaller ones (and bytes after its section table): the second
+    /// file's bytes come from its own windows or from the file, never from
+    /// what the buffers still hold of the first.
+    #[test]
+    fn a_reused_read_ahead_gives_only_the_current_files_bytes() {
+        let mut ra = ReadAhead::default();
+        let big = file(200 << 10, 150 << 10, 400, 0xaa);
+        ra.fill(&big, 200 << 10).unwrap();
+        let (len, shoff, shnum) = (100 << 10, 60 << 10, 100u16);
+        let small = file(len, shoff, shnum, 0x55);
+        ra.fill(&small, len as u64).unwrap();
+        let table_end = shoff + 64 * shnum as u64;
+        // Across the end of the first window, and across the end of the
+        // second (the section table), into bytes neither window holds.
+        for at in [(24 << 10) - 8, table_end - 8] {
+            let mut got = [0u8; 16];
+            ra.read_at(&small, &mut got, at).unwrap();
+            assert_eq!(got, [0x55; 16], "bytes at {at:#x}");
+            assert!(ra.window(at, 16).is_none(), "a window holds {at:#x}+16");
+        }
+        // A file with no second window (its section table is in the first).
+        // Read where the previous file's second window was.
+        let tiny = file(70 << 10, 1 << 10, 4, 0x33);
+        ra.fill(&tiny, 70 << 10).unwrap();
+        let mut got = [0u8; 16];
+        ra.read_at(&tiny, &mut got, 58 << 10).unwrap();
+        assert_eq!(got, [0x33; 16]);
+    }
 
     #[test]
     fn complement_of_ranges() {
