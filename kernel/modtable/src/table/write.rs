@@ -53,44 +53,47 @@ impl RelocGroups {
     }
 
     /// Groups `(key, offset)` pairs: a counting sort by key (a module's
-    /// fields have a few keys, kept sorted as they appear, and runs of
-    /// fields usually share one), then each group's offsets sorted (usually
-    /// already in order, since fields come in section order and sections in
-    /// offset order). The result is that of sorting the pairs.
+    /// fields have a few keys, and runs of fields usually share one: each
+    /// pair's key is looked up once per run, and the pair remembers which
+    /// it is), then each group's offsets sorted (usually already in order,
+    /// since fields come in section order and sections in offset order).
+    /// The result is that of sorting the pairs.
     fn of_pairs(v: alloc::vec::Vec<(u64, u32)>) -> RelocGroups {
-        let mut groups: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::new();
+        // The distinct keys in order of first appearance with their counts,
+        // and the index among them of each pair's key.
+        let mut seen: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::new();
+        let mut which: alloc::vec::Vec<u32> = alloc::vec::Vec::with_capacity(v.len());
         let mut last = usize::MAX;
         for &(key, _) in &v {
-            if groups.get(last).is_some_and(|g| g.0 == key) {
-                groups[last].1 += 1;
-                continue;
+            if seen.get(last).is_none_or(|g| g.0 != key) {
+                last = match seen.iter().position(|g| g.0 == key) {
+                    Some(i) => i,
+                    None => {
+                        seen.push((key, 0));
+                        seen.len() - 1
+                    }
+                };
             }
-            last = match groups.binary_search_by_key(&key, |g| g.0) {
-                Ok(i) => i,
-                Err(i) => {
-                    groups.insert(i, (key, 0));
-                    i
-                }
-            };
-            groups[last].1 += 1;
+            seen[last].1 += 1;
+            which.push(last as u32);
         }
-        // Where each group's next offset goes.
-        let mut next: alloc::vec::Vec<(u64, usize)> = alloc::vec::Vec::with_capacity(groups.len());
+        // The groups in key order, and where each seen key's next offset
+        // goes.
+        let mut order: alloc::vec::Vec<usize> = (0..seen.len()).collect();
+        order.sort_unstable_by_key(|&i| seen[i].0);
+        let mut next = alloc::vec![0usize; seen.len()];
+        let mut groups: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::with_capacity(seen.len());
         let mut at = 0;
-        for &(key, n) in &groups {
-            next.push((key, at));
-            at += n as usize;
+        for &i in &order {
+            next[i] = at;
+            at += seen[i].1 as usize;
+            groups.push(seen[i]);
         }
         let mut offsets = alloc::vec![0u32; v.len()];
-        let mut last = 0;
-        for &(key, off) in &v {
-            if next[last].0 != key {
-                last = next
-                    .binary_search_by_key(&key, |g| g.0)
-                    .expect("every key has a group");
-            }
-            offsets[next[last].1] = off;
-            next[last].1 += 1;
+        for (&(_, off), &w) in v.iter().zip(&which) {
+            let n = &mut next[w as usize];
+            offsets[*n] = off;
+            *n += 1;
         }
         let mut start = 0;
         for &(_, n) in &groups {
