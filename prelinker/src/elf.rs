@@ -405,6 +405,17 @@ impl<'a> ElfFile<'a> {
                     s.size
                 )
             })?;
+        // `sh_info` is one past the last local symbol: locals first, then
+        // the others (the null symbol, index 0, is local).
+        let first_global = s.info as usize;
+        if !syms.is_empty() && (first_global == 0 || first_global > syms.len()) {
+            bail!(
+                Malformed,
+                "symbol table (section {}) gives sh_info {first_global} as its first non-local symbol, but has {} symbols",
+                s.name(),
+                syms.len()
+            );
+        }
         let mut out = Vec::with_capacity(syms.len());
         for (i, e) in syms.iter().enumerate() {
             let name_off = e.st_name(LE);
@@ -424,9 +435,33 @@ impl<'a> ElfFile<'a> {
                     err!(Malformed, "symbol {i} has a bad name offset {name_off:#x}")
                 })?
             };
+            let bind = e.st_bind().0;
+            if (bind == STB_LOCAL) != (i < first_global) {
+                let name = cstr_at(name_tail, 0).unwrap_or(name_tail);
+                let named = if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{}`", String::from_utf8_lossy(name))
+                };
+                bail!(
+                    Malformed,
+                    "symbol {i}{named} of the symbol table (section {}) is {}, but sh_info {first_global} puts the local symbols {}",
+                    s.name(),
+                    if bind == STB_LOCAL {
+                        "local"
+                    } else {
+                        "not local"
+                    },
+                    if first_global == 1 {
+                        "at index 0 only".to_string()
+                    } else {
+                        format!("at indices 0..{first_global}")
+                    }
+                );
+            }
             out.push(Sym {
                 name_tail,
-                bind: e.st_bind().0,
+                bind,
                 typ: e.st_type().0,
                 shndx,
                 value: e.st_value(LE),

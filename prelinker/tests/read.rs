@@ -386,3 +386,47 @@ fn damaged_objects_never_panic() {
         let _ = prelinker::prepare::prepare("damaged.o", &d, &mut arena);
     }
 }
+
+/// A symbol table whose `sh_info` (one past its last local symbol) does not
+/// split it into locals and the rest is refused, naming the file, the
+/// section and the first symbol on the wrong side (a link would otherwise
+/// trust each symbol's binding alone, where other linkers refuse the file).
+#[test]
+fn a_symbol_table_with_a_wrong_first_global_is_refused() {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let mut b = ModBuilder::new("symi");
+    let t = b.text;
+    b.local("helper", t, 0);
+    b.global("exported_fn", t, 0);
+    let good = b.build();
+    let f = object::File::parse(&*good).unwrap();
+    let symtab = f.section_by_name(".symtab").unwrap().index().0;
+    let locals = f.symbols().filter(|s| s.is_local()).count() + 1; // and the null symbol
+    let count = f.symbols().count() + 1;
+    drop(f);
+    let shoff = u64::from_le_bytes(good[0x28..0x30].try_into().unwrap()) as usize;
+    let info_at = shoff + 64 * symtab + 0x2c;
+    assert_eq!(
+        u32::from_le_bytes(good[info_at..info_at + 4].try_into().unwrap()) as usize,
+        locals,
+        "the builder's sh_info"
+    );
+    let chunks = prelinker::arena::Chunks::default();
+    let mut arena = chunks.arena();
+    prelinker::prepare::prepare("symi.o", &good, &mut arena).expect("the intact object");
+    for (info, want) in [
+        (locals - 1, "is local, but sh_info"),
+        (locals + 1, "is not local, but sh_info"),
+        (0, "gives sh_info 0"),
+        (count + 1, &format!("but has {count} symbols") as &str),
+    ] {
+        let mut d = good.clone();
+        d[info_at..info_at + 4].copy_from_slice(&(info as u32).to_le_bytes());
+        let e = prelinker::prepare::prepare("symi.o", &d, &mut arena).unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), prelinker::ErrorKind::Malformed, "{m}");
+        for part in ["symi.o", ".symtab", want] {
+            assert!(m.contains(part), "sh_info {info}: `{part}` not in: {m}");
+        }
+    }
+}
