@@ -10,16 +10,16 @@ use boot_tests::{QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
 use std::time::Duration;
 
-const N: usize = 100;
-const FAIL_EVERY: usize = 10;
+/// The scale module's own statement of which slot each copy drives.
+#[path = "../scale-module/src/plan.rs"]
+mod plan;
 
-/// The slot copy `i` probes (as `scale_module::slot`).
+const N: usize = 100;
+const FAIL_EVERY: usize = plan::FAIL_EVERY as usize;
+
+/// The slot copy `i` probes.
 fn slot(i: usize) -> usize {
-    if i.is_multiple_of(FAIL_EVERY) {
-        16 + (i / FAIL_EVERY) % 8
-    } else {
-        i % 4
-    }
+    plan::slot(i as u32) as usize
 }
 
 /// The size of section `name` of an ELF64 file.

@@ -27,18 +27,8 @@ module_api::module! {
     selftest: selftest,
 }
 
-/// One copy in this many drives an absent function and is expunged.
-pub const FAIL_EVERY: u32 = 10;
-
-/// The bus-0 slot copy `i` drives: 0..=3 (present on `pc`) for most, 16..=23
-/// (empty on `pc`) for one in [`FAIL_EVERY`].
-pub fn slot(i: u32) -> u32 {
-    if i.is_multiple_of(FAIL_EVERY) {
-        16 + (i / FAIL_EVERY) % 8
-    } else {
-        i % 4
-    }
-}
+mod plan;
+pub use plan::{FAIL_EVERY, slot};
 
 /// The copy's index, from its name (`scale_NNNNN`).
 fn index(name: &str) -> Option<u32> {
