@@ -472,6 +472,12 @@ fn bad_objects_are_refused_with_named_errors() {
             "rt_twoabi",
             with_modinfo_entries(hello.clone(), "import_sig=kapi_log:", "abi=+2"),
         ),
+        // sh_info one past its value: the first global counted as local.
+        ("rt_syminfo", {
+            let (symtab, _) = section_header(&hello, ".symtab");
+            let info = le(&hello, symtab.expect(".symtab") + 44, 4) as u64;
+            with_header_field(hello.clone(), ".symtab", 44, 4, info + 1)
+        }),
     ];
     // The object's own section count (e_shnum), which the error names.
     let shnum = u16::from_le_bytes([hello[60], hello[61]]);
@@ -566,6 +572,11 @@ fn bad_objects_are_refused_with_named_errors() {
             "rt_twoabi",
             "modinfo",
             "rt_twoabi: .modinfo has more than one abi= entry",
+        ),
+        (
+            "rt_syminfo",
+            "malformed",
+            "is not local, but the symbol table's sh_info (",
         ),
         (
             "absent",

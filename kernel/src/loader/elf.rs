@@ -378,6 +378,15 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
         Ok(SectionData::SymbolTable64(e)) => e,
         _ => return Err(malformed("unreadable symbol table".into())),
     };
+    // sh_info is one past the last local symbol: locals first (the null
+    // symbol, index 0, among them), then the others.
+    let first_global = sh.info() as usize;
+    if !entries.is_empty() && (first_global == 0 || first_global > entries.len()) {
+        return Err(malformed(format!(
+            "symbol table gives sh_info {first_global} as its first non-local symbol, but has {} symbols",
+            entries.len()
+        )));
+    }
     let mut symbols = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let name = if e.name() == 0 {
@@ -385,6 +394,22 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
         } else {
             name_at(file, strtab, e.name(), &format!("symbol {i}"))?
         };
+        // STB_LOCAL is binding 0, the high nibble of st_info.
+        if (e.info() >> 4 == 0) != (i < first_global) {
+            return Err(malformed(format!(
+                "symbol {i}{} is {}, but the symbol table's sh_info ({first_global}) puts the local symbols before index {first_global}",
+                if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{name}`")
+                },
+                if e.info() >> 4 == 0 {
+                    "local"
+                } else {
+                    "not local"
+                },
+            )));
+        }
         let binding = e.get_binding().unwrap_or(Binding::Local);
         let shndx = e.shndx();
         let shown = |name: &str| shown_symbol(name, shndx, &sections, i);
