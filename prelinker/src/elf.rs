@@ -445,18 +445,13 @@ impl<'a> ElfFile<'a> {
                 };
                 bail!(
                     Malformed,
-                    "symbol {i}{named} of the symbol table (section {}) is {}, but sh_info {first_global} puts the local symbols {}",
+                    "symbol {i}{named} of the symbol table (section {}) is {}, but its sh_info ({first_global}) puts the local symbols before index {first_global}",
                     s.name(),
                     if bind == STB_LOCAL {
                         "local"
                     } else {
                         "not local"
                     },
-                    if first_global == 1 {
-                        "at index 0 only".to_string()
-                    } else {
-                        format!("at indices 0..{first_global}")
-                    }
                 );
             }
             out.push(Sym {

@@ -415,8 +415,8 @@ fn a_symbol_table_with_a_wrong_first_global_is_refused() {
     let mut arena = chunks.arena();
     prelinker::prepare::prepare("symi.o", &good, &mut arena).expect("the intact object");
     for (info, want) in [
-        (locals - 1, "is local, but sh_info"),
-        (locals + 1, "is not local, but sh_info"),
+        (locals - 1, "is local, but its sh_info"),
+        (locals + 1, "is not local, but its sh_info"),
         (0, "gives sh_info 0"),
         (count + 1, &format!("but has {count} symbols") as &str),
     ] {

@@ -395,7 +395,8 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
             name_at(file, strtab, e.name(), &format!("symbol {i}"))?
         };
         // STB_LOCAL is binding 0, the high nibble of st_info.
-        if (e.info() >> 4 == 0) != (i < first_global) {
+        let local = e.info() >> 4 == 0;
+        if local != (i < first_global) {
             return Err(malformed(format!(
                 "symbol {i}{} is {}, but the symbol table's sh_info ({first_global}) puts the local symbols before index {first_global}",
                 if name.is_empty() {
@@ -403,11 +404,7 @@ pub fn parse<'a>(file: &'a str, data: &'a [u8]) -> Result<Object<'a>, LoadError>
                 } else {
                     format!(" `{name}`")
                 },
-                if e.info() >> 4 == 0 {
-                    "local"
-                } else {
-                    "not local"
-                },
+                if local { "local" } else { "not local" },
             )));
         }
         let binding = e.get_binding().unwrap_or(Binding::Local);
