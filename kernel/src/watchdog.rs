@@ -10,11 +10,13 @@
 //!
 //! [`arm`] runs once the CPUs are up: it finds the I/O APIC input of IRQ 0
 //! in the MADT (its interrupt source override, normally GSI 2), checks
-//! that every CPU answers to its logical APIC id (flat model, the first
-//! eight CPUs), programs the input as an NMI to those CPUs and then waits
-//! until each of them has taken one. If any step fails the input is masked
-//! again, the kernel says why, and callbacks run unwatched. `nmi_watchdog=0`
-//! on the command line leaves it off.
+//! that every CPU among the first eight answers to its logical APIC id
+//! (flat model: one bit each), programs the input as an NMI to those CPUs,
+//! has the boot CPU forward each NMI it takes to every later CPU by NMI IPI
+//! ([`nmi::forward_to`]), and then waits until each running CPU has taken
+//! one. If any step fails the input is masked again, the kernel says why,
+//! and callbacks run unwatched. `nmi_watchdog=0` on the command line leaves
+//! it off.
 
 use alloc::format;
 use alloc::string::String;
@@ -31,7 +33,10 @@ const FIRST_NMI_MS: u64 = 50;
 /// What [`arm`] did.
 struct Armed {
     gsi: u32,
+    /// Every CPU it reaches.
     cpus: Vec<usize>,
+    /// Those the boot CPU forwards it to.
+    forwarded: Vec<usize>,
 }
 
 static STATUS: spin::Once<Result<Armed, String>> = spin::Once::new();
@@ -48,22 +53,17 @@ pub fn arm() {
     });
     match status {
         Ok(a) => {
-            let unwatched: Vec<String> = percpu::online()
-                .filter(|c| !a.cpus.contains(&c.index))
-                .map(|c| format!("{}", c.index))
-                .collect();
+            let forwarded = if a.forwarded.is_empty() {
+                String::new()
+            } else {
+                format!(" (forwarded by CPU 0 to CPUs {:?})", a.forwarded)
+            };
             log::info!(
-                "watchdog: PIT (ISA IRQ 0, GSI {}) delivered as NMI to CPUs {:?}; module callbacks running {} ms are cut off",
+                "watchdog: PIT (ISA IRQ 0, GSI {}) delivered as NMI to CPUs {:?}{forwarded}; module callbacks running {} ms are cut off",
                 a.gsi,
                 a.cpus,
                 crate::modules::guard::WATCHDOG_MS
             );
-            if !unwatched.is_empty() {
-                log::warn!(
-                    "watchdog: CPUs {} have no flat logical APIC id; callbacks on them run unwatched",
-                    unwatched.join(", ")
-                );
-            }
         }
         Err(why) => log::warn!(
             "watchdog: not armed: {why}; a module callback spinning with interrupts off hangs its CPU"
@@ -84,8 +84,18 @@ fn try_arm() -> Result<Armed, String> {
             }
         })
         .ok_or_else(|| format!("no I/O APIC in the MADT has GSI {}", route.gsi))?;
-    let (mask, cpus) = logical_ids()?;
+    let (mask, mut cpus) = logical_ids()?;
+    // The CPUs past the flat model's eight: the boot CPU (bit 0 of the
+    // mask, always up) passes each NMI on to them.
+    let later: Vec<_> = percpu::online()
+        .filter(|c| smpboot::ioapic::flat_ldr(c.index).is_none())
+        .map(|c| (c.index, c.apic_id))
+        .collect();
+    let ids: Vec<u32> = later.iter().map(|&(_, id)| id).collect();
+    let forwarded: Vec<usize> = later.iter().map(|&(i, _)| i).collect();
+    cpus.extend(&forwarded);
     let entry = smpboot::ioapic::nmi_to(mask, route.active_low, route.level);
+    nmi::forward_to(0, &ids);
     nmi::arm();
     let before: Vec<u64> = cpus.iter().map(|&i| nmis(i)).collect();
     ioapic::set_entry(input.pin, entry);
@@ -122,6 +132,7 @@ fn try_arm() -> Result<Armed, String> {
     Ok(Armed {
         gsi: route.gsi,
         cpus,
+        forwarded,
     })
 }
 
@@ -169,6 +180,8 @@ pub fn report() -> report::Watchdog {
             reason: None,
             gsi: u64::from(a.gsi),
             cpus: a.cpus.iter().map(|&i| i as u64).collect(),
+            forwarded: a.forwarded.iter().map(|&i| i as u64).collect(),
+            forward_failures: nmi::unsent() as u64,
             nmis,
             cut_off,
         },

@@ -99,13 +99,23 @@ fn all_cpus_start(n: u64) {
 }
 
 /// The NMI watchdog is armed and reaches exactly the CPUs `cpus` (by
-/// index), each of which took NMIs from it.
+/// index), each of which took NMIs from it; those past the eighth through
+/// CPU 0's forwarding, every forward accepted.
 fn assert_watchdog_reaches(r: &Value, cpus: &[u64]) {
     let w = &r["watchdog"];
     assert_eq!(w["armed"], true, "{w}");
     assert_eq!(u(&w["gsi"]), 2, "QEMU's PIT arrives on GSI 2: {w}");
     let reached: Vec<u64> = w["cpus"].as_array().expect("cpus").iter().map(u).collect();
     assert_eq!(reached, cpus, "{w}");
+    let forwarded: Vec<u64> = w["forwarded"]
+        .as_array()
+        .expect("forwarded")
+        .iter()
+        .map(u)
+        .collect();
+    let later: Vec<u64> = cpus.iter().copied().filter(|&i| i >= 8).collect();
+    assert_eq!(forwarded, later, "{w}");
+    assert_eq!(u(&w["forward_failures"]), 0, "{w}");
     let nmis = w["nmis"].as_object().expect("nmis");
     let counted: Vec<u64> = nmis.keys().map(|k| k.parse().unwrap()).collect();
     assert_eq!(counted, cpus, "one count per running CPU: {w}");
@@ -149,6 +159,13 @@ fn four_cpus() {
 #[test]
 fn eight_cpus() {
     all_cpus_start(8);
+}
+
+/// Past the eight CPUs the I/O APIC can address in flat logical mode: the
+/// watchdog's NMI reaches CPUs 8 and 9 through CPU 0's forwarding.
+#[test]
+fn ten_cpus() {
+    all_cpus_start(10);
 }
 
 /// The `SMP_CALLS` entries of `key`, checked to have run on the CPU they

@@ -626,6 +626,15 @@ pub struct Watchdog {
     pub gsi: u64,
     /// Indices of the CPUs its NMI reaches.
     pub cpus: Vec<u64>,
+    /// Those of them past the eighth, which the I/O APIC cannot address in
+    /// flat logical mode: CPU 0 forwards each NMI it takes to them by NMI
+    /// IPI.
+    #[serde(default)]
+    pub forwarded: Vec<u64>,
+    /// Forwarded NMIs CPU 0's local APIC did not accept (0 on a healthy
+    /// machine).
+    #[serde(default)]
+    pub forward_failures: u64,
     /// NMIs each running CPU took so far, keyed by CPU index.
     pub nmis: alloc::collections::BTreeMap<String, u64>,
     /// Module callbacks it cut off so far.
@@ -966,8 +975,19 @@ pub fn render(r: &Report) -> String {
         let _ = match &w.reason {
             None => writeln!(
                 s,
-                "NMI watchdog: PIT on GSI {} to CPUs {:?}; NMIs {:?}; {} callbacks cut off",
-                w.gsi, w.cpus, w.nmis, w.cut_off
+                "NMI watchdog: PIT on GSI {} to CPUs {:?}{}; NMIs {:?}; {} callbacks cut off",
+                w.gsi,
+                w.cpus,
+                match (w.forwarded.is_empty(), w.forward_failures) {
+                    (true, _) => String::new(),
+                    (false, 0) => format!(" (CPUs {:?} by CPU 0's forwarding)", w.forwarded),
+                    (false, n) => format!(
+                        " (CPUs {:?} by CPU 0's forwarding, {n} forwards not accepted)",
+                        w.forwarded
+                    ),
+                },
+                w.nmis,
+                w.cut_off
             ),
             Some(why) => writeln!(s, "NMI watchdog: not armed: {why}"),
         };

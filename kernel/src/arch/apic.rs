@@ -11,13 +11,16 @@
 //! (the PIT and legacy IRQs keep working as before), on the others it is
 //! masked; LINT1 is NMI everywhere. Each CPU uses the flat logical
 //! destination model with bit `index` as its logical id (the first eight
-//! CPUs), which is how the NMI watchdog addresses exactly the running CPUs. [`calibrate_timer`] measures the
+//! CPUs), which is how the NMI watchdog addresses exactly the running CPUs
+//! among them (the boot CPU forwards it to the others). [`calibrate_timer`] measures the
 //! timer's clock (divide by 16) against the TSC and [`start_timer`] makes
 //! it fire [`TIMER_HZ`] times a second on [`TIMER_VECTOR`].
 //!
 //! IPIs: [`send`] writes the interrupt command register with interrupts
 //! disabled (a handler sending an IPI between the two halves would corrupt
-//! the command) and waits until the APIC has accepted it.
+//! the command) and waits until the APIC has accepted it; an NMI handler
+//! sends with [`send_nmi_in_nmi`], which leaves an interrupted [`send`]
+//! intact.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -203,6 +206,30 @@ pub fn send(dest: u32, icr_low: u32) -> bool {
         }
         false
     })
+}
+
+/// Sends an NMI to APIC id `dest` from an NMI handler, which may have
+/// interrupted a [`send`] on this CPU (interrupts off does not hold NMIs
+/// back): it waits until a command already written is accepted, saves ICR
+/// high, sends, waits (at most about a millisecond) and puts ICR high back,
+/// so that a [`send`] it came between the two writes of still goes where it
+/// was meant to. Returns whether the APIC accepted the NMI.
+pub fn send_nmi_in_nmi(dest: u32) -> bool {
+    let idle = || {
+        (0..1_000_000).any(|_| {
+            core::hint::spin_loop();
+            read(REG_ICR_LOW) & smpboot::ipi::PENDING == 0
+        })
+    };
+    if !idle() {
+        return false;
+    }
+    let high = read(REG_ICR_HIGH);
+    write(REG_ICR_HIGH, smpboot::ipi::destination(dest));
+    write(REG_ICR_LOW, smpboot::ipi::NMI);
+    let sent = idle();
+    write(REG_ICR_HIGH, high);
+    sent
 }
 
 /// Measures the calling CPU's timer clock (after its divide-by-16) against

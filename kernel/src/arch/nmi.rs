@@ -4,32 +4,71 @@
 //! interrupted frame to cut off module code that ran past its budget with
 //! interrupts off.
 //!
+//! The watchdog's source reaches only the CPUs the I/O APIC can address
+//! at once (flat logical mode, the first eight); [`forward_to`] names a
+//! CPU that passes each NMI it takes on to the others, one NMI IPI each
+//! ([`crate::arch::apic::send_nmi_in_nmi`]), before its own hook runs.
+//!
 //! Before [`arm`], an NMI is reported and stops the kernel like any other
 //! unexpected exception. The hook runs with NMIs blocked, on the NMI IST
 //! stack, and may interrupt any kernel code: it must not lock, allocate or
 //! log.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::arch::TrapFrame;
 use crate::arch::fn_cell::AtomicFn;
+use crate::arch::percpu::MAX_CPUS;
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static HOOK: AtomicFn<fn(&mut TrapFrame)> = AtomicFn::none();
+
+/// The CPU (index) that forwards its NMIs, or `usize::MAX` for none.
+static FORWARDER: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// How many entries of [`FORWARD_TO`] are in use.
+static FORWARD_LEN: AtomicUsize = AtomicUsize::new(0);
+/// APIC ids the forwarder sends each NMI on to.
+static FORWARD_TO: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
 /// Marks NMIs as watchdog ticks from now on.
 pub fn arm() {
     ARMED.store(true, Ordering::SeqCst);
 }
 
-/// Makes NMIs unexpected again (the watchdog's source is masked).
+/// Makes NMIs unexpected again (the watchdog's source is masked) and stops
+/// forwarding them.
 pub fn disarm() {
     ARMED.store(false, Ordering::SeqCst);
+    forward_to(usize::MAX, &[]);
+}
+
+/// Has CPU `forwarder` send every NMI it takes on to the CPUs with APIC ids
+/// `apic_ids` (at most [`MAX_CPUS`]; none stops forwarding). Call it before
+/// the NMIs start, or after they stopped: the list is not swapped
+/// atomically with the forwarder's handler.
+pub fn forward_to(forwarder: usize, apic_ids: &[u32]) {
+    FORWARDER.store(usize::MAX, Ordering::SeqCst);
+    let n = apic_ids.len().min(MAX_CPUS);
+    for (slot, &id) in FORWARD_TO.iter().zip(&apic_ids[..n]) {
+        slot.store(id, Ordering::SeqCst);
+    }
+    FORWARD_LEN.store(n, Ordering::SeqCst);
+    if n > 0 {
+        FORWARDER.store(forwarder, Ordering::SeqCst);
+    }
 }
 
 /// Installs (or with `None` removes) the function every watchdog NMI calls.
 pub fn set_hook(hook: Option<fn(&mut TrapFrame)>) {
     HOOK.store(hook);
+}
+
+/// NMI IPIs the forwarder sent that its local APIC did not accept in time.
+static UNSENT: AtomicUsize = AtomicUsize::new(0);
+
+/// Forwarded NMIs the local APIC did not accept (0 on a healthy machine).
+pub fn unsent() -> usize {
+    UNSENT.load(Ordering::Relaxed)
 }
 
 /// Called from the IDT for vector 2; `false` if the NMI is not the
@@ -38,8 +77,16 @@ pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
     if !ARMED.load(Ordering::SeqCst) {
         return false;
     }
-    if let Some(c) = crate::arch::percpu::current() {
+    let cpu = crate::arch::percpu::current();
+    if let Some(c) = cpu {
         c.nmis.fetch_add(1, Ordering::Relaxed);
+        if c.index == FORWARDER.load(Ordering::Acquire) {
+            for slot in &FORWARD_TO[..FORWARD_LEN.load(Ordering::Acquire)] {
+                if !crate::arch::apic::send_nmi_in_nmi(slot.load(Ordering::Relaxed)) {
+                    UNSENT.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
     if let Some(hook) = HOOK.load() {
         hook(frame);
