@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use boot_tests::report::addr;
-use boot_tests::{BootOutcome, QemuConfig, number_after, run_qemu};
+use boot_tests::{BootOutcome, Console, QemuConfig, SHELL_PROMPT, Serial, number_after, run_qemu};
 use serde_json::Value;
 
 /// `cpus.apic_ids` of the report (started CPUs in index order).
@@ -139,6 +139,59 @@ fn the_nmi_watchdog_can_be_turned_off() {
         .line_with("watchdog: not armed")
         .unwrap_or_else(|| panic!("not said: {}", out.describe()));
     assert!(line.contains("nmi_watchdog=0"), "{line}");
+}
+
+/// Boots into the shell with `cmdline` and COM1 multiplexed with QEMU's
+/// monitor, and injects an NMI into every CPU from the monitor (Ctrl-A C
+/// switches to it) once the shell is up. The console is left on the
+/// monitor.
+fn monitor_nmi(cmdline: &str) -> Console {
+    let mut s = Console::start(
+        &QemuConfig::default()
+            .serial(Serial::Console)
+            .cmdline(&format!("shell {cmdline}")),
+    );
+    s.wait_for(SHELL_PROMPT);
+    s.send(b"\x01c");
+    s.wait_for("(qemu)");
+    s.send(b"nmi\n");
+    s
+}
+
+/// An NMI the watchdog did not send, with the watchdog off, is an
+/// unexpected exception: reported once, with the chipset's NMI status
+/// (port 0x61, no hardware error under QEMU), and the kernel stops.
+#[test]
+fn an_nmi_with_the_watchdog_off_is_reported_with_its_status() {
+    let out = monitor_nmi("nmi_watchdog=0").finish();
+    out.assert_failed();
+    let serial = out.kernel_output();
+    assert_eq!(
+        (
+            serial.matches("EXCEPTION: vector").count(),
+            serial.matches("EXCEPTION: vector 2 NMI").count()
+        ),
+        (1, 1),
+        "one report, though both CPUs took it: {}",
+        out.describe()
+    );
+    let status = out
+        .line_with("NMI status (port 0x61)")
+        .unwrap_or_else(|| panic!("no status line: {}", out.describe()));
+    assert!(status.ends_with("no hardware error reported"), "{status}");
+}
+
+/// With the watchdog armed, an NMI with no hardware error is one more
+/// tick: the shell goes on to its `exit` and the boot ends well.
+#[test]
+fn an_nmi_with_the_watchdog_armed_is_a_tick() {
+    let mut s = monitor_nmi("");
+    s.wait_for("(qemu)");
+    s.send(b"\x01c");
+    s.send(b"exit\n");
+    let out = s.finish();
+    out.assert_passed();
+    assert!(!out.serial.contains("EXCEPTION"), "{}", out.describe());
 }
 
 #[test]

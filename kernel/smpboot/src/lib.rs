@@ -10,6 +10,8 @@
 //! - [`plan`]: which listed CPU the kernel starts, and why it leaves others;
 //! - [`ipi`]: the xAPIC interrupt-command values of INIT, STARTUP and fixed
 //!   IPIs;
+//! - [`nmi`]: the legacy NMI status bits that tell a hardware error's NMI
+//!   from the watchdog's;
 //! - [`timer`]: local APIC timer calibration arithmetic.
 //!
 //! The kernel reads the memory and the hardware; this crate only interprets
@@ -23,6 +25,7 @@ pub mod acpi;
 pub mod ioapic;
 pub mod ipi;
 pub mod madt;
+pub mod nmi;
 pub mod plan;
 pub mod timer;
 

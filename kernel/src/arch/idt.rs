@@ -24,6 +24,7 @@
 //! own IST stacks ([`crate::arch::gdt`]).
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Once;
 
 use crate::arch::fn_cell::AtomicFn;
@@ -134,6 +135,8 @@ pub const EXCEPTION_NAMES: [(&str, &str); 32] = [
     ("---", "Reserved"),
 ];
 
+/// Vector of the non-maskable interrupt.
+pub const NMI: u64 = 2;
 /// Vector of the page-fault exception.
 pub const PAGE_FAULT: u64 = 14;
 /// Vector of the double-fault exception.
@@ -311,9 +314,13 @@ pub fn init() {
 
 // ---- dispatch ----------------------------------------------------------------
 
+/// Set by the first CPU that reports a fatal exception; a CPU taking one
+/// after it stops without a report of its own.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
 /// Called by the common stub for every vector.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if frame.vector == 2 && crate::arch::nmi::dispatch(frame) {
+    if frame.vector == NMI && crate::arch::nmi::dispatch(frame) {
         return;
     }
     match frame.vector {
@@ -326,6 +333,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 && hook(frame)
             {
                 return;
+            }
+            if REPORTING.swap(true, Ordering::SeqCst) {
+                // Another CPU is reporting (an NMI reaches every CPU at
+                // once): two reports at once would interleave on COM1.
+                crate::exit::halt_forever();
             }
             report_exception(frame);
             crate::exit::failure();
@@ -368,6 +380,15 @@ pub fn report_exception(frame: &TrapFrame) {
     }
     if frame.vector == DOUBLE_FAULT {
         let _ = writeln!(w, "  CR2={:#018x}", read_cr2());
+    }
+    if frame.vector == NMI {
+        let status = crate::arch::nmi::status();
+        let _ = writeln!(
+            w,
+            "  NMI status (port {:#x}) {status:#04x}: {}",
+            smpboot::nmi::STATUS_PORT,
+            smpboot::nmi::hardware_reason(status).unwrap_or("no hardware error reported")
+        );
     }
     if frame.vector == PAGE_FAULT {
         let e = frame.error_code;

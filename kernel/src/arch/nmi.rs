@@ -9,6 +9,13 @@
 //! CPU that passes each NMI it takes on to the others, one NMI IPI each
 //! ([`crate::arch::apic::send_nmi_in_nmi`]), before its own hook runs.
 //!
+//! An NMI whose status bits (port 0x61, read on CPU 0, which the chipset's
+//! NMIs reach; [`smpboot::nmi`]) report a hardware error is never taken as
+//! a tick: it is reported with its reason and stops the kernel. Other
+//! NMIs, from the watchdog or not (a monitor's `nmi`), cannot be told apart
+//! and are all ticks; the guard times callbacks by the TSC, so an extra
+//! tick only checks sooner.
+//!
 //! Before [`arm`], an NMI is reported and stops the kernel like any other
 //! unexpected exception. The hook runs with NMIs blocked, on the NMI IST
 //! stack, and may interrupt any kernel code: it must not lock, allocate or
@@ -71,6 +78,13 @@ pub fn unsent() -> usize {
     UNSENT.load(Ordering::Relaxed)
 }
 
+/// The NMI status byte (port 0x61).
+pub fn status() -> u8 {
+    // SAFETY: reading port 0x61 (the kernel's own port) has no side
+    // effects; its bits 6 and 7 stay latched until the kernel clears them.
+    unsafe { crate::arch::port::inb(smpboot::nmi::STATUS_PORT) }
+}
+
 /// Called from the IDT for vector 2; `false` if the NMI is not the
 /// watchdog's (the caller reports it and stops).
 pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
@@ -79,6 +93,9 @@ pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
     }
     let cpu = crate::arch::percpu::current();
     if let Some(c) = cpu {
+        if c.index == 0 && smpboot::nmi::hardware_reason(status()).is_some() {
+            return false;
+        }
         c.nmis.fetch_add(1, Ordering::Relaxed);
         if c.index == FORWARDER.load(Ordering::Acquire) {
             for slot in &FORWARD_TO[..FORWARD_LEN.load(Ordering::Acquire)] {
