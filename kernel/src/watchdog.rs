@@ -12,9 +12,9 @@
 //! in the MADT (its interrupt source override, normally GSI 2), checks
 //! that every CPU among the first eight answers to its logical APIC id
 //! (flat model: one bit each), programs the input as an NMI to those CPUs,
-//! has the boot CPU forward each NMI it takes to every later CPU by NMI IPI
-//! ([`nmi::forward_to`]), and then waits until each running CPU has taken
-//! one. If any step fails the input is masked again, the kernel says why,
+//! has the boot CPU forward the NMIs it takes to the later CPUs by NMI IPI
+//! ([`nmi::forward_to`]; to each only while a callback there is due, and
+//! while arming), and then waits until each running CPU has taken one. If any step fails the input is masked again, the kernel says why,
 //! and callbacks run unwatched. `nmi_watchdog=0` on the command line leaves
 //! it off.
 
@@ -86,21 +86,29 @@ fn try_arm() -> Result<Armed, String> {
         .ok_or_else(|| format!("no I/O APIC in the MADT has GSI {}", route.gsi))?;
     let (mask, mut cpus) = logical_ids()?;
     // The CPUs past the flat model's eight: the boot CPU (bit 0 of the
-    // mask, always up) passes each NMI on to them.
-    let later: Vec<_> = percpu::online()
+    // mask, always up) passes an NMI on to one of them while a callback
+    // there is due ([`percpu::PerCpu::watch_due`]). No module code runs yet,
+    // so arming marks them all due at once, and unmarks them once each has
+    // taken one: that checks the whole forwarding path.
+    let forwarded: Vec<usize> = percpu::online()
         .filter(|c| smpboot::ioapic::flat_ldr(c.index).is_none())
-        .map(|c| (c.index, c.apic_id))
+        .map(|c| c.index)
         .collect();
-    let ids: Vec<u32> = later.iter().map(|&(_, id)| id).collect();
-    let forwarded: Vec<usize> = later.iter().map(|&(i, _)| i).collect();
     cpus.extend(&forwarded);
+    let due = |when: u64| {
+        for c in forwarded.iter().filter_map(|&i| percpu::cpu(i)) {
+            c.watch_due.store(when, Ordering::SeqCst);
+        }
+    };
     let entry = smpboot::ioapic::nmi_to(mask, route.active_low, route.level);
-    nmi::forward_to(0, &ids);
+    nmi::forward_to(0, &forwarded);
+    due(1);
     nmi::arm();
     let before: Vec<u64> = cpus.iter().map(|&i| nmis(i)).collect();
     ioapic::set_entry(input.pin, entry);
     let fail = |why: String| {
         ioapic::set_entry(input.pin, entry | smpboot::ioapic::MASKED);
+        due(0);
         nmi::disarm();
         Err(format!(
             "I/O APIC {} at {:#x} input {}: {why}",
@@ -123,6 +131,7 @@ fn try_arm() -> Result<Armed, String> {
     while !silent().is_empty() && tsc::read() < deadline {
         core::hint::spin_loop();
     }
+    due(0);
     let missing = silent();
     if !missing.is_empty() {
         return fail(format!(

@@ -627,8 +627,8 @@ pub struct Watchdog {
     /// Indices of the CPUs its NMI reaches.
     pub cpus: Vec<u64>,
     /// Those of them past the eighth, which the I/O APIC cannot address in
-    /// flat logical mode: CPU 0 forwards each NMI it takes to them by NMI
-    /// IPI.
+    /// flat logical mode: CPU 0 forwards the NMIs it takes to one of them by
+    /// NMI IPI while a callback there is due (and while arming).
     #[serde(default)]
     pub forwarded: Vec<u64>,
     /// Forwarded NMIs CPU 0's local APIC did not accept (0 on a healthy

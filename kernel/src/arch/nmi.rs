@@ -6,8 +6,11 @@
 //!
 //! The watchdog's source reaches only the CPUs the I/O APIC can address
 //! at once (flat logical mode, the first eight); [`forward_to`] names a
-//! CPU that passes each NMI it takes on to the others, one NMI IPI each
-//! ([`crate::arch::apic::send_nmi_in_nmi`]), before its own hook runs.
+//! CPU that passes each NMI it takes on to those of the others that need
+//! it, one NMI IPI each ([`crate::arch::apic::send_nmi_in_nmi`]), before
+//! its own hook runs: a CPU needs it once its `watch_due` time has come (a
+//! guarded callback runs there and is due for a look), so idle CPUs are
+//! not woken a thousand times a second.
 //!
 //! An NMI whose status bits (port 0x61, read on CPU 0, which the chipset's
 //! NMIs reach; [`smpboot::nmi`]) report a hardware error is never taken as
@@ -21,7 +24,7 @@
 //! stack, and may interrupt any kernel code: it must not lock, allocate or
 //! log.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch::TrapFrame;
 use crate::arch::fn_cell::AtomicFn;
@@ -34,8 +37,8 @@ static HOOK: AtomicFn<fn(&mut TrapFrame)> = AtomicFn::none();
 static FORWARDER: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// How many entries of [`FORWARD_TO`] are in use.
 static FORWARD_LEN: AtomicUsize = AtomicUsize::new(0);
-/// APIC ids the forwarder sends each NMI on to.
-static FORWARD_TO: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Indices of the CPUs the forwarder may send each NMI on to.
+static FORWARD_TO: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
 /// Marks NMIs as watchdog ticks from now on.
 pub fn arm() {
@@ -49,15 +52,16 @@ pub fn disarm() {
     forward_to(usize::MAX, &[]);
 }
 
-/// Has CPU `forwarder` send every NMI it takes on to the CPUs with APIC ids
-/// `apic_ids` (at most [`MAX_CPUS`]; none stops forwarding). Call it before
-/// the NMIs start, or after they stopped: the list is not swapped
-/// atomically with the forwarder's handler.
-pub fn forward_to(forwarder: usize, apic_ids: &[u32]) {
+/// Has CPU `forwarder` send every NMI it takes on to those of the CPUs
+/// `cpus` (indices, at most [`MAX_CPUS`]; none stops forwarding) whose
+/// `watch_due` time has come. Call it before the NMIs start, or after they
+/// stopped: the list is not swapped atomically with the forwarder's
+/// handler.
+pub fn forward_to(forwarder: usize, cpus: &[usize]) {
     FORWARDER.store(usize::MAX, Ordering::SeqCst);
-    let n = apic_ids.len().min(MAX_CPUS);
-    for (slot, &id) in FORWARD_TO.iter().zip(&apic_ids[..n]) {
-        slot.store(id, Ordering::SeqCst);
+    let n = cpus.len().min(MAX_CPUS);
+    for (slot, &i) in FORWARD_TO.iter().zip(&cpus[..n]) {
+        slot.store(i, Ordering::SeqCst);
     }
     FORWARD_LEN.store(n, Ordering::SeqCst);
     if n > 0 {
@@ -98,8 +102,13 @@ pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
         }
         c.nmis.fetch_add(1, Ordering::Relaxed);
         if c.index == FORWARDER.load(Ordering::Acquire) {
+            let now = crate::arch::tsc::read();
             for slot in &FORWARD_TO[..FORWARD_LEN.load(Ordering::Acquire)] {
-                if !crate::arch::apic::send_nmi_in_nmi(slot.load(Ordering::Relaxed)) {
+                let Some(to) = crate::arch::percpu::cpu(slot.load(Ordering::Relaxed)) else {
+                    continue;
+                };
+                let due = to.watch_due.load(Ordering::Relaxed);
+                if due != 0 && now >= due && !crate::arch::apic::send_nmi_in_nmi(to.apic_id) {
                     UNSENT.fetch_add(1, Ordering::Relaxed);
                 }
             }

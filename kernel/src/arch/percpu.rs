@@ -94,6 +94,10 @@ pub struct PerCpu {
     pub ipis: AtomicU64,
     /// NMIs this CPU took as watchdog ticks.
     pub nmis: AtomicU64,
+    /// TSC value from which the guarded callback running on this CPU is
+    /// due for the NMI watchdog (0: none running): CPU 0 forwards the
+    /// watchdog's NMI to a CPU past the eighth only while it is due.
+    pub watch_due: AtomicU64,
     /// Last TLB shootdown generation this CPU flushed for.
     pub shootdown_ack: AtomicU64,
     /// Shootdown flushes this CPU did.
@@ -125,6 +129,7 @@ pub const fn template(index: usize, apic_id: u32, extra_len: usize) -> PerCpu {
         timer_ticks: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
         nmis: AtomicU64::new(0),
+        watch_due: AtomicU64::new(0),
         shootdown_ack: AtomicU64::new(0),
         shootdown_flushes: AtomicU64::new(0),
         mailbox: Mailbox {

@@ -444,6 +444,7 @@ fn guarded(
     let were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
     let start = crate::arch::tsc::read();
+    let watchdog_deadline = deadline_after(start, WATCHDOG_MS);
     let depth = with_state(|s| {
         let d = s.depth;
         if d >= MAX_DEPTH {
@@ -454,7 +455,7 @@ fn guarded(
             kind,
             deadline: deadline_after(start, budget_ms),
             budget_ms,
-            watchdog_deadline: deadline_after(start, WATCHDOG_MS),
+            watchdog_deadline,
             service_base: s.service_depth,
             pending: None,
             abort: None,
@@ -472,10 +473,23 @@ fn guarded(
             "module calls nested more than {MAX_DEPTH} deep"
         )));
     };
+    // When the watchdog is due to look at this call (callbacks only, as
+    // [`on_nmi`]): CPU 0 forwards its NMI to a CPU past the eighth only
+    // then.
+    let cpu = crate::arch::percpu::current();
+    let due = if matches!(kind, Kind::Callback(_)) {
+        watchdog_deadline
+    } else {
+        0
+    };
+    let due_before = cpu.map(|c| c.watch_due.swap(due, Ordering::Relaxed));
     let prev = crate::kapi::set_owner(module);
     let code = call(d);
     // Interrupts are off again here (the jump in and the escape see to it).
     crate::kapi::set_owner(prev);
+    if let (Some(c), Some(before)) = (cpu, due_before) {
+        c.watch_due.store(before, Ordering::Relaxed);
+    }
     let frame = with_state(|s| {
         let f = s.frames[d].take();
         s.depth = d;
