@@ -272,21 +272,7 @@ fn run_all() -> Res<()> {
     if on("link") {
         // The host tools are timed on a quiet machine: the builds `make
         // bench` runs just before leave the load near 1.
-        eprintln!(
-            "bench: waiting up to {} s for the 1-minute load to fall below {} (now {:?})",
-            ctx.quiet_wait_s,
-            ctx.quiet_below,
-            util::loadavg()
-        );
-        let quiet = util::wait_for_quiet(ctx.quiet_below, ctx.quiet_wait_s, 5.0, || {
-            util::loadavg()[0]
-        });
-        if !quiet.reached {
-            eprintln!(
-                "bench: note: the load did not fall below {} in {} s: the link figures are not from a quiet machine",
-                ctx.quiet_below, ctx.quiet_wait_s
-            );
-        }
+        let quiet = wait_quiet(&ctx, "link");
         let (v, mut load) = section("prelinker vs rust-lld, mold and the I/O floor", || {
             link::run(&ctx)
         })?;
@@ -316,9 +302,12 @@ fn run_all() -> Res<()> {
         sec.insert("scale".into(), json!({"load": load.json(), "results": v.0}));
     }
     if on("replay") {
-        let (v, load) = section("native replay of the module phase", || {
+        // Native timings too: the boots just before leave the load near 1.
+        let quiet = wait_quiet(&ctx, "replay");
+        let (v, mut load) = section("native replay of the module phase", || {
             replay::run(&ctx, &noexpect, &noexpect_report, largest.as_ref())
         })?;
+        load.quiet = Some(quiet);
         sec.insert("replay".into(), json!({"load": load.json(), "results": v}));
     }
     if on("layout") {
@@ -483,6 +472,28 @@ fn summary(data: &mut Value) {
         "before": w["serial_checksum_ns_per_kib"],
         "after": w["checksum_ns_per_kib"],
     });
+}
+
+/// Waits (at most `BENCH_QUIET_WAIT_S`) until the 1-minute load is below
+/// `BENCH_QUIET_LOAD`, before the native timings of section `what`; says
+/// so when it never is.
+fn wait_quiet(ctx: &Ctx, what: &str) -> util::Quiet {
+    eprintln!(
+        "bench: waiting up to {} s for the 1-minute load to fall below {} (now {:?})",
+        ctx.quiet_wait_s,
+        ctx.quiet_below,
+        util::loadavg()
+    );
+    let quiet = util::wait_for_quiet(ctx.quiet_below, ctx.quiet_wait_s, 5.0, || {
+        util::loadavg()[0]
+    });
+    if !quiet.reached {
+        eprintln!(
+            "bench: note: the load did not fall below {} in {} s: the {what} figures are not from a quiet machine",
+            ctx.quiet_below, ctx.quiet_wait_s
+        );
+    }
+    quiet
 }
 
 fn main() -> ExitCode {
