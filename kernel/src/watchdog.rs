@@ -13,10 +13,10 @@
 //! that every CPU among the first eight answers to its logical APIC id
 //! (flat model: one bit each), programs the input as an NMI to those CPUs,
 //! has the boot CPU forward the NMIs it takes to the later CPUs by NMI IPI
-//! ([`nmi::forward_to`]; to each only while a callback there is due, and
-//! while arming), and then waits until each running CPU has taken one. If any step fails the input is masked again, the kernel says why,
-//! and callbacks run unwatched. `nmi_watchdog=0` on the command line leaves
-//! it off.
+//! (see [`nmi`]: to each only while a callback there is due, and while
+//! arming), and then waits until each running CPU has taken one. If any
+//! step fails the input is masked again, the kernel says why, and callbacks
+//! run unwatched. `nmi_watchdog=0` on the command line leaves it off.
 
 use alloc::format;
 use alloc::string::String;
@@ -56,7 +56,10 @@ pub fn arm() {
             let forwarded = if a.forwarded.is_empty() {
                 String::new()
             } else {
-                format!(" (forwarded by CPU 0 to CPUs {:?})", a.forwarded)
+                format!(
+                    " (forwarded by CPU 0 to CPUs {:?} while a callback there is due)",
+                    a.forwarded
+                )
             };
             log::info!(
                 "watchdog: PIT (ISA IRQ 0, GSI {}) delivered as NMI to CPUs {:?}{forwarded}; module callbacks running {} ms are cut off",
@@ -91,7 +94,7 @@ fn try_arm() -> Result<Armed, String> {
     // so arming marks them all due at once, and unmarks them once each has
     // taken one: that checks the whole forwarding path.
     let forwarded: Vec<usize> = percpu::online()
-        .filter(|c| smpboot::ioapic::flat_ldr(c.index).is_none())
+        .filter(|c| nmi::is_forwarded(c.index))
         .map(|c| c.index)
         .collect();
     cpus.extend(&forwarded);
@@ -101,7 +104,6 @@ fn try_arm() -> Result<Armed, String> {
         }
     };
     let entry = smpboot::ioapic::nmi_to(mask, route.active_low, route.level);
-    nmi::forward_to(0, &forwarded);
     due(1);
     nmi::arm();
     let before: Vec<u64> = cpus.iter().map(|&i| nmis(i)).collect();

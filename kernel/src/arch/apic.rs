@@ -198,13 +198,17 @@ pub fn send(dest: u32, icr_low: u32) -> bool {
     crate::arch::without_interrupts(|| {
         write(REG_ICR_HIGH, smpboot::ipi::destination(dest));
         write(REG_ICR_LOW, icr_low);
-        for _ in 0..1_000_000 {
-            if read(REG_ICR_LOW) & smpboot::ipi::PENDING == 0 {
-                return true;
-            }
-            core::hint::spin_loop();
-        }
-        false
+        icr_idle()
+    })
+}
+
+/// Waits (at most about a millisecond) until the local APIC has accepted
+/// the command last written to the ICR; returns whether it did.
+fn icr_idle() -> bool {
+    (0..1_000_000).any(|_| {
+        let idle = read(REG_ICR_LOW) & smpboot::ipi::PENDING == 0;
+        core::hint::spin_loop();
+        idle
     })
 }
 
@@ -215,19 +219,13 @@ pub fn send(dest: u32, icr_low: u32) -> bool {
 /// so that a [`send`] it came between the two writes of still goes where it
 /// was meant to. Returns whether the APIC accepted the NMI.
 pub fn send_nmi_in_nmi(dest: u32) -> bool {
-    let idle = || {
-        (0..1_000_000).any(|_| {
-            core::hint::spin_loop();
-            read(REG_ICR_LOW) & smpboot::ipi::PENDING == 0
-        })
-    };
-    if !idle() {
+    if !icr_idle() {
         return false;
     }
     let high = read(REG_ICR_HIGH);
     write(REG_ICR_HIGH, smpboot::ipi::destination(dest));
     write(REG_ICR_LOW, smpboot::ipi::NMI);
-    let sent = idle();
+    let sent = icr_idle();
     write(REG_ICR_HIGH, high);
     sent
 }

@@ -5,12 +5,12 @@
 //! interrupts off.
 //!
 //! The watchdog's source reaches only the CPUs the I/O APIC can address
-//! at once (flat logical mode, the first eight); [`forward_to`] names a
-//! CPU that passes each NMI it takes on to those of the others that need
-//! it, one NMI IPI each ([`crate::arch::apic::send_nmi_in_nmi`]), before
-//! its own hook runs: a CPU needs it once its `watch_due` time has come (a
-//! guarded callback runs there and is due for a look), so idle CPUs are
-//! not woken a thousand times a second.
+//! at once (flat logical mode, the first eight, [`is_forwarded`] says which
+//! are not): CPU 0 passes each NMI it takes on to those later CPUs whose
+//! `watch_due` time has come (a guarded callback runs there and is due for
+//! a look), one NMI IPI each ([`crate::arch::apic::send_nmi_in_nmi`]),
+//! before its own hook runs, so idle CPUs are not woken a thousand times a
+//! second.
 //!
 //! An NMI whose status bits (port 0x61, read on CPU 0, which the chipset's
 //! NMIs reach; [`smpboot::nmi`]) report a hardware error is never taken as
@@ -28,45 +28,24 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch::TrapFrame;
 use crate::arch::fn_cell::AtomicFn;
-use crate::arch::percpu::MAX_CPUS;
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static HOOK: AtomicFn<fn(&mut TrapFrame)> = AtomicFn::none();
-
-/// The CPU (index) that forwards its NMIs, or `usize::MAX` for none.
-static FORWARDER: AtomicUsize = AtomicUsize::new(usize::MAX);
-/// How many entries of [`FORWARD_TO`] are in use.
-static FORWARD_LEN: AtomicUsize = AtomicUsize::new(0);
-/// Indices of the CPUs the forwarder may send each NMI on to.
-static FORWARD_TO: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
 /// Marks NMIs as watchdog ticks from now on.
 pub fn arm() {
     ARMED.store(true, Ordering::SeqCst);
 }
 
-/// Makes NMIs unexpected again (the watchdog's source is masked) and stops
-/// forwarding them.
+/// Makes NMIs unexpected again (the watchdog's source is masked).
 pub fn disarm() {
     ARMED.store(false, Ordering::SeqCst);
-    forward_to(usize::MAX, &[]);
 }
 
-/// Has CPU `forwarder` send every NMI it takes on to those of the CPUs
-/// `cpus` (indices, at most [`MAX_CPUS`]; none stops forwarding) whose
-/// `watch_due` time has come. Call it before the NMIs start, or after they
-/// stopped: the list is not swapped atomically with the forwarder's
-/// handler.
-pub fn forward_to(forwarder: usize, cpus: &[usize]) {
-    FORWARDER.store(usize::MAX, Ordering::SeqCst);
-    let n = cpus.len().min(MAX_CPUS);
-    for (slot, &i) in FORWARD_TO.iter().zip(&cpus[..n]) {
-        slot.store(i, Ordering::SeqCst);
-    }
-    FORWARD_LEN.store(n, Ordering::SeqCst);
-    if n > 0 {
-        FORWARDER.store(forwarder, Ordering::SeqCst);
-    }
+/// Whether CPU `index` gets the watchdog's NMI from CPU 0 rather than from
+/// the I/O APIC (it has no flat logical APIC id).
+pub fn is_forwarded(index: usize) -> bool {
+    smpboot::ioapic::flat_ldr(index).is_none()
 }
 
 /// Installs (or with `None` removes) the function every watchdog NMI calls.
@@ -101,12 +80,9 @@ pub(crate) fn dispatch(frame: &mut TrapFrame) -> bool {
             return false;
         }
         c.nmis.fetch_add(1, Ordering::Relaxed);
-        if c.index == FORWARDER.load(Ordering::Acquire) {
+        if c.index == 0 {
             let now = crate::arch::tsc::read();
-            for slot in &FORWARD_TO[..FORWARD_LEN.load(Ordering::Acquire)] {
-                let Some(to) = crate::arch::percpu::cpu(slot.load(Ordering::Relaxed)) else {
-                    continue;
-                };
+            for to in crate::arch::percpu::all().filter(|t| is_forwarded(t.index)) {
                 let due = to.watch_due.load(Ordering::Relaxed);
                 if due != 0 && now >= due && !crate::arch::apic::send_nmi_in_nmi(to.apic_id) {
                     UNSENT.fetch_add(1, Ordering::Relaxed);
