@@ -18,6 +18,7 @@
 //! | `insmod NAME` | loads object NAME from the initrd |
 //! | `rmmod NAME` | unloads module NAME |
 //! | `stale NAME` | calls the old probe address of unloaded or expunged module NAME (a test aid: it traps) |
+//! | `irq LINE CPU` | runs IRQ LINE's module handler on CPU CPU as if the line fired there (a test and debugging aid) |
 //! | `exit` | leaves QEMU with the success status |
 //!
 //! An unknown command or a bad argument prints one `error:` line and the
@@ -52,6 +53,10 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "stale NAME",
         "call the old probe address of unloaded module NAME (traps)",
+    ),
+    (
+        "irq LINE CPU",
+        "run IRQ LINE's module handler on CPU CPU, as if the line fired there",
     ),
     ("exit", "leave QEMU with the success status"),
 ];
@@ -162,19 +167,16 @@ fn execute(cmd: &str, args: &[&str]) {
         kprintln!("error: unknown command `{cmd}` (type `help`)");
         return;
     };
-    let wants_name = usage.contains(' ');
-    let arg = match (wants_name, args) {
-        (false, []) => "",
-        (true, [a]) if valid_arg(a) => a,
-        (true, [a]) => {
-            kprintln!("error: {cmd}: bad name `{a}` (letters, digits, `_`, `.`, `-`)");
-            return;
-        }
-        _ => {
-            kprintln!("error: usage: {usage}");
-            return;
-        }
-    };
+    let wanted = usage.split(' ').count() - 1;
+    if args.len() != wanted {
+        kprintln!("error: usage: {usage}");
+        return;
+    }
+    if let Some(a) = args.iter().find(|a| !valid_arg(a)) {
+        kprintln!("error: {cmd}: bad name `{a}` (letters, digits, `_`, `.`, `-`)");
+        return;
+    }
+    let arg = args.first().copied().unwrap_or("");
     match cmd {
         "help" => {
             for (u, h) in COMMANDS {
@@ -205,6 +207,7 @@ fn execute(cmd: &str, args: &[&str]) {
                 kprintln!("error: stale {arg}: {e}");
             }
         }
+        "irq" => inject(args[0], args[1]),
         "exit" => {
             let s = rx::stats();
             kprintln!(
@@ -216,6 +219,21 @@ fn execute(cmd: &str, args: &[&str]) {
             crate::exit::success();
         }
         _ => kprintln!("error: unknown command `{cmd}` (type `help`)"),
+    }
+}
+
+/// `irq LINE CPU`: the line's module handler, run on that CPU.
+fn inject(line: &str, cpu: &str) {
+    let (Ok(l), Ok(c)) = (line.parse::<u8>(), cpu.parse::<usize>()) else {
+        kprintln!("error: irq: LINE and CPU are numbers, not `{line}` and `{cpu}`");
+        return;
+    };
+    match crate::kapi::irq::inject(l, c) {
+        Ok((module, false)) => kprintln!("irq {l}: {module}'s handler ran on CPU {c} and returned"),
+        Ok((module, true)) => kprintln!(
+            "irq {l}: {module}'s handler on CPU {c} was cut short (see the log); IRQ {l} disabled"
+        ),
+        Err(e) => kprintln!("error: irq {l} on CPU {c}: {e}"),
     }
 }
 

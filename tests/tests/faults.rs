@@ -314,7 +314,7 @@ fn a_kept_modules_irq_handler_fault_is_its_own() {
         out.describe()
     );
     let line = out
-        .line_with("module fault_irq_owner: IRQ 6 handler: page fault")
+        .line_with("module fault_irq_owner: IRQ 6 handler on CPU 0: page fault")
         .unwrap_or_else(|| panic!("no fault line: {}", out.describe()));
     assert!(line.contains("; IRQ 6 disabled"), "{line}");
 }

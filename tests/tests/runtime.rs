@@ -827,6 +827,67 @@ fn an_irq_handler_spinning_with_interrupts_off_is_cut_off_by_the_nmi_watchdog() 
     assert_eq!(module(&reports[2], "rt_hello")["result"], "kept");
 }
 
+/// A handler spinning on a CPU past the eighth, which the watchdog's NMI
+/// reaches only through CPU 0's forwarding: `irq 5 9` runs rt_irq_wait's
+/// handler on CPU 9 (once it returns, then it spins with interrupts off),
+/// and the watchdog cuts it off there.
+#[test]
+fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
+    let init = initrd("irq-wait", &entries(&objects(&["rt_irq_wait"])));
+    let mut s = Console::start(&config(init, "shell").smp(10));
+    let steps = [
+        ("insmod rt_irq_wait", "insmod rt_irq_wait: done"),
+        ("report", "REPORT "),
+        (
+            "irq 5 9",
+            "irq 5: rt_irq_wait's handler ran on CPU 9 and returned",
+        ),
+        ("irq 5 12", "error: irq 5 on CPU 12: CPU 12 is not online"),
+        (
+            "irq 5 9",
+            "irq 5: rt_irq_wait's handler on CPU 9 was cut short (see the log); IRQ 5 disabled",
+        ),
+        (
+            "irq 5 9",
+            "error: irq 5 on CPU 9: no module handler on IRQ 5",
+        ),
+        ("report", "REPORT "),
+    ];
+    for (cmd, want) in steps {
+        let o = s.command(cmd);
+        assert!(o.contains(want), "{cmd}: expected {want:?} in {o}");
+    }
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    let reports = booted(&out);
+    let (before, after) = (&reports[reports.len() - 2], &reports[reports.len() - 1]);
+    let line = out
+        .line_with("module rt_irq_wait: IRQ 5 handler on CPU 9: ")
+        .unwrap_or_else(|| panic!("no cut-off line: {}", out.describe()));
+    assert!(
+        line.contains("hung: still running after 200 ms")
+            && line.contains("cut off by the NMI watchdog")
+            && line.trim_end().ends_with("; IRQ 5 disabled"),
+        "{line}"
+    );
+    let m = module(after, "rt_irq_wait");
+    assert_eq!(m["result"], "kept", "{m}");
+    let faults = m["runtime_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["where"], "IRQ 5 handler", "{faults:?}");
+    assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    let w = (&before["watchdog"], &after["watchdog"]);
+    assert_eq!(w.0["cut_off"], 0, "{}", w.0);
+    assert_eq!(w.1["cut_off"], 1, "{}", w.1);
+    assert_eq!(w.1["forwarded"], serde_json::json!([8, 9]), "{}", w.1);
+    assert_eq!(w.1["forward_failures"], 0, "{}", w.1);
+    // CPU 9 took the NMIs that stopped it while the handler spun there.
+    let nmis = |w: &Value| w["nmis"]["9"].as_u64().expect("CPU 9's NMI count");
+    assert!(nmis(w.1) > nmis(w.0), "{} then {}", w.0, w.1);
+    assert_eq!(after["health"], "degraded");
+}
+
 #[test]
 fn without_an_initrd_insmod_says_so() {
     let mut s = Console::start(&QemuConfig::for_preset("pc").cmdline("load=rt_hello shell"));
@@ -957,6 +1018,20 @@ fn the_shell_runs_every_command() {
             "error: rmmod nosuch: no loaded module nosuch",
         ),
         ("lsmod extra", "error: usage: lsmod"),
+        ("irq 6", "error: usage: irq LINE CPU"),
+        (
+            "irq x 0",
+            "error: irq: LINE and CPU are numbers, not `x` and `0`",
+        ),
+        (
+            "irq 16 0",
+            "error: irq 16 on CPU 0: no IRQ line 16 (lines are 0-15)",
+        ),
+        // COM1's line is the kernel's, not a module's.
+        (
+            "irq 4 0",
+            "error: irq 4 on CPU 0: no module handler on IRQ 4",
+        ),
         (
             "insmod rt_user",
             "error: insmod rt_user: rt_user: module rt_user is loaded already",

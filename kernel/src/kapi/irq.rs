@@ -29,21 +29,85 @@ pub fn registered() -> usize {
 
 fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
     let l = (frame.vector - crate::arch::irq::IRQ_BASE as u64) as usize;
-    if l >= LINES {
-        return;
+    if l < LINES {
+        run_line(l);
     }
-    let Some(f) = HANDLER[l].load() else {
-        return;
-    };
+}
+
+/// Runs line `l`'s module handler under its guard; on a fault, disables
+/// the line and records the fault. `None` if no module handler is
+/// installed, else whether the handler was cut short.
+fn run_line(l: usize) -> Option<bool> {
+    let f = HANDLER[l].load()?;
     let module = OWNER[l].load(Ordering::SeqCst);
     let data = DATA[l].load(Ordering::SeqCst);
-    if let Some(a) = guard::call_handler(module, l as u8, f, data) {
-        disable(l, module);
-        ::log::error!(
-            "module {}: IRQ {l} handler: {a}; IRQ {l} disabled",
-            crate::modules::name_of(module)
+    let Some(a) = guard::call_handler(module, l as u8, f, data) else {
+        return Some(false);
+    };
+    disable(l, module);
+    ::log::error!(
+        "module {}: IRQ {l} handler on CPU {}: {a}; IRQ {l} disabled",
+        crate::modules::name_of(module),
+        crate::arch::percpu::index()
+    );
+    guard::runtime_fault(module, Place::Irq(l as u8), a);
+    Some(true)
+}
+
+/// Why [`inject`] did not run a handler.
+#[derive(Debug)]
+pub enum InjectError {
+    /// Not a legacy IRQ line (0–15).
+    NoSuchLine(u8),
+    /// No module handler is installed for the line.
+    NoHandler(u8),
+    /// The CPU could not run the call.
+    Cpu(crate::arch::smp::CallError),
+}
+
+impl core::fmt::Display for InjectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InjectError::NoSuchLine(l) => write!(f, "no IRQ line {l} (lines are 0-15)"),
+            InjectError::NoHandler(l) => write!(f, "no module handler on IRQ {l}"),
+            InjectError::Cpu(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Runs line `line`'s module handler on CPU `cpu` as if the line had
+/// fired there (a debugging and test aid, like Linux's IRQ injection): an
+/// IPI call on that CPU, with interrupts off, under the same guard as a
+/// delivered interrupt (no EOI is sent: nothing was delivered). The PICs
+/// deliver the lines to CPU 0 only, so this is how a handler runs on
+/// another CPU. Returns the module's name and whether the handler was cut
+/// short.
+pub fn inject(line: u8, cpu: usize) -> Result<(&'static str, bool), InjectError> {
+    let l = usize::from(line);
+    if l >= LINES {
+        return Err(InjectError::NoSuchLine(line));
+    }
+    if HANDLER[l].load().is_none() {
+        return Err(InjectError::NoHandler(line));
+    }
+    let name = crate::modules::name_of(OWNER[l].load(Ordering::SeqCst));
+    let ran = core::sync::atomic::AtomicU8::new(0);
+    crate::arch::smp::call_on(cpu, &|| {
+        let r = crate::arch::without_interrupts(|| run_line(l));
+        ran.store(
+            match r {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            },
+            Ordering::SeqCst,
         );
-        guard::runtime_fault(module, Place::Irq(l as u8), a);
+    })
+    .map_err(InjectError::Cpu)?;
+    match ran.load(Ordering::SeqCst) {
+        // Removed between the check and the call.
+        0 => Err(InjectError::NoHandler(line)),
+        r => Ok((name, r == 2)),
     }
 }
 

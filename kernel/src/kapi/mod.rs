@@ -35,7 +35,7 @@ pub mod acpi;
 mod buffer;
 mod console;
 mod device;
-mod irq;
+pub mod irq;
 mod log;
 mod memory;
 mod mmio;
