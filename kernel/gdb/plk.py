@@ -33,14 +33,14 @@ import struct
 import gdb
 
 MAGIC = int.from_bytes(b"PLKMODS\0", "little")
-VERSION = 1
+VERSION = 2
 CLASSES = ("text", "rodata", "data")
 HEADER = struct.Struct("<QIIQQ")
 # The one allocated section the prelinker does not place; gdb would put it at
 # 0 and name small numbers after it, so it goes to the first non-canonical
 # address, which no pointer or pc can hold.
 UNPLACED = {".modinfo": 0x0000_8000_0000_0000}
-ENTRY = struct.Struct("<QQQQQQ")
+ENTRY = struct.Struct("<QQQQQQQ")
 
 
 class PlanParameter(gdb.Parameter):
@@ -88,8 +88,8 @@ def symbol_address(name):
 
 
 def read_record():
-    """The kernel's module record: a list of (name, kept, {class: addr}),
-    or None while the kernel has not published it."""
+    """The kernel's module record: a list of (name, kept, {class: addr},
+    checksum), or None while the kernel has not published it."""
     at = symbol_address("plk_debug_modules")
     inf = gdb.selected_inferior()
     try:
@@ -106,9 +106,9 @@ def read_record():
     raw = bytes(inf.read_memory(entries, ENTRY.size * count))
     mods = []
     for i in range(count):
-        name, name_len, kept, t, r, d = ENTRY.unpack_from(raw, i * ENTRY.size)
+        name, name_len, kept, t, r, d, checksum = ENTRY.unpack_from(raw, i * ENTRY.size)
         name = bytes(inf.read_memory(name, name_len)).decode("utf-8", "replace")
-        mods.append((name, kept == 1, dict(zip(CLASSES, (t, r, d)))))
+        mods.append((name, kept == 1, dict(zip(CLASSES, (t, r, d))), checksum))
     return mods
 
 
@@ -120,6 +120,29 @@ def read_plan():
     except (OSError, ValueError) as e:
         raise gdb.GdbError("plk: cannot read the plan %s: %s (set plk-plan FILE)" % (path, e))
     return {m["name"]: m for m in plan["modules"]}
+
+
+def check_plan(mods, plan):
+    """Refuses a plan that is not the booted image's: each module of the
+    record that the plan has must carry the same checksum in both (the
+    table's, which the link writes into the image and the plan alike)."""
+    differ = []
+    for name, _kept, _addrs, checksum in mods:
+        planned = plan.get(name)
+        if planned is None:
+            continue
+        try:
+            want = int(planned["checksum"], 16)
+        except (KeyError, TypeError, ValueError):
+            raise gdb.GdbError("plk: the plan %s has no checksum for %s" % (PLAN.value, name))
+        if want != checksum:
+            differ.append("%s (plan %#x, kernel %#x)" % (name, want, checksum))
+    if differ:
+        raise gdb.GdbError(
+            "plk: the plan %s is not the booted image's: module checksums differ for %s; "
+            "set plk-plan to the plan the image's link wrote (link --plan-json)"
+            % (PLAN.value, ", ".join(differ))
+        )
 
 
 def object_of(name, planned):
@@ -180,8 +203,9 @@ class Loader:
         if mods is None:
             return False
         plan = read_plan()
+        check_plan(mods, plan)
         entries = []
-        for name, kept, addrs in mods:
+        for name, kept, addrs, _checksum in mods:
             if not kept or (only and name not in only):
                 continue
             planned = plan.get(name)
@@ -296,14 +320,14 @@ class PlkModules(gdb.Command):
         if mods is None:
             gdb.write("plk: the kernel has not published its modules yet\n")
             return
-        for name, kept, a in mods:
+        for name, kept, a, checksum in mods:
             if kept:
                 gdb.write(
-                    "%-16s kept     text %#x rodata %#x data %#x\n"
-                    % (name, a["text"], a["rodata"], a["data"])
+                    "%-16s kept     text %#x rodata %#x data %#x checksum %#018x\n"
+                    % (name, a["text"], a["rodata"], a["data"], checksum)
                 )
             else:
-                gdb.write("%-16s expunged\n" % name)
+                gdb.write("%-16s expunged checksum %#018x\n" % (name, checksum))
 
 
 PlkSymbols()

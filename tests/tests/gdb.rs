@@ -22,6 +22,9 @@
 //! the reloads keep it enabled. A breakpoint set by the same name without
 //! `*` must land inside the same function, and `bt` must name the
 //! driver's functions and the kernel's loader frames below them.
+//!
+//! A third session gives gdb a plan whose `rtc` checksum is not the booted
+//! image's: `plk.py` must refuse it when the kernel publishes its record.
 
 use boot_tests::report::{addr, module, read_json};
 use boot_tests::{QemuConfig, preset_image, preset_plan, workspace_root};
@@ -463,4 +466,67 @@ fn breakpoints_by_name_hit_modules_where_they_were_prelinked() {
 fn breakpoints_by_name_hit_modules_where_they_were_moved() {
     // e1000's probe finds no e1000 on this machine and fails.
     check("virtio", "pc", true, "e1000", "expunged");
+}
+
+/// A plan of another image (here: the booted image's plan with `rtc`'s
+/// checksum changed, as a rebuilt `rtc` would have) is refused when the
+/// kernel publishes its record, naming the module and both checksums, and
+/// no symbols are loaded at final addresses from it.
+#[test]
+fn a_plan_of_another_image_is_refused() {
+    let plan_path = preset_plan("pc");
+    let mut plan = read_json(&plan_path);
+    let entry = plan["modules"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["name"] == MODULE)
+        .expect("rtc in the plan");
+    let real = entry["checksum"].as_str().unwrap().to_string();
+    let real = u64::from_str_radix(real.trim_start_matches("0x"), 16).unwrap();
+    let stale = real ^ 1;
+    entry["checksum"] = Value::from(format!("{stale:#x}"));
+    let dir = workspace_root().join("build").join("test-plans");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale_path = dir.join("stale.json");
+    std::fs::write(&stale_path, serde_json::to_vec(&plan).unwrap()).unwrap();
+
+    let cfg = QemuConfig::default()
+        .image(preset_image("pc"))
+        .preset("pc")
+        .for_debugger();
+    let script = format!(
+        "set pagination off
+set confirm off
+set width 0
+source kernel/gdb/plk.py
+set plk-plan {stale}
+target remote 127.0.0.1:{{port}}
+plk-symbols
+continue
+echo PLK-STOPPED\\n
+continue
+",
+        stale = stale_path.display()
+    );
+    let s = session(&cfg, &script);
+    let want = format!(
+        "plk: the plan {} is not the booted image's: module checksums differ for {MODULE} (plan {stale:#x}, kernel {real:#x})",
+        stale_path.display()
+    );
+    assert!(s.gdb.contains(&want), "no {want:?}:\n{}", s.describe());
+    // The refusal stopped at the publication; nothing was loaded at a
+    // final address from the stale plan.
+    assert!(s.gdb.contains("PLK-STOPPED"), "{}", s.describe());
+    assert!(
+        !s.gdb.contains(&format!("plk: {MODULE}: text ")),
+        "{}",
+        s.describe()
+    );
+    assert_eq!(
+        s.report()["health"],
+        "ok",
+        "the boot went on: {}",
+        s.describe()
+    );
 }

@@ -16,10 +16,13 @@
 //! | 16 | `entries: u64` | address of `count` [`DebugModule`]s, in table order |
 //! | 24 | `generation: u64` | bumped on every publication |
 //!
-//! Each entry (48 bytes): `name: u64` (address of the UTF-8 name),
+//! Each entry (56 bytes): `name: u64` (address of the UTF-8 name),
 //! `name_len: u64`, `kept: u64` (1 kept, 0 expunged), then `addr: [u64; 3]`,
 //! the final address of its text, rodata and data class (0 for an expunged
-//! module, whose bytes are gone).
+//! module, whose bytes are gone), then `checksum: u64`, the module checksum
+//! its table record carries (the plan of the link that wrote the image has
+//! the same, so a debugger can tell a plan of another image). Version 1
+//! had no `checksum`.
 
 // An unsafe seam by purpose: the record and the hook carry fixed symbol
 // names (no_mangle) so that a debugger finds them.
@@ -33,7 +36,7 @@ use modtable::Class;
 /// `"PLKMODS\0"` as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PLKMODS\0");
 /// Version of the record layout.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// One module of the record.
 #[repr(C)]
@@ -46,9 +49,11 @@ pub struct DebugModule {
     pub kept: u64,
     /// Final address of the text, rodata and data class (0 if expunged).
     pub addr: [u64; 3],
+    /// The module checksum of its table record.
+    pub checksum: u64,
 }
 
-const _: () = assert!(size_of::<DebugModule>() == 48);
+const _: () = assert!(size_of::<DebugModule>() == 56);
 
 /// The record a debugger reads (layout in the module documentation).
 #[repr(C)]
@@ -91,6 +96,7 @@ pub fn publish(mods: &[Module]) {
             name_len: m.name.len() as u64,
             kept: m.kept as u64,
             addr: Class::ALL.map(|c| if m.kept { m.base[c] } else { 0 }),
+            checksum: m.placement.checksum,
         })
         .collect();
     let count = entries.len() as u32;
