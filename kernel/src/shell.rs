@@ -172,7 +172,12 @@ fn execute(cmd: &str, args: &[&str]) {
         kprintln!("error: usage: {usage}");
         return;
     }
-    if let Some(a) = args.iter().find(|a| !valid_arg(a)) {
+    let mut names = usage
+        .split(' ')
+        .skip(1)
+        .zip(args)
+        .filter(|(u, _)| *u == "NAME");
+    if let Some((_, a)) = names.find(|(_, a)| !valid_arg(a)) {
         kprintln!("error: {cmd}: bad name `{a}` (letters, digits, `_`, `.`, `-`)");
         return;
     }
@@ -180,7 +185,7 @@ fn execute(cmd: &str, args: &[&str]) {
     match cmd {
         "help" => {
             for (u, h) in COMMANDS {
-                kprintln!("  {u:<12} {h}");
+                kprintln!("  {u:<14} {h}");
             }
         }
         "lsmod" => view(lsmod),
@@ -224,14 +229,24 @@ fn execute(cmd: &str, args: &[&str]) {
 
 /// `irq LINE CPU`: the line's module handler, run on that CPU.
 fn inject(line: &str, cpu: &str) {
-    let (Ok(l), Ok(c)) = (line.parse::<u8>(), cpu.parse::<usize>()) else {
-        kprintln!("error: irq: LINE and CPU are numbers, not `{line}` and `{cpu}`");
+    use crate::kapi::irq::Injected;
+    let Ok(l) = line.parse::<u32>() else {
+        kprintln!("error: irq: LINE `{line}` is not a number (0-15)");
+        return;
+    };
+    let Ok(c) = cpu.parse::<usize>() else {
+        kprintln!("error: irq: CPU `{cpu}` is not a number");
         return;
     };
     match crate::kapi::irq::inject(l, c) {
-        Ok((module, false)) => kprintln!("irq {l}: {module}'s handler ran on CPU {c} and returned"),
-        Ok((module, true)) => kprintln!(
+        Ok((module, Injected::Returned)) => {
+            kprintln!("irq {l}: {module}'s handler ran on CPU {c} and returned")
+        }
+        Ok((module, Injected::CutShort)) => kprintln!(
             "irq {l}: {module}'s handler on CPU {c} was cut short (see the log); IRQ {l} disabled"
+        ),
+        Ok((module, Injected::Pending)) => kprintln!(
+            "irq {l}: {module}'s handler was running on another CPU, which runs it once more"
         ),
         Err(e) => kprintln!("error: irq {l} on CPU {c}: {e}"),
     }

@@ -41,6 +41,16 @@ struct Armed {
 
 static STATUS: spin::Once<Result<Armed, String>> = spin::Once::new();
 
+/// Why the watchdog is not armed (`None` once it is): the reason it could
+/// not be, or that arming has not run yet.
+pub fn not_armed() -> Option<&'static str> {
+    match STATUS.get() {
+        Some(Ok(_)) => None,
+        Some(Err(why)) => Some(why.as_str()),
+        None => Some("not armed yet"),
+    }
+}
+
 /// Arms the watchdog (see the module documentation); logs the outcome.
 pub fn arm() {
     let status = STATUS.call_once(|| {

@@ -656,7 +656,12 @@ fn free_frames(r: &Value) -> u64 {
 /// checks its output holds the text paired with it, then leaves with
 /// `exit`: the boot's outcome.
 fn shell_session(init: PathBuf, steps: &[(&str, &str)]) -> BootOutcome {
-    let mut s = Console::start(&config(init, "shell"));
+    shell_session_with(config(init, "shell"), steps)
+}
+
+/// [`shell_session`] on the machine `cfg`.
+fn shell_session_with(cfg: QemuConfig, steps: &[(&str, &str)]) -> BootOutcome {
+    let mut s = Console::start(&cfg);
     for (cmd, want) in steps {
         let o = s.command(cmd);
         assert!(o.contains(want), "{cmd}: expected {want:?} in {o}");
@@ -834,32 +839,27 @@ fn an_irq_handler_spinning_with_interrupts_off_is_cut_off_by_the_nmi_watchdog() 
 #[test]
 fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
     let init = initrd("irq-wait", &entries(&objects(&["rt_irq_wait"])));
-    let mut s = Console::start(&config(init, "shell").smp(10));
-    let steps = [
-        ("insmod rt_irq_wait", "insmod rt_irq_wait: done"),
-        ("report", "REPORT "),
-        (
-            "irq 5 9",
-            "irq 5: rt_irq_wait's handler ran on CPU 9 and returned",
-        ),
-        ("irq 5 12", "error: irq 5 on CPU 12: CPU 12 is not online"),
-        (
-            "irq 5 9",
-            "irq 5: rt_irq_wait's handler on CPU 9 was cut short (see the log); IRQ 5 disabled",
-        ),
-        (
-            "irq 5 9",
-            "error: irq 5 on CPU 9: no module handler on IRQ 5",
-        ),
-        ("report", "REPORT "),
-    ];
-    for (cmd, want) in steps {
-        let o = s.command(cmd);
-        assert!(o.contains(want), "{cmd}: expected {want:?} in {o}");
-    }
-    s.wait_for(boot_tests::SHELL_PROMPT);
-    s.send(b"exit\n");
-    let out = s.finish();
+    let out = shell_session_with(
+        config(init, "shell").smp(10),
+        &[
+            ("insmod rt_irq_wait", "insmod rt_irq_wait: done"),
+            ("report", "REPORT "),
+            (
+                "irq 5 9",
+                "irq 5: rt_irq_wait's handler ran on CPU 9 and returned",
+            ),
+            ("irq 5 12", "error: irq 5 on CPU 12: CPU 12 is not online"),
+            (
+                "irq 5 9",
+                "irq 5: rt_irq_wait's handler on CPU 9 was cut short (see the log); IRQ 5 disabled",
+            ),
+            (
+                "irq 5 9",
+                "error: irq 5 on CPU 9: no module handler on IRQ 5",
+            ),
+            ("report", "REPORT "),
+        ],
+    );
     let reports = booted(&out);
     let (before, after) = (&reports[reports.len() - 2], &reports[reports.len() - 1]);
     let line = out
@@ -886,6 +886,26 @@ fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
     let nmis = |w: &Value| w["nmis"]["9"].as_u64().expect("CPU 9's NMI count");
     assert!(nmis(w.1) > nmis(w.0), "{} then {}", w.0, w.1);
     assert_eq!(after["health"], "degraded");
+}
+
+/// Without the NMI watchdog a handler that never returned would hang the
+/// shell for good, so `irq` refuses, saying why.
+#[test]
+fn irq_is_refused_without_the_nmi_watchdog() {
+    let init = initrd("irq-nowatchdog", &entries(&objects(&["rt_irq_wait"])));
+    let out = shell_session_with(
+        config(init, "shell nmi_watchdog=0"),
+        &[
+            ("insmod rt_irq_wait", "insmod rt_irq_wait: done"),
+            (
+                "irq 5 0",
+                "error: irq 5 on CPU 0: the NMI watchdog is not armed (nmi_watchdog=0 on the command line): a handler that never returned would hang the shell",
+            ),
+        ],
+    );
+    let reports = booted(&out);
+    let m = module(reports.last().unwrap(), "rt_irq_wait");
+    assert_eq!(m["runtime_faults"], serde_json::json!([]), "{m}");
 }
 
 #[test]
@@ -1019,14 +1039,17 @@ fn the_shell_runs_every_command() {
         ),
         ("lsmod extra", "error: usage: lsmod"),
         ("irq 6", "error: usage: irq LINE CPU"),
-        (
-            "irq x 0",
-            "error: irq: LINE and CPU are numbers, not `x` and `0`",
-        ),
+        ("irq x 0", "error: irq: LINE `x` is not a number (0-15)"),
+        ("irq 4 +", "error: irq: CPU `+` is not a number"),
         (
             "irq 16 0",
             "error: irq 16 on CPU 0: no IRQ line 16 (lines are 0-15)",
         ),
+        (
+            "irq 256 0",
+            "error: irq 256 on CPU 0: no IRQ line 256 (lines are 0-15)",
+        ),
+        ("irq 4 12", "error: irq 4 on CPU 12: CPU 12 is not online"),
         // COM1's line is the kernel's, not a module's.
         (
             "irq 4 0",

@@ -5,7 +5,9 @@ use crate::sys;
 
 /// An interrupt handler; registered by reference to a `'static` value.
 pub trait IrqHandler: Sync + 'static {
-    /// Called (in interrupt context) when the line fires.
+    /// Called with interrupts off when the line fires (on CPU 0, where the
+    /// PICs deliver it), or on any CPU when the shell's `irq LINE CPU`
+    /// runs it there; never on two CPUs at once.
     fn handle(&self);
 }
 

@@ -4,14 +4,18 @@
 //! service that is changing it. Each handler runs under its own guard
 //! ([`guard::call_handler`]): if it faults, panics or breaks a service's
 //! rules, the fault is charged to its module (not to whatever the interrupt
-//! interrupted), the handler is removed and the line masked, and the
-//! interrupt is still acknowledged (the dispatcher sends the EOI after this
-//! returns).
+//! interrupted), the handler is removed and the line masked, and a
+//! delivered interrupt is still acknowledged (the dispatcher sends the EOI
+//! after this returns). [`inject`] runs a handler on a chosen CPU without
+//! a delivery. A line's handler never runs on two CPUs at once: an
+//! interrupt that arrives while it runs elsewhere is marked pending, and
+//! the CPU running it runs it once more when it returns (as Linux's edge
+//! interrupt flow does).
 
 use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
 use crate::modules::guard::{self, Place};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use modabi::Status;
 
 const LINES: usize = 16;
@@ -21,6 +25,14 @@ const LINES: usize = 16;
 static HANDLER: [AtomicFn<extern "C" fn(usize)>; LINES] = [const { AtomicFn::none() }; LINES];
 static DATA: [AtomicUsize; LINES] = [const { AtomicUsize::new(0) }; LINES];
 static OWNER: [AtomicUsize; LINES] = [const { AtomicUsize::new(super::KERNEL) }; LINES];
+
+/// Per line: no handler running.
+const IDLE: u8 = 0;
+/// Per line: a handler running on some CPU.
+const RUNNING: u8 = 1;
+/// Per line: running, and the line fired again meanwhile.
+const PENDING: u8 = 2;
+static STATE: [AtomicU8; LINES] = [const { AtomicU8::new(IDLE) }; LINES];
 
 /// Number of IRQ lines with a module handler (for leak checks).
 pub fn registered() -> usize {
@@ -34,15 +46,62 @@ fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
     }
 }
 
-/// Runs line `l`'s module handler under its guard; on a fault, disables
-/// the line and records the fault. `None` if no module handler is
-/// installed, else whether the handler was cut short.
-fn run_line(l: usize) -> Option<bool> {
-    let f = HANDLER[l].load()?;
+/// How a call of a line's handler went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// No module handler is installed.
+    NoHandler,
+    /// It returned.
+    Returned,
+    /// It was running on another CPU, which runs it once more.
+    Pending,
+    /// It was cut short; the line is disabled.
+    CutShort,
+}
+
+/// Runs line `l`'s module handler under its guard, again as long as the
+/// line fired meanwhile; on a fault, disables the line and records the
+/// fault. If the handler runs on another CPU, marks the line pending for
+/// that CPU instead.
+fn run_line(l: usize) -> Ran {
+    let state = &STATE[l];
+    // Take the line, or mark it pending for the CPU that has it. Only the
+    // CPU that has it moves it back to idle or from pending to running.
+    let mut was = state.load(Ordering::Acquire);
+    loop {
+        let next = if was == IDLE { RUNNING } else { PENDING };
+        match state.compare_exchange_weak(was, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(now) => was = now,
+        }
+    }
+    if was != IDLE {
+        return Ran::Pending;
+    }
+    loop {
+        let ran = run_once(l);
+        if ran != Ran::Returned
+            || state
+                .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            state.store(IDLE, Ordering::Release);
+            return ran;
+        }
+        // Fired while it ran: once more, here.
+        state.store(RUNNING, Ordering::Release);
+    }
+}
+
+/// One guarded call of line `l`'s module handler (see [`run_line`]).
+fn run_once(l: usize) -> Ran {
+    let Some(f) = HANDLER[l].load() else {
+        return Ran::NoHandler;
+    };
     let module = OWNER[l].load(Ordering::SeqCst);
     let data = DATA[l].load(Ordering::SeqCst);
     let Some(a) = guard::call_handler(module, l as u8, f, data) else {
-        return Some(false);
+        return Ran::Returned;
     };
     disable(l, module);
     ::log::error!(
@@ -51,14 +110,19 @@ fn run_line(l: usize) -> Option<bool> {
         crate::arch::percpu::index()
     );
     guard::runtime_fault(module, Place::Irq(l as u8), a);
-    Some(true)
+    Ran::CutShort
 }
 
 /// Why [`inject`] did not run a handler.
 #[derive(Debug)]
 pub enum InjectError {
     /// Not a legacy IRQ line (0–15).
-    NoSuchLine(u8),
+    NoSuchLine(u32),
+    /// No such CPU, or it is not online.
+    NotOnline(usize),
+    /// The NMI watchdog is not armed (why): a handler that never returned
+    /// would hang the caller for good.
+    NoWatchdog(&'static str),
     /// No module handler is installed for the line.
     NoHandler(u8),
     /// The CPU could not run the call.
@@ -69,6 +133,11 @@ impl core::fmt::Display for InjectError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InjectError::NoSuchLine(l) => write!(f, "no IRQ line {l} (lines are 0-15)"),
+            InjectError::NotOnline(c) => write!(f, "CPU {c} is not online"),
+            InjectError::NoWatchdog(why) => write!(
+                f,
+                "the NMI watchdog is not armed ({why}): a handler that never returned would hang the shell"
+            ),
             InjectError::NoHandler(l) => write!(f, "no module handler on IRQ {l}"),
             InjectError::Cpu(e) => write!(f, "{e}"),
         }
@@ -76,39 +145,52 @@ impl core::fmt::Display for InjectError {
 }
 
 /// Runs line `line`'s module handler on CPU `cpu` as if the line had
-/// fired there (a debugging and test aid, like Linux's IRQ injection): an
-/// IPI call on that CPU, with interrupts off, under the same guard as a
-/// delivered interrupt (no EOI is sent: nothing was delivered). The PICs
-/// deliver the lines to CPU 0 only, so this is how a handler runs on
-/// another CPU. Returns the module's name and whether the handler was cut
-/// short.
-pub fn inject(line: u8, cpu: usize) -> Result<(&'static str, bool), InjectError> {
-    let l = usize::from(line);
-    if l >= LINES {
-        return Err(InjectError::NoSuchLine(line));
+/// fired there (a debugging and test aid): an IPI call on that CPU, under
+/// the same guard as a delivered interrupt, with interrupts off, but with
+/// no EOI (nothing was delivered). The PICs deliver the lines to CPU 0
+/// only, so this is how a handler runs on another CPU. Refused while the
+/// NMI watchdog is not armed, since the caller waits for the handler.
+/// Returns the module's name and what the call did.
+pub fn inject(line: u32, cpu: usize) -> Result<(&'static str, Injected), InjectError> {
+    let l = usize::try_from(line)
+        .ok()
+        .filter(|&l| l < LINES)
+        .ok_or(InjectError::NoSuchLine(line))?;
+    if !crate::arch::percpu::cpu(cpu).is_some_and(|c| c.online.load(Ordering::Acquire)) {
+        return Err(InjectError::NotOnline(cpu));
+    }
+    if let Some(why) = crate::watchdog::not_armed() {
+        return Err(InjectError::NoWatchdog(why));
     }
     if HANDLER[l].load().is_none() {
-        return Err(InjectError::NoHandler(line));
+        return Err(InjectError::NoHandler(l as u8));
     }
     let name = crate::modules::name_of(OWNER[l].load(Ordering::SeqCst));
-    let ran = core::sync::atomic::AtomicU8::new(0);
+    let ran = AtomicU8::new(Ran::NoHandler as u8);
     crate::arch::smp::call_on(cpu, &|| {
+        // Interrupts are off in an IPI call; on the calling CPU too.
         let r = crate::arch::without_interrupts(|| run_line(l));
-        ran.store(
-            match r {
-                None => 0,
-                Some(false) => 1,
-                Some(true) => 2,
-            },
-            Ordering::SeqCst,
-        );
+        ran.store(r as u8, Ordering::SeqCst);
     })
     .map_err(InjectError::Cpu)?;
     match ran.load(Ordering::SeqCst) {
+        r if r == Ran::Returned as u8 => Ok((name, Injected::Returned)),
+        r if r == Ran::CutShort as u8 => Ok((name, Injected::CutShort)),
+        r if r == Ran::Pending as u8 => Ok((name, Injected::Pending)),
         // Removed between the check and the call.
-        0 => Err(InjectError::NoHandler(line)),
-        r => Ok((name, r == 2)),
+        _ => Err(InjectError::NoHandler(l as u8)),
     }
+}
+
+/// What an [`inject`]ed call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// The handler ran on the CPU named and returned.
+    Returned,
+    /// It was cut short there (the log says why); the line is disabled.
+    CutShort,
+    /// It was running on another CPU, which runs it once more.
+    Pending,
 }
 
 /// Removes `module`'s handler of line `l` and masks the line.
