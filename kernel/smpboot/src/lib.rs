@@ -12,7 +12,9 @@
 //!   IPIs;
 //! - [`nmi`]: the legacy NMI status bits that tell a hardware error's NMI
 //!   from the watchdog's;
-//! - [`timer`]: local APIC timer calibration arithmetic.
+//! - [`timer`]: local APIC timer calibration arithmetic;
+//! - [`once_at_a_time`]: one CPU at a time in an interrupt line's handler,
+//!   without losing an interrupt that arrives meanwhile.
 //!
 //! The kernel reads the memory and the hardware; this crate only interprets
 //! bytes and numbers it is given.
@@ -26,6 +28,7 @@ pub mod ioapic;
 pub mod ipi;
 pub mod madt;
 pub mod nmi;
+pub mod once_at_a_time;
 pub mod plan;
 pub mod timer;
 

@@ -10,13 +10,14 @@
 //! a delivery. A line's handler never runs on two CPUs at once: an
 //! interrupt that arrives while it runs elsewhere is marked pending, and
 //! the CPU running it runs it once more when it returns (as Linux's edge
-//! interrupt flow does).
+//! interrupt flow does; [`smpboot::once_at_a_time`], tested on the host).
 
 use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
 use crate::modules::guard::{self, Place};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use modabi::Status;
+use smpboot::once_at_a_time::Gate;
 
 const LINES: usize = 16;
 
@@ -26,13 +27,8 @@ static HANDLER: [AtomicFn<extern "C" fn(usize)>; LINES] = [const { AtomicFn::non
 static DATA: [AtomicUsize; LINES] = [const { AtomicUsize::new(0) }; LINES];
 static OWNER: [AtomicUsize; LINES] = [const { AtomicUsize::new(super::KERNEL) }; LINES];
 
-/// Per line: no handler running.
-const IDLE: u8 = 0;
-/// Per line: a handler running on some CPU.
-const RUNNING: u8 = 1;
-/// Per line: running, and the line fired again meanwhile.
-const PENDING: u8 = 2;
-static STATE: [AtomicU8; LINES] = [const { AtomicU8::new(IDLE) }; LINES];
+/// Per line: one CPU at a time in its handler, none of its interrupts lost.
+static GATE: [Gate; LINES] = [const { Gate::new() }; LINES];
 
 /// Number of IRQ lines with a module handler (for leak checks).
 pub fn registered() -> usize {
@@ -64,32 +60,20 @@ enum Ran {
 /// fault. If the handler runs on another CPU, marks the line pending for
 /// that CPU instead.
 fn run_line(l: usize) -> Ran {
-    let state = &STATE[l];
-    // Take the line, or mark it pending for the CPU that has it. Only the
-    // CPU that has it moves it back to idle or from pending to running.
-    let mut was = state.load(Ordering::Acquire);
-    loop {
-        let next = if was == IDLE { RUNNING } else { PENDING };
-        match state.compare_exchange_weak(was, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => break,
-            Err(now) => was = now,
-        }
-    }
-    if was != IDLE {
+    let gate = &GATE[l];
+    if !gate.enter() {
         return Ran::Pending;
     }
     loop {
         let ran = run_once(l);
-        if ran != Ran::Returned
-            || state
-                .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            state.store(IDLE, Ordering::Release);
+        if ran != Ran::Returned {
+            gate.abandon();
+            return ran;
+        }
+        if gate.leave() {
             return ran;
         }
         // Fired while it ran: once more, here.
-        state.store(RUNNING, Ordering::Release);
     }
 }
 
