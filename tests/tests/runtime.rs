@@ -785,6 +785,7 @@ fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     assert_eq!(faults.len(), 1, "{faults:?}");
     assert_eq!(faults[0]["where"], "console write", "{faults:?}");
     assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    assert_eq!(faults[0]["cpu"], 0, "{faults:?}");
     assert!(
         faults[0]["reason"]
             .as_str()
@@ -877,6 +878,7 @@ fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
     assert_eq!(faults.len(), 1, "{faults:?}");
     assert_eq!(faults[0]["where"], "IRQ 5 handler", "{faults:?}");
     assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    assert_eq!(faults[0]["cpu"], 9, "{faults:?}");
     let w = (&before["watchdog"], &after["watchdog"]);
     assert_eq!(w.0["cut_off"], 0, "{}", w.0);
     assert_eq!(w.1["cut_off"], 1, "{}", w.1);

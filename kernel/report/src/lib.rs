@@ -185,6 +185,9 @@ pub struct RuntimeFault {
     pub at: Option<String>,
     /// The probe or self-test that was running then (`probe of NAME`).
     pub during: Option<String>,
+    /// The CPU the callback ran on (0 in reports that predate the field).
+    #[serde(default)]
+    pub cpu: u64,
 }
 
 /// One module.

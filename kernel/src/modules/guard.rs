@@ -310,6 +310,8 @@ pub struct RuntimeFault {
     pub abort: Abort,
     /// The module whose probe or self-test was running, if any.
     pub during: Option<usize>,
+    /// The CPU the callback ran on.
+    pub cpu: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -597,6 +599,7 @@ pub fn runtime_fault(module: usize, place: Place, a: Abort) {
         place,
         abort: a,
         during,
+        cpu: crate::arch::percpu::index(),
     };
     with_runtime(|r| match r.faults.iter_mut().find(|f| f.is_none()) {
         Some(slot) => *slot = Some(fault),

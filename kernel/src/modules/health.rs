@@ -25,6 +25,8 @@ pub struct RuntimeFault {
     pub at: Option<String>,
     /// The probe or self-test that was running (`probe of NAME`), if any.
     pub during: Option<String>,
+    /// The CPU the callback ran on.
+    pub cpu: usize,
 }
 
 /// `module+0xoffset` for an address in the live text of a kept module (or
@@ -56,6 +58,7 @@ pub fn collect(mods: &mut [Module], phase: &str) {
                 reason,
                 at,
                 during,
+                cpu: f.cpu,
             });
         }
     }

@@ -78,6 +78,7 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
                 reason: f.reason.clone(),
                 at: f.at.clone(),
                 during: f.during.clone(),
+                cpu: f.cpu as u64,
             })
             .collect(),
         released: m.released.map(|r| Released {
