@@ -24,6 +24,12 @@ gdb sets breakpoints again at each load (`break NAME` and `break *NAME`
 alike), so one set at the start in a self-test lands where the module
 runs it; the reload keeps enabled those that were. `plk-modules` lists
 the record.
+
+The record carries each module's table checksum, which the plan has too:
+when the kernel publishes it, a plan of another image (a module's
+checksum differs, or a module is not in it) is refused, gdb stops there,
+and the module symbols loaded from that plan are unloaded. At the first
+instruction there is no record yet, so that load is not checked.
 """
 
 import json
@@ -130,16 +136,21 @@ def check_plan(mods, plan):
     for name, _kept, _addrs, checksum in mods:
         planned = plan.get(name)
         if planned is None:
+            # The link's plan has every module of the table.
+            differ.append("%s (not in the plan)" % name)
             continue
         try:
             want = int(planned["checksum"], 16)
         except (KeyError, TypeError, ValueError):
-            raise gdb.GdbError("plk: the plan %s has no checksum for %s" % (PLAN.value, name))
+            raise gdb.GdbError(
+                "plk: the plan %s has no checksum for %s (a hex string, as link --plan-json writes)"
+                % (PLAN.value, name)
+            )
         if want != checksum:
             differ.append("%s (plan %#x, kernel %#x)" % (name, want, checksum))
     if differ:
         raise gdb.GdbError(
-            "plk: the plan %s is not the booted image's: module checksums differ for %s; "
+            "plk: the plan %s is not the booted image's: modules differ: %s; "
             "set plk-plan to the plan the image's link wrote (link --plan-json)"
             % (PLAN.value, ", ".join(differ))
         )
@@ -266,7 +277,10 @@ class ReadyBreakpoint(gdb.Breakpoint):
         try:
             LOADER.load(self.only)
         except gdb.GdbError as e:
-            gdb.write("%s\n" % e)
+            # The symbols at linked addresses came from the same plan.
+            with KeptEnabled():
+                LOADER.unload_all()
+            gdb.write("%s; module symbols unloaded\n" % e)
             return True
         return False
 
@@ -310,7 +324,7 @@ not stop)."""
 
 
 class PlkModules(gdb.Command):
-    """List the kernel's module record: name, result, final class addresses."""
+    """List the kernel's module record: name, result, final class addresses, checksum."""
 
     def __init__(self):
         super().__init__("plk-modules", gdb.COMMAND_DATA)

@@ -18,7 +18,7 @@
 //! | `insmod NAME` | loads object NAME from the initrd |
 //! | `rmmod NAME` | unloads module NAME |
 //! | `stale NAME` | calls the old probe address of unloaded or expunged module NAME (a test aid: it traps) |
-//! | `irq LINE CPU` | runs IRQ LINE's module handler on CPU CPU as if the line fired there (a test and debugging aid) |
+//! | `irq LINE CPU` | runs IRQ LINE's module handler on CPU CPU as if the line fired there (a test and debugging aid); refused while the NMI watchdog is not armed |
 //! | `exit` | leaves QEMU with the success status |
 //!
 //! An unknown command or a bad argument prints one `error:` line and the

@@ -511,13 +511,18 @@ continue
     );
     let s = session(&cfg, &script);
     let want = format!(
-        "plk: the plan {} is not the booted image's: module checksums differ for {MODULE} (plan {stale:#x}, kernel {real:#x})",
+        "plk: the plan {} is not the booted image's: modules differ: {MODULE} (plan {stale:#x}, kernel {real:#x}); set plk-plan",
         stale_path.display()
     );
     assert!(s.gdb.contains(&want), "no {want:?}:\n{}", s.describe());
-    // The refusal stopped at the publication; nothing was loaded at a
-    // final address from the stale plan.
+    // The refusal stopped at the publication and unloaded the symbols the
+    // stale plan had placed; nothing was loaded at a final address.
     assert!(s.gdb.contains("PLK-STOPPED"), "{}", s.describe());
+    assert!(
+        s.gdb.contains("; module symbols unloaded"),
+        "{}",
+        s.describe()
+    );
     assert!(
         !s.gdb.contains(&format!("plk: {MODULE}: text ")),
         "{}",

@@ -1,5 +1,5 @@
-//! The pure parts of starting the other CPUs, kept out of the kernel so they
-//! build and are tested on the host:
+//! The pure parts of starting and coordinating the other CPUs, kept out of
+//! the kernel so they build and are tested on the host:
 //!
 //! - [`acpi`]: finding the RSDP and walking the RSDT/XSDT to a table;
 //! - [`madt`]: parsing the MADT (ACPI "APIC" table): the local APICs and
@@ -17,7 +17,8 @@
 //!   without losing an interrupt that arrives meanwhile.
 //!
 //! The kernel reads the memory and the hardware; this crate only interprets
-//! bytes and numbers it is given.
+//! bytes and numbers it is given, and holds the atomics of
+//! [`once_at_a_time`] that the kernel's CPUs share.
 
 #![no_std]
 

@@ -53,8 +53,10 @@ impl Gate {
         {
             return true;
         }
-        // Pending: only this CPU moves it from there.
-        self.0.store(RUNNING, Ordering::Release);
+        // Pending: only this CPU moves it from there. A swap, not a store:
+        // it acquires the latest mark, so the next run sees what every CPU
+        // that marked it wrote before marking.
+        self.0.swap(RUNNING, Ordering::AcqRel);
         false
     }
 
@@ -103,39 +105,63 @@ mod tests {
         assert!(g.enter(), "idle after abandon");
     }
 
-    /// Threads firing the line: the handler never runs on two at once, and
-    /// every interrupt is followed by a run that starts after it.
+    /// Threads firing the line in rounds: the handler never runs on two at
+    /// once, and once a round's fires are done, a run has seen every one
+    /// of them (a mark lost in any round, not only the last, fails).
     #[test]
     fn no_overlap_and_no_lost_interrupt_under_contention() {
         const THREADS: usize = 4;
-        const FIRES: usize = 20_000;
+        const ROUNDS: usize = 5_000;
+        const FIRES: usize = 50;
         let g = Arc::new(Gate::new());
         let inside = Arc::new(AtomicUsize::new(0));
         let fired = Arc::new(AtomicUsize::new(0));
-        // Runs started after the last fire seen at their start.
+        // The most fires a run saw at its start.
         let seen = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+        let overlap = Arc::new(core::sync::atomic::AtomicBool::new(false));
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
-                let (g, inside, fired, seen) =
-                    (g.clone(), inside.clone(), fired.clone(), seen.clone());
+                let (g, inside, fired, seen, barrier, overlap) = (
+                    g.clone(),
+                    inside.clone(),
+                    fired.clone(),
+                    seen.clone(),
+                    barrier.clone(),
+                    overlap.clone(),
+                );
                 std::thread::spawn(move || {
-                    for _ in 0..FIRES {
-                        fired.fetch_add(1, Ordering::SeqCst);
-                        if !g.enter() {
-                            continue;
-                        }
-                        loop {
-                            assert_eq!(
-                                inside.fetch_add(1, Ordering::SeqCst),
-                                0,
-                                "two runs at once"
-                            );
-                            seen.fetch_max(fired.load(Ordering::SeqCst), Ordering::SeqCst);
-                            inside.fetch_sub(1, Ordering::SeqCst);
-                            if g.leave() {
-                                break;
+                    for round in 0..ROUNDS {
+                        for _ in 0..FIRES {
+                            fired.fetch_add(1, Ordering::SeqCst);
+                            if !g.enter() {
+                                continue;
+                            }
+                            loop {
+                                if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                                    overlap.store(true, Ordering::SeqCst);
+                                }
+                                seen.fetch_max(fired.load(Ordering::SeqCst), Ordering::SeqCst);
+                                inside.fetch_sub(1, Ordering::SeqCst);
+                                if g.leave() {
+                                    break;
+                                }
                             }
                         }
+                        barrier.wait();
+                        // Every thread checks, so none waits at the next
+                        // barrier for one that failed.
+                        assert!(
+                            !overlap.load(Ordering::SeqCst),
+                            "round {round}: two runs at once"
+                        );
+                        let want = (round + 1) * FIRES * THREADS;
+                        assert_eq!(
+                            seen.load(Ordering::SeqCst),
+                            want,
+                            "round {round}: a fire was lost"
+                        );
+                        barrier.wait();
                     }
                 })
             })
@@ -143,7 +169,5 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        // The last fire was followed by a run that saw it.
-        assert_eq!(seen.load(Ordering::SeqCst), THREADS * FIRES);
     }
 }

@@ -9,8 +9,16 @@
 //! after this returns). [`inject`] runs a handler on a chosen CPU without
 //! a delivery. A line's handler never runs on two CPUs at once: an
 //! interrupt that arrives while it runs elsewhere is marked pending, and
-//! the CPU running it runs it once more when it returns (as Linux's edge
-//! interrupt flow does; [`smpboot::once_at_a_time`], tested on the host).
+//! the CPU running it runs it once more when it returns, unless it was cut
+//! short (as Linux's edge interrupt flow does; [`smpboot::once_at_a_time`],
+//! tested on the host). For a level-triggered line (PCI INTx on the PIC)
+//! that early EOI lets the line fire again until the handler has run; no
+//! driver here takes one.
+//!
+//! Removing a handler ([`remove`], a cut-off) does not wait for a run of it
+//! on another CPU: a delivered interrupt runs on CPU 0, where removal runs
+//! too, and the only other caller, [`inject`], waits for the run it asked
+//! for.
 
 use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
@@ -64,17 +72,16 @@ fn run_line(l: usize) -> Ran {
     if !gate.enter() {
         return Ran::Pending;
     }
-    loop {
-        let ran = run_once(l);
-        if ran != Ran::Returned {
-            gate.abandon();
-            return ran;
+    // What the first run did, unless a later one was cut short.
+    let mut ran = run_once(l);
+    while !gate.leave() {
+        // Fired while it ran: once more, here (a run after a cut-off finds
+        // no handler and ends it).
+        if run_once(l) == Ran::CutShort {
+            ran = Ran::CutShort;
         }
-        if gate.leave() {
-            return ran;
-        }
-        // Fired while it ran: once more, here.
     }
+    ran
 }
 
 /// One guarded call of line `l`'s module handler (see [`run_line`]).
