@@ -749,6 +749,22 @@ fn unloading_the_last_user_of_a_fresh_page_gives_it_back() {
     );
 }
 
+/// Module record `m` has one runtime fault: its callback `place`, on CPU
+/// `cpu`, hung and cut off by the NMI watchdog.
+fn assert_cut_off_once(m: &Value, place: &str, cpu: u64) {
+    let faults = m["runtime_faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["where"], place, "{faults:?}");
+    assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
+    assert_eq!(faults[0]["cpu"], cpu, "{faults:?}");
+    assert!(
+        faults[0]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("cut off by the NMI watchdog")),
+        "{faults:?}"
+    );
+}
+
 #[test]
 fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     let init = initrd("console", &entries(&objects(&["rt_console"])));
@@ -781,17 +797,7 @@ fn a_console_write_cut_off_falls_back_to_com1_without_splitting_a_line() {
     );
     let m = module(&reports[3], "rt_console");
     assert_eq!(m["result"], "kept", "{m}");
-    let faults = m["runtime_faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 1, "{faults:?}");
-    assert_eq!(faults[0]["where"], "console write", "{faults:?}");
-    assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
-    assert_eq!(faults[0]["cpu"], 0, "{faults:?}");
-    assert!(
-        faults[0]["reason"]
-            .as_str()
-            .is_some_and(|m| m.contains("cut off by the NMI watchdog")),
-        "{faults:?}"
-    );
+    assert_cut_off_once(m, "console write", 0);
     // The write was cut off while the insmod's REPORT line went out.
     assert_eq!(reports[2]["watchdog"]["cut_off"], 0, "{}", reports[2]);
     assert_eq!(reports[3]["watchdog"]["cut_off"], 1, "{}", reports[3]);
@@ -874,11 +880,7 @@ fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
     );
     let m = module(after, "rt_irq_wait");
     assert_eq!(m["result"], "kept", "{m}");
-    let faults = m["runtime_faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 1, "{faults:?}");
-    assert_eq!(faults[0]["where"], "IRQ 5 handler", "{faults:?}");
-    assert_eq!(faults[0]["kind"], "hung", "{faults:?}");
-    assert_eq!(faults[0]["cpu"], 9, "{faults:?}");
+    assert_cut_off_once(m, "IRQ 5 handler", 9);
     let w = (&before["watchdog"], &after["watchdog"]);
     assert_eq!(w.0["cut_off"], 0, "{}", w.0);
     assert_eq!(w.1["cut_off"], 1, "{}", w.1);

@@ -326,6 +326,11 @@ pub fn service() {
     }
 }
 
+/// `Ok` if CPU `index` is online, so that [`call_on`] can reach it.
+pub fn check_online(index: usize) -> Result<(), CallError> {
+    target(index).map(|_| ())
+}
+
 fn target(index: usize) -> Result<&'static PerCpu, CallError> {
     percpu::cpu(index)
         .filter(|c| c.online.load(Ordering::Acquire))

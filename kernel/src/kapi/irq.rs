@@ -23,7 +23,7 @@
 use super::{owner, resources, service};
 use crate::arch::fn_cell::AtomicFn;
 use crate::modules::guard::{self, Place};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use modabi::Status;
 use smpboot::once_at_a_time::Gate;
 
@@ -50,49 +50,34 @@ fn dispatch(frame: &mut crate::arch::idt::TrapFrame) {
     }
 }
 
-/// How a call of a line's handler went.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ran {
-    /// No module handler is installed.
-    NoHandler,
-    /// It returned.
-    Returned,
-    /// It was running on another CPU, which runs it once more.
-    Pending,
-    /// It was cut short; the line is disabled.
-    CutShort,
-}
-
 /// Runs line `l`'s module handler under its guard, again as long as the
 /// line fired meanwhile; on a fault, disables the line and records the
 /// fault. If the handler runs on another CPU, marks the line pending for
-/// that CPU instead.
-fn run_line(l: usize) -> Ran {
+/// that CPU instead. `None` if no module handler is installed.
+fn run_line(l: usize) -> Option<Injected> {
     let gate = &GATE[l];
     if !gate.enter() {
-        return Ran::Pending;
+        return Some(Injected::Pending);
     }
     // What the first run did, unless a later one was cut short.
     let mut ran = run_once(l);
     while !gate.leave() {
         // Fired while it ran: once more, here (a run after a cut-off finds
         // no handler and ends it).
-        if run_once(l) == Ran::CutShort {
-            ran = Ran::CutShort;
+        if run_once(l) == Some(Injected::CutShort) {
+            ran = Some(Injected::CutShort);
         }
     }
     ran
 }
 
 /// One guarded call of line `l`'s module handler (see [`run_line`]).
-fn run_once(l: usize) -> Ran {
-    let Some(f) = HANDLER[l].load() else {
-        return Ran::NoHandler;
-    };
+fn run_once(l: usize) -> Option<Injected> {
+    let f = HANDLER[l].load()?;
     let module = OWNER[l].load(Ordering::SeqCst);
     let data = DATA[l].load(Ordering::SeqCst);
     let Some(a) = guard::call_handler(module, l as u8, f, data) else {
-        return Ran::Returned;
+        return Some(Injected::Returned);
     };
     disable(l, module);
     ::log::error!(
@@ -101,7 +86,18 @@ fn run_once(l: usize) -> Ran {
         crate::arch::percpu::index()
     );
     guard::runtime_fault(module, Place::Irq(l as u8), a);
-    Ran::CutShort
+    Some(Injected::CutShort)
+}
+
+/// What a call of a line's handler did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// The handler ran on the CPU named and returned.
+    Returned,
+    /// It was cut short there (the log says why); the line is disabled.
+    CutShort,
+    /// It was running on another CPU, which runs it once more.
+    Pending,
 }
 
 /// Why [`inject`] did not run a handler.
@@ -109,14 +105,12 @@ fn run_once(l: usize) -> Ran {
 pub enum InjectError {
     /// Not a legacy IRQ line (0–15).
     NoSuchLine(u32),
-    /// No such CPU, or it is not online.
-    NotOnline(usize),
     /// The NMI watchdog is not armed (why): a handler that never returned
     /// would hang the caller for good.
     NoWatchdog(&'static str),
     /// No module handler is installed for the line.
     NoHandler(u8),
-    /// The CPU could not run the call.
+    /// The CPU is not online, or could not run the call.
     Cpu(crate::arch::smp::CallError),
 }
 
@@ -124,7 +118,6 @@ impl core::fmt::Display for InjectError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InjectError::NoSuchLine(l) => write!(f, "no IRQ line {l} (lines are 0-15)"),
-            InjectError::NotOnline(c) => write!(f, "CPU {c} is not online"),
             InjectError::NoWatchdog(why) => write!(
                 f,
                 "the NMI watchdog is not armed ({why}): a handler that never returned would hang the shell"
@@ -147,9 +140,7 @@ pub fn inject(line: u32, cpu: usize) -> Result<(&'static str, Injected), InjectE
         .ok()
         .filter(|&l| l < LINES)
         .ok_or(InjectError::NoSuchLine(line))?;
-    if !crate::arch::percpu::cpu(cpu).is_some_and(|c| c.online.load(Ordering::Acquire)) {
-        return Err(InjectError::NotOnline(cpu));
-    }
+    crate::arch::smp::check_online(cpu).map_err(InjectError::Cpu)?;
     if let Some(why) = crate::watchdog::not_armed() {
         return Err(InjectError::NoWatchdog(why));
     }
@@ -157,31 +148,16 @@ pub fn inject(line: u32, cpu: usize) -> Result<(&'static str, Injected), InjectE
         return Err(InjectError::NoHandler(l as u8));
     }
     let name = crate::modules::name_of(OWNER[l].load(Ordering::SeqCst));
-    let ran = AtomicU8::new(Ran::NoHandler as u8);
+    let ran = spin::Once::new();
     crate::arch::smp::call_on(cpu, &|| {
         // Interrupts are off in an IPI call; on the calling CPU too.
-        let r = crate::arch::without_interrupts(|| run_line(l));
-        ran.store(r as u8, Ordering::SeqCst);
+        ran.call_once(|| crate::arch::without_interrupts(|| run_line(l)));
     })
     .map_err(InjectError::Cpu)?;
-    match ran.load(Ordering::SeqCst) {
-        r if r == Ran::Returned as u8 => Ok((name, Injected::Returned)),
-        r if r == Ran::CutShort as u8 => Ok((name, Injected::CutShort)),
-        r if r == Ran::Pending as u8 => Ok((name, Injected::Pending)),
-        // Removed between the check and the call.
-        _ => Err(InjectError::NoHandler(l as u8)),
-    }
-}
-
-/// What an [`inject`]ed call did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Injected {
-    /// The handler ran on the CPU named and returned.
-    Returned,
-    /// It was cut short there (the log says why); the line is disabled.
-    CutShort,
-    /// It was running on another CPU, which runs it once more.
-    Pending,
+    // None: removed between the check and the call.
+    let ran = ran.get().copied().flatten();
+    ran.map(|r| (name, r))
+        .ok_or(InjectError::NoHandler(l as u8))
 }
 
 /// Removes `module`'s handler of line `l` and masks the line.
