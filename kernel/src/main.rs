@@ -12,7 +12,7 @@
 //! self-test or faulted later) or, with `halt` on the command line, idles.
 //!
 //! Public APIs for the rest of the kernel: [`console`], [`serial`],
-//! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`],
+//! [`exit`], [`panic`], [`cmdline`], [`pvh`], [`layout`], [`exports`], [`hw`],
 //! [`arch::gdt`], [`arch::idt`], [`arch::irq`], [`arch::tsc`],
 //! [`arch::apic`], [`arch::percpu`], [`arch::smp`], [`smp`],
 //! [`mm::frames`], [`mm::paging`], [`mm::heap`].
@@ -27,6 +27,7 @@ pub mod cmdline;
 pub mod console;
 pub mod exit;
 pub mod exports;
+pub mod hw;
 pub mod initrd;
 pub mod kapi;
 pub mod layout;

@@ -14,14 +14,7 @@ static ROOT: AtomicU64 = AtomicU64::new(0);
 /// Whether `ROOT` is an XSDT (8-byte entries).
 static ROOT_IS_X: AtomicU64 = AtomicU64::new(0);
 
-/// Firmware memory (ACPI tables, the BIOS area) through the direct map.
-#[allow(unsafe_code)]
-fn phys_bytes(phys: u64, len: usize) -> &'static [u8] {
-    let v = crate::mm::paging::phys_to_virt(phys);
-    // SAFETY: the direct map covers all physical memory the firmware
-    // describes, including ACPI tables, and is never unmapped.
-    unsafe { core::slice::from_raw_parts(v as *const u8, len) }
-}
+use crate::hw::firmware::bytes as phys_bytes;
 
 fn sum_ok(b: &[u8]) -> bool {
     b.iter().fold(0u8, |a, &x| a.wrapping_add(x)) == 0
@@ -32,10 +25,9 @@ fn find_rsdp() -> Option<u64> {
         return Some(p);
     }
     // The BIOS read-only area, on 16-byte boundaries.
-    (0xe0000u64..0x100000).step_by(16).find(|&p| {
-        let b = phys_bytes(p, 20);
-        &b[..8] == b"RSD PTR " && sum_ok(b)
-    })
+    (0xe0000u64..0x100000)
+        .step_by(16)
+        .find(|&p| phys_bytes(p, 20).is_some_and(|b| &b[..8] == b"RSD PTR " && sum_ok(b)))
 }
 
 pub(super) fn init() {
@@ -43,7 +35,12 @@ pub(super) fn init() {
         ::log::warn!("acpi: no RSDP found; modules will see no ACPI tables");
         return;
     };
-    let b = phys_bytes(rsdp, 36);
+    let Some(b) = phys_bytes(rsdp, 36) else {
+        ::log::warn!(
+            "acpi: the RSDP at {rsdp:#x} is not in firmware memory; modules will see no ACPI tables"
+        );
+        return;
+    };
     let revision = b[15];
     let (root, x) = if revision >= 2 {
         (u64::from_le_bytes(b[24..32].try_into().unwrap()), true)
@@ -62,16 +59,16 @@ pub(super) fn init() {
 }
 
 /// The physical address and length of the `index`th table with signature
-/// `sig`.
+/// `sig` (tables outside firmware memory are skipped).
 pub fn find(sig: &[u8], index: u32) -> Option<(u64, usize)> {
     let root = ROOT.load(Ordering::SeqCst);
     if root == 0 {
         return None;
     }
     let x = ROOT_IS_X.load(Ordering::SeqCst) != 0;
-    let hdr = phys_bytes(root, 36);
+    let hdr = phys_bytes(root, 36)?;
     let len = u32::from_le_bytes(hdr[4..8].try_into().unwrap()) as usize;
-    let body = &phys_bytes(root, len)[36..];
+    let body = phys_bytes(root, len.max(36))?.get(36..)?;
     let step = if x { 8 } else { 4 };
     let mut seen = 0;
     for e in body.chunks_exact(step) {
@@ -80,7 +77,7 @@ pub fn find(sig: &[u8], index: u32) -> Option<(u64, usize)> {
         } else {
             u32::from_le_bytes(e.try_into().unwrap()) as u64
         };
-        let h = phys_bytes(p, 8);
+        let Some(h) = phys_bytes(p, 8) else { continue };
         if &h[..4] == sig {
             if seen == index {
                 let tlen = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
@@ -108,7 +105,10 @@ pub extern "C" fn kapi_acpi_table(
             return Ok(Status::NotFound as isize);
         };
         let n = len.min(buf_len);
-        buffer::write("kapi_acpi_table", buf, &phys_bytes(phys, n)[..n], BUF_LIMIT)?;
+        let Some(table) = phys_bytes(phys, n) else {
+            return Ok(Status::NotFound as isize);
+        };
+        buffer::write("kapi_acpi_table", buf, table, BUF_LIMIT)?;
         Ok(len as isize)
     })
 }

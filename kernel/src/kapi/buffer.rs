@@ -1,33 +1,11 @@
 //! Memory a module passes to a service (a log line, a name, a buffer to
-//! fill): checked against a length limit and against where module memory
-//! can be, then copied with [`crate::arch::checked_copy`], so that a bad
-//! pointer becomes an error of the service, not a kernel fault.
-//!
-//! Module memory is its own sections (in the kernel image), heap blocks (in
-//! the direct map) and the kernel stack it runs on; a buffer anywhere else
-//! (the MMIO window, a scratch or user-half address) is refused unread.
+//! fill): checked against the service's length limit, then copied through
+//! [`crate::mm::module_mem`] (which refuses memory a module cannot own and
+//! survives bad pointers); every refusal is an error of the service.
 
+use crate::mm::module_mem::{self, Refused};
 use crate::modules::guard::Abort;
 use alloc::vec::Vec;
-
-/// Ranges a module's memory can lie in: the direct map (heap blocks), the
-/// kernel stacks, the kernel image (module sections).
-fn reachable(addr: u64, len: usize) -> bool {
-    let direct = (
-        crate::mm::paging::DIRECT_MAP_BASE,
-        crate::mm::paging::DIRECT_MAP_BASE + (1 << 46),
-    );
-    let stacks = (
-        crate::mm::stack::STACKS_BASE,
-        crate::mm::stack::STACKS_BASE
-            + crate::mm::stack::MAX_STACKS * crate::mm::stack::STACK_SLOT_SIZE,
-    );
-    let Some(end) = addr.checked_add(len as u64) else {
-        return false;
-    };
-    let image_start = crate::layout::KERNEL_VMA;
-    [direct, stacks].iter().any(|&(s, e)| addr >= s && end <= e) || addr >= image_start
-}
 
 /// Checks a module buffer `addr`+`len` (at most `limit` bytes).
 fn check(service: &'static str, addr: u64, len: usize, limit: usize) -> Result<(), Abort> {
@@ -36,34 +14,25 @@ fn check(service: &'static str, addr: u64, len: usize, limit: usize) -> Result<(
             "{service}: buffer of {len} bytes exceeds the {limit}-byte limit"
         )));
     }
-    if len == 0 {
-        return Ok(());
-    }
-    if addr.checked_add(len as u64).is_none() {
-        return Err(Abort::violation(format_args!(
-            "{service}: buffer {addr:#x}+{len} wraps around the address space"
-        )));
-    }
-    if !reachable(addr, len) {
-        return Err(Abort::violation(format_args!(
-            "{service}: buffer {addr:#x}+{len} is not memory a module can own"
-        )));
-    }
-    Ok(())
+    module_mem::check(addr, len).map_err(|r| refused(service, addr, len, r))
 }
 
-fn fault(
-    service: &'static str,
-    addr: u64,
-    len: usize,
-    f: crate::arch::checked_copy::Fault,
-) -> Abort {
-    Abort::ServiceFault {
-        service,
-        vector: f.vector,
-        addr: f.addr,
-        buf: addr,
-        len,
+/// The service's error for a refused buffer or a faulted copy.
+fn refused(service: &'static str, addr: u64, len: usize, r: Refused) -> Abort {
+    match r {
+        Refused::Wraps => Abort::violation(format_args!(
+            "{service}: buffer {addr:#x}+{len} wraps around the address space"
+        )),
+        Refused::NotModuleMemory => Abort::violation(format_args!(
+            "{service}: buffer {addr:#x}+{len} is not memory a module can own"
+        )),
+        Refused::Fault(f) => Abort::ServiceFault {
+            service,
+            vector: f.vector,
+            addr: f.addr,
+            buf: addr,
+            len,
+        },
     }
 }
 
@@ -93,7 +62,7 @@ pub(super) fn read_into<'o>(
     let addr = ptr as u64;
     check(service, addr, len, limit)?;
     let n = len.min(out.len());
-    copy(out.as_mut_ptr(), ptr, n).map_err(|f| fault(service, addr, len, f))?;
+    module_mem::read(addr, &mut out[..n]).map_err(|r| refused(service, addr, len, r))?;
     Ok(&out[..n])
 }
 
@@ -106,17 +75,5 @@ pub(super) fn write(
 ) -> Result<(), Abort> {
     let addr = ptr as u64;
     check(service, addr, bytes.len(), limit)?;
-    copy(ptr, bytes.as_ptr(), bytes.len()).map_err(|f| fault(service, addr, bytes.len(), f))
-}
-
-/// The one copy between kernel and module memory.
-#[allow(unsafe_code)]
-fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), crate::arch::checked_copy::Fault> {
-    // SAFETY: one side is a kernel buffer of at least `len` bytes owned by
-    // the caller, the other a module buffer that `check` placed in memory
-    // modules can own (RAM, never device memory). The module's contract
-    // (module-api passes only its own slices) makes it the module's; a
-    // wrong pointer either faults, which the checked copy reports, or
-    // touches memory the module could have touched itself.
-    unsafe { crate::arch::checked_copy::copy(dst, src, len) }
+    module_mem::write(addr, bytes).map_err(|r| refused(service, addr, bytes.len(), r))
 }

@@ -15,16 +15,19 @@
 //! written only through [`buffer`], with a length limit and a copy that
 //! survives bad addresses.
 //!
+//! The services are policy: what a module may ask for, and the error it
+//! gets when it may not. The registries of claimed ports and device memory,
+//! and the accesses they allow, are [`crate::hw`]'s.
+//!
 //! Locks that IRQ handlers of modules may also take (through services) are
 //! taken with interrupts disabled ([`locked`]), so a handler never spins on
 //! a lock the code it interrupted holds.
 
-// Unsafe code only in the documented seams, one function each: the module
-// buffer copy (`buffer::copy`), the port and MMIO accesses after their
-// checks (`ports::raw`, `mmio::access`), firmware tables in the direct map
-// (`acpi::phys_bytes`), and making and freeing modules' per-CPU copies
-// (`percpu::allocate`, `percpu::free`). A module's heap blocks are
-// `mm::heap::Block`s, freed by dropping them.
+// No unsafe code: the hardware behind the services is reached through
+// `crate::hw` (ports, device memory, firmware tables), module buffers
+// through `crate::mm::module_mem`, and heap memory handed out by address is
+// `mm::heap::Block`s, freed by dropping them. (`export_symbol!` allows
+// the one `link_section` of each export record.)
 #![deny(unsafe_code)]
 // `Abort` carries its message inline (it is also built in exception hooks,
 // where nothing may allocate), so it is large; services return it only when
@@ -72,7 +75,7 @@ pub fn registered_irqs() -> usize {
 }
 
 /// Owner value meaning "the kernel itself" (no module is running).
-pub const KERNEL: usize = usize::MAX;
+pub const KERNEL: usize = crate::hw::KERNEL;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(KERNEL);
 
@@ -124,7 +127,7 @@ fn locked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
 
 /// Sets up what the services need before the first probe.
 pub fn init() {
-    ports::init();
-    mmio::init();
+    crate::hw::ports::init();
+    crate::hw::mmio::init();
     acpi::init();
 }

@@ -16,13 +16,13 @@
 
 use super::service;
 use crate::arch::percpu::{self, MAX_CPUS};
+use crate::mm::heap::Block;
 use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 const _: () = assert!(MAX_CPUS <= 64);
 use modabi::Status;
-use spin::Once;
+use spin::{Mutex, Once};
 
 /// Alignment and packing unit of a copy.
 pub const COPY_ALIGN: usize = 64;
@@ -37,8 +37,11 @@ struct Copies {
     template: AtomicU64,
     /// Template bytes (0: no copies).
     len: AtomicU64,
-    /// Each CPU's copy (0: none), by CPU index.
+    /// Each CPU's copy (0: none), by CPU index: the address of one of
+    /// `blocks`, for lookups without a lock.
     copy: [AtomicUsize; MAX_CPUS],
+    /// The heap blocks of the copies, freed by dropping them.
+    blocks: Mutex<Vec<Block>>,
 }
 
 static TABLE: Once<Vec<Copies>> = Once::new();
@@ -57,6 +60,7 @@ pub fn init(modules: usize) {
                 template: AtomicU64::new(0),
                 len: AtomicU64::new(0),
                 copy: [const { AtomicUsize::new(0) }; MAX_CPUS],
+                blocks: Mutex::new(Vec::new()),
             })
             .collect()
     });
@@ -96,7 +100,6 @@ fn layout(len: u64) -> Layout {
 /// Makes module `module`'s copies of its template (`len` bytes at
 /// `template`, where the module is about to be probed) on every CPU.
 /// `Err` if the heap is full (whatever was made is freed again).
-#[allow(unsafe_code)]
 pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), OutOfMemory> {
     let Some(m) = TABLE.get().and_then(|t| t.get(module)) else {
         return Err(OutOfMemory);
@@ -108,20 +111,20 @@ pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), OutOfMemor
     // template address last (lookups need it).
     m.len.store(len, Ordering::Release);
     for cpu in each() {
-        let Some(p) = crate::mm::heap::try_alloc(layout(len)) else {
+        let fill = |b: &mut [u8]| {
+            let (bytes, pad) = b.split_at_mut(len as usize);
+            // The template is the module's own data class, mapped: a fault
+            // copying it is a kernel bug.
+            crate::mm::module_mem::read(template, bytes)
+                .expect("copying a module's per-CPU template");
+            pad.fill(0);
+        };
+        let Some(block) = Block::try_new_with(layout(len), fill) else {
             free(module);
             return Err(OutOfMemory);
         };
-        // SAFETY: `template .. + len` is the module's per-CPU template
-        // inside its data class, mapped and not written meanwhile; `p` is a
-        // fresh heap block of at least `len` bytes; the two do not overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(template as *const u8, p.as_ptr(), len as usize);
-            p.as_ptr()
-                .add(len as usize)
-                .write_bytes(0, packed(len) as usize - len as usize);
-        }
-        m.copy[cpu].store(p.as_ptr() as usize, Ordering::Release);
+        m.copy[cpu].store(block.addr(), Ordering::Release);
+        m.blocks.lock().push(block);
     }
     m.template.store(template, Ordering::Release);
     Ok(())
@@ -129,24 +132,22 @@ pub fn allocate(module: usize, template: u64, len: u64) -> Result<(), OutOfMemor
 
 /// Frees module `module`'s copies on every CPU (after a failed probe, once
 /// its code can no longer run); the bytes freed over all CPUs.
-#[allow(unsafe_code)]
 pub fn free(module: usize) -> u64 {
     let Some(m) = TABLE.get().and_then(|t| t.get(module)) else {
         return 0;
     };
     m.template.store(0, Ordering::Release);
-    let len = m.len.swap(0, Ordering::AcqRel);
-    let mut freed = 0;
+    m.len.store(0, Ordering::Release);
     for c in &m.copy {
-        let p = c.swap(0, Ordering::AcqRel);
-        if let Some(p) = NonNull::new(p as *mut u8) {
-            // SAFETY: `p` came from `allocate`'s `try_alloc` with this
-            // layout (`len` is stored before any copy is made) and was just
-            // taken out of the table, so nothing looks it up any more.
-            unsafe { crate::mm::heap::free(p, layout(len)) };
-            freed += packed(len);
-        }
+        c.store(0, Ordering::Release);
     }
+    // Nothing looks the copies up any more: drop their blocks.
+    let blocks = core::mem::take(&mut *m.blocks.lock());
+    let freed = blocks
+        .iter()
+        .map(|b| packed(b.layout().size() as u64))
+        .sum();
+    drop(blocks);
     freed
 }
 

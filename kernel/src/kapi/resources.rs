@@ -83,10 +83,10 @@ pub fn release(module: usize) -> ReleaseSummary {
         super::console::remove(module);
     }
     for &(base, count) in &taken.ports {
-        super::ports::unclaim(base, count, module);
+        crate::hw::ports::unclaim(base, count, module);
     }
     for &(phys, len) in &taken.mmio {
-        super::mmio::unclaim(phys, len, module);
+        crate::hw::mmio::unclaim(phys, len, module);
     }
     s.console = taken.console;
     // The allocations are freed with the record.

@@ -32,14 +32,17 @@
 //!
 //! Each `insmod` and `rmmod` prints a `REPORT` line again ([`report`]): the
 //! boot report with the runtime modules appended (`loaded: "runtime"`),
-//! the current W^X counts and mappings, and `pools`. `unsafe` code: the
-//! writes of [`place`], and the two calls into module code here (the
-//! guarded entry call and the deliberate stale call).
+//! the current W^X counts and mappings, and `pools`. `unsafe` code: only
+//! the writes of [`place`] and the guarded calls into module code of
+//! `call`; the deliberate stale call is
+//! [`crate::modules::stale::call_expecting_a_trap`].
 
 // Unsafe code only in the documented seams: `place` (the writes of module
-// bytes), `call_guarded` and `stale_call` (the calls into module code).
+// bytes) and `call` (the guarded calls into module code).
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+mod call;
 pub mod elf;
 mod error;
 #[allow(unsafe_code)]
@@ -302,7 +305,6 @@ pub fn print_report() {
 /// Calls the old probe address of module `name`, which was unloaded or
 /// whose probe failed (a test aid: the call must trap, and the trap report
 /// names the module). Returns only if it cannot or the call returns.
-#[allow(unsafe_code)]
 pub fn stale_call(name: &str) -> Result<(), String> {
     let (addr, how) = {
         let g = LOADER.lock();
@@ -333,11 +335,7 @@ pub fn stale_call(name: &str) -> Result<(), String> {
         (addr, how)
     };
     crate::kprintln!("stale: calling the old probe address {addr:#x} of {how} module {name}");
-    // SAFETY: deliberately unsafe by design of this test aid: the address
-    // held the module's code and now holds `int3` poison (or is unmapped),
-    // so the call traps and the exception handler reports it.
-    let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
-    let r = f();
+    let r = crate::modules::stale::call_expecting_a_trap(addr);
     Err(format!("the call returned {r} instead of trapping"))
 }
 
@@ -440,15 +438,6 @@ fn mappings(mapped: &[(u64, u64)], fresh: &[Fresh], c: Class) -> (usize, usize) 
             let (k, m) = paging::count_mappings(s, e - s);
             (a.0 + k, a.1 + m)
         })
-}
-
-/// Calls module function `entry` as module `index` under the probe guard.
-#[allow(unsafe_code)]
-fn call_guarded(index: usize, entry: u64, budget_ms: u64) -> Outcome {
-    // SAFETY: `entry` is the probe or self-test of module `index`, whose
-    // bytes were written and relocated for where they are, mapped
-    // executable, and serialised before this call.
-    crate::kapi::run_as(index, || unsafe { guard::run(entry, budget_ms) })
 }
 
 impl Loader {
@@ -763,7 +752,7 @@ impl Loader {
             self.mods[index].base[Class::Text] + self.mods[index].placement.probe_off as u64;
         let before = Resources::now();
         let t = tsc::read();
-        let outcome = call_guarded(index, entry, budget);
+        let outcome = call::guarded(index, entry, budget);
         self.mods[index].probe_ns = tsc::ticks_to_ns(tsc::read() - t);
         if matches!(outcome, Outcome::Returned(0)) {
             let m = &mut self.mods[index];
@@ -771,7 +760,7 @@ impl Loader {
             log::info!("module {}: kept ({} us)", m.name, m.probe_ns / 1000);
             if let Some(selftest_off) = m.placement.selftest_off {
                 let entry = m.base[Class::Text] + selftest_off as u64;
-                let result = match call_guarded(index, entry, budget) {
+                let result = match call::guarded(index, entry, budget) {
                     Outcome::Returned(0) => Ok(()),
                     Outcome::Returned(code) => Err(match guard::take_failure() {
                         Some((_, msg)) => msg.as_str().to_string(),

@@ -133,6 +133,17 @@ impl Block {
         try_alloc(layout).map(|ptr| Block { ptr, layout })
     }
 
+    /// Allocates `layout` (or `None`, as [`Block::try_new`]) and lets
+    /// `init` fill all its bytes before anyone else can see them.
+    pub fn try_new_with(layout: Layout, init: impl FnOnce(&mut [u8])) -> Option<Block> {
+        let b = Block::try_new(layout)?;
+        // SAFETY: the block is fresh heap memory of `layout.size()` bytes,
+        // owned by `b` alone, whose address nobody has been given yet; the
+        // slice ends with this call.
+        init(unsafe { core::slice::from_raw_parts_mut(b.ptr.as_ptr(), layout.size()) });
+        Some(b)
+    }
+
     /// Its address.
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize

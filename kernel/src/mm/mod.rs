@@ -2,6 +2,7 @@
 
 pub mod frames;
 pub mod heap;
+pub mod module_mem;
 pub mod paging;
 pub mod stack;
 

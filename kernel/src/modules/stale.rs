@@ -122,9 +122,7 @@ pub fn explain(frame: &crate::arch::idt::TrapFrame) {
 /// With `stale_call=NAME`, calls the old probe address of expunged module
 /// NAME; the resulting trap ends the boot with a report naming it. With
 /// `stale_call=pool`, calls the last cache line of the text pool (`pool`,
-/// bytes no module ever held), which must hold trap bytes. (An unsafe seam
-/// by purpose: the call into freed code is the demonstration.)
-#[allow(unsafe_code)]
+/// bytes no module ever held), which must hold trap bytes.
 pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), String> {
     let Some(name) = crate::cmdline::get("stale_call") else {
         return Ok(());
@@ -133,11 +131,7 @@ pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), Strin
         let (_, end) = pool.ok_or("stale_call=pool: this policy leaves no text pool")?;
         let addr = end - 64;
         crate::kprintln!("stale_call: calling {addr:#x} in the text pool");
-        // SAFETY: deliberately unsafe by design of this test option: the
-        // pool is mapped RX and trap-filled, so the call traps and the
-        // exception handler reports it and ends the boot.
-        let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
-        let r = f();
+        let r = call_expecting_a_trap(addr);
         return Err(format!(
             "stale_call=pool: call returned {r} instead of trapping"
         ));
@@ -156,12 +150,25 @@ pub fn maybe_call(mods: &[Module], pool: Option<(u64, u64)>) -> Result<(), Strin
         ));
     }
     crate::kprintln!("stale_call: calling old probe address {addr:#x} of expunged module {name}");
-    // SAFETY: deliberately unsafe by design of this test option: the address
-    // is not live module code, so the call traps (unmapped page or int3
-    // poison) and the exception handler reports it and ends the boot.
-    let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
-    let r = f();
+    let r = call_expecting_a_trap(addr);
     Err(format!(
         "stale_call={name}: call returned {r} instead of trapping"
     ))
+}
+
+/// Calls `addr`, which holds no live code: freed module bytes (`int3`
+/// poison or unmapped) or the trap-filled text pool. The call must trap,
+/// and the exception handler reports it; the value is what a call that did
+/// not trap returned. The one call of the stale-call test aids (`stale_call=`
+/// at boot, the shell's `stale`); their callers check that `addr` is not
+/// live code of a kept module. (An unsafe seam by purpose: the call into
+/// freed code is the demonstration.)
+#[allow(unsafe_code)]
+pub fn call_expecting_a_trap(addr: u64) -> i32 {
+    // SAFETY: deliberately unsafe by design of these test aids: the address
+    // is not live code (the callers checked that no kept module's text is
+    // there), so the call traps on `int3` or an unmapped page, and the
+    // exception handler reports it.
+    let f = unsafe { core::mem::transmute::<u64, extern "C" fn() -> i32>(addr) };
+    f()
 }

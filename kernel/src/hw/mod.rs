@@ -1,0 +1,22 @@
+//! Hardware access on behalf of the module API: who holds which I/O ports
+//! and which device memory ([`ports`], [`mmio`]), firmware tables
+//! ([`firmware`]), and the accesses themselves.
+//!
+//! Each file keeps its claim registry and its one access together: the
+//! access is made only after the same file checked the claim, so the
+//! safety argument of every `unsafe` block here is local. The module API
+//! services ([`crate::kapi`]) decide what a module may ask for and turn
+//! refusals into its errors; they need no unsafe code.
+
+pub mod firmware;
+pub mod mmio;
+pub mod ports;
+
+/// Owner value meaning "the kernel itself" (no module is running).
+pub const KERNEL: usize = usize::MAX;
+
+/// Runs `f` on the value behind `m`, locked with interrupts disabled (IRQ
+/// handlers of modules reach the registries too).
+fn locked<T, R>(m: &spin::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    crate::arch::without_interrupts(|| f(&mut m.lock()))
+}
