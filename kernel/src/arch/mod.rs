@@ -33,6 +33,12 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(f)
 }
 
+/// Runs `f` on the value behind `m`, locked with interrupts disabled, so
+/// that an interrupt handler taking the same lock never spins on this CPU.
+pub fn locked<T, R>(m: &spin::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    without_interrupts(|| f(&mut m.lock()))
+}
+
 /// Makes the CPU see code written through another mapping (the module
 /// write alias) before it runs it: a serialising instruction.
 pub fn serialize() {

@@ -8,7 +8,8 @@
 //! that maps and unmaps device memory leaves the page allocator exactly as it
 //! found it.
 
-use super::{KERNEL, locked};
+use super::KERNEL;
+use crate::arch::locked;
 use alloc::vec::Vec;
 use spin::Mutex;
 

@@ -14,9 +14,3 @@ pub mod ports;
 
 /// Owner value meaning "the kernel itself" (no module is running).
 pub const KERNEL: usize = usize::MAX;
-
-/// Runs `f` on the value behind `m`, locked with interrupts disabled (IRQ
-/// handlers of modules reach the registries too).
-fn locked<T, R>(m: &spin::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-    crate::arch::without_interrupts(|| f(&mut m.lock()))
-}

@@ -2,7 +2,8 @@
 //! modules claimed) and the port access, made only for the holder of the
 //! port.
 
-use super::{KERNEL, locked};
+use super::KERNEL;
+use crate::arch::locked;
 use alloc::vec::Vec;
 use spin::Mutex;
 

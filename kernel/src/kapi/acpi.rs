@@ -25,9 +25,12 @@ fn find_rsdp() -> Option<u64> {
         return Some(p);
     }
     // The BIOS read-only area, on 16-byte boundaries.
-    (0xe0000u64..0x100000)
-        .step_by(16)
-        .find(|&p| phys_bytes(p, 20).is_some_and(|b| &b[..8] == b"RSD PTR " && sum_ok(b)))
+    const AREA: u64 = 0xe0000;
+    let area = phys_bytes(AREA, 0x20000)?;
+    (0..area.len() - 20).step_by(16).find_map(|off| {
+        let b = &area[off..off + 20];
+        (&b[..8] == b"RSD PTR " && sum_ok(b)).then_some(AREA + off as u64)
+    })
 }
 
 pub(super) fn init() {

@@ -20,7 +20,7 @@
 //! and the accesses they allow, are [`crate::hw`]'s.
 //!
 //! Locks that IRQ handlers of modules may also take (through services) are
-//! taken with interrupts disabled ([`locked`]), so a handler never spins on
+//! taken with interrupts disabled ([`crate::arch::locked`]), so a handler never spins on
 //! a lock the code it interrupted holds.
 
 // No unsafe code: the hardware behind the services is reached through
@@ -49,9 +49,9 @@ mod probe;
 pub mod resources;
 mod time;
 
+use crate::arch::locked;
 use crate::modules::guard::{self, Abort};
 use core::sync::atomic::{AtomicUsize, Ordering};
-use spin::Mutex;
 
 pub use console::module_console_active;
 // The services, for the signature check in `crate::exports`.
@@ -118,11 +118,6 @@ pub fn service<R: Copy>(name: &'static str, f: impl FnOnce() -> Result<R, Abort>
         (Ok(v), None) => v,
         (Err(a), _) | (Ok(_), Some(a)) => guard::escape(a),
     }
-}
-
-/// Runs `f` on the value behind `m`, locked with interrupts disabled.
-fn locked<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-    crate::arch::without_interrupts(|| f(&mut m.lock()))
 }
 
 /// Sets up what the services need before the first probe.
