@@ -831,9 +831,15 @@ fn an_irq_handler_spinning_with_interrupts_off_is_cut_off_by_the_nmi_watchdog() 
             && reason.contains("cut off by the NMI watchdog"),
         "{reason}"
     );
-    // Its handler was taken away with it.
-    assert_eq!(m["released"]["irqs"], 1, "{m}");
+    // The cut-off took its handler away; the release that followed had
+    // none left to remove, and no handler is left behind.
+    assert_eq!(m["released"]["irqs"], 0, "{m}");
     assert_eq!(m["leak"]["irqs"], 0, "{m}");
+    assert_eq!(
+        reports[1]["runtime"]["irq_handlers"], reports[0]["runtime"]["irq_handlers"],
+        "{}",
+        reports[1]
+    );
     assert_eq!(reports[1]["watchdog"]["cut_off"], 1, "{}", out.describe());
 
     assert_eq!(module(&reports[2], "rt_hello")["result"], "kept");
@@ -865,10 +871,25 @@ fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
                 "error: irq 5 on CPU 9: no module handler on IRQ 5",
             ),
             ("report", "REPORT "),
+            // The cut-off removed the handler: unloading releases none.
+            (
+                "rmmod rt_irq_wait",
+                "rmmod rt_irq_wait: unloaded (0 IRQ handlers,",
+            ),
         ],
     );
     let reports = booted(&out);
-    let (before, after) = (&reports[reports.len() - 2], &reports[reports.len() - 1]);
+    let n = reports.len();
+    let (before, after) = (&reports[n - 3], &reports[n - 2]);
+    let unloaded = module(&reports[n - 1], "rt_irq_wait");
+    assert_eq!(unloaded["result"], "unloaded", "{unloaded}");
+    assert_eq!(unloaded["released"]["irqs"], 0, "{unloaded}");
+    assert_eq!(
+        reports[n - 1]["runtime"]["irq_handlers"],
+        reports[0]["runtime"]["irq_handlers"],
+        "{}",
+        reports[n - 1]
+    );
     let line = out
         .line_with("module rt_irq_wait: IRQ 5 handler on CPU 9: ")
         .unwrap_or_else(|| panic!("no cut-off line: {}", out.describe()));

@@ -151,7 +151,8 @@ pub struct Released {
     pub allocs: u64,
     /// Bytes of those allocations.
     pub alloc_bytes: u64,
-    /// IRQ handlers.
+    /// IRQ handlers still installed, which the release removed (a handler
+    /// cut off or faulting was removed then, and is not counted here).
     pub irqs: u64,
     /// Whether it had taken the console.
     pub console: bool,

@@ -160,13 +160,17 @@ pub fn inject(line: u32, cpu: usize) -> Result<(&'static str, Injected), InjectE
         .ok_or(InjectError::NoHandler(l as u8))
 }
 
-/// Removes `module`'s handler of line `l` and masks the line.
-fn disable(l: usize, module: usize) {
-    if OWNER[l].load(Ordering::SeqCst) == module {
-        HANDLER[l].store(None);
-        OWNER[l].store(super::KERNEL, Ordering::SeqCst);
-        let _ = crate::arch::irq::unregister(l as u8);
+/// Removes `module`'s handler of line `l` and masks the line; `false` if
+/// the line has no handler of `module` (a cut-off removed it already, or
+/// the line went to another module since).
+fn disable(l: usize, module: usize) -> bool {
+    if OWNER[l].load(Ordering::SeqCst) != module || HANDLER[l].load().is_none() {
+        return false;
     }
+    HANDLER[l].store(None);
+    OWNER[l].store(super::KERNEL, Ordering::SeqCst);
+    let _ = crate::arch::irq::unregister(l as u8);
+    true
 }
 
 /// Installs `handler(data)` for IRQ `irq` on behalf of the running module:
@@ -197,6 +201,8 @@ pub extern "C" fn kapi_irq_register(irq: u32, handler: extern "C" fn(usize), dat
 }
 crate::export_symbol!(kapi_irq_register);
 
-pub(super) fn remove(line: u8, module: usize) {
-    disable(line as usize, module);
+/// Removes `module`'s handler of `line` (see [`disable`]); whether there
+/// was one to remove.
+pub(super) fn remove(line: u8, module: usize) -> bool {
+    disable(line as usize, module)
 }

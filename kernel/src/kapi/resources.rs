@@ -34,7 +34,8 @@ pub struct ReleaseSummary {
     pub allocs: usize,
     /// Bytes in those allocations.
     pub alloc_bytes: usize,
-    /// IRQ handlers.
+    /// IRQ handlers it removed (not one that a cut-off or a fault of the
+    /// handler had removed already).
     pub irqs: usize,
     /// Whether it held the console.
     pub console: bool,
@@ -72,13 +73,17 @@ pub fn release(module: usize) -> ReleaseSummary {
         mmio: taken.mmio.len(),
         allocs: taken.allocs.len(),
         alloc_bytes: taken.allocs.values().map(|b| b.layout().size()).sum(),
-        irqs: taken.irqs.len(),
+        irqs: 0,
         console: taken.console,
         devices: taken.devices.len(),
     };
-    for irq in &taken.irqs {
-        super::irq::remove(*irq, module);
-    }
+    // Only handlers still installed count: one the NMI watchdog cut off,
+    // or that faulted, was removed then, and its line masked.
+    s.irqs = taken
+        .irqs
+        .iter()
+        .filter(|&&irq| super::irq::remove(irq, module))
+        .count();
     if taken.console {
         super::console::remove(module);
     }
