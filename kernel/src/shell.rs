@@ -239,9 +239,12 @@ fn inject(line: &str, cpu: &str) {
         return;
     };
     match crate::kapi::irq::inject(l, c) {
-        Ok((module, Injected::Returned)) => {
+        Ok((module, Injected::Returned(1))) => {
             kprintln!("irq {l}: {module}'s handler ran on CPU {c} and returned")
         }
+        Ok((module, Injected::Returned(n))) => kprintln!(
+            "irq {l}: {module}'s handler ran on CPU {c} and returned; it ran {n} times there: the line fired on another CPU while it ran"
+        ),
         Ok((module, Injected::CutShort)) => kprintln!(
             "irq {l}: {module}'s handler on CPU {c} was cut short (see the log); IRQ {l} disabled"
         ),

@@ -913,6 +913,58 @@ fn a_handler_spinning_on_cpu_9_is_cut_off_through_forwarded_nmis() {
     assert_eq!(after["health"], "degraded");
 }
 
+/// A real interrupt that arrives while the handler runs on another CPU:
+/// `irq 6 1` runs rt_irq_overlap's handler on CPU 1, whose run makes the
+/// floppy controller raise IRQ 6 (delivered to CPU 0) and stays busy for
+/// 5 ms. CPU 0 must not run the handler beside it; CPU 1 runs it once more
+/// when it returns. When the host is too slow for the interrupt to reach
+/// CPU 0 within those 5 ms, CPU 0 runs it afterwards, which proves
+/// nothing, and the test tries again (at most five times).
+#[test]
+fn an_interrupt_during_an_injected_run_is_run_after_it_on_the_same_cpu() {
+    let init = initrd("irq-overlap", &entries(&objects(&["rt_irq_overlap"])));
+    let mut s = Console::start(&config(init, "shell"));
+    let loaded = s.command("insmod rt_irq_overlap");
+    assert!(loaded.contains("insmod rt_irq_overlap: done"), "{loaded}");
+    let mut tries = Vec::new();
+    for _ in 0..5 {
+        let o = s.command("irq 6 1");
+        let twice = o.contains(
+            "irq 6: rt_irq_overlap's handler ran on CPU 1 and returned; it ran 2 times there",
+        );
+        assert!(
+            twice || o.contains("irq 6: rt_irq_overlap's handler ran on CPU 1 and returned"),
+            "{o}"
+        );
+        tries.push(o);
+        if twice {
+            break;
+        }
+        // Let CPU 0 take the late interrupt before the next try.
+        s.command("report");
+    }
+    s.wait_for(boot_tests::SHELL_PROMPT);
+    s.send(b"exit\n");
+    let out = s.finish();
+    booted(&out);
+    assert!(
+        tries
+            .last()
+            .is_some_and(|o| o.contains("it ran 2 times there")),
+        "no try ran the handler twice on CPU 1: {tries:?}"
+    );
+    let runs: Vec<&str> = out
+        .serial
+        .lines()
+        .filter_map(|l| l.trim_end().split_once("rt_irq_overlap: run "))
+        .map(|(_, run)| run)
+        .collect();
+    // Two runs per try, none begun while another had not ended (that line
+    // would read "N began while another run had not ended").
+    let want: Vec<String> = (1..=2 * tries.len()).map(|n| n.to_string()).collect();
+    assert_eq!(runs, want, "{}", out.describe());
+}
+
 /// Without the NMI watchdog a handler that never returned would hang the
 /// shell for good, so `irq` refuses, saying why.
 #[test]

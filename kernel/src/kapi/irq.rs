@@ -11,7 +11,8 @@
 //! interrupt that arrives while it runs elsewhere is marked pending, and
 //! the CPU running it runs it once more when it returns, unless it was cut
 //! short (as Linux's edge interrupt flow does; [`smpboot::once_at_a_time`],
-//! tested on the host). For a level-triggered line (PCI INTx on the PIC)
+//! tested on the host, and under QEMU with a real interrupt by the
+//! `rt_irq_overlap` test module). For a level-triggered line (PCI INTx on the PIC)
 //! that early EOI lets the line fire again until the handler has run; no
 //! driver here takes one.
 //!
@@ -59,13 +60,18 @@ fn run_line(l: usize) -> Option<Injected> {
     if !gate.enter() {
         return Some(Injected::Pending);
     }
-    // What the first run did, unless a later one was cut short.
+    // What the first run did, unless a later one was cut short; with the
+    // number of runs that returned.
     let mut ran = run_once(l);
     while !gate.leave() {
         // Fired while it ran: once more, here (a run after a cut-off finds
         // no handler and ends it).
-        if run_once(l) == Some(Injected::CutShort) {
-            ran = Some(Injected::CutShort);
+        match (ran, run_once(l)) {
+            (_, Some(Injected::CutShort)) => ran = Some(Injected::CutShort),
+            (Some(Injected::Returned(n)), Some(Injected::Returned(_))) => {
+                ran = Some(Injected::Returned(n + 1))
+            }
+            _ => {}
         }
     }
     ran
@@ -77,7 +83,7 @@ fn run_once(l: usize) -> Option<Injected> {
     let module = OWNER[l].load(Ordering::SeqCst);
     let data = DATA[l].load(Ordering::SeqCst);
     let Some(a) = guard::call_handler(module, l as u8, f, data) else {
-        return Some(Injected::Returned);
+        return Some(Injected::Returned(1));
     };
     disable(l, module);
     ::log::error!(
@@ -92,8 +98,9 @@ fn run_once(l: usize) -> Option<Injected> {
 /// What a call of a line's handler did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Injected {
-    /// The handler ran on the CPU named and returned.
-    Returned,
+    /// The handler ran on the CPU named and returned, this many times: more
+    /// than once when the line fired on another CPU while it ran.
+    Returned(u32),
     /// It was cut short there (the log says why); the line is disabled.
     CutShort,
     /// It was running on another CPU, which runs it once more.
