@@ -14,6 +14,7 @@
 
 mod boots;
 mod floor;
+mod host_speed;
 mod link;
 mod md;
 mod replay;

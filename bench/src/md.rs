@@ -70,8 +70,26 @@ fn load(s: &Value) -> String {
             f(&q["waited_s"])
         ),
     };
+    let hs = &s["load"]["host_speed"];
+    let speed = if hs.is_null() {
+        // Results written before the probe existed.
+        String::new()
+    } else {
+        let one = |v: &Value| {
+            format!(
+                "memmove {:.1} GiB/s, serial multiply chain {:.2} ns per step",
+                f(&v["memmove_gib_s"]),
+                f(&v["chain_ns"])
+            )
+        };
+        format!(
+            " Host speed (a native probe: a 1 MiB copy in cache, a chain of dependent multiplies): {} at the start, {} at the end.",
+            one(&hs["start"]),
+            one(&hs["end"])
+        )
+    };
     format!(
-        "Machine load (1/5/15-minute averages of `/proc/loadavg`): {} at the start of this section, {} at its end.{wait}\n",
+        "Machine load (1/5/15-minute averages of `/proc/loadavg`): {} at the start of this section, {} at its end.{wait}{speed}\n",
         l(&s["load"]["start"]),
         l(&s["load"]["end"])
     )
@@ -742,6 +760,15 @@ mod tests {
             json!({"below": 0.5, "waited_s": 300.0, "reached": false}),
         ));
         assert!(not.contains("**Not a quiet machine:**"), "{not}");
+        let speed = load(
+            &json!({"load": {"start": [0.3, 0.3, 0.3], "end": [0.3, 0.3, 0.3], "host_speed": {
+            "start": {"memmove_gib_s": 12.34, "chain_ns": 1.234},
+            "end": {"memmove_gib_s": 5.67, "chain_ns": 1.5}}}}),
+        );
+        assert!(
+            speed.contains("memmove 12.3 GiB/s, serial multiply chain 1.23 ns per step at the start, memmove 5.7 GiB/s, serial multiply chain 1.50 ns per step at the end"),
+            "{speed}"
+        );
         let none = load(&json!({"load": {"start": [0.3, 0.3, 0.3], "end": [0.3, 0.3, 0.3]}}));
         assert!(
             !none.contains("quiet") && !none.contains("waiting"),

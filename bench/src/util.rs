@@ -1,5 +1,6 @@
 //! Timing, machine load and small helpers shared by the sections.
 
+use crate::host_speed::{self, HostSpeed};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,13 +17,16 @@ pub fn loadavg() -> [f64; 3] {
     [(); 3].map(|_| it.next().unwrap_or(f64::NAN))
 }
 
-/// The machine load at the start and end of a section.
+/// The machine load, and the host's speed, at the start and end of a
+/// section.
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
     /// Load averages when the section started.
     pub start: [f64; 3],
     /// Load averages when it ended.
     pub end: [f64; 3],
+    /// The host speed probe when the section started and when it ended.
+    pub host_speed: [HostSpeed; 2],
     /// The wait for a quiet machine before the section, if it had one.
     pub quiet: Option<Quiet>,
 }
@@ -39,10 +43,15 @@ pub struct Quiet {
 }
 
 impl Load {
-    /// `{"start": [..], "end": [..]}`, with `"quiet": {"below", "waited_s",
-    /// "reached"}` for a section that waited for a quiet machine.
+    /// `{"start": [..], "end": [..], "host_speed": {"start": {..}, "end":
+    /// {..}}}`, with `"quiet": {"below", "waited_s", "reached"}` for a
+    /// section that waited for a quiet machine.
     pub fn json(&self) -> Value {
-        let mut v = json!({"start": self.start, "end": self.end});
+        let mut v = json!({
+            "start": self.start,
+            "end": self.end,
+            "host_speed": {"start": self.host_speed[0].json(), "end": self.host_speed[1].json()},
+        });
         if let Some(q) = self.quiet {
             v["quiet"] = json!({"below": q.below, "waited_s": q.waited_s, "reached": q.reached});
         }
@@ -50,15 +59,18 @@ impl Load {
     }
 }
 
-/// Runs `f`, recording the load before and after.
+/// Runs `f`, recording the load and the host's speed before and after.
 pub fn with_load<T>(f: impl FnOnce() -> Res<T>) -> Res<(T, Load)> {
     let start = loadavg();
+    let speed_start = host_speed::probe();
     let v = f()?;
+    let speed_end = host_speed::probe();
     Ok((
         v,
         Load {
             start,
             end: loadavg(),
+            host_speed: [speed_start, speed_end],
             quiet: None,
         },
     ))
@@ -290,19 +302,25 @@ mod tests {
         );
         let q = wait_for_quiet(0.5, 0.05, 0.01, || 1.0);
         assert!(!q.reached && q.waited_s >= 0.05, "{q:?}");
+        let probe = |chain_ns| HostSpeed {
+            memmove_gib_s: 10.0,
+            chain_ns,
+        };
         let l = Load {
             start: [0.4; 3],
             end: [0.6; 3],
+            host_speed: [probe(1.0), probe(2.0)],
             quiet: Some(q),
         };
         assert_eq!(l.json()["quiet"]["reached"], false);
-        assert!(
-            with_load(|| Ok(()))
-                .unwrap()
-                .1
-                .json()
-                .get("quiet")
-                .is_none()
-        );
+        assert_eq!(l.json()["host_speed"]["start"]["chain_ns"], 1.0);
+        assert_eq!(l.json()["host_speed"]["end"]["chain_ns"], 2.0);
+        let measured = with_load(|| Ok(())).unwrap().1.json();
+        assert!(measured.get("quiet").is_none());
+        for at in ["start", "end"] {
+            let s = &measured["host_speed"][at];
+            assert!(s["chain_ns"].as_f64().unwrap() > 0.0, "{measured}");
+            assert!(s["memmove_gib_s"].as_f64().unwrap() > 0.0, "{measured}");
+        }
     }
 }
