@@ -57,9 +57,11 @@ _start32:
     testl $(1 << 20), %edx
     jz .Lno_long_mode
 
-    /* CR4.PAE */
+    /* CR4.PAE, and CR4.OSFXSR | CR4.OSXMMEXCPT: SSE (part of every x86_64
+       CPU) for the checksums of modtable::checksum, the kernel's only SSE
+       code (its target is soft-float). */
     movl %cr4, %eax
-    orl $(1 << 5), %eax
+    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax
     movl %eax, %cr4
 
     movl $early_pml4, %eax
@@ -71,9 +73,11 @@ _start32:
     orl $((1 << 8) | (1 << 11)), %eax
     wrmsr
 
-    /* CR0.PG | CR0.WP | CR0.PE */
+    /* CR0.PG | CR0.WP | CR0.PE, CR0.MP; CR0.EM clear (no x87 emulation, so
+       SSE instructions run) */
     movl %cr0, %eax
-    orl $((1 << 31) | (1 << 16) | 1), %eax
+    andl $~(1 << 2), %eax
+    orl $((1 << 31) | (1 << 16) | (1 << 1) | 1), %eax
     movl %eax, %cr0
 
     lgdt early_gdt_ptr

@@ -64,6 +64,12 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 
     gdt::init();
     idt::init();
+    let avx = arch::simd::enable_avx();
+    log::info!(
+        "simd: checksum blocks on {} (AVX state {})",
+        modtable::checksum::simd().name(),
+        if avx { "enabled" } else { "absent" }
+    );
 
     let boot = match pvh::init(u64::from(start_info_phys)) {
         Ok(b) => b,

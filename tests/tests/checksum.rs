@@ -2,7 +2,8 @@
 //! prelinker recorded before it runs any of them: an image with one byte of
 //! one module's text, rodata or data flipped must boot with that module
 //! expunged for a checksum mismatch (and never probed), everything else as
-//! usual.
+//! usual. The checksum's block loop is SSE2 on QEMU's default CPU and AVX2
+//! on `-cpu max` (which has it under TCG too); both are booted.
 
 use boot_tests::{QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
@@ -66,6 +67,12 @@ fn file_offset(elf: &[u8], va: u64) -> u64 {
 /// Boots a copy of the image with one byte in the middle of `VICTIM`'s
 /// class `class` flipped, and checks the module was expunged for it.
 fn check_corrupted(class: &str) {
+    check_corrupted_on(class, &[], "sse2");
+}
+
+/// [`check_corrupted`] with `qemu_args` added, checking that the kernel
+/// said it checks with the block loop `simd`.
+fn check_corrupted_on(class: &str, qemu_args: &[&str], simd: &str) {
     let image = workspace_root().join("build").join("image.elf");
     let layout = inspect(&image);
     let victim = layout["modules"]
@@ -85,15 +92,27 @@ fn check_corrupted(class: &str) {
     let mut bytes = std::fs::read(&image).expect("reading the image");
     let at = file_offset(&bytes, addr + size / 2) as usize;
     bytes[at] ^= 0xff;
-    let copy = std::env::temp_dir().join(format!("plk-corrupt-{class}-{}.elf", std::process::id()));
+    let copy = std::env::temp_dir().join(format!(
+        "plk-corrupt-{class}-{simd}-{}.elf",
+        std::process::id()
+    ));
     std::fs::write(&copy, &bytes).expect("writing the corrupted copy");
-    let out = run_qemu(&QemuConfig {
-        image: copy.clone(),
-        ..QemuConfig::default()
-    });
+    let out = run_qemu(
+        &QemuConfig {
+            image: copy.clone(),
+            ..QemuConfig::default()
+        }
+        .args(qemu_args.iter().copied()),
+    );
     let _ = std::fs::remove_file(&copy);
 
     out.assert_passed();
+    let said = format!("simd: checksum blocks on {simd} ");
+    assert!(
+        out.serial.contains(&said),
+        "no {said:?} in the log:\n{}",
+        out.serial
+    );
     let r = out.expect_report();
     let m = boot_tests::report::module(&r, VICTIM);
     assert_eq!(m["result"], "expunged", "{class}: {m}");
@@ -132,4 +151,9 @@ fn a_corrupted_rodata_byte_is_caught_too() {
 #[test]
 fn a_corrupted_data_byte_is_caught_too() {
     check_corrupted("data");
+}
+
+#[test]
+fn the_avx2_loop_catches_a_corrupted_byte_too() {
+    check_corrupted_on("text", &["-cpu", "max"], "avx2");
 }

@@ -1,21 +1,49 @@
 //! Checksums of module bytes and of the table (a corruption check, not a MAC).
 //!
-//! [`Wide`] is the checksum of table format 7: eight independent lanes over
-//! little-endian 64-bit words, folded into one value at the end. A part is
-//! read in blocks of 16 words; lane `k` takes words `k` and `k + 8` of each
-//! block in one step, `h = ((h ^ a) * P) + b`: the word-wise FNV-1a step
-//! of [`Fnv64::update_words`] on `a`, then `b` added. Each step is a
-//! bijection of the lane's state, of `a` and of `b`, so a change to any one
-//! word always changes the result, and every word is multiplied into its
-//! lane's state at least once more (`b` by the lane's next step or by the
-//! fold). The eight multiply chains are independent, so the CPU overlaps
-//! them instead of waiting on one serial chain, and one multiply covers 16
-//! bytes where FNV-1a needs one per 8 (format 5's eight lanes) or waits for
-//! each (the serial checksum of formats 3 and 4).
+//! [`Wide`] is the checksum of table format 8: sixteen independent 64-bit
+//! lanes over little-endian 64-bit words, folded into one value at the end.
+//! A part is read in blocks of 32 words; lane `k` takes words `k` and
+//! `k + 16` of each block in one step, `h = mix(h ^ a) + b`, where
+//! `mix(x) = rotl32(x ^ lo32(x) * K)` with `K` even. `x ^ lo32(x) * K` is a
+//! bijection (bit `j` of its low half is bit `j` of `x` flipped by a
+//! function of the bits below it; the high half is then `x`'s flipped by a
+//! function of the low half), so each step is a bijection of the lane's
+//! state, of `a` and of `b`: a change to any one word always changes the
+//! result. The parts of one checksum (a module's three classes) are one
+//! stream of blocks, each part's length mixed into lane 0 after it, and
+//! the last partial block is zero-padded. The lanes are folded with FNV-1a
+//! steps and the result goes through the MurmurHash3 finaliser (a
+//! bijection with full avalanche).
+//!
+//! Not every two-word change is caught: as with format 7's
+//! `h = ((h ^ a) * P) + b` (and FNV-1a per word), flipping the top bit of
+//! a lane's `b` and of the same lane's next `a` cancels, since the top bit
+//! of a sum and of an xor are the same. It is a corruption check with the
+//! guarantees the tests state, not a MAC.
+//!
+//! On x86_64 the blocks run in an `asm!` loop: `avx2` (four YMM registers
+//! of four lanes) where the CPU has AVX2 and its YMM state is enabled,
+//! else `sse2` (eight XMM registers of two lanes), which every x86_64 CPU
+//! has ([`simd`] says which); elsewhere in the scalar definition
+//! [`blocks_scalar`], and the tests check that all of them agree. The
+//! kernel's target is soft-float, so its compiler never uses the vector
+//! registers; the boot code enables SSE (CR4.OSFXSR) and, where the CPU
+//! has it, the AVX state (CR4.OSXSAVE, XCR0) on every CPU before anything
+//! is checked.
 //!
 //! [`Fnv64`] is plain FNV-1a 64 (byte-wise, and word-wise as the serial
 //! checksum of formats 3 and 4), kept as the reference the wide checksum is
-//! measured against.
+//! measured against, and the checksum of the export list and the initrd.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod cpu;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
+#[cfg(target_arch = "x86_64")]
+pub use cpu::{Simd, simd};
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -76,23 +104,43 @@ pub fn serial_module_checksum(parts: [&[u8]; 3]) -> u64 {
     h.finish()
 }
 
-/// Number of independent FNV-1a lanes of [`Wide`].
-pub const LANES: usize = 8;
-
-/// One FNV-1a step over a 64-bit word.
-#[inline(always)]
-fn step(h: u64, w: u64) -> u64 {
-    (h ^ w).wrapping_mul(PRIME)
-}
-
-/// One step of [`Wide`] over two words: FNV-1a on `a`, then `b` added.
-#[inline(always)]
-fn step2(h: u64, a: u64, b: u64) -> u64 {
-    step(h, a).wrapping_add(b)
-}
+/// Number of independent lanes of [`Wide`].
+pub const LANES: usize = 16;
 
 /// Bytes of one [`Wide`] block: two words per lane.
 pub const BLOCK: usize = 16 * LANES;
+
+/// The multiplier of [`mix`]: even, so that `x ^ lo32(x) * K` is a
+/// bijection (the golden-ratio constant with its low bit cleared).
+pub(crate) const K: u32 = 0x9e37_79b8;
+
+/// One FNV-1a step over a 64-bit word.
+#[inline(always)]
+const fn step(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(PRIME)
+}
+
+/// The lane mix of [`Wide`]: `rotl32(x ^ lo32(x) * K)`, a bijection.
+#[inline(always)]
+fn mix(x: u64) -> u64 {
+    (x ^ (x & 0xffff_ffff).wrapping_mul(K as u64)).rotate_left(32)
+}
+
+/// One step of [`Wide`] over two words: `mix(h ^ a) + b`.
+#[inline(always)]
+fn step2(h: u64, a: u64, b: u64) -> u64 {
+    mix(h ^ a).wrapping_add(b)
+}
+
+/// The MurmurHash3 64-bit finaliser, a bijection.
+#[inline(always)]
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
 
 #[inline(always)]
 fn word(b: &[u8]) -> u64 {
@@ -106,69 +154,117 @@ fn tail_word(rest: &[u8]) -> u64 {
     u64::from_le_bytes(last) ^ (rest.len() as u64) << 56
 }
 
-/// Incremental eight-lane FNV-1a checksum over 64-bit words (see the
-/// module documentation).
-#[derive(Clone, Copy, Debug)]
+/// The definition of [`Wide`]'s blocks: `bytes` (whole [`BLOCK`]s) fed to
+/// `lanes`, words `k` and `k + 16` of each block to lane `k`.
+pub fn blocks_scalar(lanes: &mut [u64; LANES], bytes: &[u8]) {
+    debug_assert_eq!(bytes.len() % BLOCK, 0);
+    for b in bytes.chunks_exact(BLOCK) {
+        let (lo, hi) = b.split_at(BLOCK / 2);
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            *lane = step2(
+                *lane,
+                word(&lo[8 * k..8 * k + 8]),
+                word(&hi[8 * k..8 * k + 8]),
+            );
+        }
+    }
+}
+
+/// [`blocks_scalar`], in the SIMD loop [`simd`] chose on x86_64.
+#[inline]
+fn blocks(lanes: &mut [u64; LANES], bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    match simd() {
+        Simd::Avx2 => avx2::blocks(lanes, bytes),
+        Simd::Sse2 => sse2::blocks(lanes, bytes),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    blocks_scalar(lanes, bytes);
+}
+
+/// The lanes' starting values: apart, so equal words in different lanes
+/// never give equal lane states.
+const INIT: [u64; LANES] = {
+    let mut lanes = [0; LANES];
+    let mut i = 0;
+    while i < LANES {
+        lanes[i] = step(OFFSET, i as u64);
+        i += 1;
+    }
+    lanes
+};
+
+/// Incremental sixteen-lane checksum over 64-bit words (see the module
+/// documentation). The parts fed to it are one stream of blocks; a block
+/// that is not yet whole waits in a buffer.
+#[derive(Clone, Debug)]
 pub struct Wide {
     lanes: [u64; LANES],
+    buf: [u8; BLOCK],
+    fill: usize,
 }
 
 impl Default for Wide {
     fn default() -> Self {
-        // Lanes start apart, so equal words in different lanes never give
-        // equal lane states.
-        let mut lanes = [OFFSET; LANES];
-        for (i, l) in lanes.iter_mut().enumerate() {
-            *l = step(OFFSET, i as u64);
+        Wide {
+            lanes: INIT,
+            buf: [0; BLOCK],
+            fill: 0,
         }
-        Wide { lanes }
     }
 }
 
 impl Wide {
-    /// Feeds one part: its whole [`BLOCK`]s (words `k` and `k + 8` of a
-    /// block to lane `k`), then its remaining words and a zero-padded
-    /// partial word (with its length) to lanes 0, 1, ..., 7, 0, ... in turn, one word
-    /// per FNV-1a step, then the part's length to every lane, so that
-    /// moving bytes between parts changes the result.
+    /// Feeds one part: its bytes continue the stream of [`BLOCK`]s (whole
+    /// blocks straight from `bytes`, the rest through the buffer), then its
+    /// length goes to lane 0 (one step with `a` the length and `b` zero),
+    /// so that moving bytes between parts or appending zeros changes the
+    /// result.
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut l = self.lanes;
-        let mut blocks = bytes.chunks_exact(BLOCK);
-        for b in &mut blocks {
-            let (lo, hi) = b.split_at(BLOCK / 2);
-            for (k, lane) in l.iter_mut().enumerate() {
-                *lane = step2(
-                    *lane,
-                    word(&lo[8 * k..8 * k + 8]),
-                    word(&hi[8 * k..8 * k + 8]),
-                );
+        let len = bytes.len() as u64;
+        let mut rest = bytes;
+        if self.fill > 0 {
+            let take = rest.len().min(BLOCK - self.fill);
+            self.buf[self.fill..self.fill + take].copy_from_slice(&rest[..take]);
+            self.fill += take;
+            rest = &rest[take..];
+            if self.fill == BLOCK {
+                blocks(&mut self.lanes, &self.buf);
+                self.fill = 0;
             }
         }
-        let rest = blocks.remainder();
-        let mut words = rest.chunks_exact(8);
-        let mut k = 0;
-        for w in &mut words {
-            l[k % LANES] = step(l[k % LANES], word(w));
-            k += 1;
+        if self.fill == 0 {
+            let whole = rest.len() - rest.len() % BLOCK;
+            blocks(&mut self.lanes, &rest[..whole]);
+            rest = &rest[whole..];
+            self.buf[..rest.len()].copy_from_slice(rest);
+            self.fill = rest.len();
         }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            l[k % LANES] = step(l[k % LANES], tail_word(tail));
-        }
-        for x in &mut l {
-            *x = step(*x, bytes.len() as u64);
-        }
-        self.lanes = l;
+        self.lanes[0] = step2(self.lanes[0], len, 0);
     }
 
-    /// The checksum of everything fed so far: the lanes folded by one more
-    /// FNV-1a chain, each lane rotated by its own amount first (so that a
-    /// difference in the same bit of two lanes cannot cancel).
+    /// The checksum of everything fed so far: a last partial block
+    /// zero-padded, then the lanes folded by FNV-1a steps (four chains of
+    /// four lanes, each lane rotated by its own amount so that a difference
+    /// in the same bit of two lanes cannot cancel, and one chain of the
+    /// four), and the result through the MurmurHash3 finaliser [`fmix64`].
     pub fn finish(&self) -> u64 {
-        self.lanes
-            .iter()
-            .enumerate()
-            .fold(OFFSET, |h, (i, &l)| step(h, l.rotate_left(8 * i as u32)))
+        let mut lanes = self.lanes;
+        if self.fill > 0 {
+            let mut last = self.buf;
+            last[self.fill..].fill(0);
+            blocks(&mut lanes, &last);
+        }
+        let mut groups = [0u64; 4];
+        for (j, (g, four)) in groups.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
+            *g = four
+                .iter()
+                .enumerate()
+                .fold(step(OFFSET, j as u64), |h, (i, &l)| {
+                    step(h, l.rotate_left((16 * i + 4 * j) as u32))
+                });
+        }
+        fmix64(groups.iter().fold(OFFSET, |h, &g| step(h, g)))
     }
 }
 
@@ -233,6 +329,7 @@ mod tests {
     }
 
     extern crate alloc;
+    extern crate std;
 
     /// Random modules: three parts with lengths that hit whole blocks,
     /// whole words and partial words.
@@ -340,6 +437,75 @@ mod tests {
             b[8 * k + 3] ^= 1;
             assert_ne!(module_checksum([&b, b"", b""]), base, "word {k}");
         }
+    }
+
+    #[test]
+    fn the_lane_mix_is_a_bijection() {
+        // Inverts `mix`: the halves swapped back, then the low half solved
+        // bit by bit from the bottom (each pass fixes one more bit, since
+        // bit `j` of `lo32(x) * K` depends on bits below `j` only when `K`
+        // is even), then the high half.
+        fn unmix(y: u64) -> u64 {
+            let t = y.rotate_right(32);
+            let v = t & 0xffff_ffff;
+            let mut lo = v;
+            for _ in 0..32 {
+                lo = v ^ (lo.wrapping_mul(K as u64) & 0xffff_ffff);
+            }
+            let hi = (t >> 32) ^ (lo.wrapping_mul(K as u64) >> 32);
+            hi << 32 | lo
+        }
+        let mut r = Rng(11);
+        for x in (0..20_000)
+            .map(|_| r.next())
+            .chain([0, u64::MAX, 1 << 63, 1])
+        {
+            assert_eq!(unmix(mix(x)), x, "{x:#x}");
+        }
+    }
+
+    #[test]
+    fn the_simd_blocks_are_the_scalar_definition() {
+        let mut r = Rng(5);
+        for n in [1, 2, 3, 7, 40] {
+            let bytes = r.bytes(n * BLOCK);
+            let mut lanes = [0u64; LANES];
+            lanes.iter_mut().for_each(|l| *l = r.next());
+            let mut scalar = lanes;
+            blocks_scalar(&mut scalar, &bytes);
+            for (name, run) in simd_loops() {
+                let mut l = lanes;
+                run(&mut l, &bytes);
+                assert_eq!(l, scalar, "{name}, {n} blocks");
+            }
+        }
+        // Unaligned input: the blocks may start anywhere.
+        let bytes = r.bytes(3 * BLOCK + 1);
+        let mut a = [7u64; LANES];
+        blocks_scalar(&mut a, &bytes[1..]);
+        for (name, run) in simd_loops() {
+            let mut b = [7u64; LANES];
+            run(&mut b, &bytes[1..]);
+            assert_eq!(a, b, "{name}, unaligned");
+        }
+    }
+
+    type Loop = fn(&mut [u64; LANES], &[u8]);
+
+    /// Every block loop this machine can run (AVX2 only where [`simd`]
+    /// found it), so the test says which it could not check.
+    fn simd_loops() -> alloc::vec::Vec<(&'static str, Loop)> {
+        let mut v: alloc::vec::Vec<(&'static str, Loop)> = alloc::vec![("dispatch", blocks)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            v.push(("sse2", sse2::blocks));
+            if simd() == Simd::Avx2 {
+                v.push(("avx2", avx2::blocks));
+            } else {
+                std::eprintln!("note: this CPU has no usable AVX2; the AVX2 loop is not checked");
+            }
+        }
+        v
     }
 
     #[test]

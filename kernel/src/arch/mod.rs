@@ -1,6 +1,6 @@
 //! x86_64 specifics: descriptor tables, exceptions, interrupts, timers,
 //! the local APIC, the I/O APIC and NMIs (for the watchdog), per-CPU areas
-//! and starting the other CPUs.
+//! and starting the other CPUs; the vector state the checksum uses.
 
 pub mod apic;
 pub mod checked_copy;
@@ -12,6 +12,7 @@ pub mod irq;
 pub mod nmi;
 pub mod percpu;
 pub mod port;
+pub mod simd;
 pub mod smp;
 pub mod trampoline;
 pub mod tsc;

@@ -246,6 +246,9 @@ extern "C" fn ap_main(cpu: &'static PerCpu) -> ! {
         x86_64::registers::control::Cr0::write_raw(BSP_CR0.load(Ordering::Relaxed));
         x86_64::registers::control::Cr4::write_raw(BSP_CR4.load(Ordering::Relaxed));
     }
+    // XCR0 is per CPU: the same AVX state as the boot CPU, before this CPU
+    // can check a checksum.
+    crate::arch::simd::enable_avx();
     match cpu.tables() {
         Some(t) => t.load(),
         None => crate::exit::halt_forever(),

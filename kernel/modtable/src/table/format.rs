@@ -6,12 +6,13 @@ use crate::{Class, PerClass, RelocKind};
 
 /// Magic bytes at the start of a module table.
 pub const MAGIC: [u8; 8] = *b"PLMODTAB";
-/// Table format version (7: module and table checksums take two words per
-/// multiply, see [`crate::checksum::Wide`]; 6: module records carry the per-CPU template's
+/// Table format version (8: module and table checksums are sixteen lanes
+/// of two words per step, run on SSE2, see [`crate::checksum::Wide`]; 7:
+/// module and table checksums take two words per multiply; 6: module records carry the per-CPU template's
 /// offset and size in data; 5: module and table checksums are the eight-lane
 /// [`crate::checksum::Wide`]; 4: module records carry the prelinker's
 /// prediction in `flags`; 3: the table checksum is over 64-bit words).
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 120;
 /// Size of one module record in bytes.

@@ -23,7 +23,7 @@
 //! addend is stored.
 //!
 //! The header carries a checksum of the whole table
-//! ([`crate::checksum::Wide`], eight multiply lanes over 64-bit words,
+//! ([`crate::checksum::Wide`], sixteen lanes over 64-bit words,
 //! computed with the checksum field zeroed), so a table the kernel reads is
 //! the one the prelinker wrote.
 //!
