@@ -410,7 +410,7 @@ fn replay(o: &mut String, s: &Value) {
     );
     let _ = writeln!(
         o,
-        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, built without auto-vectorisation as the kernel (no SIMD on its target) is, module by module in table order as the loader does under compact, with the kept set of a bench boot: checksum, move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), relocate. The memmove baseline is the same in-place moves alone; in the phase, the checksum has just read each module's bytes when they move, so the move finds them in cache even in a cold run, the baseline does not. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes.\n"
+        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, built without auto-vectorisation as the kernel (soft-float) is; the checksum's block loop, the kernel's one SIMD code, is the same `asm!` in both, AVX2 where the CPU has it, else SSE2 (the loop the replay ran is named with each image below; the kernel under TCG on QEMU's default CPU runs SSE2). It replays module by module in table order as the loader does under compact, with the kept set of a bench boot: checksum, move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), relocate. The memmove baseline is the same in-place moves alone; in the phase, the checksum has just read each module's bytes when they move, so the move finds them in cache even in a cold run, the baseline does not. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes.\n"
     );
     for (key, title) in [("real", "real"), ("scale", "scale")] {
         let x = &r[key];
@@ -419,14 +419,15 @@ fn replay(o: &mut String, s: &Value) {
         }
         let _ = writeln!(
             o,
-            "{} ({} modules checked, {} kept, {} moved, {} bytes, {} moved, {} relocations redone):\n",
+            "{} ({} modules checked, {} kept, {} moved, {} bytes, {} moved, {} relocations redone; checksum block loop: {}):\n",
             x["image"].as_str().unwrap_or(title),
             x["checked"],
             x["kept"],
             x["moved_modules"],
             x["bytes"],
             x["bytes_moved"],
-            x["relocs"]
+            x["relocs"],
+            x["checksum_simd"].as_str().unwrap_or("not recorded")
         );
         let _ = writeln!(o, "| measure (median) | warm | cold |\n|---|---:|---:|");
         let (w, c) = (&x["warm"], &x["cold"]);
@@ -455,7 +456,7 @@ fn replay(o: &mut String, s: &Value) {
         );
         let _ = writeln!(
             o,
-            "| checksum, ns per KiB: after (8 lanes, 2 words per multiply) | {:.1} | {:.1} |",
+            "| checksum, ns per KiB: after (format 8, 16 SIMD lanes) | {:.1} | {:.1} |",
             f(&w["checksum_ns_per_kib"]),
             f(&c["checksum_ns_per_kib"])
         );

@@ -18,6 +18,9 @@
 //! - `serial_checksum`: the same bytes through the serial FNV-1a word chain
 //!   of table formats 3 and 4 (`serial_module_checksum`), the "before".
 //!
+//! `checksum_simd` in the output names the checksum's block loop this CPU
+//! ran (`avx2` or `sse2`, `modtable::checksum::simd`).
+//!
 //! `relocate_replay IMAGE [--kept FILE] [--runs N]`: FILE lists the kept
 //! modules, one name a line (the format of `link --expect`); without it the
 //! image's own predictions decide, or, if it has none, every module is kept.
@@ -329,6 +332,7 @@ fn main() {
         "runs": runs,
         "llc_bytes": llc,
         "evict_bytes": evict_bytes,
+        "checksum_simd": modtable::checksum::simd().name(),
         "warm": variant(0),
         "cold": variant(1),
     });
