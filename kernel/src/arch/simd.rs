@@ -7,11 +7,10 @@
 //! its modules are built soft-float), so they are never saved or restored.
 
 use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
 
 /// CPUID.1:ECX bit 26 (XSAVE) and bit 28 (AVX).
 const XSAVE_AVX: u32 = (1 << 26) | (1 << 28);
-/// XCR0: x87, SSE and AVX (YMM upper halves) state.
-const XCR0_X87_SSE_AVX: u32 = 0b111;
 
 /// Enables the AVX state on this CPU (CR4.OSXSAVE, then XCR0 = x87 | SSE |
 /// AVX) if the CPU has XSAVE and AVX; returns whether it did.
@@ -26,13 +25,7 @@ pub fn enable_avx() -> bool {
     // registers, so enabling more of their state changes nothing in use.
     unsafe {
         Cr4::write(Cr4::read() | Cr4Flags::OSXSAVE);
-        core::arch::asm!(
-            "xsetbv",
-            in("ecx") 0u32,
-            in("eax") XCR0_X87_SSE_AVX,
-            in("edx") 0u32,
-            options(nomem, nostack, preserves_flags),
-        );
+        XCr0::write(XCr0Flags::X87 | XCr0Flags::SSE | XCr0Flags::AVX);
     }
     true
 }
