@@ -410,7 +410,7 @@ fn replay(o: &mut String, s: &Value) {
     );
     let _ = writeln!(
         o,
-        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, built without auto-vectorisation as the kernel (soft-float) is; the checksum's block loop, the kernel's one SIMD code, is the same `asm!` in both, AVX2 where the CPU has it, else SSE2 (the loop the replay ran is named with each image below; the kernel under TCG on QEMU's default CPU runs SSE2). It replays module by module in table order as the loader does under compact, with the kept set of a bench boot: checksum, move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), relocate. The memmove baseline is the same in-place moves alone; in the phase, the checksum has just read each module's bytes when they move, so the move finds them in cache even in a cold run, the baseline does not. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes.\n"
+        "`relocate_replay` runs the kernel's own checksum (`module_checksum`) and relocation redo (`Table::redo`) on the host, built without auto-vectorisation as the kernel (soft-float) is; the checksum's block loop, the kernel's one SIMD code, is the same `asm!` in both, AVX2 where the CPU has it, else SSE2 (the loop the replay ran is named with each image below; the kernel under TCG on QEMU's default CPU runs SSE2). It replays module by module in table order as the loader does under compact, with the kept set of a bench boot: move down to the packing cursor inside one buffer per class (an overlapping, downward memmove, as in the kernel), checksum the moved bytes there, relocate. The memmove baseline is the same in-place moves alone; in the phase the checksum reads what the move has just written, in cache even in a cold run, and the move reads the slots as the baseline does. \"In the phase\" is the checksum's own time there; \"alone\" is the checksums alone over the slots, each from a reset. Warm: the bytes are in cache (a reset copies them in); cold: a buffer twice the last-level cache (at most 256 MiB) is written after the reset. \"Before\" is the serial FNV-1a word checksum of table format 4 on the same bytes, in the same place: a second pass of the phase with it as the checksum, and alone.\n"
     );
     for (key, title) in [("real", "real"), ("scale", "scale")] {
         let x = &r[key];
@@ -432,12 +432,16 @@ fn replay(o: &mut String, s: &Value) {
         let _ = writeln!(o, "| measure (median) | warm | cold |\n|---|---:|---:|");
         let (w, c) = (&x["warm"], &x["cold"]);
         for (k, l) in [
-            ("checksum_ns", "checksum"),
             ("move_ns", "move (in place)"),
+            ("checksum_ns", "checksum (in the phase, after the move)"),
             ("relocate_ns", "relocate"),
             ("move_relocate_ns", "move + relocate"),
             ("memmove_ns", "memmove baseline (the moves alone)"),
-            ("checksum_alone_ns", "checksum alone"),
+            (
+                "serial_phase_checksum_ns",
+                "serial checksum (format 4) in the phase",
+            ),
+            ("checksum_alone_ns", "checksum alone (in the slots)"),
             ("serial_checksum_ns", "serial checksum (format 4) alone"),
         ] {
             let _ = writeln!(o, "| {l} | {} | {} |", us(&w[k]), us(&c[k]));
@@ -448,18 +452,25 @@ fn replay(o: &mut String, s: &Value) {
             x2(&w["move_relocate_over_memmove"]),
             x2(&c["move_relocate_over_memmove"])
         );
-        let _ = writeln!(
-            o,
-            "| checksum, ns per KiB: before (serial) | {:.1} | {:.1} |",
-            f(&w["serial_checksum_ns_per_kib"]),
-            f(&c["serial_checksum_ns_per_kib"])
-        );
-        let _ = writeln!(
-            o,
-            "| checksum, ns per KiB: after (format 8, 16 SIMD lanes) | {:.1} | {:.1} |",
-            f(&w["checksum_ns_per_kib"]),
-            f(&c["checksum_ns_per_kib"])
-        );
+        for (k, l) in [
+            (
+                "phase_serial_checksum_ns_per_kib",
+                "in the phase, before (serial)",
+            ),
+            (
+                "phase_checksum_ns_per_kib",
+                "in the phase, after (format 8, 16 SIMD lanes)",
+            ),
+            ("serial_checksum_ns_per_kib", "alone, before (serial)"),
+            ("checksum_ns_per_kib", "alone, after (format 8)"),
+        ] {
+            let _ = writeln!(
+                o,
+                "| checksum, ns per KiB: {l} | {:.1} | {:.1} |",
+                f(&w[k]),
+                f(&c[k])
+            );
+        }
         // The spread of the runs: the serial chain waits on each multiply
         // and barely varies; the lanes are bound by the core's throughput,
         // which the VM's host shares.
@@ -476,8 +487,9 @@ fn replay(o: &mut String, s: &Value) {
             }
         };
         for (k, l) in [
-            ("serial_checksum_ns", "before"),
-            ("checksum_alone_ns", "after"),
+            ("serial_phase_checksum_ns", "in the phase, before"),
+            ("checksum_ns", "in the phase, after"),
+            ("checksum_alone_ns", "alone, after"),
         ] {
             let _ = writeln!(
                 o,
@@ -488,17 +500,24 @@ fn replay(o: &mut String, s: &Value) {
         }
         let _ = writeln!(
             o,
-            "| checksum speed-up | **{}×** | {}× |\n",
+            "| checksum speed-up in the phase | **{}×** | {}× |",
+            x2(&w["phase_checksum_speedup"]),
+            x2(&c["phase_checksum_speedup"])
+        );
+        let _ = writeln!(
+            o,
+            "| checksum speed-up alone | {}× | {}× |\n",
             x2(&w["checksum_speedup"]),
             x2(&c["checksum_speedup"])
         );
         // The goals for each replayed image: the 15 real modules and the
-        // largest scale image alike.
-        let sp = f(&w["checksum_speedup"]);
+        // largest scale image alike, on the checksum the kernel pays for
+        // (in the phase).
+        let sp = f(&w["phase_checksum_speedup"]);
         let (sum, mr) = (f(&w["checksum_ns"]), f(&w["move_relocate_ns"]));
         let _ = writeln!(
             o,
-            "Goals (warm, this image): checksum ≥ 5× faster: {} ({sp:.2}×); checksum below move+relocate in the breakdown: {} ({} against {}).\n",
+            "Goals (warm, this image): checksum ≥ 5× faster in the phase: {} ({sp:.2}×); checksum below move+relocate in the breakdown: {} ({} against {}).\n",
             goal(sp >= 5.0),
             goal(sum < mr),
             us(&w["checksum_ns"]),
@@ -781,13 +800,16 @@ mod tests {
 
     #[test]
     fn the_replay_goals_are_judged_for_each_image() {
-        let image = |checksum: f64, move_relocate: f64| {
+        // The speed-up judged is the one in the phase; the one alone is
+        // the other way round, so judging it would fail.
+        let image = |checksum: f64, move_relocate: f64, phase: f64, alone: f64| {
             let run = json!({"checksum_ns": checksum, "move_relocate_ns": move_relocate,
-                "checksum_speedup": 3.0, "samples": {}});
+                "phase_checksum_speedup": phase, "checksum_speedup": alone, "samples": {}});
             json!({"image": "x", "warm": run, "cold": run})
         };
         let s = json!({"load": {"start": [0.3, 0.3, 0.3], "end": [0.3, 0.3, 0.3]},
-            "results": {"real": image(12_400.0, 18_600.0), "scale": image(1_139_900.0, 1_010_600.0)}});
+            "results": {"real": image(12_400.0, 18_600.0, 6.0, 3.0),
+                "scale": image(1_139_900.0, 1_010_600.0, 3.0, 6.0)}});
         let mut o = String::new();
         replay(&mut o, &s);
         let goals: Vec<&str> = o.lines().filter(|l| l.starts_with("Goals")).collect();
@@ -807,9 +829,14 @@ mod tests {
             goals[1]
         );
         assert!(
-            goals
-                .iter()
-                .all(|g| g.contains("5× faster: **missed** (3.00×)"))
+            goals[0].contains("5× faster in the phase: met (6.00×)"),
+            "{}",
+            goals[0]
+        );
+        assert!(
+            goals[1].contains("5× faster in the phase: **missed** (3.00×)"),
+            "{}",
+            goals[1]
         );
     }
 

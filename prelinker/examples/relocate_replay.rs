@@ -1,10 +1,10 @@
 //! Host replay of the kernel's boot-time module phase, natively: reads a
 //! prelinked image's module table and slot bytes and, module by module in
 //! table order as the kernel's loader does under the `compact` policy,
-//! verifies the module's checksum, moves its classes down to the packing
-//! cursors (in place, inside one buffer per class, as the kernel's
-//! overlapping copy does) and redoes its recorded relocations there with the
-//! kernel's own code (`modtable::table::Table::redo`). Probes are replaced by
+//! moves the module's classes down to the packing cursors (in place, inside
+//! one buffer per class, as the kernel's overlapping copy does), verifies
+//! its checksum there and redoes its recorded relocations with the kernel's
+//! own code (`modtable::table::Table::redo`). Probes are replaced by
 //! a kept set: modules in it advance the cursors, the others are overwritten
 //! by the next one (and modules depending on them are skipped unchecked, as
 //! at boot). Prints one JSON object.
@@ -12,11 +12,14 @@
 //! Every run times, from the same pristine bytes, with warm and with cold
 //! caches in turn (cold: a buffer twice the last-level cache, at most
 //! 256 MiB, is written after the reset):
-//! - `phase`: checksum, move and relocate of every module, each step timed;
+//! - `phase`: move, checksum and relocate of every module, each step timed;
+//! - `serial phase`: the same, with the serial FNV-1a word chain of table
+//!   formats 3 and 4 (`serial_module_checksum`) as the checksum, the
+//!   "before" in the same place (only its checksum is recorded);
 //! - `memmove`: the moves alone (the in-place downward memmove baseline);
-//! - `checksum`: the module checksums alone (`module_checksum`);
-//! - `serial_checksum`: the same bytes through the serial FNV-1a word chain
-//!   of table formats 3 and 4 (`serial_module_checksum`), the "before".
+//! - `checksum`: the module checksums alone, in the slots
+//!   (`module_checksum`);
+//! - `serial_checksum`: the same bytes through the serial chain.
 //!
 //! `checksum_simd` in the output names the checksum's block loop this CPU
 //! ran (`avx2` or `sse2`, `modtable::checksum::simd`).
@@ -205,10 +208,10 @@ fn main() {
             black_box(s);
         }
     };
-    let csum = |work: &PerClass<Vec<u8>>, i: usize, serial: bool| {
-        let s = slot(i);
+    // Module `i`'s checksum at `at` (its slot, or where it was moved).
+    let csum = |work: &PerClass<Vec<u8>>, i: usize, at: PerClass<u64>, serial: bool| {
         let parts = Class::ALL.map(|c| {
-            let o = off(c, s[c]);
+            let o = off(c, at[c]);
             &work[c][o..o + recs[i].placement.size[c] as usize]
         });
         if serial {
@@ -248,37 +251,44 @@ fn main() {
     // Check the checksums once (the replay must see what the kernel sees).
     for i in (0..n).filter(|&i| checked[i]) {
         assert_eq!(
-            csum(&work, i, false),
+            csum(&work, i, slot(i), false),
             recs[i].placement.checksum,
             "module {}: checksum does not match the table",
             t.name(&recs[i])
         );
     }
 
-    let mut samples: [[Vec<u64>; 7]; 2] = Default::default();
+    let mut samples: [[Vec<u64>; 8]; 2] = Default::default();
     let mut relocs = 0usize;
     for _ in 0..runs {
         for (v, cold) in [(0, false), (1, true)] {
-            // The module phase: checksum, move, relocate, module by module.
-            reset(&mut work, cold);
-            let mut p = Pass::default();
-            relocs = 0;
-            for i in (0..n).filter(|&i| checked[i]) {
-                let t0 = Instant::now();
-                black_box(csum(&work, i, false));
-                let t1 = Instant::now();
-                do_move(&mut work, i);
-                let t2 = Instant::now();
-                relocs += do_redo(&mut work, i);
-                let t3 = Instant::now();
-                p.checksum += (t1 - t0).as_nanos() as u64;
-                p.moves += (t2 - t1).as_nanos() as u64;
-                p.relocate += (t3 - t2).as_nanos() as u64;
+            // The module phase: move, checksum, relocate, module by module,
+            // with the wide checksum, then with the serial one.
+            for serial in [false, true] {
+                reset(&mut work, cold);
+                let mut p = Pass::default();
+                relocs = 0;
+                for i in (0..n).filter(|&i| checked[i]) {
+                    let t0 = Instant::now();
+                    do_move(&mut work, i);
+                    let t1 = Instant::now();
+                    black_box(csum(&work, i, base[i], serial));
+                    let t2 = Instant::now();
+                    relocs += do_redo(&mut work, i);
+                    let t3 = Instant::now();
+                    p.moves += (t1 - t0).as_nanos() as u64;
+                    p.checksum += (t2 - t1).as_nanos() as u64;
+                    p.relocate += (t3 - t2).as_nanos() as u64;
+                }
+                if serial {
+                    samples[v][7].push(p.checksum);
+                } else {
+                    samples[v][0].push(p.checksum);
+                    samples[v][1].push(p.moves);
+                    samples[v][2].push(p.relocate);
+                    samples[v][3].push(p.moves + p.relocate);
+                }
             }
-            samples[v][0].push(p.checksum);
-            samples[v][1].push(p.moves);
-            samples[v][2].push(p.relocate);
-            samples[v][3].push(p.moves + p.relocate);
             // The moves alone: the memmove baseline.
             reset(&mut work, cold);
             let t0 = Instant::now();
@@ -286,12 +296,13 @@ fn main() {
                 do_move(&mut work, i);
             }
             samples[v][4].push(t0.elapsed().as_nanos() as u64);
-            // The checksums alone, wide then serial, each from a reset.
+            // The checksums alone in the slots, wide then serial, each from
+            // a reset.
             for (s, serial) in [(5, false), (6, true)] {
                 reset(&mut work, cold);
                 let t0 = Instant::now();
                 for i in (0..n).filter(|&i| checked[i]) {
-                    black_box(csum(&work, i, serial));
+                    black_box(csum(&work, i, slot(i), serial));
                 }
                 samples[v][s].push(t0.elapsed().as_nanos() as u64);
             }
@@ -309,6 +320,10 @@ fn main() {
             "checksum_alone_ns": m[5],
             "serial_checksum_ns": m[6],
             "move_relocate_over_memmove": if m[4] > 0 { m[3] as f64 / m[4] as f64 } else { f64::NAN },
+            "serial_phase_checksum_ns": m[7],
+            "phase_checksum_ns_per_kib": m[0] as f64 / kib,
+            "phase_serial_checksum_ns_per_kib": m[7] as f64 / kib,
+            "phase_checksum_speedup": m[7] as f64 / m[0].max(1) as f64,
             "checksum_ns_per_kib": m[5] as f64 / kib,
             "serial_checksum_ns_per_kib": m[6] as f64 / kib,
             "checksum_speedup": m[6] as f64 / m[5].max(1) as f64,
@@ -317,6 +332,7 @@ fn main() {
                 "checksum_ns": samples[v][0], "move_ns": samples[v][1],
                 "relocate_ns": samples[v][2], "memmove_ns": samples[v][4],
                 "checksum_alone_ns": samples[v][5], "serial_checksum_ns": samples[v][6],
+                "serial_phase_checksum_ns": samples[v][7],
             },
         })
     };

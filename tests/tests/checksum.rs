@@ -3,7 +3,10 @@
 //! one module's text, rodata or data flipped must boot with that module
 //! expunged for a checksum mismatch (and never probed), everything else as
 //! usual. The checksum's block loop is SSE2 on QEMU's default CPU and AVX2
-//! on `-cpu max` (which has it under TCG too); both are booted.
+//! on `-cpu max` (which has it under TCG too); both are booted. Under the
+//! compact policy a module that moves is checked where it lands, after
+//! the move: an image linked without an expectation, where the victim
+//! moves, is booted too.
 
 use boot_tests::{QemuConfig, run_qemu, workspace_root};
 use serde_json::Value;
@@ -13,6 +16,9 @@ use std::process::Command;
 /// The module whose text is corrupted: kept on the default machine, and no
 /// other module depends on it.
 const VICTIM: &str = "rtc";
+
+/// The module after `VICTIM` in the table, which takes its place.
+const NEXT: &str = "uart_com1";
 
 fn prelinker() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -67,14 +73,16 @@ fn file_offset(elf: &[u8], va: u64) -> u64 {
 /// Boots a copy of the image with one byte in the middle of `VICTIM`'s
 /// class `class` flipped, and checks the module was expunged for it.
 fn check_corrupted(class: &str) {
-    check_corrupted_on(class, &[], "sse2");
+    let image = workspace_root().join("build").join("image.elf");
+    let (m, _) = check_corrupted_on(&image, class, &[], "sse2");
+    assert_eq!(m["bytes_moved"], 0, "nothing moves in the pc image: {m}");
 }
 
-/// [`check_corrupted`] with `qemu_args` added, checking that the kernel
-/// said it checks with the block loop `simd`.
-fn check_corrupted_on(class: &str, qemu_args: &[&str], simd: &str) {
-    let image = workspace_root().join("build").join("image.elf");
-    let layout = inspect(&image);
+/// [`check_corrupted`] on `image` with `qemu_args` added, checking that the
+/// kernel said it checks with the block loop `simd`. Returns the REPORT
+/// entries of the victim and of the module after it (`NEXT`).
+fn check_corrupted_on(image: &Path, class: &str, qemu_args: &[&str], simd: &str) -> (Value, Value) {
+    let layout = inspect(image);
     let victim = layout["modules"]
         .as_array()
         .expect("modules list")
@@ -89,7 +97,7 @@ fn check_corrupted_on(class: &str, qemu_args: &[&str], simd: &str) {
     assert!(size > 0, "{VICTIM} has {class}");
 
     // Flip one byte in the middle of the module's class, in a copy.
-    let mut bytes = std::fs::read(&image).expect("reading the image");
+    let mut bytes = std::fs::read(image).expect("reading the image");
     let at = file_offset(&bytes, addr + size / 2) as usize;
     bytes[at] ^= 0xff;
     let copy = std::env::temp_dir().join(format!(
@@ -136,6 +144,7 @@ fn check_corrupted_on(class: &str, qemu_args: &[&str], simd: &str) {
             .unwrap();
         assert_eq!(k["result"], "kept", "{class}: {k}");
     }
+    (m.clone(), boot_tests::report::module(&r, NEXT).clone())
 }
 
 #[test]
@@ -155,5 +164,49 @@ fn a_corrupted_data_byte_is_caught_too() {
 
 #[test]
 fn the_avx2_loop_catches_a_corrupted_byte_too() {
-    check_corrupted_on("text", &["-cpu", "max"], "avx2");
+    let image = workspace_root().join("build").join("image.elf");
+    check_corrupted_on(&image, "text", &["-cpu", "max"], "avx2");
+}
+
+/// Without an expectation the modules after the first expunged one move
+/// down, `VICTIM` among them: it is moved to the cursor first and checked
+/// there, so its REPORT entry shows every used byte moved, and the module
+/// after it, which overwrites it, is kept and passes its self-test at its
+/// final address.
+#[test]
+fn a_module_that_moves_is_checked_where_it_lands() {
+    let root = workspace_root();
+    let image = std::env::temp_dir().join(format!("plk-noexpect-{}.elf", std::process::id()));
+    let mut link = Command::new(prelinker());
+    link.arg("link")
+        .arg("--kernel")
+        .arg(root.join("build").join("kernel.elf"))
+        .arg("--output")
+        .arg(&image);
+    let mut objs: Vec<PathBuf> = std::fs::read_dir(root.join("build").join("modules"))
+        .expect("build/modules (make image builds it)")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objs.sort();
+    let out = link.args(&objs).output().expect("running prelinker link");
+    assert!(
+        out.status.success(),
+        "prelinker link failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (m, next) = check_corrupted_on(&image, "text", &[], "sse2");
+    let _ = std::fs::remove_file(&image);
+    assert_eq!(next["selftest"], "passed", "the module after it: {next}");
+    assert!(next["bytes_moved"].as_u64() > Some(0), "{next}");
+    let used: u64 = ["text", "rodata", "data"]
+        .iter()
+        .map(|c| m["used"][c].as_u64().unwrap())
+        .sum();
+    assert!(used > 0, "{m}");
+    assert_eq!(
+        m["bytes_moved"].as_u64(),
+        Some(used),
+        "moved before it was checked: {m}"
+    );
 }

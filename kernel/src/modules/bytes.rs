@@ -9,10 +9,19 @@
 //! are never written again, and an expunged module's lie above every
 //! packing cursor (or are its own slot under keep and holes).
 //!
-//! An entry of a module is called only through a [`Placed`]: a token this
-//! file makes once the module's checksum matched (its bytes are the
-//! prelinker's) and only while its relocations are right for where it is
-//! (prelinked there, or redone by [`move_and_relocate`]).
+//! A module goes through two tokens this file makes: a [`Checked`] once
+//! its checksum matched where it now lies (its bytes are the prelinker's),
+//! and a [`Placed`] once its relocations are also right for that address
+//! (prelinked there, or redone by [`relocate`]). An entry of a module is
+//! called only through a [`Placed`].
+//!
+//! Under the compact policies a module is moved to the packing cursors
+//! *before* its checksum is checked ([`move_to_cursors`], then [`verify`]
+//! at the destination): the move reads the slot bytes once, from memory,
+//! and the checksum then reads the copy from cache. Moving unchecked bytes
+//! is safe: they are only copied inside the module's own class regions,
+//! below its slot and above every cursor, and a mismatch expunges the
+//! module before any of its bytes is relocated or run.
 #![allow(unsafe_code)]
 
 use super::guard::{self, Outcome};
@@ -34,22 +43,47 @@ pub struct Placed {
     i: usize,
 }
 
-/// Checks module `i`'s bytes in its slot against the table's checksum (the
-/// time taken goes to `checksum_ns`); `Err((stored, computed))` if they
-/// differ.
-pub fn verify(mods: &mut [Module], i: usize) -> Result<Placed, (u64, u64)> {
+/// Module `i`'s bytes at `mods[i].base` are the prelinker's (its checksum
+/// matched there); their relocations are still those prelinked for its
+/// slot. Only [`verify`] makes one.
+#[derive(Debug)]
+pub struct Checked {
+    i: usize,
+}
+
+impl Checked {
+    /// The module was checked in its slot (`base` is the slot), where its
+    /// prelinked relocations are right: it may be called there (the
+    /// policies that do not move modules).
+    pub fn in_slot(self, mods: &[Module]) -> Placed {
+        let m = &mods[self.i];
+        assert!(
+            Class::ALL.iter().all(|&c| m.base[c] == m.slot[c]),
+            "module {} does not lie in its slot",
+            m.name
+        );
+        Placed { i: self.i }
+    }
+}
+
+/// Checks module `i`'s bytes where they now lie (`mods[i].base`: its slot,
+/// or where [`move_to_cursors`] put them) against the table's checksum
+/// (the time taken goes to `checksum_ns`); `Err((stored, computed))` if
+/// they differ.
+pub fn verify(mods: &mut [Module], i: usize) -> Result<Checked, (u64, u64)> {
     let m = &mods[i];
     let t = tsc::read();
     let computed = module_checksum(Class::ALL.map(|c| {
-        // SAFETY: the slot of class `c` lies inside the class region (the
-        // table was validated against the regions), and nothing writes it
-        // meanwhile (the seam's rule).
-        unsafe { image::alias(m.slot[c], m.placement.size[c] as u64) }
+        // SAFETY: the module's class `c` at `base` lies inside the class
+        // region (its slot, validated against the regions with the table,
+        // or a place below it that `move_to_cursors` copied it to), and
+        // nothing writes it meanwhile (the seam's rule).
+        unsafe { image::alias(m.base[c], m.placement.size[c] as u64) }
     }));
     let stored = m.placement.checksum;
     mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
     if computed == stored {
-        Ok(Placed { i })
+        Ok(Checked { i })
     } else {
         Err((stored, computed))
     }
@@ -69,19 +103,11 @@ pub fn poison(m: &Module) {
     }
 }
 
-/// Moves the module of `placed` to the cursors (or leaves it in its slot if
-/// `in_place`) and redoes its relocations there; records the time of the
-/// copy and of the relocation (with the serialising instruction after it).
-/// Gives the token back, now for the new address, only if every relocation
-/// was redone.
-pub fn move_and_relocate(
-    placed: Placed,
-    table: &Table<'_>,
-    mods: &mut [Module],
-    cursors: &Cursors,
-    in_place: bool,
-) -> Result<Placed, String> {
-    let i = placed.i;
+/// Moves module `i`'s classes from its slot to the cursors (or leaves
+/// them in its slot if `in_place`), before its checksum is checked, and
+/// records where they went (`base`), the bytes moved and the time of the
+/// copy (`copy_ns`).
+pub fn move_to_cursors(mods: &mut [Module], i: usize, cursors: &Cursors, in_place: bool) {
     let rec = mods[i].placement;
     let t_copy = tsc::read();
     for c in Class::ALL {
@@ -95,14 +121,28 @@ pub fn move_and_relocate(
         if size > 0 && dest != from {
             // SAFETY: both ranges lie in the class's slot region (dest <=
             // slot, both below the region end); the copy is a memmove, and
-            // nothing else uses these bytes now.
+            // nothing else uses these bytes now (the seam's rule). The
+            // bytes are not yet checked, but they are only copied.
             unsafe { image::copy_within(from, dest, size) };
             mods[i].bytes_moved += size;
         }
         mods[i].base[c] = dest;
     }
+    mods[i].copy_ns = tsc::ticks_to_ns(tsc::read() - t_copy);
+}
+
+/// Redoes the relocations of the module of `checked` for where it now lies
+/// (`base`, after [`move_to_cursors`]) and records the time taken, with the
+/// serialising instruction after it. Gives the token that lets it be
+/// called there only if every relocation was redone.
+pub fn relocate(
+    checked: Checked,
+    table: &Table<'_>,
+    mods: &mut [Module],
+) -> Result<Placed, String> {
+    let i = checked.i;
+    let rec = mods[i].placement;
     let t_relocate = tsc::read();
-    mods[i].copy_ns = tsc::ticks_to_ns(t_relocate - t_copy);
     // The module's classes at their new addresses, through the alias.
     let b = mods[i].base;
     // SAFETY: each class of this module, at its new address inside its own
@@ -122,7 +162,7 @@ pub fn move_and_relocate(
     mods[i].relocs_redone = redone;
     crate::arch::serialize();
     mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
-    Ok(placed)
+    Ok(Placed { i })
 }
 
 /// Calls the probe of the module of `placed`, where it is, under the guard

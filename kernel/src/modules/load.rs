@@ -1,7 +1,8 @@
-//! The probe loop: every module, in table order, is verified, moved to the
-//! packing cursor of each class (compact policies), relocated there and
-//! probed at that final address; kept modules advance the cursors, failed
-//! ones are released and poisoned, and the next module overwrites them.
+//! The probe loop: every module, in table order, is moved to the packing
+//! cursor of each class (compact policies), its checksum checked there,
+//! relocated there and probed at that final address; kept modules advance
+//! the cursors, failed ones are released and poisoned, and the next module
+//! overwrites them.
 //!
 //! A module the prelinker expected to fail (`link --expect`) is probed
 //! where it lies instead: expected failures come last, so when the
@@ -169,26 +170,34 @@ fn step(
         expunge(&mut mods[i], Reason::Dependency(dep));
         return None;
     }
-    let mut placed = match bytes::verify(mods, i) {
-        Ok(p) => p,
+    // Under the compact policies the module is moved first and checked
+    // where it lands (see `bytes`); its relocations are redone only once
+    // its checksum matched.
+    let moves = policy.moves_modules();
+    if moves {
+        let in_place = mods[i].placement.predicted == Some(Prediction::Expunged);
+        bytes::move_to_cursors(mods, i, cursors, in_place);
+    }
+    let checked = match bytes::verify(mods, i) {
+        Ok(c) => c,
         Err((stored, computed)) => {
             expunge(&mut mods[i], Reason::Checksum { stored, computed });
             return None;
         }
     };
-    if policy.moves_modules() {
-        let t = tsc::read();
-        let in_place = mods[i].placement.predicted == Some(Prediction::Expunged);
-        let moved = bytes::move_and_relocate(placed, table, mods, cursors, in_place);
-        mods[i].move_ns = tsc::ticks_to_ns(tsc::read() - t);
-        placed = match moved {
+    let placed = if moves {
+        let placed = bytes::relocate(checked, table, mods);
+        mods[i].move_ns = mods[i].copy_ns + mods[i].relocate_ns;
+        match placed {
             Ok(p) => p,
             Err(e) => {
                 expunge(&mut mods[i], Reason::Relocation(e));
                 return None;
             }
-        };
-    }
+        }
+    } else {
+        checked.in_slot(mods)
+    };
 
     let before = Resources::now();
     // Its per-CPU copies are made inside the leak measurement, so a failed

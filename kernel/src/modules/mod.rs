@@ -175,7 +175,8 @@ pub struct Module {
     pub probe_ns: u64,
     /// Move + relocate time.
     pub move_ns: u64,
-    /// Time to verify its checksum.
+    /// Time to verify its checksum (where it lies: after its move, under
+    /// the compact policies).
     pub checksum_ns: u64,
     /// Time of the move alone (the copy to the packing cursor).
     pub copy_ns: u64,
