@@ -30,8 +30,8 @@ pub fn inspect(file: &str, image: &[u8]) -> Result<Plan> {
 
 /// Checks that the table's regions are the image's, and recomputes each
 /// module's checksum over its used bytes in each class slot (text, rodata,
-/// data, bss included: what the kernel checks before it moves or probes the
-/// module).
+/// data, bss included: what the kernel checks before it relocates or probes
+/// the module, after moving it).
 pub fn verify_modules(
     file: &str,
     image: &[u8],

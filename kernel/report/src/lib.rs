@@ -213,7 +213,8 @@ pub struct Module {
     pub packed: Classes<u64>,
     /// What the prelinker's expectation predicted (`kept`, `expunged`), if any.
     pub predicted: Option<Outcome>,
-    /// Bytes moved to put it where it was probed.
+    /// Bytes moved to the packing cursors (where it was then checked and,
+    /// if its checksum matched, probed).
     pub bytes_moved: u64,
     /// Slot address per class, as prelinked.
     pub old_addr: Classes<Hex>,

@@ -19,9 +19,10 @@
 //! *before* its checksum is checked ([`move_to_cursors`], then [`verify`]
 //! at the destination): the move reads the slot bytes once, from memory,
 //! and the checksum then reads the copy from cache. Moving unchecked bytes
-//! is safe: they are only copied inside the module's own class regions,
-//! below its slot and above every cursor, and a mismatch expunges the
-//! module before any of its bytes is relocated or run.
+//! is safe: they are only copied, from the module's slot to a place at or
+//! above its class's packing cursor (below which every kept byte lies),
+//! and a mismatch expunges the module before any of its bytes is
+//! relocated or run.
 #![allow(unsafe_code)]
 
 use super::guard::{self, Outcome};
@@ -43,12 +44,13 @@ pub struct Placed {
     i: usize,
 }
 
-/// Module `i`'s bytes at `mods[i].base` are the prelinker's (its checksum
-/// matched there); their relocations are still those prelinked for its
-/// slot. Only [`verify`] makes one.
+/// Module `i`'s bytes at `base` (`mods[i].base` when it was checked) are
+/// the prelinker's (its checksum matched there); their relocations are
+/// still those prelinked for its slot. Only [`verify`] makes one.
 #[derive(Debug)]
 pub struct Checked {
     i: usize,
+    base: PerClass<u64>,
 }
 
 impl Checked {
@@ -58,7 +60,7 @@ impl Checked {
     pub fn in_slot(self, mods: &[Module]) -> Placed {
         let m = &mods[self.i];
         assert!(
-            Class::ALL.iter().all(|&c| m.base[c] == m.slot[c]),
+            m.base == self.base && Class::ALL.iter().all(|&c| m.base[c] == m.slot[c]),
             "module {} does not lie in its slot",
             m.name
         );
@@ -80,24 +82,25 @@ pub fn verify(mods: &mut [Module], i: usize) -> Result<Checked, (u64, u64)> {
         // nothing writes it meanwhile (the seam's rule).
         unsafe { image::alias(m.base[c], m.placement.size[c] as u64) }
     }));
-    let stored = m.placement.checksum;
+    let (stored, base) = (m.placement.checksum, m.base);
     mods[i].checksum_ns = tsc::ticks_to_ns(tsc::read() - t);
     if computed == stored {
-        Ok(Checked { i })
+        Ok(Checked { i, base })
     } else {
         Err((stored, computed))
     }
 }
 
-/// Fills an expunged module's bytes, where it was probed and in its slot,
-/// with [`POISON`].
+/// Fills an expunged module's bytes, where it was moved (and probed) and
+/// in its slot, with [`POISON`].
 pub fn poison(m: &Module) {
     for c in Class::ALL {
         let len = m.placement.size[c] as u64;
         for at in [m.base[c], m.slot[c]] {
-            // SAFETY: an expunged module's bytes at its probe address and in
-            // its slot lie above every packing cursor (or are its own slot
-            // under keep/holes), so no live module shares them.
+            // SAFETY: an expunged module's bytes where it was moved (and
+            // checked or probed) and in its slot lie at or above every
+            // packing cursor (or are its own slot under keep/holes), so no
+            // live module shares them.
             unsafe { image::alias_mut(at, len) }.fill(POISON);
         }
     }
@@ -119,10 +122,12 @@ pub fn move_to_cursors(mods: &mut [Module], i: usize, cursors: &Cursors, in_plac
             cursors.place(c, size, rec.align[c] as u64)
         };
         if size > 0 && dest != from {
-            // SAFETY: both ranges lie in the class's slot region (dest <=
-            // slot, both below the region end); the copy is a memmove, and
-            // nothing else uses these bytes now (the seam's rule). The
-            // bytes are not yet checked, but they are only copied.
+            // SAFETY: both ranges lie in the class's slot region (cursor <=
+            // dest <= slot, both below the region end), so no kept byte,
+            // which all lie below the cursor, is written; the copy is a
+            // memmove, and nothing else uses these bytes now (the seam's
+            // rule). The bytes are not yet checked, but they are only
+            // copied.
             unsafe { image::copy_within(from, dest, size) };
             mods[i].bytes_moved += size;
         }
@@ -141,6 +146,11 @@ pub fn relocate(
     mods: &mut [Module],
 ) -> Result<Placed, String> {
     let i = checked.i;
+    assert!(
+        mods[i].base == checked.base,
+        "module {} moved after its check",
+        mods[i].name
+    );
     let rec = mods[i].placement;
     let t_relocate = tsc::read();
     // The module's classes at their new addresses, through the alias.
@@ -153,15 +163,15 @@ pub fn relocate(
         let t = &mods[m as usize];
         (m as usize == i || t.kept).then(|| t.base[c].wrapping_sub(t.slot[c]) as i64)
     };
-    let redone = table.redo(i, &mut bytes, moved).map_err(|e| match e {
+    let redone = table.redo(i, &mut bytes, moved);
+    crate::arch::serialize();
+    mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
+    mods[i].relocs_redone = redone.map_err(|e| match e {
         modtable::table::RedoError::Target(m) => {
             alloc::format!("refers to expunged module {}", mods[m as usize].name)
         }
         e => e.to_string(),
     })?;
-    mods[i].relocs_redone = redone;
-    crate::arch::serialize();
-    mods[i].relocate_ns = tsc::ticks_to_ns(tsc::read() - t_relocate);
     Ok(Placed { i })
 }
 

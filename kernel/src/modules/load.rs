@@ -155,8 +155,8 @@ fn expunge(m: &mut Module, reason: Reason) {
     bytes::poison(m);
 }
 
-/// Verifies, places and probes module `i`; keeps or expunges it. Returns
-/// its token if it was kept.
+/// Places (under the compact policies), verifies there and probes module
+/// `i`; keeps or expunges it. Returns its token if it was kept.
 fn step(
     table: &Table<'_>,
     mods: &mut [Module],
@@ -181,6 +181,7 @@ fn step(
     let checked = match bytes::verify(mods, i) {
         Ok(c) => c,
         Err((stored, computed)) => {
+            mods[i].move_ns = mods[i].copy_ns;
             expunge(&mut mods[i], Reason::Checksum { stored, computed });
             return None;
         }

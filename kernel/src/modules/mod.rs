@@ -1,5 +1,5 @@
-//! Built-in modules at boot: verify, move to the packing cursor, relocate,
-//! probe under guard, keep or expunge; then remap the regions, give freed
+//! Built-in modules at boot: move to the packing cursor, verify there,
+//! relocate, probe under guard, keep or expunge; then remap the regions, give freed
 //! frames back and print the reclaimed-memory report.
 //!
 //! - [`image`]: where the prelinker put the table and the regions;
@@ -167,13 +167,15 @@ pub struct Module {
     pub expunged: Option<Reason>,
     /// Whether the probe ran and returned success.
     pub kept: bool,
-    /// Bytes moved to put it where it was probed (0 if probed in its slot).
+    /// Bytes moved to the packing cursors (0 if it stayed in its slot),
+    /// whether or not it was probed there.
     pub bytes_moved: u64,
     /// Relocation records redone after moving.
     pub relocs_redone: u32,
     /// Probe time.
     pub probe_ns: u64,
-    /// Move + relocate time.
+    /// Move + relocate time (the copy alone if it was expunged for its
+    /// checksum after the move).
     pub move_ns: u64,
     /// Time to verify its checksum (where it lies: after its move, under
     /// the compact policies).
