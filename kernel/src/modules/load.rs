@@ -181,15 +181,12 @@ fn step(
     let checked = match bytes::verify(mods, i) {
         Ok(c) => c,
         Err((stored, computed)) => {
-            mods[i].move_ns = mods[i].copy_ns;
             expunge(&mut mods[i], Reason::Checksum { stored, computed });
             return None;
         }
     };
     let placed = if moves {
-        let placed = bytes::relocate(checked, table, mods);
-        mods[i].move_ns = mods[i].copy_ns + mods[i].relocate_ns;
-        match placed {
+        match bytes::relocate(checked, table, mods) {
             Ok(p) => p,
             Err(e) => {
                 expunge(&mut mods[i], Reason::Relocation(e));

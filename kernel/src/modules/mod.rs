@@ -174,9 +174,6 @@ pub struct Module {
     pub relocs_redone: u32,
     /// Probe time.
     pub probe_ns: u64,
-    /// Move + relocate time (the copy alone if it was expunged for its
-    /// checksum after the move).
-    pub move_ns: u64,
     /// Time to verify its checksum (where it lies: after its move, under
     /// the compact policies).
     pub checksum_ns: u64,
@@ -204,6 +201,12 @@ pub struct Module {
 }
 
 impl Module {
+    /// Move + relocate time (`copy_ns + relocate_ns`; the copy alone if it
+    /// was expunged for its checksum after the move).
+    pub fn move_ns(&self) -> u64 {
+        self.copy_ns + self.relocate_ns
+    }
+
     /// A module not probed yet, its classes at `slot` (where it is probed
     /// unless the loader moves it).
     pub fn new(
@@ -223,7 +226,6 @@ impl Module {
             bytes_moved: 0,
             relocs_redone: 0,
             probe_ns: 0,
-            move_ns: 0,
             checksum_ns: 0,
             copy_ns: 0,
             relocate_ns: 0,

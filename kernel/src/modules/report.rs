@@ -57,7 +57,7 @@ fn module(m: &Module, mods: &[Module]) -> ModuleReport {
         new_addr: classes(|c| m.kept.then_some(Hex(m.base[c]))),
         relocs_redone: m.relocs_redone as u64,
         probe_ns: m.probe_ns,
-        move_ns: m.move_ns,
+        move_ns: m.move_ns(),
         checksum_ns: m.checksum_ns,
         copy_ns: m.copy_ns,
         relocate_ns: m.relocate_ns,
@@ -123,7 +123,7 @@ fn cost(mods: &[Module]) -> Cost {
     let moved: Vec<&Module> = mods.iter().filter(|m| m.kept && m.memmove_ns > 0).collect();
     Cost {
         moved_modules: moved.len() as u64,
-        move_relocate_ns: moved.iter().map(|m| m.move_ns).sum(),
+        move_relocate_ns: moved.iter().map(|m| m.move_ns()).sum(),
         memmove_ns: moved.iter().map(|m| m.memmove_ns).sum(),
         relocs_redone: moved.iter().map(|m| m.relocs_redone as u64).sum(),
         probe_ns: mods.iter().map(|m| m.probe_ns).sum(),
