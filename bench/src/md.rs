@@ -471,6 +471,23 @@ fn replay(o: &mut String, s: &Value) {
                 f(&c[k])
             );
         }
+        // Where the checksum in the phase reads: the moved modules' copies
+        // the move has just written, or, for modules at their slots (the
+        // first of a region), the bytes where they lay.
+        let _ = writeln!(
+            o,
+            "| checksum in the phase, ns per KiB: the modules that moved | {:.1} | {:.1} |",
+            f(&w["phase_checksum_moved_ns_per_kib"]),
+            f(&c["phase_checksum_moved_ns_per_kib"])
+        );
+        let _ = writeln!(
+            o,
+            "| checksum in the phase: the {} modules checked where they lay ({} bytes) | {} | {} |",
+            x["unmoved_modules"],
+            x["unmoved_bytes"],
+            us(&w["phase_checksum_unmoved_ns"]),
+            us(&c["phase_checksum_unmoved_ns"])
+        );
         // The spread of the runs: the serial chain waits on each multiply
         // and barely varies; the lanes are bound by the core's throughput,
         // which the VM's host shares.
@@ -837,6 +854,29 @@ mod tests {
             goals[1].contains("5× faster in the phase: **missed** (3.00×)"),
             "{}",
             goals[1]
+        );
+    }
+
+    #[test]
+    fn the_replay_splits_the_checksum_by_where_it_reads() {
+        let run = |moved: f64, unmoved: f64| {
+            json!({"phase_checksum_moved_ns_per_kib": moved,
+                "phase_checksum_unmoved_ns": unmoved, "samples": {}})
+        };
+        let s = json!({"load": {"start": [0.3, 0.3, 0.3], "end": [0.3, 0.3, 0.3]},
+            "results": {"real": {"image": "x", "unmoved_modules": 1, "unmoved_bytes": 13577,
+                "warm": run(26.25, 1433.0), "cold": run(41.0, 9100.0)}}});
+        let mut o = String::new();
+        replay(&mut o, &s);
+        assert!(
+            o.contains(
+                "| checksum in the phase, ns per KiB: the modules that moved | 26.2 | 41.0 |"
+            ),
+            "{o}"
+        );
+        assert!(
+            o.contains("| checksum in the phase: the 1 modules checked where they lay (13577 bytes) | 1.4 us | 9.1 us |"),
+            "{o}"
         );
     }
 

@@ -13,6 +13,11 @@
 //! caches in turn (cold: a buffer twice the last-level cache, at most
 //! 256 MiB, is written after the reset):
 //! - `phase`: move, checksum and relocate of every module, each step timed;
+//!   the checksum is also split into the modules that moved
+//!   (`phase_checksum_moved_ns`, reading the copy the move has just
+//!   written) and those none of whose bytes moved
+//!   (`phase_checksum_unmoved_ns`, reading them where the reset left them:
+//!   at the start of each region the cursor is the slot);
 //! - `serial phase`: the same, with the serial FNV-1a word chain of table
 //!   formats 3 and 4 (`serial_module_checksum`) as the checksum, the
 //!   "before" in the same place (only its checksum is recorded);
@@ -69,6 +74,8 @@ struct Pass {
     checksum: u64,
     moves: u64,
     relocate: u64,
+    /// The checksum's share for the modules none of whose bytes moved.
+    checksum_unmoved: u64,
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -181,6 +188,20 @@ fn main() {
                 .sum::<u64>()
         })
         .sum();
+    let is_moved = {
+        let mut v = vec![false; n];
+        for &i in &moved {
+            v[i] = true;
+        }
+        v
+    };
+    // The modules checked where they lie, all their classes unmoved: their
+    // checksum reads the bytes where the reset left them, not a copy the
+    // move has just written.
+    let unmoved_bytes: u64 = (0..n)
+        .filter(|&i| checked[i] && !is_moved[i])
+        .map(|i| recs[i].placement.size.total() as u64)
+        .sum();
 
     // Only the regions' used prefix is reset between passes, so a warm
     // pass finds the module bytes where the reset left them (in cache).
@@ -258,7 +279,7 @@ fn main() {
         );
     }
 
-    let mut samples: [[Vec<u64>; 8]; 2] = Default::default();
+    let mut samples: [[Vec<u64>; 10]; 2] = Default::default();
     let mut relocs = 0usize;
     // The wide checksums of the phase, where the moves put the modules.
     let mut at_base = vec![0u64; n];
@@ -280,6 +301,9 @@ fn main() {
                     let t3 = Instant::now();
                     p.moves += (t1 - t0).as_nanos() as u64;
                     p.checksum += (t2 - t1).as_nanos() as u64;
+                    if !is_moved[i] {
+                        p.checksum_unmoved += (t2 - t1).as_nanos() as u64;
+                    }
                     p.relocate += (t3 - t2).as_nanos() as u64;
                 }
                 if serial {
@@ -295,6 +319,8 @@ fn main() {
                         );
                     }
                     samples[v][0].push(p.checksum);
+                    samples[v][8].push(p.checksum - p.checksum_unmoved);
+                    samples[v][9].push(p.checksum_unmoved);
                     samples[v][1].push(p.moves);
                     samples[v][2].push(p.relocate);
                     samples[v][3].push(p.moves + p.relocate);
@@ -320,6 +346,7 @@ fn main() {
         }
     }
     let kib = checked_bytes as f64 / 1024.0;
+    let moved_kib = (checked_bytes - unmoved_bytes) as f64 / 1024.0;
     let variant = |v: usize| {
         let m: Vec<u64> = samples[v].iter().map(|s| median(s.clone())).collect();
         serde_json::json!({
@@ -335,6 +362,9 @@ fn main() {
             "phase_checksum_ns_per_kib": m[0] as f64 / kib,
             "phase_serial_checksum_ns_per_kib": m[7] as f64 / kib,
             "phase_checksum_speedup": m[7] as f64 / m[0].max(1) as f64,
+            "phase_checksum_moved_ns": m[8],
+            "phase_checksum_moved_ns_per_kib": m[8] as f64 / moved_kib,
+            "phase_checksum_unmoved_ns": m[9],
             "checksum_ns_per_kib": m[5] as f64 / kib,
             "serial_checksum_ns_per_kib": m[6] as f64 / kib,
             "checksum_speedup": m[6] as f64 / m[5].max(1) as f64,
@@ -344,6 +374,8 @@ fn main() {
                 "relocate_ns": samples[v][2], "memmove_ns": samples[v][4],
                 "checksum_alone_ns": samples[v][5], "serial_checksum_ns": samples[v][6],
                 "serial_phase_checksum_ns": samples[v][7],
+                "phase_checksum_moved_ns": samples[v][8],
+                "phase_checksum_unmoved_ns": samples[v][9],
             },
         })
     };
@@ -355,6 +387,8 @@ fn main() {
         "moved_modules": moved.len(),
         "bytes": checked_bytes,
         "bytes_moved": bytes_moved,
+        "unmoved_modules": (0..n).filter(|&i| checked[i] && !is_moved[i]).count(),
+        "unmoved_bytes": unmoved_bytes,
         "relocs": relocs,
         "runs": runs,
         "llc_bytes": llc,
