@@ -170,17 +170,21 @@ fn main() {
         .filter(|&i| checked[i])
         .map(|i| recs[i].placement.size.total() as u64)
         .sum();
-    let moved: Vec<usize> = (0..n)
-        .filter(|&i| {
+    // Checked modules with bytes that move; the others are checked where
+    // they lie, and their checksum reads the bytes where the reset left
+    // them, not a copy the move has just written.
+    let is_moved: Vec<bool> = (0..n)
+        .map(|i| {
             checked[i]
                 && Class::ALL
                     .iter()
                     .any(|&c| base[i][c] != slot(i)[c] && recs[i].placement.size[c] > 0)
         })
         .collect();
-    let bytes_moved: u64 = moved
-        .iter()
-        .map(|&i| {
+    let unmoved: Vec<usize> = (0..n).filter(|&i| checked[i] && !is_moved[i]).collect();
+    let bytes_moved: u64 = (0..n)
+        .filter(|&i| is_moved[i])
+        .map(|i| {
             Class::ALL
                 .iter()
                 .filter(|&&c| base[i][c] != slot(i)[c])
@@ -188,19 +192,9 @@ fn main() {
                 .sum::<u64>()
         })
         .sum();
-    let is_moved = {
-        let mut v = vec![false; n];
-        for &i in &moved {
-            v[i] = true;
-        }
-        v
-    };
-    // The modules checked where they lie, all their classes unmoved: their
-    // checksum reads the bytes where the reset left them, not a copy the
-    // move has just written.
-    let unmoved_bytes: u64 = (0..n)
-        .filter(|&i| checked[i] && !is_moved[i])
-        .map(|i| recs[i].placement.size.total() as u64)
+    let unmoved_bytes: u64 = unmoved
+        .iter()
+        .map(|&i| recs[i].placement.size.total() as u64)
         .sum();
 
     // Only the regions' used prefix is reset between passes, so a warm
@@ -384,10 +378,10 @@ fn main() {
         "modules": n,
         "checked": checked.iter().filter(|&&c| c).count(),
         "kept": kept.iter().filter(|&&c| c).count(),
-        "moved_modules": moved.len(),
+        "moved_modules": is_moved.iter().filter(|&&m| m).count(),
         "bytes": checked_bytes,
         "bytes_moved": bytes_moved,
-        "unmoved_modules": (0..n).filter(|&i| checked[i] && !is_moved[i]).count(),
+        "unmoved_modules": unmoved.len(),
         "unmoved_bytes": unmoved_bytes,
         "relocs": relocs,
         "runs": runs,
